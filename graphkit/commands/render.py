@@ -1,0 +1,138 @@
+"""Rendering helpers for the CLI: rich progress bars, tables, and error exits."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Exit codes a scheduler can act on.
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_INVALID_INPUT = 2
+EXIT_UNAVAILABLE = 3
+
+
+class RichProgress:
+    """A :class:`graphkit.progress.Progress` rendered as rich progress bars on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, task: str, total: int | None = None) -> None:
+        self._tasks[task] = self._progress.add_task(task, total=total)
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        if task in self._tasks:
+            self._progress.advance(self._tasks[task], amount)
+
+    def finish(self, task: str) -> None:
+        task_id = self._tasks.pop(task, None)
+        if task_id is not None:
+            total = self._progress.tasks[task_id].total
+            self._progress.update(
+                task_id, completed=total if total is not None else 1, total=total or 1
+            )
+
+    def log(self, message: str) -> None:
+        self._progress.console.log(message)
+
+
+class _Quiet:
+    def start(self, task: str, total: int | None = None) -> None:
+        pass
+
+    def advance(self, task: str, amount: int = 1) -> None:
+        pass
+
+    def finish(self, task: str) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+
+@contextmanager
+def progress_bars(quiet: bool = False) -> Iterator[Any]:
+    """Yield a Progress for library calls: rich bars on stderr, or nothing when ``quiet``."""
+    if quiet:
+        yield _Quiet()
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+    with bars:
+        yield RichProgress(bars)
+
+
+def frame_table(frame: pl.DataFrame, title: str | None = None, max_rows: int = 50) -> Table:
+    """A rich table of the first ``max_rows`` rows of ``frame``."""
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(col, overflow="fold")
+    for row in frame.head(max_rows).iter_rows():
+        table.add_row(*("" if v is None else _fmt(v) for v in row))
+    if frame.height > max_rows:
+        table.caption = f"{max_rows} of {frame.height} rows"
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return str(value)
+
+
+def print_frame(frame: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
+    """Print ``frame`` as a rich table, CSV or JSON on stdout."""
+    if fmt == "table":
+        console.print(frame_table(frame, title))
+    elif fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), indent=2, default=str, ensure_ascii=False))
+        sys.stdout.write("\n")
+    else:
+        fail(f"unknown format {fmt!r} (table, csv or json)", EXIT_FAILURE)
+
+
+def key_values(pairs: Sequence[tuple[str, Any]], title: str | None = None) -> Table:
+    """A two-column rich table."""
+    table = Table(title=title, show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for key, value in pairs:
+        table.add_row(key, _fmt(value))
+    return table
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> None:
+    """Print ``message`` as an error on stderr and exit with ``code``."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,228 @@
+"""Run configuration: every key with its documented default (ARCHITECTURE section 7).
+
+A config file is TOML with one table per section. Unknown sections or keys, and values of the
+wrong type, are errors that name the key, because a silently ignored typo in a risk policy is
+worse than a refused run. CLI flags override the file through :func:`apply_overrides`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+@dataclass
+class CirclesConfig:
+    max_cycle_length: int = 6  # L: elementary cycles up to this length are listed
+    max_cycles_listed: int = 1000  # per circle; the summary says when the cap was hit
+
+
+@dataclass
+class RingsConfig:
+    min_customers_per_device: int = 3  # k: a device linked to >= k customers is shared
+    # A device linked to more customers than this is a hub (a shop terminal, a bank kiosk):
+    # it is reported but does not join its customers into one ring.
+    max_customers_per_device: int = 50
+
+
+@dataclass
+class FlowsConfig:
+    window_days: float = 30.0  # W
+    max_hops: int = 6  # H
+    policy: str = "first"  # first | fifo | proportional
+    evidence_paths: int = 3  # evidence paths kept per drawdown
+    max_expand_per_hop: int = 10_000  # cap on transfers one account may expand per hop
+    cycle_max_length: int = 6  # round-tripping cycles up to this many transfers
+    cycle_window_days: float = 30.0
+
+
+@dataclass
+class ClustersConfig:
+    resolution: float = 1.0  # gamma
+    seed: int = 42
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "guarantee": 1.0,
+            "shareholding": 1.0,
+            "device": 0.5,
+            "transfer": 0.5,
+        }
+    )
+    shareholding_threshold: float = 0.2  # shares below this do not tie two customers
+    transfer_threshold: float = 0.0  # net transfer amount between two customers to tie them
+    min_cluster_size: int = 2  # singletons are not reported as clusters
+
+
+@dataclass
+class ContagionConfig:
+    debtrank_rounds: int = 10
+    pagerank_damping: float = 0.85
+    # Share of a guaranteed amount that is lost by the guarantor when the borrower defaults.
+    loss_given_default: float = 1.0
+
+
+@dataclass
+class GnnConfig:
+    enabled: bool = True
+    hidden: int = 32
+    epochs: int = 200
+    patience: int = 20
+    learning_rate: float = 0.01
+    seed: int = 7
+    snapshot: str = ""  # ISO date; empty means the latest event time in the input
+
+
+@dataclass
+class AlertsConfig:
+    drawdowns_per_day: int = 5
+    banned_share: float = 0.3
+    yellow_score: float = 0.3
+    orange_score: float = 0.6
+    red_score: float = 0.85
+    policy_file: str = ""  # a TOML policy overriding these thresholds
+
+
+@dataclass
+class Config:
+    circles: CirclesConfig = field(default_factory=CirclesConfig)
+    rings: RingsConfig = field(default_factory=RingsConfig)
+    flows: FlowsConfig = field(default_factory=FlowsConfig)
+    clusters: ClustersConfig = field(default_factory=ClustersConfig)
+    contagion: ContagionConfig = field(default_factory=ContagionConfig)
+    gnn: GnnConfig = field(default_factory=GnnConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FLOW_POLICIES = ("first", "fifo", "proportional")
+CLUSTER_WEIGHT_KEYS = ("guarantee", "shareholding", "device", "transfer")
+
+
+def _coerce(section: str, key: str, current: Any, value: Any) -> Any:
+    where = f"[{section}] {key}"
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(current, str):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(current, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        merged = dict(current)
+        for sub, subval in value.items():
+            if sub not in current:
+                raise ConfigError(f"{where}.{sub}: unknown key (known: {', '.join(current)})")
+            merged[sub] = _coerce(section, f"{key}.{sub}", current[sub], subval)
+        return merged
+    raise ConfigError(f"{where}: unsupported value {value!r}")
+
+
+def _validate(cfg: Config) -> None:
+    checks: list[tuple[bool, str]] = [
+        (cfg.circles.max_cycle_length >= 2, "[circles] max_cycle_length must be >= 2"),
+        (cfg.circles.max_cycles_listed >= 0, "[circles] max_cycles_listed must be >= 0"),
+        (cfg.rings.min_customers_per_device >= 2, "[rings] min_customers_per_device must be >= 2"),
+        (
+            cfg.rings.max_customers_per_device >= cfg.rings.min_customers_per_device,
+            "[rings] max_customers_per_device must be >= min_customers_per_device",
+        ),
+        (cfg.flows.window_days > 0, "[flows] window_days must be > 0"),
+        (cfg.flows.max_hops >= 1, "[flows] max_hops must be >= 1"),
+        (cfg.flows.policy in FLOW_POLICIES, f"[flows] policy must be one of {FLOW_POLICIES}"),
+        (cfg.flows.max_expand_per_hop >= 1, "[flows] max_expand_per_hop must be >= 1"),
+        (cfg.clusters.resolution > 0, "[clusters] resolution must be > 0"),
+        (
+            all(w >= 0 for w in cfg.clusters.weights.values()),
+            "[clusters] weights must be >= 0",
+        ),
+        (
+            0 <= cfg.clusters.shareholding_threshold <= 1,
+            "[clusters] shareholding_threshold must be in [0, 1]",
+        ),
+        (
+            0 < cfg.contagion.pagerank_damping < 1,
+            "[contagion] pagerank_damping must be in (0, 1)",
+        ),
+        (
+            0 <= cfg.alerts.yellow_score <= cfg.alerts.orange_score <= cfg.alerts.red_score <= 1,
+            "[alerts] scores must satisfy 0 <= yellow_score <= orange_score <= red_score <= 1",
+        ),
+        (0 <= cfg.alerts.banned_share <= 1, "[alerts] banned_share must be in [0, 1]"),
+        (cfg.alerts.drawdowns_per_day >= 1, "[alerts] drawdowns_per_day must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def from_mapping(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a validated :class:`Config` from a TOML-shaped mapping over ``base`` (defaults)."""
+    source = base if base is not None else Config()
+    cfg = Config(**{f.name: dataclasses.replace(getattr(source, f.name)) for f in fields(Config)})
+    sections = {f.name for f in fields(Config)}
+    for section, values in data.items():
+        if section not in sections:
+            raise ConfigError(
+                f"[{section}]: unknown section (known: {', '.join(sorted(sections))})"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}]: expected a table of keys")
+        target = getattr(cfg, section)
+        known = {f.name for f in fields(target)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"[{section}] {key}: unknown key (known: {', '.join(sorted(known))})"
+                )
+            setattr(target, key, _coerce(section, key, getattr(target, key), value))
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read a graphkit TOML config; ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        return from_mapping(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply ``{"section.key": value}`` overrides (from CLI flags); ``None`` values are skipped."""
+    data: dict[str, dict[str, Any]] = {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        data.setdefault(section, {})[key] = value
+    return from_mapping(data, base=cfg)

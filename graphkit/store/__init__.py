@@ -1,0 +1,1 @@
+"""Graph stores: the embedded Parquet snapshot (default) and Neo4j."""

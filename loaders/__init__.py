@@ -1,0 +1,1 @@
+"""Input loaders: read and validate input directories, import FinBench, generate synthetic data."""

@@ -1,0 +1,270 @@
+package graphkit.neo4j;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileVisitResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.SimpleFileVisitor;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.neo4j.configuration.GraphDatabaseInternalSettings;
+import org.neo4j.configuration.GraphDatabaseSettings;
+import org.neo4j.configuration.connectors.BoltConnector;
+import org.neo4j.configuration.connectors.HttpConnector;
+import org.neo4j.configuration.connectors.HttpsConnector;
+import org.neo4j.configuration.helpers.SocketAddress;
+import org.neo4j.dbms.api.DatabaseManagementService;
+import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
+import org.neo4j.io.ByteUnit;
+import org.neo4j.logging.NullLogProvider;
+import sun.misc.Signal;
+
+/**
+ * Runs a real Neo4j 5.26 DBMS (community kernel) with only a Bolt connector on 127.0.0.1.
+ *
+ * <p>Usage: {@code Launcher [--port N] [--data DIR] [--pagecache SIZE] [--password PW |
+ * --password-env VAR]}. When the server accepts Bolt connections, exactly one line {@code BOLT
+ * bolt://127.0.0.1:PORT} is printed on stdout; nothing else is ever written there. SIGTERM and
+ * SIGINT shut the DBMS down cleanly and exit with status 0.
+ */
+public final class Launcher {
+
+    private static final String HOST = "127.0.0.1";
+    private static final String DEFAULT_USER = "neo4j";
+    private static final int PORT_ATTEMPTS = 5;
+
+    private Launcher() {}
+
+    /** Parsed command line. */
+    private record Options(int port, Path data, String pagecache, String password) {}
+
+    public static void main(String[] args) {
+        // The real stdout is reserved for the single BOLT line; anything a library prints goes
+        // to stderr so the caller's parser never sees it.
+        PrintStream boltOut = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        System.setOut(System.err);
+        int status;
+        try {
+            status = run(parse(args), boltOut);
+        } catch (UsageException e) {
+            System.err.println("launcher: " + e.getMessage());
+            status = 2;
+        } catch (Throwable t) {
+            System.err.println("launcher: failed to run Neo4j: " + t);
+            t.printStackTrace(System.err);
+            status = 1;
+        }
+        System.exit(status);
+    }
+
+    private static int run(Options options, PrintStream boltOut) throws Exception {
+        boolean tempHome = options.data() == null;
+        Path home = tempHome
+                ? Files.createTempDirectory("graphkit-neo4j-")
+                : Files.createDirectories(options.data()).toAbsolutePath();
+        long pagecache = ByteUnit.parse(options.pagecache());
+        boolean authEnabled = options.password() != null;
+
+        DatabaseManagementService dbms = null;
+        int port = options.port();
+        Exception lastFailure = null;
+        // A port picked with ServerSocket(0) can be taken by someone else before Neo4j binds it,
+        // so a failed start on a picked port is retried with a fresh one.
+        for (int attempt = 0; attempt < PORT_ATTEMPTS && dbms == null; attempt++) {
+            int candidate = options.port() == 0 ? freePort() : options.port();
+            try {
+                dbms = start(home, candidate, pagecache, authEnabled);
+                port = candidate;
+            } catch (RuntimeException e) {
+                lastFailure = e;
+                if (options.port() != 0) {
+                    break;
+                }
+            }
+        }
+        if (dbms == null) {
+            if (tempHome) {
+                deleteRecursively(home);
+            }
+            throw lastFailure;
+        }
+
+        DatabaseManagementService running = dbms;
+        AtomicBoolean stopped = new AtomicBoolean(false);
+        Runnable stop = () -> {
+            if (stopped.compareAndSet(false, true)) {
+                running.shutdown();
+                if (tempHome) {
+                    deleteRecursively(home);
+                }
+            }
+        };
+        // Fallback for exits that bypass the signal handlers below (e.g. SIGHUP).
+        Runtime.getRuntime().addShutdownHook(new Thread(stop, "neo4j-shutdown"));
+
+        CountDownLatch terminate = new CountDownLatch(1);
+        Signal.handle(new Signal("TERM"), signal -> terminate.countDown());
+        Signal.handle(new Signal("INT"), signal -> terminate.countDown());
+
+        try {
+            if (authEnabled) {
+                setPassword(running, options.password());
+            }
+        } catch (RuntimeException e) {
+            stop.run();
+            // Never echo the driver/kernel message: it could quote the password.
+            throw new IllegalStateException("could not set the password of user neo4j ("
+                    + e.getClass().getSimpleName() + ")");
+        }
+
+        boltOut.println("BOLT bolt://" + HOST + ":" + port);
+        boltOut.flush();
+
+        terminate.await();
+        stop.run();
+        return 0;
+    }
+
+    private static DatabaseManagementService start(
+            Path home, int port, long pagecache, boolean authEnabled) {
+        return new DatabaseManagementServiceBuilder(home)
+                .setUserLogProvider(NullLogProvider.getInstance())
+                .setConfig(BoltConnector.enabled, true)
+                .setConfig(BoltConnector.listen_address, new SocketAddress(HOST, port))
+                .setConfig(BoltConnector.advertised_address, new SocketAddress(HOST, port))
+                .setConfig(BoltConnector.encryption_level, BoltConnector.EncryptionLevel.DISABLED)
+                // Netty's default 5 s quiet period, paid twice, makes every stop take 10 s; the
+                // databases are already checkpointed and closed by the time it applies.
+                .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 0)
+                .setConfig(HttpConnector.enabled, false)
+                .setConfig(HttpsConnector.enabled, false)
+                .setConfig(GraphDatabaseSettings.routing_enabled, false)
+                .setConfig(GraphDatabaseSettings.udc_enabled, false)
+                .setConfig(GraphDatabaseSettings.pagecache_memory, pagecache)
+                .setConfig(GraphDatabaseSettings.auth_enabled, authEnabled)
+                // The caller chooses the password; Neo4j's 8-character minimum is a production
+                // policy that only gets in the way of dev and test servers.
+                .setConfig(GraphDatabaseSettings.auth_minimum_password_length, 1)
+                .build();
+    }
+
+    /** Sets the password of user neo4j on the system database, with no change required. */
+    private static void setPassword(DatabaseManagementService dbms, String password) {
+        var system = dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME);
+        try {
+            system.executeTransactionally(
+                    "ALTER USER " + DEFAULT_USER + " SET PASSWORD $pw CHANGE NOT REQUIRED",
+                    Map.of("pw", password));
+        } catch (RuntimeException e) {
+            // A persistent data dir that already has this password: Neo4j refuses to "change"
+            // a password to itself, which is exactly the state we want.
+            String message = String.valueOf(e.getMessage());
+            if (!message.contains("cannot be the same")) {
+                throw e;
+            }
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getByName(HOST))) {
+            return socket.getLocalPort();
+        }
+    }
+
+    private static void deleteRecursively(Path root) {
+        if (!Files.exists(root)) {
+            return;
+        }
+        try {
+            Files.walkFileTree(root, new SimpleFileVisitor<>() {
+                @Override
+                public FileVisitResult visitFile(Path file, BasicFileAttributes attrs)
+                        throws IOException {
+                    Files.deleteIfExists(file);
+                    return FileVisitResult.CONTINUE;
+                }
+
+                @Override
+                public FileVisitResult postVisitDirectory(Path dir, IOException exc)
+                        throws IOException {
+                    Files.deleteIfExists(dir);
+                    return FileVisitResult.CONTINUE;
+                }
+            });
+        } catch (IOException e) {
+            System.err.println("launcher: could not delete temporary home " + root + ": " + e);
+        }
+    }
+
+    private static Options parse(String[] args) throws UsageException {
+        int port = 0;
+        Path data = null;
+        String pagecache = "256m";
+        String password = null;
+        for (int i = 0; i < args.length; i++) {
+            String flag = args[i];
+            if (flag.equals("-h") || flag.equals("--help")) {
+                throw new UsageException("usage: Launcher [--port N] [--data DIR] "
+                        + "[--pagecache SIZE] [--password PW | --password-env VAR]");
+            }
+            if (i + 1 >= args.length) {
+                throw new UsageException("missing value for " + flag);
+            }
+            String value = args[++i];
+            switch (flag) {
+                case "--port" -> port = parsePort(value);
+                case "--data" -> data = Path.of(value);
+                case "--pagecache" -> pagecache = value;
+                case "--password" -> password = requireNonEmpty(value, flag);
+                case "--password-env" -> {
+                    String fromEnv = System.getenv(value);
+                    if (fromEnv == null) {
+                        throw new UsageException("environment variable " + value + " is not set");
+                    }
+                    password = requireNonEmpty(fromEnv, flag);
+                }
+                default -> throw new UsageException("unknown option " + flag);
+            }
+        }
+        try {
+            ByteUnit.parse(pagecache);
+        } catch (RuntimeException e) {
+            throw new UsageException("invalid --pagecache size " + pagecache);
+        }
+        return new Options(port, data, pagecache, password);
+    }
+
+    private static int parsePort(String value) throws UsageException {
+        try {
+            int port = Integer.parseInt(value);
+            if (port < 0 || port > 65535) {
+                throw new NumberFormatException();
+            }
+            return port;
+        } catch (NumberFormatException e) {
+            throw new UsageException("invalid --port " + value);
+        }
+    }
+
+    private static String requireNonEmpty(String value, String flag) throws UsageException {
+        if (value.isEmpty()) {
+            throw new UsageException("empty password given with " + flag);
+        }
+        return value;
+    }
+
+    /** A command-line error; its message is shown to the user as is. */
+    private static final class UsageException extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        UsageException(String message) {
+            super(message);
+        }
+    }
+}

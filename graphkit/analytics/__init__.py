@@ -1,0 +1,1 @@
+"""Analytics: pure functions of a RiskGraph (circles, clusters, rings, flows, contagion)."""

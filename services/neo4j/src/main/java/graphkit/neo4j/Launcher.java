@@ -2,6 +2,7 @@ package graphkit.neo4j;
 
 import java.io.IOException;
 import java.io.PrintStream;
+import java.net.BindException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
@@ -18,6 +19,7 @@ import org.neo4j.configuration.GraphDatabaseSettings;
 import org.neo4j.configuration.connectors.BoltConnector;
 import org.neo4j.configuration.connectors.HttpConnector;
 import org.neo4j.configuration.connectors.HttpsConnector;
+import org.neo4j.configuration.helpers.PortBindException;
 import org.neo4j.configuration.helpers.SocketAddress;
 import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
@@ -29,9 +31,14 @@ import sun.misc.Signal;
  * Runs a real Neo4j 5.26 DBMS (community kernel) with only a Bolt connector on 127.0.0.1.
  *
  * <p>Usage: {@code Launcher [--port N] [--data DIR] [--pagecache SIZE] [--password PW |
- * --password-env VAR]}. When the server accepts Bolt connections, exactly one line {@code BOLT
- * bolt://127.0.0.1:PORT} is printed on stdout; nothing else is ever written there. SIGTERM and
- * SIGINT shut the DBMS down cleanly and exit with status 0.
+ * --password-env VAR] [--exit-on-stdin-eof]}. When the server accepts Bolt connections, exactly
+ * one line {@code BOLT bolt://127.0.0.1:PORT} is printed on stdout; nothing else is ever written
+ * there. SIGTERM and SIGINT shut the DBMS down cleanly and exit with status 0.
+ *
+ * <p>{@code --port 0} picks a free port. Without {@code --data} the home is a temporary directory
+ * deleted on exit. {@code --password-env} reads the password from an environment variable so it
+ * stays out of the process list. {@code --exit-on-stdin-eof} shuts down when stdin closes, so a
+ * parent that dies without stopping the server does not leave it running.
  */
 public final class Launcher {
 
@@ -42,7 +49,8 @@ public final class Launcher {
     private Launcher() {}
 
     /** Parsed command line. */
-    private record Options(int port, Path data, String pagecache, String password) {}
+    private record Options(
+            int port, Path data, String pagecache, String password, boolean exitOnStdinEof) {}
 
     public static void main(String[] args) {
         // The real stdout is reserved for the single BOLT line; anything a library prints goes
@@ -56,14 +64,24 @@ public final class Launcher {
             System.err.println("launcher: " + e.getMessage());
             status = 2;
         } catch (Throwable t) {
-            System.err.println("launcher: failed to run Neo4j: " + t);
             t.printStackTrace(System.err);
+            // Last, so that a caller showing only the tail of stderr still gets the reason.
+            System.err.println("launcher: failed to run Neo4j: " + rootCause(t));
             status = 1;
         }
         System.exit(status);
     }
 
     private static int run(Options options, PrintStream boltOut) throws Exception {
+        // Installed before the (slow) start so that a SIGTERM during it is not lost: the server
+        // then stops as soon as it is up instead of being killed half-started.
+        CountDownLatch terminate = new CountDownLatch(1);
+        Signal.handle(new Signal("TERM"), signal -> terminate.countDown());
+        Signal.handle(new Signal("INT"), signal -> terminate.countDown());
+        if (options.exitOnStdinEof()) {
+            watchStdin(terminate);
+        }
+
         boolean tempHome = options.data() == null;
         Path home = tempHome
                 ? Files.createTempDirectory("graphkit-neo4j-")
@@ -76,14 +94,16 @@ public final class Launcher {
         Exception lastFailure = null;
         // A port picked with ServerSocket(0) can be taken by someone else before Neo4j binds it,
         // so a failed start on a picked port is retried with a fresh one.
-        for (int attempt = 0; attempt < PORT_ATTEMPTS && dbms == null; attempt++) {
+        for (int attempt = 0;
+                attempt < PORT_ATTEMPTS && dbms == null && terminate.getCount() > 0;
+                attempt++) {
             int candidate = options.port() == 0 ? freePort() : options.port();
             try {
                 dbms = start(home, candidate, pagecache, authEnabled);
                 port = candidate;
             } catch (RuntimeException e) {
                 lastFailure = e;
-                if (options.port() != 0) {
+                if (options.port() != 0 || !isPortBindFailure(e)) {
                     break;
                 }
             }
@@ -91,6 +111,9 @@ public final class Launcher {
         if (dbms == null) {
             if (tempHome) {
                 deleteRecursively(home);
+            }
+            if (lastFailure == null) {
+                return 0; // terminated before the first start attempt
             }
             throw lastFailure;
         }
@@ -105,12 +128,8 @@ public final class Launcher {
                 }
             }
         };
-        // Fallback for exits that bypass the signal handlers below (e.g. SIGHUP).
+        // Fallback for exits that bypass the signal handlers above (e.g. SIGHUP).
         Runtime.getRuntime().addShutdownHook(new Thread(stop, "neo4j-shutdown"));
-
-        CountDownLatch terminate = new CountDownLatch(1);
-        Signal.handle(new Signal("TERM"), signal -> terminate.countDown());
-        Signal.handle(new Signal("INT"), signal -> terminate.countDown());
 
         try {
             if (authEnabled) {
@@ -123,8 +142,10 @@ public final class Launcher {
                     + e.getClass().getSimpleName() + ")");
         }
 
-        boltOut.println("BOLT bolt://" + HOST + ":" + port);
-        boltOut.flush();
+        if (terminate.getCount() > 0) {
+            boltOut.println("BOLT bolt://" + HOST + ":" + port);
+            boltOut.flush();
+        }
 
         terminate.await();
         stop.run();
@@ -171,6 +192,39 @@ public final class Launcher {
         }
     }
 
+    /** Counts {@code terminate} down once stdin reaches end of file (the parent has gone). */
+    private static void watchStdin(CountDownLatch terminate) {
+        Thread watcher = new Thread(() -> {
+            try {
+                while (System.in.read() != -1) {
+                    // Input is meaningless here; only its end matters.
+                }
+            } catch (IOException e) {
+                // A broken stdin means the parent is gone as well.
+            }
+            terminate.countDown();
+        }, "stdin-watcher");
+        watcher.setDaemon(true);
+        watcher.start();
+    }
+
+    private static boolean isPortBindFailure(Throwable t) {
+        for (Throwable c = t; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof PortBindException || c instanceof BindException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static String rootCause(Throwable t) {
+        Throwable root = t;
+        while (root.getCause() != null && root.getCause() != root) {
+            root = root.getCause();
+        }
+        return root == t ? t.toString() : t + " (cause: " + root + ")";
+    }
+
     private static int freePort() throws IOException {
         try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getByName(HOST))) {
             return socket.getLocalPort();
@@ -207,11 +261,17 @@ public final class Launcher {
         Path data = null;
         String pagecache = "256m";
         String password = null;
+        boolean exitOnStdinEof = false;
         for (int i = 0; i < args.length; i++) {
             String flag = args[i];
             if (flag.equals("-h") || flag.equals("--help")) {
                 throw new UsageException("usage: Launcher [--port N] [--data DIR] "
-                        + "[--pagecache SIZE] [--password PW | --password-env VAR]");
+                        + "[--pagecache SIZE] [--password PW | --password-env VAR] "
+                        + "[--exit-on-stdin-eof]");
+            }
+            if (flag.equals("--exit-on-stdin-eof")) {
+                exitOnStdinEof = true;
+                continue;
             }
             if (i + 1 >= args.length) {
                 throw new UsageException("missing value for " + flag);
@@ -237,7 +297,7 @@ public final class Launcher {
         } catch (RuntimeException e) {
             throw new UsageException("invalid --pagecache size " + pagecache);
         }
-        return new Options(port, data, pagecache, password);
+        return new Options(port, data, pagecache, password, exitOnStdinEof);
     }
 
     private static int parsePort(String value) throws UsageException {

@@ -1,0 +1,362 @@
+"""A real Neo4j 5.26 LTS server for development and tests.
+
+:class:`Neo4jServer` runs the Java launcher built by ``services/neo4j/build.sh`` (``make neo4j``):
+the Neo4j community kernel with only a Bolt connector on 127.0.0.1, in its own process.
+
+    with Neo4jServer().start(password="pw") as server:
+        driver = neo4j.GraphDatabase.driver(server.uri, auth=server.auth)
+
+The launcher and its jars are looked up in ``$GRAPHKIT_NEO4J_HOME`` when set, else in
+``<repo>/services/neo4j/target``. The password goes to the launcher through its environment, never
+its command line, and never appears in an exception raised here.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+import neo4j
+from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+
+__all__ = ["HOME_ENV", "Neo4jServer", "Neo4jServerError", "default_home"]
+
+HOME_ENV = "GRAPHKIT_NEO4J_HOME"
+"""Environment variable naming a directory with ``launcher.jar`` and ``lib/``."""
+
+_MAIN_CLASS = "graphkit.neo4j.Launcher"
+_PASSWORD_ENV = "GRAPHKIT_NEO4J_LAUNCHER_PASSWORD"
+_BOLT_LINE = re.compile(r"^BOLT (bolt://\S+)$")
+_SIZE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
+_STDERR_TAIL = 40
+_REDACTED = "***"
+
+# The flags neo4j.conf ships for Java 17: without the opens the page cache and the transaction
+# log fall back to slower code paths (and say so in debug.log).
+_JVM_FLAGS = (
+    "--add-opens=java.base/java.nio=ALL-UNNAMED",
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Djdk.nio.maxCachedBufferSize=1024",
+    "-Dlog4j2.disable.jmx=true",
+    "-XX:-OmitStackTraceInFastThrow",
+    # A JVM that ran out of heap keeps a half-working DBMS around; dying makes the failure
+    # visible in the caller's error instead.
+    "-XX:+ExitOnOutOfMemoryError",
+)
+
+
+class Neo4jServerError(RuntimeError):
+    """The Neo4j server could not be found, started or reached."""
+
+
+def default_home() -> Path:
+    """Return the directory holding ``launcher.jar`` and ``lib/``.
+
+    ``$GRAPHKIT_NEO4J_HOME`` wins; otherwise ``services/neo4j/target`` of the repository this
+    file belongs to.
+    """
+    override = os.environ.get(HOME_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    return Path(__file__).resolve().parents[2] / "services" / "neo4j" / "target"
+
+
+class Neo4jServer:
+    """One Neo4j server process, started with :meth:`start` and stopped with :meth:`stop`.
+
+    Used as a context manager it starts with default settings on entry (unless already started)
+    and always stops on exit.
+    """
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        """Prepare a server whose launcher lives in ``home`` (default: :func:`default_home`)."""
+        self._home = Path(home).resolve() if home is not None else default_home()
+        self._process: subprocess.Popen[str] | None = None
+        self._uri: str | None = None
+        self._auth: tuple[str, str] | None = None
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
+        self._bolt_ready = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def uri(self) -> str:
+        """The Bolt URI, ``bolt://127.0.0.1:PORT``."""
+        if self._uri is None:
+            raise Neo4jServerError("the Neo4j server is not running")
+        return self._uri
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """``("neo4j", password)`` when started with a password, else ``None`` (auth off)."""
+        return self._auth
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def __repr__(self) -> str:
+        state = self._uri if self.running else "stopped"
+        return f"Neo4jServer({state}, auth={'on' if self._auth else 'off'})"
+
+    def start(
+        self,
+        port: int = 0,
+        data_dir: Path | str | None = None,
+        password: str | None = None,
+        heap: str = "1g",
+        pagecache: str = "256m",
+        timeout: float = 120,
+    ) -> Self:
+        """Start the server and wait until it answers ``RETURN 1`` over Bolt.
+
+        Args:
+            port: Bolt port on 127.0.0.1; 0 picks a free one (see :attr:`uri`).
+            data_dir: Persistent Neo4j home (data and logs); ``None`` uses a temporary directory
+                that the server removes when it stops.
+            password: Turns auth on, with this password for user ``neo4j``; ``None`` = auth off.
+            heap: Java heap size (``-Xmx``), e.g. ``"1g"``.
+            pagecache: Neo4j page cache size, e.g. ``"256m"``.
+            timeout: Seconds to wait for the server to be ready.
+
+        Returns:
+            This server, so that ``with Neo4jServer().start(...) as server:`` works.
+
+        Raises:
+            Neo4jServerError: The launcher is not built, Java is missing, the arguments are
+                invalid, or the server died or did not answer in time.
+        """
+        if self._process is not None:
+            raise Neo4jServerError("the Neo4j server is already started")
+        if not 0 <= port <= 65535:
+            raise Neo4jServerError(f"invalid port {port}")
+        for name, value in (("heap", heap), ("pagecache", pagecache)):
+            if not _SIZE.match(value):
+                raise Neo4jServerError(f"invalid {name} size {value!r} (expected e.g. '512m')")
+        if password is not None and not password:
+            raise Neo4jServerError("the password must not be empty")
+
+        command = self._command(port, heap, pagecache)
+        env = dict(os.environ)
+        env.pop(_PASSWORD_ENV, None)
+        if password is not None:
+            env[_PASSWORD_ENV] = password
+            command += ["--password-env", _PASSWORD_ENV]
+        # Without a data dir the launcher makes and deletes its own temporary home, which also
+        # covers a parent killed outright (the launcher exits when its stdin closes).
+        if data_dir is not None:
+            home_dir = Path(data_dir).expanduser().resolve()
+            home_dir.mkdir(parents=True, exist_ok=True)
+            command += ["--data", str(home_dir)]
+
+        self._auth = ("neo4j", password) if password is not None else None
+        self._stderr_tail.clear()
+        self._bolt_ready.clear()
+        try:
+            self._process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                # Own session: a Ctrl-C meant for the caller must not kill the server before
+                # the caller's cleanup stops it.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._auth = None
+            raise Neo4jServerError(f"could not run Java: {exc}") from None
+        self._finalizer = weakref.finalize(self, _terminate, self._process)
+        assert self._process.stdout is not None and self._process.stderr is not None
+        self._threads = [
+            threading.Thread(
+                target=self._read_stdout,
+                args=(self._process.stdout,),
+                name="neo4j-stdout",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._read_stderr,
+                args=(self._process.stderr,),
+                name="neo4j-stderr",
+                daemon=True,
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+        deadline = time.monotonic() + timeout
+        try:
+            self._wait_for_bolt_line(deadline, timeout)
+            self._wait_for_query(deadline, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds); idempotent."""
+        process = self._process
+        if process is not None:
+            _terminate(process, timeout)
+            for thread in self._threads:
+                thread.join(timeout=5)
+            for stream in (process.stdin, process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        self._process = None
+        self._threads = []
+        self._uri = None
+        self._auth = None
+
+    def __enter__(self) -> Self:
+        if self._process is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _command(self, port: int, heap: str, pagecache: str) -> list[str]:
+        jar = self._home / "launcher.jar"
+        lib = self._home / "lib"
+        if not jar.is_file() or not lib.is_dir():
+            raise Neo4jServerError(
+                f"the Neo4j launcher is not built ({jar} or {lib}/ is missing): run `make neo4j` "
+                f"or `bash services/neo4j/build.sh` (or point ${HOME_ENV} at a built target/)"
+            )
+        java = _find_java()
+        classpath = os.pathsep.join([str(jar), str(lib / "*")])
+        return [
+            java,
+            f"-Xmx{heap}",
+            *_JVM_FLAGS,
+            "-cp",
+            classpath,
+            _MAIN_CLASS,
+            "--port",
+            str(port),
+            "--pagecache",
+            pagecache,
+            "--exit-on-stdin-eof",
+        ]
+
+    def _read_stdout(self, stream: IO[str]) -> None:
+        for line in stream:
+            match = _BOLT_LINE.match(line.strip())
+            if match and not self._bolt_ready.is_set():
+                self._uri = match.group(1)
+                self._bolt_ready.set()
+
+    def _read_stderr(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._stderr_tail.append(line.rstrip("\n"))
+
+    def _wait_for_bolt_line(self, deadline: float, timeout: float) -> None:
+        assert self._process is not None
+        while not self._bolt_ready.wait(timeout=0.1):
+            if self._process.poll() is not None:
+                # Let the reader threads drain what the process wrote before it died.
+                for thread in self._threads:
+                    thread.join(timeout=2)
+                raise Neo4jServerError(
+                    f"the Neo4j server exited with status {self._process.returncode} before "
+                    f"it was ready{self._stderr_excerpt()}"
+                )
+            if time.monotonic() > deadline:
+                raise Neo4jServerError(
+                    f"the Neo4j server did not open Bolt within {timeout:g} s"
+                    f"{self._stderr_excerpt()}"
+                )
+
+    def _wait_for_query(self, deadline: float, timeout: float) -> None:
+        assert self._process is not None and self._uri is not None
+        last_error = "no attempt made"
+        while True:
+            try:
+                with neo4j.GraphDatabase.driver(
+                    self._uri, auth=self._auth, connection_timeout=5
+                ) as driver:
+                    records, _, _ = driver.execute_query("RETURN 1 AS one")
+                if records and records[0]["one"] == 1:
+                    return
+                last_error = "RETURN 1 gave an unexpected answer"
+            except AuthError:
+                raise Neo4jServerError(
+                    "the Neo4j server rejected the configured credentials"
+                ) from None
+            except (ServiceUnavailable, Neo4jError, OSError) as exc:
+                last_error = type(exc).__name__
+            if self._process.poll() is not None:
+                raise Neo4jServerError(
+                    f"the Neo4j server exited with status {self._process.returncode} after "
+                    f"opening Bolt{self._stderr_excerpt()}"
+                )
+            if time.monotonic() > deadline:
+                raise Neo4jServerError(
+                    f"the Neo4j server at {self._uri} did not answer RETURN 1 within "
+                    f"{timeout:g} s (last error: {last_error}){self._stderr_excerpt()}"
+                )
+            time.sleep(0.2)
+
+    def _stderr_excerpt(self) -> str:
+        lines = list(self._stderr_tail)
+        if not lines:
+            return ""
+        text = "\n".join(lines)
+        if self._auth is not None:
+            text = text.replace(self._auth[1], _REDACTED)
+        return f"; last stderr lines:\n{text}"
+
+
+def _find_java() -> str:
+    """Return the ``java`` executable: ``$JAVA_HOME/bin/java`` if present, else from ``PATH``."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("java")
+    if found is None:
+        raise Neo4jServerError("java (JDK 17+) was not found on PATH or in $JAVA_HOME")
+    return found
+
+
+def _terminate(process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """SIGTERM ``process`` and wait; SIGKILL it if it has not exited after ``timeout`` s.
+
+    Module-level so that :func:`weakref.finalize` can call it for a server never stopped.
+    """
+    if process.poll() is None:
+        try:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        except ProcessLookupError:
+            pass

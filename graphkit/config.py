@@ -58,6 +58,17 @@ class ClustersConfig:
     shareholding_threshold: float = 0.2  # shares below this do not tie two customers
     transfer_threshold: float = 0.0  # net transfer amount between two customers to tie them
     min_cluster_size: int = 2  # singletons are not reported as clusters
+    # Cluster risk score: weights of its components (docs/analytics.md); missing components
+    # (no labels, no flows, no scores) are left out and the rest renormalised.
+    risk_weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "default_rate": 0.35,
+            "banned_share": 0.25,
+            "circles": 0.15,
+            "score": 0.15,
+            "size": 0.10,
+        }
+    )
 
 
 @dataclass
@@ -159,6 +170,12 @@ def _validate(cfg: Config) -> None:
             0 <= cfg.clusters.shareholding_threshold <= 1,
             "[clusters] shareholding_threshold must be in [0, 1]",
         ),
+        (cfg.clusters.min_cluster_size >= 1, "[clusters] min_cluster_size must be >= 1"),
+        (
+            all(w >= 0 for w in cfg.clusters.risk_weights.values())
+            and sum(cfg.clusters.risk_weights.values()) > 0,
+            "[clusters] risk_weights must be >= 0 with a positive sum",
+        ),
         (
             0 < cfg.contagion.pagerank_damping < 1,
             "[contagion] pagerank_damping must be in (0, 1)",
@@ -215,6 +232,20 @@ def load_config(path: Path | str | None = None) -> Config:
         return from_mapping(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """Parse ``section.key=value`` strings (CLI ``--set``); values are TOML, else plain text."""
+    parsed: dict[str, Any] = {}
+    for item in assignments:
+        dotted, sep, raw = item.partition("=")
+        if not sep or "." not in dotted:
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            parsed[dotted.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed[dotted.strip()] = raw
+    return parsed
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

@@ -71,7 +71,13 @@ class RunSummary:
 
 def _stages() -> list[tuple[str, Stage]]:
     """The stage list, in dependency order; imported lazily so ``validate`` stays light."""
-    return []
+    from graphkit.alerts import alerts_stage
+    from graphkit.report import report_stage
+
+    return [
+        ("alerts", alerts_stage),
+        ("report", report_stage),
+    ]
 
 
 def load_graph(input_dir: Path | str, progress: Progress = SILENT) -> tuple[RiskGraph, LoadedInput]:

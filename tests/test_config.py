@@ -57,3 +57,20 @@ def test_errors_name_the_key(tmp_path: Path, text: str, key: str) -> None:
         load_config(path)
     assert key in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_set_assignments_parse_toml_values() -> None:
+    from graphkit.config import parse_assignments
+
+    parsed = parse_assignments(
+        ["flows.max_hops=4", "flows.policy=fifo", "clusters.weights={device=2}"]
+    )
+    assert parsed == {
+        "flows.max_hops": 4,
+        "flows.policy": "fifo",
+        "clusters.weights": {"device": 2},
+    }
+    cfg = apply_overrides(Config(), parsed)
+    assert cfg.flows.max_hops == 4 and cfg.clusters.weights["device"] == 2.0
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_assignments(["max_hops=4"])

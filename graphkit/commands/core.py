@@ -17,7 +17,7 @@ from graphkit.commands.render import (
     print_frame,
     progress_bars,
 )
-from graphkit.config import ConfigError, apply_overrides, load_config
+from graphkit.config import ConfigError, apply_overrides, load_config, parse_assignments
 
 InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
 
@@ -31,6 +31,10 @@ def run(
     input_dir: InputDir,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to (re)create.")],
     config: Annotated[Path | None, typer.Option(help="graphkit.toml with run parameters.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set flows.max_hops=4."),
+    ] = None,
     stage: Annotated[
         list[str] | None, typer.Option(help="Run only these stages (repeatable).")
     ] = None,
@@ -40,7 +44,7 @@ def run(
     from graphkit.pipeline import run_pipeline
 
     try:
-        cfg = apply_overrides(load_config(config), {})
+        cfg = apply_overrides(load_config(config), parse_assignments(set_ or []))
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID_INPUT)
     try:

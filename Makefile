@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP     := $(VENV)/.graphkit-installed
 DEV_STAMP := $(VENV)/.graphkit-dev-installed
 
-.PHONY: run test bench neo4j lint format sample clean
+.PHONY: run test bench neo4j browser lint format sample clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ run: $(STAMP)
 neo4j:
 	bash services/neo4j/build.sh
 
-test: $(DEV_STAMP) neo4j
+# The report test renders report.html in headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(DEV_STAMP) neo4j browser
 	$(BIN)/python -m pytest -q
 
 bench: $(DEV_STAMP) neo4j

@@ -72,9 +72,17 @@ class RunSummary:
 def _stages() -> list[tuple[str, Stage]]:
     """The stage list, in dependency order; imported lazily so ``validate`` stays light."""
     from graphkit.alerts import alerts_stage
+    from graphkit.analytics.circles import circles_stage
+    from graphkit.analytics.cluster_risk import cluster_risk_stage
+    from graphkit.analytics.clusters import clusters_stage
+    from graphkit.analytics.rings import rings_stage
     from graphkit.report import report_stage
 
     return [
+        ("circles", circles_stage),
+        ("rings", rings_stage),
+        ("clusters", clusters_stage),
+        ("cluster_risk", cluster_risk_stage),
         ("alerts", alerts_stage),
         ("report", report_stage),
     ]

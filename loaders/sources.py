@@ -564,21 +564,24 @@ def _check_rows(
             dupes,
             pl.lit(True),
             label,
-            lambda *vals: (
-                f"duplicate key {label}="
-                + ",".join(repr(v) for v in vals[:-1])
-                + f" (first at row {vals[-1]})"
-            ),
+            lambda *vals: f"duplicate key {_key_text(keys, vals[:-1])} (first at row {vals[-1]})",
             log,
             [*keys, "__first"],
         )
 
 
+def _key_text(keys: Sequence[str], values: Sequence[object]) -> str:
+    if len(keys) == 1:
+        return f"{keys[0]}={values[0]!r}"
+    return "(" + ", ".join(keys) + ")=(" + ", ".join(repr(v) for v in values) + ")"
+
+
 def _check_references(read: dict[str, _ReadTable], found: dict[str, Path], log: _IssueLog) -> None:
     """Dangling references, ambiguous account owners, and shareholdings in non-enterprises.
 
-    A reference into a table that exists but could not be read is not checked (its file already
-    carries the error); a reference into an absent table dangles.
+    A reference into a table that exists but could not be read, or into the mandatory customers
+    table when it is missing, is not checked (that file's issue already says it); a reference
+    into an absent optional table dangles.
     """
     keysets: dict[str, pl.Series | None] = {}
     for name, table in TABLES.items():
@@ -586,7 +589,8 @@ def _check_references(read: dict[str, _ReadTable], found: dict[str, Path], log: 
             continue
         if name in read:
             keysets[name] = read[name].frame.get_column(table.key[0]) if read[name].usable else None
-        elif name in found:
+        elif name in found or table.mandatory:
+            # Unreadable, or missing although mandatory: that file's issue says it all.
             keysets[name] = None
         else:
             keysets[name] = pl.Series(table.key[0], [], dtype=pl.String)

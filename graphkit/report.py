@@ -252,7 +252,7 @@ def _size_section(inputs: ReportInputs) -> str:
 def _member_edges(graph: RiskGraph, member_ids: np.ndarray) -> list[tuple[int, int, str]]:
     """Guarantee, shareholding and shared-device ties among ``member_ids`` (dense customer ids)."""
     local = {int(c): i for i, c in enumerate(member_ids)}
-    wanted = pl.Series(member_ids.astype(np.int32))
+    wanted = pl.Series(member_ids.astype(np.int32)).implode()
     edges: list[tuple[int, int, str]] = []
     for rel in ("guarantees", "holds_shares"):
         inside = graph.edges[rel].filter(pl.col("src").is_in(wanted) & pl.col("dst").is_in(wanted))

@@ -358,7 +358,8 @@ def _top_clusters_section(inputs: ReportInputs) -> str:
     return _section(title, legend + f'<div class="grid">{"".join(cards)}</div>', "clusters")
 
 
-_HOP_COLUMN = re.compile(r"^banned_amount_hop_?(\d+)$")
+# The flows stage's banned amount by hop of arrival (banned_hop_0 .. banned_hop_H).
+_HOP_COLUMN = re.compile(r"^banned(?:_amount)?_hop_?(\d+)$")
 
 
 def _flows_section(inputs: ReportInputs) -> str:

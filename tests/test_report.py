@@ -99,6 +99,10 @@ def full_context(out_dir: Path) -> RunContext:
             "banned_amount_3plus": [400.0, 0.0, 0.0],
             "banned_share": [0.4, 0.2, 0.0],
             "min_hops_to_banned": [3, 1, None],
+            "banned_hop_0": [0.0, 0.0, 0.0],
+            "banned_hop_1": [0.0, 200.0, 0.0],
+            "banned_hop_2": [0.0, 0.0, 0.0],
+            "banned_hop_3": [400.0, 0.0, 0.0],
         }
     )
     alerts_stage(ctx)
@@ -179,6 +183,8 @@ def test_report_has_every_section_with_the_run_numbers(report: Path) -> None:
     # Banned share over the traced drawdowns: 600 of 3000 drawn = 20.0%.
     assert "600 (20.0%)" in text
     assert "66.7%" in text  # 400 of the 600 banned reached at >= 3 hops
+    assert [t for t in doc.text if t.startswith("hop ")] == ["hop 0", "hop 1", "hop 2", "hop 3"]
+    assert "13.3%" in text and "6.7%" in text  # by hop, as shares of all drawn money
     assert "flows.max_hops" in text and "alert policy.rule_tiers.burst" in text
     # One drawing per cluster (3 clusters), each with one circle per member.
     assert doc.tags.count("circle") == 8

@@ -77,11 +77,15 @@ def _stages() -> list[tuple[str, Stage]]:
     from graphkit.analytics.clusters import clusters_stage
     from graphkit.analytics.rings import rings_stage
     from graphkit.report import report_stage
+    from graphkit.scoring import contagion_stage, gnn_stage, scores_stage
 
     return [
         ("circles", circles_stage),
         ("rings", rings_stage),
         ("clusters", clusters_stage),
+        ("contagion", contagion_stage),
+        ("gnn", gnn_stage),
+        ("scores", scores_stage),
         ("cluster_risk", cluster_risk_stage),
         ("alerts", alerts_stage),
         ("report", report_stage),

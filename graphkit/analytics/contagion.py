@@ -174,67 +174,35 @@ def personalized_pagerank(
 def customer_multiplex(
     graph: RiskGraph, config: Config
 ) -> tuple[sp.csr_array, dict[str, sp.csr_array]]:
-    """The undirected weighted customer graph and one boolean tie matrix per tie type.
+    """The undirected weighted customer graph and one symmetric 0/1 tie matrix per layer.
 
-    Ties (weights ``config.clusters.weights``, summed when two customers share several):
-    guarantee (either direction), shareholding (share >= ``clusters.shareholding_threshold``),
-    device (both use a device used by at most ``rings.max_customers_per_device`` customers;
-    device use as in :mod:`graphkit.analytics.rings`), transfer (money moved between their
-    accounts in either direction, total above ``clusters.transfer_threshold``).
-    Complexity: O(E + sum over devices of users^2).
+    The layers and thresholds are the clusters' (:func:`graphkit.analytics.clusters.layer_ties`:
+    guarantee, shareholding, non-hub shared device, net transfer); a pair's weight is the sum of
+    ``config.clusters.weights`` over the layers tying it, so contagion walks the same graph the
+    clusters are found on. Complexity: that of ``layer_ties``.
     """
+    from graphkit.analytics.clusters import layer_ties
+
     n = graph.n("Customer")
+    pairs = layer_ties(
+        graph,
+        config.clusters.shareholding_threshold,
+        config.clusters.transfer_threshold,
+        config.rings.max_customers_per_device,
+    )
     ties: dict[str, sp.csr_array] = {}
-
-    def symmetric(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None = None):
-        vals = np.ones(len(rows)) if values is None else values
-        m = sp.csr_array((vals, (rows, cols)), shape=(n, n))
-        return m + m.T
-
-    g_src, g_dst = graph.endpoints("guarantees")
-    ties["guarantee"] = symmetric(g_src, g_dst)
-    shares = graph.edges["holds_shares"]
-    keep = shares.get_column("share").to_numpy() >= config.clusters.shareholding_threshold
-    s_src, s_dst = graph.endpoints("holds_shares")
-    ties["shareholding"] = symmetric(s_src[keep], s_dst[keep])
-    ties["device"] = _device_ties(graph, config.rings.max_customers_per_device)
-    owner = graph.account_owner_customer()
-    t_src, t_dst = graph.endpoints("transfer")
-    from_c, to_c = owner[t_src], owner[t_dst]
-    between = (from_c >= 0) & (to_c >= 0) & (from_c != to_c)
-    amounts = graph.edges["transfer"].get_column("amount").to_numpy()[between]
-    moved = symmetric(from_c[between], to_c[between], amounts)
-    moved.data = (moved.data > config.clusters.transfer_threshold).astype(np.float64)
-    moved.eliminate_zeros()
-    ties["transfer"] = moved
     total = sp.csr_array((n, n))
     for name in TIE_TYPES:
-        tie = ties[name]
-        tie.setdiag(0)
-        tie.eliminate_zeros()
-        tie.data = np.ones_like(tie.data)
-        ties[name] = tie.tocsr()
-        total = total + config.clusters.weights.get(name, 0.0) * ties[name]
+        a = pairs[name].get_column("a").to_numpy()
+        b = pairs[name].get_column("b").to_numpy()
+        tie = sp.csr_array(
+            (np.ones(2 * len(a)), (np.concatenate([a, b]), np.concatenate([b, a]))), shape=(n, n)
+        )
+        ties[name] = tie
+        total = total + config.clusters.weights.get(name, 0.0) * tie
     total = total.tocsr()
     total.eliminate_zeros()
     return total, ties
-
-
-def _device_ties(graph: RiskGraph, max_users: int) -> sp.csr_array:
-    from graphkit.analytics.rings import device_customer_pairs
-
-    n = graph.n("Customer")
-    pairs = device_customer_pairs(graph)
-    users = pairs.group_by("device").agg(pl.len().alias("users"))
-    kept = pairs.join(users.filter(pl.col("users") <= max_users), on="device", how="semi")
-    incidence = sp.csr_array(
-        (
-            np.ones(kept.height),
-            (kept.get_column("customer").to_numpy(), kept.get_column("device").to_numpy()),
-        ),
-        shape=(n, graph.n("Device")),
-    )
-    return (incidence @ incidence.T).tocsr()
 
 
 def contagion_frame(

@@ -632,6 +632,15 @@ def limit_advice(tiers: pl.DataFrame, lines: pl.DataFrame, policy: Policy) -> pl
         .then(pl.lit("no credit line"))
         .when(pl.col("cut") <= 0)
         .then(pl.format("{}: limit {} kept", pl.col("tier"), _num(pl.col("limit"))))
+        .when(pl.col("outstanding") >= pl.col("limit"))
+        .then(
+            pl.format(
+                "{}: the outstanding {} already reaches the limit {}: limit kept, no headroom left",
+                why_cut,
+                _num(pl.col("outstanding")),
+                _num(pl.col("limit")),
+            )
+        )
         .when(pl.col("target") <= pl.col("outstanding"))
         .then(
             pl.format(

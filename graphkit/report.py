@@ -112,6 +112,8 @@ def _table(frame: pl.DataFrame, tier_column: str | None = "tier") -> str:
                     f'<td><span class="tier" style="background:{TIER_COLOURS[value]}">'
                     f"{_e(value)}</span></td>"
                 )
+            elif isinstance(value, float) and name.endswith("score"):
+                cells.append(f'<td class="num">{value:.2f}</td>')
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 cells.append(f'<td class="num">{_e(_fmt(value))}</td>')
             else:
@@ -250,7 +252,12 @@ def _size_section(inputs: ReportInputs) -> str:
 
 
 def _member_edges(graph: RiskGraph, member_ids: np.ndarray) -> list[tuple[int, int, str]]:
-    """Guarantee, shareholding and shared-device ties among ``member_ids`` (dense customer ids)."""
+    """Guarantee, shareholding, shared-device and transfer ties among ``member_ids``.
+
+    ``member_ids`` are dense customer ids; returns (local index, local index, kind) with local
+    indices into ``member_ids``. Transfer ties join customers whose accounts exchanged money
+    (one tie per pair). O(E) filters per call.
+    """
     local = {int(c): i for i, c in enumerate(member_ids)}
     wanted = pl.Series(member_ids.astype(np.int32)).implode()
     edges: list[tuple[int, int, str]] = []
@@ -265,10 +272,22 @@ def _member_edges(graph: RiskGraph, member_ids: np.ndarray) -> list[tuple[int, i
         .unique()
     )
     edges += [(local[s], local[d], "device") for s, d in pairs.iter_rows()]
+    owner = graph.account_owner_customer()
+    src, dst = graph.endpoints("transfer")
+    if len(src):
+        payer, payee = owner[src], owner[dst]
+        inside = np.isin(payer, member_ids) & np.isin(payee, member_ids) & (payer != payee)
+        ties = {(min(a, b), max(a, b)) for a, b in zip(payer[inside], payee[inside], strict=True)}
+        edges += [(local[int(a)], local[int(b)], "transfer") for a, b in sorted(ties)]
     return edges
 
 
-EDGE_COLOURS = {"guarantees": "#5b6b7c", "holds_shares": "#8c6bb1", "device": "#c0392b"}
+EDGE_COLOURS = {
+    "guarantees": "#5b6b7c",
+    "holds_shares": "#8c6bb1",
+    "device": "#c0392b",
+    "transfer": "#2a9d8f",
+}
 
 
 def cluster_drawing(
@@ -324,7 +343,7 @@ def _top_clusters_section(inputs: ReportInputs) -> str:
     tiers = inputs.results.get("alerts")
     legend = (
         '<p class="muted">Dots are customers coloured by their tier; grey lines guarantees, '
-        "purple shareholdings, red shared devices.</p>"
+        "purple shareholdings, red shared devices, teal transfers.</p>"
     )
     cards = []
     members_all = membership.select(pl.col("customer_id").cast(pl.String), key)

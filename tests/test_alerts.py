@@ -352,6 +352,7 @@ def test_limit_advice_examples() -> None:
             ("yellow", 100_000.0, 0.0, "yellow", 0.5),
             ("yellow_noscore", 100_000.0, 0.0, "yellow", None),
             ("green", 100_000.0, 0.0, "green", 0.1),
+            ("red_over", 50_000.0, 70_000.0, "red", 0.9),
         ]
     )
     got = {r["customer_id"]: r for r in out.iter_rows(named=True)}
@@ -366,12 +367,18 @@ def test_limit_advice_examples() -> None:
         "limit set to the outstanding, no headroom left"
     )
     assert got["red"]["recommended_limit"] == 12_345.5
+    assert got["red_over"]["recommended_limit"] == 50_000.0
+    assert got["red_over"]["limit_reason"] == (
+        "red cut 100% (100% + 0% x risk score 0.90): the outstanding 70000 already reaches the "
+        "limit 50000: limit kept, no headroom left"
+    )
     assert got["yellow"]["recommended_limit"] == 90_000.0
     assert got["yellow_noscore"]["recommended_limit"] == 100_000.0
     assert got["yellow_noscore"]["limit_reason"] == "yellow: limit 100000 kept"
     assert got["orange"]["utilisation"] == pytest.approx(0.03)
     assert list(out.get_column("customer_id")) == [
         "red",
+        "red_over",
         "orange",
         "orange_floor",
         "yellow",

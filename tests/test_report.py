@@ -44,7 +44,14 @@ def sample_tables() -> dict[str, pl.DataFrame]:
             "customer_id": ids,
             "limit": [100_000.0] * 8,
         },
-        accounts={"account_id": ["a0"], "owner_id": ["c0"]},
+        accounts={"account_id": ["a0", "a1", "a2", "a4"], "owner_id": ["c0", "c1", "c2", "c4"]},
+        transfers={
+            "transfer_id": ["t1", "t2", "t3", "t4"],
+            "src_account": ["a0", "a1", "a2", "a4"],
+            "dst_account": ["a2", "a0", "a0", "a0"],
+            "amount": [5.0] * 4,
+            "ts": ["2025-03-05T00:00:00"] * 4,
+        },
         drawdowns={
             "drawdown_id": [f"d{i}" for i in range(6)],
             "line_id": ["c0-L"] * 6,
@@ -217,6 +224,11 @@ def test_member_edges_match_brute_force() -> None:
         )
         if h in members and c in members
     }
+    owner = dict(tables["accounts"].select("account_id", "owner_id").iter_rows())
+    for src, dst in tables["transfers"].select("src_account", "dst_account").iter_rows():
+        if owner[src] in members and owner[dst] in members and owner[src] != owner[dst]:
+            a, b = sorted((owner[src], owner[dst]), key=members.index)
+            expected.add((a, b, "transfer"))
     by_device: dict[str, list[str]] = {}
     for cust, dev in tables["device_links"].select("customer_id", "device_id").iter_rows():
         if cust in members:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from graphkit.commands.render import (
@@ -22,6 +23,7 @@ RunDir = Annotated[Path, typer.Argument(help="A run directory made by `graphkit 
 
 # The table view keeps the columns an analyst reads first; csv and json carry every column.
 TABLE_COLUMNS = ("customer_id", "line_id", "tier", "recommended_limit", "limit", "reasons")
+MONEY_COLUMNS = ("recommended_limit", "limit")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,7 +48,9 @@ def alerts(
     except RunDirError as exc:
         fail(str(exc), EXIT_INVALID_INPUT)
     if format == "table":
-        frame = frame.select([c for c in TABLE_COLUMNS if c in frame.columns])
+        frame = frame.select([c for c in TABLE_COLUMNS if c in frame.columns]).with_columns(
+            pl.col(c).round(0).cast(pl.Int64) for c in MONEY_COLUMNS if c in frame.columns
+        )
         title = f"{frame.get_column('customer_id').n_unique()} customers at {min_tier} or above"
         print_frame(frame, "table", title=title)
     else:

@@ -41,6 +41,8 @@ class FlowsConfig:
     max_expand_per_hop: int = 10_000  # cap on transfers one account may expand per hop
     cycle_max_length: int = 6  # round-tripping cycles up to this many transfers
     cycle_window_days: float = 30.0
+    max_paths_per_drawdown: int = 10_000  # partial evidence paths kept per drawdown per hop
+    max_cycles: int = 100_000  # round-tripping cycles listed; the manifest says when hit
 
 
 @dataclass
@@ -58,6 +60,9 @@ class ClustersConfig:
     shareholding_threshold: float = 0.2  # shares below this do not tie two customers
     transfer_threshold: float = 0.0  # net transfer amount between two customers to tie them
     min_cluster_size: int = 2  # singletons are not reported as clusters
+    # Leiden iterations; -1 iterates until no vertex moves (slow on large graphs: the last
+    # iterations move a few vertices each for tiny modularity gains; see docs/analytics.md).
+    leiden_iterations: int = 2
     # Cluster risk score: weights of its components (docs/analytics.md); missing components
     # (no labels, no flows, no scores) are left out and the rest renormalised.
     risk_weights: dict[str, float] = field(
@@ -161,6 +166,11 @@ def _validate(cfg: Config) -> None:
         (cfg.flows.max_hops >= 1, "[flows] max_hops must be >= 1"),
         (cfg.flows.policy in FLOW_POLICIES, f"[flows] policy must be one of {FLOW_POLICIES}"),
         (cfg.flows.max_expand_per_hop >= 1, "[flows] max_expand_per_hop must be >= 1"),
+        (cfg.flows.evidence_paths >= 0, "[flows] evidence_paths must be >= 0"),
+        (cfg.flows.cycle_max_length >= 2, "[flows] cycle_max_length must be >= 2"),
+        (cfg.flows.cycle_window_days > 0, "[flows] cycle_window_days must be > 0"),
+        (cfg.flows.max_paths_per_drawdown >= 1, "[flows] max_paths_per_drawdown must be >= 1"),
+        (cfg.flows.max_cycles >= 0, "[flows] max_cycles must be >= 0"),
         (cfg.clusters.resolution > 0, "[clusters] resolution must be > 0"),
         (
             all(w >= 0 for w in cfg.clusters.weights.values()),
@@ -171,6 +181,10 @@ def _validate(cfg: Config) -> None:
             "[clusters] shareholding_threshold must be in [0, 1]",
         ),
         (cfg.clusters.min_cluster_size >= 1, "[clusters] min_cluster_size must be >= 1"),
+        (
+            cfg.clusters.leiden_iterations == -1 or cfg.clusters.leiden_iterations >= 1,
+            "[clusters] leiden_iterations must be -1 (until stable) or >= 1",
+        ),
         (
             all(w >= 0 for w in cfg.clusters.risk_weights.values())
             and sum(cfg.clusters.risk_weights.values()) > 0,

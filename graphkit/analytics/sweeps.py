@@ -47,15 +47,23 @@ def _init_worker(graph: ClusterGraph) -> None:
     _worker_graph = graph
 
 
-def _worker_point(weights: dict[str, float], resolution: float, seed: int) -> np.ndarray:
+def _worker_point(
+    weights: dict[str, float], resolution: float, seed: int, iterations: int
+) -> np.ndarray:
     assert _worker_graph is not None
-    return _leiden_point(_worker_graph, weights, resolution, seed)
+    return _leiden_point(_worker_graph, weights, resolution, seed, iterations)
 
 
 def _leiden_point(
-    graph: ClusterGraph, weights: Mapping[str, float], resolution: float, seed: int
+    graph: ClusterGraph,
+    weights: Mapping[str, float],
+    resolution: float,
+    seed: int,
+    iterations: int,
 ) -> np.ndarray:
-    membership, _ = leiden(len(graph.nodes), graph.pairs, graph.weights(weights), resolution, seed)
+    membership, _ = leiden(
+        len(graph.nodes), graph.pairs, graph.weights(weights), resolution, seed, iterations
+    )
     return membership
 
 
@@ -104,6 +112,7 @@ def sweep_clusters(
     points = [(w, float(r)) for w in sets for r in resolutions]
     built = cluster_graph(graph, config)
     seed = config.clusters.seed
+    iterations = config.clusters.leiden_iterations
     progress.start("sweep clusters", len(points))
     memberships: list[np.ndarray] = []
     if jobs > 1 and len(points) > 1 and len(built.pairs) >= PARALLEL_MIN_PAIRS:
@@ -113,13 +122,13 @@ def sweep_clusters(
             initializer=_init_worker,
             initargs=(built,),
         ) as pool:
-            futures = [pool.submit(_worker_point, w, r, seed) for w, r in points]
+            futures = [pool.submit(_worker_point, w, r, seed, iterations) for w, r in points]
             for future in futures:
                 memberships.append(future.result())
                 progress.advance("sweep clusters")
     else:
         for w, r in points:
-            memberships.append(_leiden_point(built, w, r, seed))
+            memberships.append(_leiden_point(built, w, r, seed, iterations))
             progress.advance("sweep clusters")
     progress.finish("sweep clusters")
 

@@ -75,6 +75,7 @@ def _stages() -> list[tuple[str, Stage]]:
     from graphkit.analytics.circles import circles_stage
     from graphkit.analytics.cluster_risk import cluster_risk_stage
     from graphkit.analytics.clusters import clusters_stage
+    from graphkit.analytics.flows import flows_stage
     from graphkit.analytics.rings import rings_stage
     from graphkit.report import report_stage
     from graphkit.scoring import contagion_stage, gnn_stage, scores_stage
@@ -82,6 +83,7 @@ def _stages() -> list[tuple[str, Stage]]:
     return [
         ("circles", circles_stage),
         ("rings", rings_stage),
+        ("flows", flows_stage),
         ("clusters", clusters_stage),
         ("contagion", contagion_stage),
         ("gnn", gnn_stage),

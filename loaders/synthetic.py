@@ -109,6 +109,7 @@ class Rates:
     group_share: float = 0.08
     group_size: tuple[int, int] = (5, 30)
     group_circle_prob: float = 0.4  # a group of >= 4 members holds a circle
+    group_leak: float = 0.05  # share of background guarantees kept when they touch a group
     circle_share: float = 0.015  # customers in standalone circles
     circle_size_probs: tuple[float, ...] = (0.35, 0.25, 0.15, 0.1, 0.07, 0.05, 0.03)  # 2..8
     ring_share: float = 0.03
@@ -129,7 +130,7 @@ class Rates:
     second_line_share: float = 0.08
     personal_device_extra: float = 0.35  # share with a second own device
     shared_pair_share: float = 0.02  # background customers sharing a device pair-wise
-    guarantees_per_customer: float = 0.08  # background guarantees
+    guarantees_per_customer: float = 0.12  # background guarantees
     owner_stakes_share: float = 0.04  # background enterprises with a controlling person
     minority_stakes_share: float = 0.02  # enterprise stakes below 0.2, across the chunk
     default_logit: float = -3.5  # independent default: sigmoid(default_logit + 1.1 * risk)
@@ -205,7 +206,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _lognormal(rng: np.random.Generator, median: np.ndarray | float, sigma: float, n: int):
+def _lognormal(
+    rng: np.random.Generator, median: np.ndarray | float, sigma: float, n: int
+) -> np.ndarray:
     return np.asarray(median) * np.exp(sigma * rng.standard_normal(n))
 
 
@@ -409,9 +412,6 @@ def _roles(c: _Chunk) -> dict[str, Any]:
             size = min(size, len(companies))
             circles.append(rng.permutation(companies)[:size])
     circles.extend(standalone)
-    circle_of = np.full(k, -1, np.int64)
-    for i, members in enumerate(circles):
-        circle_of[members] = i
     ring_of = np.full(k, -1, np.int64)
     for i, members in enumerate(rings):
         ring_of[members] = i
@@ -435,7 +435,6 @@ def _roles(c: _Chunk) -> dict[str, Any]:
         "background": background,
         "enterprise": enterprise,
         "group_of": group_of,
-        "circle_of": circle_of,
         "ring_of": ring_of,
         "risk": risk,
         "burst": burst,
@@ -589,7 +588,7 @@ def _devices(c: _Chunk, roles: dict[str, Any]) -> dict[str, np.ndarray]:
     devices = np.concatenate([personal_device, hubs_d])
     n = len(customers)
     first_seen = w.start_s - rng.integers(0, 700 * DAY, n)
-    last_seen = first_seen + (rng.random(n) * (w.end_s - 1 - first_seen)).astype(np.int64)
+    last_seen = rng.integers(w.start_s, w.end_s, n)  # every device is seen in the window
     order = np.lexsort((devices, customers))
     c.tables["device_links"] = pl.DataFrame(
         {
@@ -603,7 +602,9 @@ def _devices(c: _Chunk, roles: dict[str, Any]) -> dict[str, np.ndarray]:
     c.truth["hub_devices"] = pl.DataFrame(
         {
             "device_id": _ids("V", hub_numbers, w.width),
-            "customers": pl.Series(np.bincount(np.searchsorted(hub_numbers, hubs_d))).cast(pl.Int64),
+            "customers": pl.Series(np.bincount(np.searchsorted(hub_numbers, hubs_d))).cast(
+                pl.Int64
+            ),
         },
         schema=TRUTH_SCHEMAS["hub_devices"],
     )
@@ -617,7 +618,9 @@ def _devices(c: _Chunk, roles: dict[str, Any]) -> dict[str, np.ndarray]:
     }
 
 
-def _pick_device(rng: np.random.Generator, dev: dict[str, np.ndarray], cust: np.ndarray):
+def _pick_device(
+    rng: np.random.Generator, dev: dict[str, np.ndarray], cust: np.ndarray
+) -> np.ndarray:
     pick = dev["device_start"][cust] + (rng.random(len(cust)) * dev["device_count"][cust]).astype(
         np.int64
     )
@@ -954,7 +957,7 @@ def _write_transfers(
     )
     tag, path, hop = tag[order], path[order], hop[order]
 
-    def id_lists(t: int, n_paths: int) -> pl.Series:
+    def id_lists(t: int) -> pl.Series:
         rows = np.flatnonzero(tag == t)
         rows = rows[np.lexsort((hop[rows], path[rows]))]
         lists = (
@@ -962,7 +965,6 @@ def _write_transfers(
             .group_by("path", maintain_order=True)
             .agg(pl.col("transfer_id"))
         )
-        assert lists.height == n_paths
         return lists.get_column("transfer_id").cast(pl.List(pl.String))
 
     chain_dd, noise_dd = dd["chain_pos"], dd["noise_pos"]
@@ -970,7 +972,7 @@ def _write_transfers(
         {
             "drawdown_id": dd["ids"].gather(chain_dd),
             "hops": pl.Series(planted["hops"], dtype=pl.Int64),
-            "transfer_ids": id_lists(1, len(chain_dd)),
+            "transfer_ids": id_lists(1),
             "customer_id": c.customer_ids(dd["cust"][chain_dd]),
             "account_id": _ids("A", dd["account"][chain_dd], w.width),
             "sink_account": _ids("A", planted["sinks"], w.width),
@@ -985,7 +987,7 @@ def _write_transfers(
             "drawdown_id": dd["ids"].gather(noise_dd),
             "kind": pl.Series(np.array(NOISE_KINDS)[planted["kind"]], dtype=pl.String),
             "hops": pl.Series(planted["noise_hops"], dtype=pl.Int64),
-            "transfer_ids": id_lists(2, len(noise_dd)),
+            "transfer_ids": id_lists(2),
         },
         schema=TRUTH_SCHEMAS["noise_paths"],
     )
@@ -1025,8 +1027,14 @@ def _guarantees(c: _Chunk, roles: dict[str, Any], acc: dict[str, np.ndarray]) ->
         free_a += [a]
         free_b += [b]
     a, b = _pairs(rng, np.arange(k), round(r.guarantees_per_customer * k))
-    free_a += [a]
-    free_b += [b]
+    # Few background guarantees touch a group and none joins two: a group tied into the
+    # background's giant component is merged with its neighbours by modularity (its
+    # resolution limit grows with the graph), and the groups must stay recoverable.
+    touches = (roles["group_of"][a] >= 0) | (roles["group_of"][b] >= 0)
+    joins = (roles["group_of"][a] >= 0) & (roles["group_of"][b] >= 0)
+    apart = ~joins & (~touches | (rng.random(len(a)) < r.group_leak))
+    free_a += [a[apart]]
+    free_b += [b[apart]]
     fa, fb = np.concatenate(free_a), np.concatenate(free_b)
     up = rank[fa] < rank[fb]
     fa, fb = np.where(up, fa, fb), np.where(up, fb, fa)
@@ -1233,7 +1241,9 @@ def _structure_truth(c: _Chunk, roles: dict[str, Any]) -> None:
     c.truth["bursts"] = bursts.select(list(TRUTH_SCHEMAS["bursts"]))
 
 
-def _generate_chunk(world: _World, index: int, first: int, k: int, offsets: dict[str, int]):
+def _generate_chunk(
+    world: _World, index: int, first: int, k: int, offsets: dict[str, int]
+) -> _Chunk:
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([world.seed, index + 1])))
     c = _Chunk(world=world, rng=rng, first=first, k=k, offsets=offsets)
     roles = _roles(c)
@@ -1289,7 +1299,6 @@ def _parts(
         for kind, used in chunk.used.items():
             offsets[kind] = offsets.get(kind, 0) + used
         yield chunk.tables, chunk.truth, k
-    yield {}, {"_devices": pl.DataFrame({"n": [offsets.get("device", 0)]})}, 0
 
 
 def _conform(name: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -1326,11 +1335,10 @@ class _Counts:
     def add(self, tables: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:
         for name, frame in tables.items():
             self.rows[name] += frame.height
+        if "device_links" in tables:  # devices never cross chunks; drawdowns reuse linked ones
+            self.devices += tables["device_links"].get_column("device_id").n_unique()
         for name, frame in truth.items():
-            if name == "_devices":
-                self.devices = int(frame.item())
-            else:
-                self.truth_frames[name].append(frame)
+            self.truth_frames[name].append(frame)
 
     def truth(self) -> dict[str, pl.DataFrame]:
         return {
@@ -1410,7 +1418,7 @@ def generate_tables(
         for name, frame in tables.items():
             pieces[name].append(_conform(name, frame))
     frames = {
-        name: pl.concat(parts) if parts else _conform(name, empty_table_with_extras(name))
+        name: pl.concat(parts) if parts else _conform(name, _empty(name))
         for name, parts in pieces.items()
     }
     truth = counts.truth()
@@ -1419,7 +1427,7 @@ def generate_tables(
     return GeneratedData(tables=frames, truth=truth, params=params)
 
 
-def empty_table_with_extras(name: str) -> pl.DataFrame:
+def _empty(name: str) -> pl.DataFrame:
     """An empty table ``name`` including the generator's extra customer columns."""
     frame = empty_table(name)
     if name == "customers":
@@ -1455,7 +1463,7 @@ class _TableWriter:
     def close(self) -> None:
         for name in TABLES:
             if name not in self.parquet and name not in self.csv_started:
-                self.write(name, _conform(name, empty_table_with_extras(name)))
+                self.write(name, _conform(name, _empty(name)))
         for writer in self.parquet.values():
             writer.close()
 

@@ -11,6 +11,7 @@ import importlib.util
 import random
 from collections import defaultdict
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import igraph as ig
@@ -195,8 +196,12 @@ def _temporal_graph(t: dict[str, pl.DataFrame]):
     ):
         out[src].append((dst, ts, tid))
     banned = set(t["sectors"].filter("banned")["sector"])
-    banned_merchants = set(t["merchants"].filter(pl.col("sector").is_in(list(banned)))["merchant_id"])
-    sinks = set(t["accounts"].filter(pl.col("owner_id").is_in(list(banned_merchants)))["account_id"])
+    banned_merchants = set(
+        t["merchants"].filter(pl.col("sector").is_in(list(banned)))["merchant_id"]
+    )
+    sinks = set(
+        t["accounts"].filter(pl.col("owner_id").is_in(list(banned_merchants)))["account_id"]
+    )
     return out, sinks
 
 
@@ -248,7 +253,7 @@ def test_chains_are_well_formed(data: GeneratedData) -> None:
         hops = [transfers[tid] for tid in chain["transfer_ids"]]
         assert len(hops) == chain["hops"]
         assert hops[0]["src_account"] == dd["account_id"] == chain["account_id"]
-        for before, after in zip(hops, hops[1:], strict=False):
+        for before, after in pairwise(hops):
             assert before["dst_account"] == after["src_account"]
             assert after["ts"] > before["ts"]
         assert hops[0]["ts"] > dd["ts"]
@@ -350,9 +355,10 @@ def test_labels_agree_with_defaults(data: GeneratedData) -> None:
     got = labels.filter("defaulted").select("customer_id", "default_date").sort("customer_id")
     want = labelled_defaults.select("customer_id", "default_date").sort("customer_id")
     assert got.equals(want)
-    assert labels.filter(~pl.col("defaulted"))["default_date"].null_count() == labels.filter(
-        ~pl.col("defaulted")
-    ).height
+    assert (
+        labels.filter(~pl.col("defaulted"))["default_date"].null_count()
+        == labels.filter(~pl.col("defaulted")).height
+    )
 
 
 def test_contagion_defaults_have_a_defaulted_neighbour(data: GeneratedData) -> None:
@@ -426,13 +432,10 @@ def test_leiden_recovers_the_planted_groups(data: GeneratedData) -> None:
 
 def test_group_ties_are_dense_shareholdings_above_threshold(data: GeneratedData) -> None:
     groups = data.truth["groups"]
-    group_of = dict(groups.iter_rows(named=False))
     group_of = {c: g for g, c in groups.iter_rows()}
     shares = data.tables["shareholdings"]
     inside = [
-        s
-        for h, c, s in shares.iter_rows()
-        if h in group_of and group_of.get(c) == group_of[h]
+        s for h, c, s in shares.iter_rows() if h in group_of and group_of.get(c) == group_of[h]
     ]
     assert inside and min(inside) >= 0.2
     # every enterprise of a group but its root is held by a fellow member
@@ -497,3 +500,21 @@ def test_failed_generation_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         generate(tmp_path / "out", 0, SEED)
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_generate(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["generate", str(out), "--customers", "300", "--seed", "3", "--format", "csv", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "customers.csv").exists() and (out / "_truth" / "chains.parquet").exists()
+    assert pl.read_csv(out / "customers.csv").height == 300
+    bad = runner.invoke(app, ["generate", str(tmp_path / "bad"), "--format", "xlsx"])
+    assert bad.exit_code == 2
+    assert not (tmp_path / "bad").exists()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -49,7 +50,7 @@ def _config(path: Path | None) -> Config:
 
 
 def _run_stage(
-    stage: str, input_dir: Path, out: Path, config: Path | None, quiet: bool, preview: str
+    stage: str, input_dir: Path, out: Path, config: Path | None, quiet: bool, preview: Preview
 ) -> None:
     from graphkit.pipeline import run_pipeline
 
@@ -67,31 +68,56 @@ def _run_stage(
     rows += [(f"output: {k}", v) for k, v in counts["outputs"].items()]
     rows += [(k, v) for k, v in counts.items() if k not in ("graph", "outputs")]
     console.print(key_values(rows, title=f"graphkit {stage}"))
-    preview_path = summary.run_dir / preview
-    if preview_path.exists():
-        frame = pl.read_parquet(preview_path)
-        print_frame(frame.head(10), "table", title=f"{preview} (first rows)")
+    file, title, shape = preview
+    print_frame(shape(pl.read_parquet(summary.run_dir / file)).head(10), "table", title=title)
+
+
+Preview = tuple[str, str, Callable[[pl.DataFrame], pl.DataFrame]]
+
+
+def _groups(key: str) -> Callable[[pl.DataFrame], pl.DataFrame]:
+    """Members per group, largest first, with the first few member ids."""
+
+    def shape(frame: pl.DataFrame) -> pl.DataFrame:
+        return (
+            frame.group_by(key)
+            .agg(
+                pl.len().alias("size"),
+                pl.col("customer_id").sort().head(5).str.join(", ").alias("first members"),
+            )
+            .sort(["size", key], descending=[True, False])
+        )
+
+    return shape
+
+
+def _largest_circles(frame: pl.DataFrame) -> pl.DataFrame:
+    scalars = [c for c, t in frame.schema.items() if not isinstance(t, pl.List)]
+    return frame.select(scalars).sort(["size", "circle_id"], descending=[True, False])
 
 
 def circles(
     input_dir: InputDir, out: OutDir, config: ConfigFile = None, quiet: Quiet = False
 ) -> None:
     """Guarantee circles (担保圈): circles.parquet and circle_summary.parquet in OUT."""
-    _run_stage("circles", input_dir, out, config, quiet, "circle_summary.parquet")
+    preview = ("circle_summary.parquet", "largest circles", _largest_circles)
+    _run_stage("circles", input_dir, out, config, quiet, preview)
 
 
 def clusters(
     input_dir: InputDir, out: OutDir, config: ConfigFile = None, quiet: Quiet = False
 ) -> None:
     """Related-enterprise clusters (关联企业集群, Leiden): clusters.parquet in OUT."""
-    _run_stage("clusters", input_dir, out, config, quiet, "clusters.parquet")
+    preview = ("clusters.parquet", "largest clusters", _groups("cluster_id"))
+    _run_stage("clusters", input_dir, out, config, quiet, preview)
 
 
 def rings(
     input_dir: InputDir, out: OutDir, config: ConfigFile = None, quiet: Quiet = False
 ) -> None:
     """Device-sharing rings: rings.parquet and ring_hubs.parquet in OUT."""
-    _run_stage("rings", input_dir, out, config, quiet, "rings.parquet")
+    preview = ("rings.parquet", "largest rings", _groups("ring_id"))
+    _run_stage("rings", input_dir, out, config, quiet, preview)
 
 
 @sweep_app.command("clusters")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from loaders.frames import empty_table
 FORMATS = ("csv", "parquet")
 ROW = "__graphkit_row"
 _BAD = "__graphkit_bad__"
+_PRESENT = "__graphkit_present__"
 _LAST_NULL = "__graphkit_last_null"
 _DELIMITERS = {";": "';'", "|": "'|'", "\t": "tab"}
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
@@ -266,8 +267,8 @@ def _read_table(table: Table, path: Path, log: _IssueLog) -> _ReadTable | None:
         exprs: list[pl.Expr] = [pl.col(ROW)]
         for name, conversion in conversions.items():
             exprs.append(conversion.value.alias(name))
-            if conversion.bad is not None:
-                exprs.append(conversion.bad.alias(_BAD + name))
+            if conversion.present is not None:
+                exprs.append(conversion.present.fill_null(False).alias(_PRESENT + name))
         exprs += [pl.col(c) for c in extras]
         try:
             frame = source.collect(exprs)
@@ -279,6 +280,12 @@ def _read_table(table: Table, path: Path, log: _IssueLog) -> _ReadTable | None:
     for name, conversion in conversions.items():
         if conversion.column_error is not None:
             log.add(file, None, name, conversion.column_error)
+    # A value failed to convert where one was given and the result is null.
+    checked = [n for n, c in conversions.items() if c.present is not None]
+    frame = frame.with_columns(
+        (pl.col(_PRESENT + n) & pl.col(n).is_null()).alias(_BAD + n) for n in checked
+    ).drop(_PRESENT + n for n in checked)
+    frame = _apply_fallbacks(frame, conversions, source)
 
     ragged = source.ragged_rows(frame, log)
     if ragged:
@@ -289,11 +296,41 @@ def _read_table(table: Table, path: Path, log: _IssueLog) -> _ReadTable | None:
     usable = not ragged and all(
         k in conversions
         and conversions[k].column_error is None
-        and (conversions[k].bad is None or not frame.get_column(_BAD + k).any())
+        and (conversions[k].present is None or not frame.get_column(_BAD + k).any())
         for k in table.key
     )
     frame = frame.select(ROW, *conversions, *extras)
     return _ReadTable(file, frame, tuple(conversions), usable)
+
+
+def _apply_fallbacks(
+    frame: pl.DataFrame,
+    conversions: dict[str, _Conversion],
+    source: _CsvSource | _ParquetSource,
+) -> pl.DataFrame:
+    """Re-convert the failed rows of columns with a fallback parser, in place.
+
+    ``frame`` still holds every data row in order, so row ``r`` sits at position ``r - 1``.
+    """
+    for name, conversion in conversions.items():
+        if conversion.fallback is None:
+            continue
+        bad = frame.get_column(_BAD + name)
+        if not bad.any():
+            continue
+        rows = frame.filter(bad).get_column(ROW)
+        raw = source.raw_rows(rows.to_list(), [name])
+        retried = raw.select(ROW, conversion.fallback(raw.get_column(name)).alias(name)).filter(
+            pl.col(name).is_not_null()
+        )
+        if retried.height == 0:
+            continue
+        positions = retried.get_column(ROW).cast(pl.Int64) - 1
+        frame = frame.with_columns(
+            frame.get_column(name).scatter(positions, retried.get_column(name)),
+            bad.scatter(positions, False),
+        )
+    return frame
 
 
 class _Reread(Exception):
@@ -304,14 +341,17 @@ class _Reread(Exception):
 class _Conversion:
     """How one source column becomes its schema dtype.
 
-    ``value`` is the converted column (null where conversion failed); ``bad`` is true on rows
-    whose value was present but failed to convert (None when conversion cannot fail).
+    ``value`` is the converted column (null where conversion failed); ``present`` is true on rows
+    that hold a value (None when conversion cannot fail), so a row failed where it is present
+    and ``value`` is null. ``fallback`` converts the raw values of the rows ``value`` failed on
+    when a slower parser accepts more (timestamps in their less common ISO-8601 spellings).
     """
 
     column: Column
     value: pl.Expr
-    bad: pl.Expr | None = None
+    present: pl.Expr | None = None
     column_error: str | None = None
+    fallback: Callable[[pl.Series], pl.Series] | None = None
 
 
 def _conversion(col: Column, source: pl.DataType, lossy: bool) -> _Conversion:
@@ -328,8 +368,8 @@ def _from_text(col: Column, raw: pl.Expr, lossy: bool) -> _Conversion:
         value = pl.when(raw != "").then(raw)
         if not lossy:
             return _Conversion(col, value)
-        bad = raw.str.contains(_REPLACEMENT, literal=True).fill_null(False)
-        return _Conversion(col, pl.when(~bad).then(value), bad)
+        replaced = raw.str.contains(_REPLACEMENT, literal=True)
+        return _Conversion(col, pl.when(~replaced).then(value), raw != "")
     text = raw.str.strip_chars()
     present = text.is_not_null() & (text != "")
     if col.kind is Kind.FLOAT:
@@ -342,27 +382,50 @@ def _from_text(col: Column, raw: pl.Expr, lossy: bool) -> _Conversion:
             _BOOL_WORDS, default=None, return_dtype=pl.Boolean
         )
     elif col.kind is Kind.DATE:
-        value = pl.coalesce(
-            text.str.to_date("%Y-%m-%d", strict=False), _parse_datetime(text).dt.date()
-        )
+        value = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
+        return _Conversion(col, value, present, fallback=lambda s: _parse_datetime(s).dt.date())
     else:
-        value = _parse_datetime(text)
-    return _Conversion(col, value, present & value.is_null())
+        # polars parses this one format on a fast path; other spellings (fractions, zones,
+        # date only) are few in most files and go through the slower fallback.
+        value = (
+            text.str.replace(" ", "T", literal=True)
+            .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False, cache=False)
+            .dt.replace_time_zone("UTC")
+        )
+        return _Conversion(col, value, present, fallback=_parse_datetime)
+    return _Conversion(col, value, present)
 
 
-def _parse_datetime(text: pl.Expr) -> pl.Expr:
-    """ISO-8601 date or datetime, ``T`` or space separated, optional fraction and zone; UTC."""
-    iso = text.str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT]", "${1}T").str.replace(r"[zZ]$", "+00:00")
-    formats = (
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f%z",
-        "%Y-%m-%d",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%dT%H:%M%z",
+_DATETIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M%z",
+)
+
+
+def _parse_datetime(raw: pl.Series) -> pl.Series:
+    """ISO-8601 date or datetime, ``T`` or space separated, optional fraction and zone, as UTC.
+
+    Each format is tried only on the values the earlier ones left unparsed.
+    """
+    iso = (
+        raw.str.strip_chars()
+        .str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT]", "${1}T")
+        .str.replace(r"[zZ]$", "+00:00")
     )
-    return pl.coalesce(
-        [iso.str.to_datetime(f, time_unit="us", time_zone="UTC", strict=False) for f in formats]
-    )
+    parsed = pl.Series(raw.name, [None] * len(raw), dtype=pl.Datetime("us", "UTC"))
+    for fmt in _DATETIME_FORMATS:
+        todo = parsed.is_null() & iso.is_not_null()
+        if not todo.any():
+            break
+        positions = todo.arg_true()
+        attempt = iso.gather(positions).str.to_datetime(
+            fmt, time_unit="us", time_zone="UTC", strict=False, cache=False
+        )
+        parsed = parsed.scatter(positions, attempt)
+    return parsed
 
 
 def _from_typed(col: Column, raw: pl.Expr, source: pl.DataType) -> _Conversion:
@@ -376,17 +439,17 @@ def _from_typed(col: Column, raw: pl.Expr, source: pl.DataType) -> _Conversion:
     if kind is Kind.FLOAT and numeric:
         value = raw.cast(pl.Float64, strict=False)
         value = pl.when(value.is_finite()).then(value)
-        return _Conversion(col, value, raw.is_not_null() & value.is_null())
+        return _Conversion(col, value, raw.is_not_null())
     if kind is Kind.INT and numeric:
         value = raw.cast(pl.Int64, strict=False)
         if not integer:
             value = pl.when(raw == raw.round(0)).then(value)
-        return _Conversion(col, value, raw.is_not_null() & value.is_null())
+        return _Conversion(col, value, raw.is_not_null())
     if kind is Kind.BOOL and (source == pl.Boolean or integer):
         if source == pl.Boolean:
             return _Conversion(col, raw)
         value = pl.when(raw == 1).then(True).when(raw == 0).then(False)
-        return _Conversion(col, value, raw.is_not_null() & value.is_null())
+        return _Conversion(col, value, raw.is_not_null())
     if kind is Kind.DATE and isinstance(source, pl.Date | pl.Datetime):
         return _Conversion(col, _as_utc(raw, source).dt.date() if source != pl.Date else raw)
     if kind is Kind.DATETIME and isinstance(source, pl.Date | pl.Datetime):
@@ -452,7 +515,7 @@ def _report_bad_values(
     """One issue per row and column whose value failed to convert, with the value as written."""
     failed: list[tuple[str, int, list[int]]] = []
     for name, conversion in conversions.items():
-        if conversion.bad is None:
+        if conversion.present is None:
             continue
         flags = frame.get_column(_BAD + name)
         total = int(flags.sum())
@@ -478,7 +541,7 @@ def _report_mask(
     frame: pl.DataFrame,
     mask: pl.Expr,
     column: str,
-    message: object,
+    message: Callable[..., str],
     log: _IssueLog,
     values: Sequence[str] = (),
 ) -> None:
@@ -490,7 +553,7 @@ def _report_mask(
     log.add_counted(
         file,
         hits.height,
-        ((row[0], column, message(*row[1:])) for row in shown.iter_rows()),  # type: ignore[operator]
+        ((row[0], column, message(*row[1:])) for row in shown.iter_rows()),
     )
 
 
@@ -502,6 +565,8 @@ def _check_rows(
     log: _IssueLog,
 ) -> None:
     """Required values, choices, value checks, self-links and duplicate keys."""
+    # (mask, column, message(*values), values): counted in one pass, listed where they hit.
+    checks: list[tuple[pl.Expr, str, Callable[..., str], list[str]]] = []
     for name, conversion in conversions.items():
         col = conversion.column
         if conversion.column_error is not None:
@@ -509,19 +574,18 @@ def _check_rows(
         value = pl.col(name)
         if col.required:
             missing = value.is_null()
-            if conversion.bad is not None:
+            if conversion.present is not None:
                 missing = missing & ~pl.col(_BAD + name)
-            _report_mask(file, frame, missing, name, lambda: "empty value in required column", log)
+            checks.append((missing, name, lambda: "empty value in required column", []))
         if col.choices:
             allowed = ", ".join(col.choices)
-            _report_mask(
-                file,
-                frame,
-                value.is_not_null() & ~value.is_in(list(col.choices)),
-                name,
-                lambda v, allowed=allowed: f"{v!r} is not one of: {allowed}",
-                log,
-                [name],
+            checks.append(
+                (
+                    value.is_not_null() & ~value.is_in(list(col.choices)),
+                    name,
+                    lambda v, allowed=allowed: f"{v!r} is not one of: {allowed}",
+                    [name],
+                )
             )
         if col.check is not None:
             violates = {
@@ -530,44 +594,50 @@ def _check_rows(
                 Check.SHARE: (value <= 0) | (value > 1),
             }[col.check]
             rule = _CHECK_TEXT[col.check]
-            _report_mask(
-                file,
-                frame,
-                violates,
-                name,
-                lambda v, rule=rule: f"{v!r} must be {rule}",
-                log,
-                [name],
-            )
+            checks.append((violates, name, lambda v, rule=rule: f"{v!r} must be {rule}", [name]))
     for first, second in table.distinct:
         if first in conversions and second in conversions:
-            _report_mask(
-                file,
-                frame,
-                pl.col(first) == pl.col(second),
-                first,
-                lambda v, first=first, second=second: (
-                    f"{first} equals {second} ({v!r}): a customer cannot be linked to itself"
-                ),
-                log,
-                [first],
+            checks.append(
+                (
+                    pl.col(first) == pl.col(second),
+                    first,
+                    lambda v, first=first, second=second: (
+                        f"{first} equals {second} ({v!r}): a customer cannot be linked to itself"
+                    ),
+                    [first],
+                )
             )
+    if checks:
+        counts = frame.select(
+            mask.fill_null(False).sum().alias(str(i)) for i, (mask, *_) in enumerate(checks)
+        ).row(0)
+        for count, (mask, column, message, values) in zip(counts, checks, strict=True):
+            if count:
+                _report_mask(file, frame, mask, column, message, log, values)
     keys = list(table.key)
     if keys and all(k in conversions for k in keys):
         keyed = frame.select(ROW, *keys).filter(pl.all_horizontal(pl.col(keys).is_not_null()))
-        dupes = keyed.with_columns(pl.col(ROW).min().over(keys).alias("__first")).filter(
-            pl.col(ROW) != pl.col("__first")
-        )
-        label = ",".join(keys)
-        _report_mask(
-            file,
-            dupes,
-            pl.lit(True),
-            label,
-            lambda *vals: f"duplicate key {_key_text(keys, vals[:-1])} (first at row {vals[-1]})",
-            log,
-            [*keys, "__first"],
-        )
+        first = (pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])).is_first_distinct()
+        dupes = keyed.filter(~first)
+        if dupes.height:
+            firsts = (
+                keyed.filter(first)
+                .join(dupes.select(keys).unique(), on=keys, how="semi")
+                .rename({ROW: "__first"})
+            )
+            dupes = dupes.join(firsts, on=keys, how="left").sort(ROW)
+            label = ",".join(keys)
+            _report_mask(
+                file,
+                dupes,
+                pl.lit(True),
+                label,
+                lambda *vals: (
+                    f"duplicate key {_key_text(keys, vals[:-1])} (first at row {vals[-1]})"
+                ),
+                log,
+                [*keys, "__first"],
+            )
 
 
 def _key_text(keys: Sequence[str], values: Sequence[object]) -> str:
@@ -602,13 +672,19 @@ def _check_references(read: dict[str, _ReadTable], found: dict[str, Path], log: 
             targets = [keysets[t] for t in col.refs]
             if any(t is None for t in targets):
                 continue
-            known = pl.concat([t for t in targets if t is not None]).drop_nulls()
+            known = pl.concat([t for t in targets if t is not None]).drop_nulls().alias(col.name)
             value = pl.col(col.name)
             where = " or ".join(f"{t}.{TABLES[t].key[0]}" for t in col.refs)
+            dangling = (
+                source.frame.select(ROW, col.name)
+                .filter(value.is_not_null())
+                .join(known.unique().to_frame(), on=col.name, how="anti")
+                .sort(ROW)
+            )
             _report_mask(
                 source.file,
-                source.frame,
-                value.is_not_null() & ~value.is_in(known.implode()),
+                dangling,
+                pl.lit(True),
                 col.name,
                 lambda v, where=where: f"dangling reference {v!r}: not found in {where}",
                 log,

@@ -361,28 +361,24 @@ def banned_share_hits(customer_flows: pl.DataFrame | None, policy: Policy) -> pl
 def daily_drawdowns(graph: RiskGraph) -> pl.DataFrame:
     """Drawdowns per customer per UTC day, over all of a customer's credit lines.
 
-    Returns (customer_id, day: Date, drawdowns: UInt32). O(drawdowns).
+    Returns (customer_id, day: Date, drawdowns: Int64), ordered by customer id then day.
+    O(D log D) for D drawdowns: one sort of a packed (customer, day) int64 key, which stays fast
+    on a busy machine where a multi-threaded group-by on two columns does not.
     """
     edges = graph.edges["drawdown"]
-    line_customer = graph.line_customer()
     src = edges.get_column("src").to_numpy()
-    customer_idx = line_customer[src] if len(src) else np.empty(0, dtype=np.int32)
-    keys = graph.keys("Customer")
-    counts = (
-        pl.DataFrame(
-            {
-                "customer_idx": pl.Series(customer_idx, dtype=pl.Int64),
-                "day": edges.get_column("ts").dt.date(),
-            }
-        )
-        .filter(pl.col("customer_idx") >= 0)
-        .group_by("customer_idx", "day")
-        .agg(pl.len().alias("drawdowns"))
-    )
-    return (
-        counts.with_columns(customer_id=keys.gather(counts.get_column("customer_idx")))
-        .select("customer_id", "day", "drawdowns")
-        .sort("customer_id", "day")
+    customer = graph.line_customer()[src].astype(np.int64) if len(src) else np.empty(0, np.int64)
+    day = edges.get_column("ts").dt.epoch("d").to_numpy().astype(np.int64)
+    known = customer >= 0
+    key = (customer[known] << 32) | (day[known] + (1 << 31))
+    packed, counts = np.unique(key, return_counts=True)
+    customer_idx = pl.Series(packed >> 32, dtype=pl.Int64)
+    return pl.DataFrame(
+        {
+            "customer_id": graph.keys("Customer").gather(customer_idx),
+            "day": pl.Series((packed & 0xFFFFFFFF) - (1 << 31), dtype=pl.Int32).cast(pl.Date),
+            "drawdowns": pl.Series(counts, dtype=pl.Int64),
+        }
     )
 
 
@@ -548,34 +544,24 @@ def line_exposure(graph: RiskGraph) -> pl.DataFrame:
     drawdowns + repayments).
     """
     lines = graph.nodes["CreditLine"].select("line_id", "customer_id", "limit")
-    line_keys = graph.keys("CreditLine")
-    edges = graph.edges["drawdown"]
-    drawn = (
-        pl.DataFrame(
-            {
-                "line_id": line_keys.gather(edges.get_column("src")),
-                "amount": edges.get_column("amount"),
-            }
-        )
-        .group_by("line_id")
-        .agg(pl.col("amount").sum().alias("drawn"))
-    )
+    n = lines.height
+    src = graph.edges["drawdown"].get_column("src").to_numpy()
+    amount = graph.edges["drawdown"].get_column("amount").fill_null(0).to_numpy()
+    drawn = np.bincount(src, weights=amount, minlength=n) if n else np.zeros(0)
+    paid = graph.repayments.filter(pl.col("paid_at").is_not_null())
+    line_ids = graph.ids("CreditLine", paid.get_column("line_id"))
+    known = line_ids >= 0
     repaid = (
-        graph.repayments.filter(pl.col("paid_at").is_not_null())
-        .group_by("line_id")
-        .agg(pl.col("amount").sum().alias("repaid"))
-    )
-    return (
-        lines.join(drawn, on="line_id", how="left", maintain_order="left")
-        .join(repaid, on="line_id", how="left", maintain_order="left")
-        .select(
-            "line_id",
-            "customer_id",
-            "limit",
-            (pl.col("drawn").fill_null(0) - pl.col("repaid").fill_null(0))
-            .clip(lower_bound=0)
-            .alias("outstanding"),
+        np.bincount(
+            line_ids[known],
+            weights=paid.get_column("amount").fill_null(0).to_numpy()[known],
+            minlength=n,
         )
+        if n
+        else np.zeros(0)
+    )
+    return lines.with_columns(
+        outstanding=pl.Series(np.clip(drawn - repaid, 0.0, None), dtype=pl.Float64)
     )
 
 

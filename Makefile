@@ -48,7 +48,7 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 sample: $(STAMP)
-	$(BIN)/graphkit generate data/sample --customers 2000 --seed 20261129
+	$(BIN)/graphkit generate data/sample --customers 2000 --seed 20261129 --format csv
 
 clean:
 	rm -rf runs .pytest_cache services/neo4j/target

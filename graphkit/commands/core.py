@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from loaders.sources import InputError, issues_frame, validate_directory
 
 from graphkit.commands.render import (
     EXIT_INVALID_INPUT,
@@ -18,6 +17,8 @@ from graphkit.commands.render import (
     progress_bars,
 )
 from graphkit.config import ConfigError, apply_overrides, load_config, parse_assignments
+from graphkit.pipeline import RunSummary
+from loaders.sources import InputError, issues_frame, validate_directory
 
 InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
 
@@ -41,10 +42,12 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
 ) -> None:
     """Validate, build the graph, analyse, score and alert; publish OUT atomically."""
+    from graphkit.alerts import load_policy
     from graphkit.pipeline import run_pipeline
 
     try:
         cfg = apply_overrides(load_config(config), parse_assignments(set_ or []))
+        load_policy(cfg.alerts)
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID_INPUT)
     try:
@@ -54,12 +57,51 @@ def run(
         print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
         fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)
     if not quiet:
-        counts = summary.manifest["counts"]
-        rows = [("run directory", str(summary.run_dir)), ("run id", summary.manifest["run_id"])]
-        rows += [(f"nodes: {k}", v) for k, v in counts["graph"]["nodes"].items()]
-        rows += [(f"edges: {k}", v) for k, v in counts["graph"]["edges"].items()]
-        rows += [(f"output: {k}", v) for k, v in counts["outputs"].items()]
-        console.print(key_values(rows, title="graphkit run"))
+        console.print(key_values(run_summary_rows(summary), title="graphkit run"))
+        report = summary.run_dir / "report.html"
+        if report.is_file():
+            console.print(f"report: {report}")
+
+
+def run_summary_rows(summary: RunSummary) -> list[tuple[str, object]]:
+    """The short table ``graphkit run`` ends with: size, findings, model quality, tiers."""
+    from graphkit.alerts import tier_summary
+
+    manifest = summary.manifest
+    graph = manifest["counts"]["graph"]
+    outputs = manifest["counts"]["outputs"]
+    rows: list[tuple[str, object]] = [
+        ("run", f"{summary.run_dir} ({manifest['run_id']})"),
+        (
+            "graph",
+            f"{sum(graph['nodes'].values()):,} nodes, {sum(graph['edges'].values()):,} edges",
+        ),
+    ]
+    if "circle_summary.parquet" in outputs:
+        rows.append(("guarantee circles", outputs["circle_summary.parquet"]))
+    if "cluster_risk.parquet" in outputs:
+        rows.append(("related-enterprise clusters", outputs["cluster_risk.parquet"]))
+    flows = manifest.get("flows")
+    if flows:
+        rows.append(
+            (
+                "money into banned sectors",
+                f"{flows['banned_share']:.1%} of drawn ({flows['banned_share_3plus']:.1%} "
+                f"after >= 3 hops), {flows['drawdowns_reaching_banned']:,} drawdowns",
+            )
+        )
+    models = manifest.get("model_eval", {}).get("models", {})
+    if models:
+        rows.append(
+            (
+                "test ROC-AUC",
+                ", ".join(f"{name} {m['roc_auc']:.3f}" for name, m in models.items()),
+            )
+        )
+    if (summary.run_dir / "alerts.csv").is_file():
+        rows.append(("tiers", tier_summary(summary.run_dir)))
+    rows.append(("time", f"{sum(manifest['timings_seconds'].values()):.1f} s"))
+    return rows
 
 
 def validate(

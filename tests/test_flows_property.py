@@ -335,8 +335,25 @@ def test_first_amounts_match_replay_and_all_policies_conserve(case: Case) -> Non
             max_hops=case.max_hops,
             max_expand_per_hop=BIG_CAP,
             ledger=True,
+            prune=False,
         )
-        assert not result.capped.any()
+        pruned = banned_amounts(
+            index,
+            policy=policy,
+            window_days=case.window_days,
+            max_hops=case.max_hops,
+            max_expand_per_hop=BIG_CAP,
+            ledger=True,
+        )
+        assert not result.capped.any() and not pruned.capped.any()
+        np.testing.assert_allclose(pruned.banned, result.banned, atol=1e-9)
+        assert pruned.ledger is not None and (pruned.ledger.get_column("amount") >= 0).all()
+        conserved = pruned.ledger.group_by("drawdown").agg(pl.col("amount").sum())
+        assert conserved.height == len(case.drawdowns)
+        np.testing.assert_allclose(
+            conserved.sort("drawdown").get_column("amount").to_numpy(),
+            [d.amount for d in case.drawdowns],
+        )
         ledger = result.ledger
         assert ledger is not None
         assert (ledger.get_column("amount") >= 0).all()

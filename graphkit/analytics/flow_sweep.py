@@ -120,6 +120,7 @@ def plot_flow_sweep(frame: pl.DataFrame, path: Path | str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for (policy, window), group in frame.group_by(["policy", "window_days"], maintain_order=True):
@@ -132,6 +133,7 @@ def plot_flow_sweep(frame: pl.DataFrame, path: Path | str) -> None:
     axes[1].set_title("banned share arriving at >= 3 hops (seed: 38%)")
     for ax in axes:
         ax.set_xlabel("max hops H")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("share of drawn amount")
     axes[1].legend(fontsize=7, loc="best")

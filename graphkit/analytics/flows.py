@@ -92,6 +92,7 @@ class FlowIndex:
     owner_customer: np.ndarray
     customer_ids: pl.Series
     _balances: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _distances: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, graph: RiskGraph, balances: pl.DataFrame | None = None) -> FlowIndex:
@@ -182,6 +183,13 @@ class FlowIndex:
         if len(missing):
             raise KeyError(f"unknown drawdown ids: {', '.join(missing.head(5).to_list())}")
         return joined.get_column("pos").to_numpy().astype(np.int64)
+
+    def distance_to_sink(self, max_hops: int) -> np.ndarray:
+        """Hops from each account to a sink ignoring time (sinks do not forward), capped at
+        ``max_hops + 1``: a lower bound on any time-respecting path; cached."""
+        if max_hops not in self._distances:
+            self._distances[max_hops] = _static_distance_to_sink(self, max_hops)
+        return self._distances[max_hops]
 
     def window_end_rank(self, dd: np.ndarray, window_days: float) -> np.ndarray:
         """Last event rank with ``ts <= t0 + W`` for each drawdown position in ``dd``."""
@@ -352,7 +360,8 @@ def _reach_batch(
     last_rank = index.window_end_rank(dd, window_days)
     hops = np.where(index.sinks[a0], 0, -1).astype(np.int64)
     capped = np.zeros(len(dd), dtype=bool)
-    f_d = np.flatnonzero(hops < 0)
+    dist = index.distance_to_sink(max_hops)
+    f_d = np.flatnonzero((hops < 0) & (dist[a0] <= max_hops))
     f_v, f_t = a0[f_d], index.dd_ts[dd][f_d]
     best_key = f_d * n_acc + f_v
     order = np.argsort(best_key)
@@ -369,7 +378,8 @@ def _reach_batch(
         d, v, t = f_d[rows], index.dst[transfer], index.ts[transfer]
         hit = index.sinks[v]
         hops[np.unique(d[hit])] = hop
-        keep = ~hit & (hops[d] < 0)
+        # an account that cannot reach a sink in the hops left is not worth a visit
+        keep = ~hit & (hops[d] < 0) & (dist[v] <= max_hops - hop)
         d, v, t = d[keep], v[keep], t[keep]
         key = d * n_acc + v
         order = np.lexsort((t, key))
@@ -462,7 +472,7 @@ def evidence_paths(
     Complexity: O(number of partial paths kept * H), all drawdowns of a batch vectorised.
     """
     dd = index.positions(drawdown_ids)
-    dist = _static_distance_to_sink(index, max_hops)
+    dist = index.distance_to_sink(max_hops)
     found: list[tuple[np.ndarray, ...]] = []
     capped = np.zeros(len(dd), dtype=bool)
     for part in _batches(len(dd), batch_size):
@@ -688,6 +698,7 @@ def banned_amounts(
     max_expand_per_hop: int = 10_000,
     batch_size: int = DEFAULT_BATCH,
     ledger: bool = False,
+    prune: bool = True,
 ) -> AmountResult:
     """How much of each drawdown lands in banned sinks, per hop layer, under ``policy``.
 
@@ -705,6 +716,12 @@ def banned_amounts(
     ``max_expand_per_hop`` caps the outflows one (drawdown, account, layer) may use; ``capped``
     marks drawdowns where the cap kept taint back.
 
+    ``prune`` stops following taint in layer ``h`` of an account that cannot reach a sink in
+    ``H - h`` hops even ignoring time. That leaves the banned amounts exactly as they are: such
+    taint can only move to accounts and layers that are just as unable, and it only competes for
+    a transfer's room with higher layers of its own account, which are unable too. In the
+    ``ledger`` it is booked where it was when given up; ``prune=False`` follows every piece.
+
     Complexity: O(H * active events * log) where active events are the outflows of accounts
     that hold a drawdown's taint, inside its window.
     """
@@ -715,8 +732,9 @@ def banned_amounts(
     capped = np.zeros(len(dd), dtype=bool)
     ledgers: list[pl.DataFrame] = []
     replay = {"first": _replay_first, "fifo": _replay_fifo, "proportional": _replay_proportional}
+    dist = index.distance_to_sink(max_hops) if prune else None
     for part in _batches(len(dd), batch_size):
-        b, c, led = replay[policy](index, dd[part], window_days, max_hops, max_expand_per_hop)
+        b, c, led = replay[policy](index, dd[part], window_days, max_hops, max_expand_per_hop, dist)
         banned[part], capped[part] = b, c
         if ledger:
             ledgers.append(led.with_columns(pl.col("drawdown") + part.start))
@@ -794,7 +812,12 @@ def _event_order(seg: np.ndarray, rank: np.ndarray, inflow: np.ndarray) -> np.nd
 
 
 def _replay_first(
-    index: FlowIndex, dd: np.ndarray, window_days: float, max_hops: int, cap: int
+    index: FlowIndex,
+    dd: np.ndarray,
+    window_days: float,
+    max_hops: int,
+    cap: int,
+    dist: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     n, n_t = len(dd), max(len(index.amount), 1)
     banned = np.zeros((n, max_hops + 1))
@@ -809,6 +832,10 @@ def _replay_first(
         banned[:, layer] = np.bincount(in_d[sink], weights=in_amt[sink], minlength=n)
         ledger.append(_ledger_frame(in_d[sink], in_v[sink], layer, in_amt[sink]))
         keep = ~sink
+        if dist is not None:
+            doomed = ~sink & (dist[in_v] > max_hops - layer)
+            ledger.append(_ledger_frame(in_d[doomed], in_v[doomed], layer, in_amt[doomed]))
+            keep &= ~doomed
         in_d, in_v, in_rank, in_amt = in_d[keep], in_v[keep], in_rank[keep], in_amt[keep]
         if layer == max_hops or not len(in_d):
             ledger.append(_ledger_frame(in_d, in_v, layer, in_amt))
@@ -900,7 +927,12 @@ def _last_within(seg: np.ndarray, values: np.ndarray, n_seg: int) -> np.ndarray:
 
 
 def _replay_proportional(
-    index: FlowIndex, dd: np.ndarray, window_days: float, max_hops: int, cap: int
+    index: FlowIndex,
+    dd: np.ndarray,
+    window_days: float,
+    max_hops: int,
+    cap: int,
+    dist: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     n = len(dd)
     banned = np.zeros((n, max_hops + 1))
@@ -915,6 +947,10 @@ def _replay_proportional(
         banned[:, layer] = np.bincount(in_d[sink], weights=in_amt[sink], minlength=n)
         ledger.append(_ledger_frame(in_d[sink], in_v[sink], layer, in_amt[sink]))
         keep = ~sink
+        if dist is not None:
+            doomed = ~sink & (dist[in_v] > max_hops - layer)
+            ledger.append(_ledger_frame(in_d[doomed], in_v[doomed], layer, in_amt[doomed]))
+            keep &= ~doomed
         in_d, in_v, in_rank, in_amt = in_d[keep], in_v[keep], in_rank[keep], in_amt[keep]
         if layer == max_hops or not len(in_d):
             ledger.append(_ledger_frame(in_d, in_v, layer, in_amt))
@@ -974,7 +1010,12 @@ def _linear_scan(
 
 
 def _replay_fifo(
-    index: FlowIndex, dd: np.ndarray, window_days: float, max_hops: int, cap: int
+    index: FlowIndex,
+    dd: np.ndarray,
+    window_days: float,
+    max_hops: int,
+    cap: int,
+    dist: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     """FIFO by position: money in an account is a queue; every inflow occupies an interval of the
     account's enqueue coordinate and every outflow an interval of its dequeue coordinate (both
@@ -1000,6 +1041,10 @@ def _replay_fifo(
         banned[:, layer] = np.bincount(iv_d[sink], weights=size[sink], minlength=n)
         ledger.append(_ledger_frame(iv_d[sink], iv_v[sink], layer, size[sink]))
         keep = ~sink
+        if dist is not None:
+            doomed = ~sink & (dist[iv_v] > max_hops - layer)
+            ledger.append(_ledger_frame(iv_d[doomed], iv_v[doomed], layer, size[doomed]))
+            keep &= ~doomed
         iv_d, iv_v, iv_lo, iv_hi = iv_d[keep], iv_v[keep], iv_lo[keep], iv_hi[keep]
         if layer == max_hops or not len(iv_d):
             ledger.append(_ledger_frame(iv_d, iv_v, layer, iv_hi - iv_lo))
@@ -1354,6 +1399,7 @@ def _totals(
         "banned_share": banned / drawn if drawn else 0.0,
         "banned_amount_3plus": banned_3plus,
         "banned_share_3plus": banned_3plus / drawn if drawn else 0.0,
+        "banned_3plus_of_banned": banned_3plus / banned if banned else 0.0,
         "drawdowns_reaching_banned": int(
             flows.get_column("min_hops_to_banned").is_not_null().sum()
         ),

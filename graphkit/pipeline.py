@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from loaders.sources import LoadedInput, read_input
 
 from graphkit import __version__
 from graphkit.atomic import atomic_directory
@@ -42,6 +41,7 @@ from graphkit.config import Config
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress, task
 from graphkit.store.embedded import save_snapshot
+from loaders.sources import LoadedInput, read_input
 
 
 @dataclass
@@ -51,6 +51,7 @@ class RunContext:
     graph: RiskGraph
     config: Config
     out_dir: Path
+    run_id: str = ""
     progress: Progress = SILENT
     outputs: dict[str, pl.DataFrame] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
@@ -145,6 +146,7 @@ def run_pipeline(
     writes results back. ``stages`` restricts the run to the named stages (and no others).
     """
     started = datetime.now(UTC)
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     graph, loaded = load_graph(input_dir, progress)
@@ -156,7 +158,7 @@ def run_pipeline(
         if unknown:
             raise ValueError(f"unknown stage(s): {', '.join(unknown)}")
     with atomic_directory(out_dir) as tmp:
-        ctx = RunContext(graph=graph, config=config, out_dir=tmp, progress=progress)
+        ctx = RunContext(graph=graph, config=config, out_dir=tmp, run_id=run_id, progress=progress)
         clock = time.perf_counter()
         with task(progress, "write snapshot"):
             save_snapshot(graph, tmp / "snapshot")
@@ -176,7 +178,7 @@ def run_pipeline(
             neo4j.write_back(ctx, progress=progress)
             timings["neo4j_write_back"] = round(time.perf_counter() - clock, 3)
         manifest = {
-            "run_id": f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            "run_id": run_id,
             "graphkit_version": __version__,
             "created_at": started.isoformat(),
             "input": {

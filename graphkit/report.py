@@ -83,6 +83,7 @@ class ReportInputs:
     parameters: Mapping[str, Any]
     graph: RiskGraph | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str = ""
 
 
 def _e(value: Any) -> str:
@@ -499,7 +500,9 @@ def build_report(inputs: ReportInputs) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>graphkit run report</title>"
         f"<style>{CSS}</style></head><body>"
-        f"<header><h1>graphkit run report</h1><p>{_e(created)} · graphkit {_e(__version__)}"
+        "<header><h1>graphkit run report</h1>"
+        f"<p>{'run ' + _e(inputs.run_id) + ' · ' if inputs.run_id else ''}"
+        f"{_e(created)} · graphkit {_e(__version__)}"
         f"{' · ' + _e(counts) if counts else ''}</p></header>"
         f"<main>{''.join(sections)}</main></body></html>\n"
     )
@@ -513,6 +516,7 @@ def report_stage(ctx: RunContext) -> None:
         parameters=ctx.config.to_dict(),
         graph=ctx.graph,
         extra=ctx.manifest_extra,
+        run_id=ctx.run_id,
     )
     (ctx.out_dir / "report.html").write_text(build_report(inputs), encoding="utf-8")
     ctx.counts["report_bytes"] = (ctx.out_dir / "report.html").stat().st_size

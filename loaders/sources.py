@@ -416,7 +416,13 @@ def _parse_datetime(raw: pl.Series) -> pl.Series:
         .str.replace(r"[zZ]$", "+00:00")
     )
     parsed = pl.Series(raw.name, [None] * len(raw), dtype=pl.Datetime("us", "UTC"))
-    for fmt in _DATETIME_FORMATS:
+    # Files are usually uniform: try first the format that parses the first value.
+    first = iso.drop_nulls().head(1)
+    formats = sorted(
+        _DATETIME_FORMATS,
+        key=lambda f: first.str.to_datetime(f, time_zone="UTC", strict=False).null_count() > 0,
+    )
+    for fmt in formats:
         todo = parsed.is_null() & iso.is_not_null()
         if not todo.any():
             break
@@ -870,12 +876,13 @@ class _CsvSource:
         return set(ragged.get_column(ROW).to_list())
 
     def raw_rows(self, rows: list[int], columns: list[str]) -> pl.DataFrame:
-        return (
-            self._raw()
-            .filter(pl.col(ROW).is_in(rows))
-            .select(ROW, *columns)
-            .collect(engine="streaming")
-        )
+        return _raw_rows(self._raw(), rows, columns)
+
+
+def _raw_rows(raw: pl.LazyFrame, rows: list[int], columns: list[str]) -> pl.DataFrame:
+    """The values as written of ``columns`` on data rows ``rows`` (any order)."""
+    wanted = pl.LazyFrame({ROW: rows}, schema={ROW: pl.UInt32})
+    return raw.select(ROW, *columns).join(wanted, on=ROW, how="semi").collect(engine="streaming")
 
 
 def _field_counts(path: Path) -> pl.DataFrame:
@@ -948,9 +955,4 @@ class _ParquetSource:
         return set()
 
     def raw_rows(self, rows: list[int], columns: list[str]) -> pl.DataFrame:
-        return (
-            self._raw()
-            .filter(pl.col(ROW).is_in(rows))
-            .select(ROW, *columns)
-            .collect(engine="streaming")
-        )
+        return _raw_rows(self._raw(), rows, columns)

@@ -388,11 +388,11 @@ def reference_cycles(case: Case, window_days: int, max_length: int) -> set[tuple
                 continue
             if t.dst == home:
                 found.add((*path, t.tid))
-            elif t.dst not in visited:
+            elif t.dst not in visited and t.dst in customer_owned:
                 dfs(home, end, t.dst, t.ts, [*visited, t.dst], [*path, t.tid])
 
     for first in case.transfers:
-        if first.src in customer_owned and first.src != first.dst:
+        if first.src in customer_owned and first.dst in customer_owned and first.src != first.dst:
             end = first.ts + timedelta(days=window_days)
             dfs(first.src, end, first.dst, first.ts, [first.src, first.dst], [first.tid])
     return found

@@ -1092,11 +1092,14 @@ def round_trips(
     """Time-ordered transfer cycles through customers' accounts (round-tripping).
 
     Definition: transfers ``e1..ek`` (``2 <= k <= max_length``) with ``src(e1) = dst(ek) = a``,
-    ``a`` owned by a customer, ``dst(ei) = src(ei+1)``, no account twice before returning to
-    ``a``, each transfer strictly later than the one before and ``ts(ek) - ts(e1) <= window``.
+    ``dst(ei) = src(ei+1)``, every account owned by a customer (merchant accounts are where
+    commerce happens and are hubs; money through them is not a round trip), no account twice
+    before returning to ``a``, each transfer strictly later than the one before and
+    ``ts(ek) - ts(e1) <= window``.
     Each such sequence is reported once (its first transfer fixes its start). Only transfers
-    inside one strongly connected component of the transfer graph can lie on a cycle, so the
-    enumeration starts and stays there. A cycle's amount is its smallest transfer.
+    inside one strongly connected component of the customer-to-customer transfer graph can lie
+    on a cycle, so the enumeration starts and stays there; with one transfer left, it must go
+    straight home. A cycle's amount is its smallest transfer.
 
     Caps: ``max_expand_per_hop`` transfers per partial cycle per hop, ``max_cycles`` cycles in
     all, and :data:`MAX_CYCLE_FRONTIER` partial cycles per hop; the second value returned says
@@ -1110,13 +1113,26 @@ def round_trips(
     n_t = len(index.amount)
     if n_t == 0 or index.n_accounts == 0:
         return _empty_cycles(), False
+    between_customers = (index.owner_customer[index.src] >= 0) & (
+        index.owner_customer[index.dst] >= 0
+    )
     adjacency = sp.csr_array(
-        (np.ones(n_t), (index.src, index.dst)), shape=(index.n_accounts, index.n_accounts)
+        (
+            np.ones(int(between_customers.sum())),
+            (index.src[between_customers], index.dst[between_customers]),
+        ),
+        shape=(index.n_accounts, index.n_accounts),
     )
     _, component = connected_components(adjacency, directed=True, connection="strong")
-    inside = (component[index.src] == component[index.dst]) & (index.src != index.dst)
+    customer_owned = index.owner_customer >= 0
+    inside = (
+        (component[index.src] == component[index.dst])
+        & (index.src != index.dst)
+        & customer_owned[index.src]
+        & customer_owned[index.dst]
+    )
     window = round(window_days * US_PER_DAY)
-    starts = np.flatnonzero(inside & (index.owner_customer[index.src] >= 0))
+    starts = np.flatnonzero(inside)
     if not len(starts):
         return _empty_cycles(), False
     capped = False
@@ -1172,6 +1188,11 @@ def round_trips(
     ), capped
 
 
+def _has_edge(sorted_pairs: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    at = np.minimum(np.searchsorted(sorted_pairs, wanted), max(len(sorted_pairs) - 1, 0))
+    return sorted_pairs[at] == wanted if len(sorted_pairs) else np.zeros(len(wanted), bool)
+
+
 def _empty_cycles() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
@@ -1195,6 +1216,7 @@ def _cycles_from(
     cap: int,
 ) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], bool]:
     capped = False
+    pairs = np.unique(index.src[inside] * index.n_accounts + index.dst[inside])
     home = index.src[first]
     acc = np.full((len(first), max_length), -1, dtype=np.int64)
     acc[:, 0], acc[:, 1] = home, index.dst[first]
@@ -1227,6 +1249,9 @@ def _cycles_from(
         if hop == max_length:
             break
         fresh = ~closes & (acc[origin, :hop] != nxt[:, None]).all(axis=1)
+        if hop + 1 == max_length:
+            # one transfer left: it must go straight home
+            fresh &= _has_edge(pairs, nxt * index.n_accounts + home[origin])
         origin, transfer, nxt = origin[fresh], transfer[fresh], nxt[fresh]
         if len(origin) > MAX_CYCLE_FRONTIER:
             capped = True

@@ -1,0 +1,190 @@
+// name: fund_flow_trace
+// purpose: Where a drawdown's money can go (资金流向, FinBench TCR-8 style): time-respecting
+//   transfer paths from the disbursement account (each transfer no earlier than the one
+//   before, all within window_days of the drawdown, at most max_hops transfers, no account
+//   twice) that end in an account of a merchant in a banned sector. One row per banned sink
+//   reached: the fewest hops, the earliest arrival at that many hops and one such path (its
+//   transfer ids). A drawdown paid straight into a banned sink is reached at 0 hops.
+// params: drawdown_id (string, D0000001), window_days (float, 30), max_hops (int, 6)
+// columns: drawdown_id, account_id, merchant_id, sector, category, min_hops, arrived_at,
+//   shortest_path
+// example: graphkit cypher run fund_flow_trace --param drawdown_id=D0000001
+//   --param window_days=30 --param max_hops=6
+// Method: breadth-first over hop layers keeping, per account, the earliest arrival time
+//   reachable in exactly k hops (an earlier arrival allows every continuation a later one
+//   does, and a shortest time-respecting walk never repeats an account), so the cost is
+//   O(max_hops x transfers in the window) instead of one row per path. Banned sinks absorb:
+//   money is not followed out of them. At most 10 hops (the layers below).
+MATCH (:CreditLine)-[dd:DRAWDOWN {drawdown_id: $drawdown_id}]->(a0:Account)
+WITH dd, dd.ts + duration({days: $window_days}) AS t_end,
+  [{account: a0, at: dd.ts, path: [], hops: 0,
+    sink: EXISTS { (a0)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }}] AS start
+WITH dd, t_end, [x IN start WHERE NOT x.sink] AS frontier, [x IN start WHERE x.sink] AS reached
+// hop 1
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 1,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 2
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 2,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 3
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 3,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 4
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 4,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 5
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 5,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 6
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 6,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 7
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 7,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 8
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 8,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 9
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 9,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+// hop 10
+CALL (frontier, t_end) {
+  UNWIND frontier AS f
+  WITH f, f.account AS u
+  WHERE f.hops < $max_hops
+  MATCH (u)-[t:TRANSFER]->(v:Account)
+  WHERE f.at <= t.ts <= t_end
+  WITH v, t, f ORDER BY t.ts, f.path
+  WITH v, head(collect({at: t.ts, path: f.path + t.transfer_id})) AS best
+  RETURN collect({
+    account: v, at: best.at, path: best.path, hops: 10,
+    sink: EXISTS { (v)<-[:OWNS]-(:Merchant)-[:IN_SECTOR]->(:Sector {banned: true}) }
+  }) AS next
+}
+WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
+  reached + [x IN next WHERE x.sink AND NOT x.account IN [r IN reached | r.account]] AS reached
+UNWIND reached AS r
+WITH dd, r, r.account AS sink
+MATCH (sink)<-[:OWNS]-(m:Merchant)-[:IN_SECTOR]->(s:Sector)
+RETURN
+  dd.drawdown_id AS drawdown_id, sink.account_id AS account_id, m.merchant_id AS merchant_id,
+  s.sector AS sector, s.category AS category, r.hops AS min_hops, r.at AS arrived_at,
+  r.path AS shortest_path
+ORDER BY min_hops, account_id

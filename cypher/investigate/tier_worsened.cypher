@@ -1,0 +1,17 @@
+// name: tier_worsened
+// purpose: Customers whose alert tier got worse (green < yellow < orange < red) from run
+//   run_a to run_b, from the tier history graphkit writes back (SCORED_IN to RiskRun nodes);
+//   worst jumps first. Customers scored in only one of the runs are left out.
+// params: run_a (string, 20260101T000000Z-1a2b3c4d), run_b (string, 20260201T000000Z-5e6f7a8b)
+// columns: customer_id, name, tier_a, tier_b, risk_score_a, risk_score_b, steps
+// example: graphkit cypher run tier_worsened --param run_a=20260101T000000Z-1a2b3c4d
+//   --param run_b=20260201T000000Z-5e6f7a8b
+MATCH (c:Customer)-[a:SCORED_IN]->(:RiskRun {run_id: $run_a})
+MATCH (c)-[b:SCORED_IN]->(:RiskRun {run_id: $run_b})
+WITH c, a, b, {green: 0, yellow: 1, orange: 2, red: 3} AS rank
+WITH c, a, b, rank[b.tier] - rank[a.tier] AS steps
+WHERE steps > 0
+RETURN
+  c.customer_id AS customer_id, c.name AS name, a.tier AS tier_a, b.tier AS tier_b,
+  a.risk_score AS risk_score_a, b.risk_score AS risk_score_b, steps
+ORDER BY steps DESC, customer_id

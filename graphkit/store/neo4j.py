@@ -1,0 +1,929 @@
+"""Neo4j store: constraints, idempotent batched loads, write-back of run results, queries.
+
+Everything sent to the server is parameterised: node labels, relationship types and property
+keys in query text come from :mod:`graphkit.schema` (quoted), every value travels in ``$rows``.
+
+Load model. Nodes are merged on their key (:data:`graphkit.schema.NODES`), in batches of
+``batch_size`` rows, ``UNWIND $rows AS row MERGE (n:Label {key: row.k}) SET n += row.p``;
+customers also get ``Person`` or ``Enterprise``. Relationships follow, their endpoints matched on
+the unique node keys. A relationship is merged on
+
+* its own key when its table has a one-column key stored on it (``DRAWDOWN.drawdown_id``,
+  ``TRANSFER.transfer_id``);
+* its endpoint pair when its table's key is that pair, or the table is one endpoint's own table
+  (``HAS_LINE``, ``OWNS``, ``IN_SECTOR``, ``HOLDS_SHARES``, ``USES_DEVICE``);
+* otherwise (``GUARANTEES``: one pair may guarantee several times) its endpoint pair plus
+  ``row_key``, the row's declared properties joined with ``|`` and the occurrence number of
+  identical rows (``"250000.0|2024-01-01|2025-01-01|1"``), so a re-load merges and never duplicates.
+
+Write-back model (:meth:`Neo4jTarget.write_back`). The *current* view is overwritten by each run:
+``Customer`` carries :data:`graphkit.schema.WRITEBACK_PROPERTIES` plus ``run_id`` (absent values
+removed); ``Cluster`` and ``Circle`` nodes and every ``IN_CLUSTER`` / ``IN_CIRCLE`` relationship are
+replaced by the run's. The *history* accumulates: one ``(:RiskRun {run_id, created_at})`` per run
+and ``(:Customer)-[:SCORED_IN {tier, risk_score}]->(:RiskRun)`` per scored customer, which is what
+``cypher/investigate/tier_worsened.cypher`` compares. Re-writing a run replaces that run's history.
+
+Failures. Transient errors (server unavailable, session expired, ``TransientError``) are retried
+per batch with exponential backoff, each retry reported through ``progress.log``; when retries
+are exhausted :class:`Neo4jUnavailable` is raised. No message built here ever holds the password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import neo4j
+import polars as pl
+from neo4j.exceptions import (
+    AuthError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
+
+from graphkit.graph import RiskGraph
+from graphkit.progress import SILENT, Progress
+from graphkit.schema import (
+    CUSTOMER_SUBLABELS,
+    DERIVED_RELATIONSHIPS,
+    NODES,
+    RELATIONSHIPS,
+    TABLES,
+    WRITEBACK_PROPERTIES,
+    RelSpec,
+)
+
+__all__ = [
+    "DATABASE_ENV",
+    "PASSWORD_ENV",
+    "RUN_LABEL",
+    "SCORED_IN",
+    "URI_ENV",
+    "USER_ENV",
+    "GraphFrames",
+    "LoadCounts",
+    "Neo4jQueryError",
+    "Neo4jStoreError",
+    "Neo4jTarget",
+    "Neo4jUnavailable",
+    "WriteBackCounts",
+    "keyed_frames",
+    "relationship_merge_key",
+    "schema_cypher",
+    "schema_statements",
+]
+
+URI_ENV = "NEO4J_URI"
+USER_ENV = "NEO4J_USER"
+PASSWORD_ENV = "NEO4J_PASSWORD"
+DATABASE_ENV = "NEO4J_DATABASE"
+
+ROW_KEY = "row_key"
+RUN_LABEL = "RiskRun"
+RUN_KEY = "run_id"
+SCORED_IN = "SCORED_IN"
+# Indexes beyond the unique keys: the relationship keys loads merge on, and what investigators
+# filter by.
+EXTRA_INDEXES: tuple[tuple[str, str, str], ...] = (
+    ("relationship", "GUARANTEES", ROW_KEY),
+    ("relationship", "DRAWDOWN", "device_id"),
+    ("relationship", "TRANSFER", "ts"),
+    ("node", "Customer", "tier"),
+    ("node", "Customer", "ring_id"),
+)
+_RETRYABLE = (ServiceUnavailable, SessionExpired, TransientError)
+_REDACTED = "***"
+
+
+class Neo4jStoreError(RuntimeError):
+    """A Neo4j operation failed for a reason retrying cannot fix (e.g. bad credentials)."""
+
+
+class Neo4jUnavailable(Neo4jStoreError):
+    """The Neo4j server could not be reached, or kept failing, after every retry."""
+
+
+class Neo4jQueryError(Neo4jStoreError):
+    """The server rejected a query (syntax, types, a constraint); the message is the server's."""
+
+
+def _q(name: str) -> str:
+    """Quote a label, relationship type or property key as a Cypher identifier."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def schema_statements() -> list[str]:
+    """The constraint and index statements :meth:`Neo4jTarget.ensure_schema` runs, in order.
+
+    One unique constraint per node key of :data:`graphkit.schema.NODES` (derived labels
+    included) and of :data:`RUN_LABEL`; one per relationship whose table key is stored on it
+    (``drawdown_id``, ``transfer_id``); then the range indexes of :data:`EXTRA_INDEXES`.
+    """
+    statements = []
+    node_keys = [(label, spec.key) for label, spec in NODES.items()] + [(RUN_LABEL, RUN_KEY)]
+    for label, key in node_keys:
+        statements.append(
+            f"CREATE CONSTRAINT {label.lower()}_{key}_unique IF NOT EXISTS "
+            f"FOR (n:{_q(label)}) REQUIRE n.{_q(key)} IS UNIQUE"
+        )
+    for spec in RELATIONSHIPS.values():
+        mode, key = relationship_merge_key(spec)
+        if mode == "property":
+            statements.append(
+                f"CREATE CONSTRAINT {spec.type.lower()}_{key}_unique IF NOT EXISTS "
+                f"FOR ()-[r:{_q(spec.type)}]-() REQUIRE r.{_q(key)} IS UNIQUE"
+            )
+    for kind, name, prop in EXTRA_INDEXES:
+        pattern = f"(n:{_q(name)})" if kind == "node" else f"()-[n:{_q(name)}]-()"
+        statements.append(
+            f"CREATE INDEX {name.lower()}_{prop}_index IF NOT EXISTS "
+            f"FOR {pattern} ON (n.{_q(prop)})"
+        )
+    return statements
+
+
+def schema_cypher() -> str:
+    """The text of ``cypher/schema.cypher``: :func:`schema_statements` as a Cypher script."""
+    header = (
+        "// Constraints and indexes graphkit creates before loading (Neo4jTarget.ensure_schema).\n"
+        "// Generated from graphkit/schema.py by graphkit.store.neo4j.schema_cypher();\n"
+        "// regenerate with `graphkit cypher schema > cypher/schema.cypher`.\n"
+    )
+    return header + "".join(f"{s};\n" for s in schema_statements())
+
+
+def relationship_merge_key(spec: RelSpec) -> tuple[str, str | None]:
+    """How a relationship row is identified: ``("property", key)``, ``("pair", None)`` or
+    ``("row", "row_key")`` (see the module docstring)."""
+    table = TABLES[spec.table]
+    if len(table.key) == 1 and table.key[0] in spec.props:
+        return "property", table.key[0]
+    owns_table = any(n.table == spec.table for n in NODES.values())
+    if owns_table or (table.key and set(table.key) <= {spec.src_col, spec.dst_col}):
+        return "pair", None
+    return "row", ROW_KEY
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What :meth:`Neo4jTarget.load_graph` sent and what the server changed.
+
+    ``nodes`` (per label) and ``relationships`` (per relationship name) count rows sent;
+    ``*_created`` are the server's counters (zero when re-loading the same graph).
+    """
+
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+    node_seconds: float
+    relationship_seconds: float
+    nodes_created: int
+    relationships_created: int
+
+    @property
+    def node_rows(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def relationship_rows(self) -> int:
+        return sum(self.relationships.values())
+
+
+@dataclass(frozen=True)
+class WriteBackCounts:
+    """What :meth:`Neo4jTarget.write_back` wrote for run ``run_id``."""
+
+    run_id: str
+    customers: int
+    clusters: int
+    circles: int
+    in_cluster: int
+    in_circle: int
+    scored: int
+
+
+@dataclass(frozen=True)
+class GraphFrames:
+    """A graph in key form: node frames (key column first) and relationship frames whose
+    ``src``/``dst`` are endpoint keys; rows sorted, so two equal graphs give equal frames."""
+
+    nodes: dict[str, pl.DataFrame]
+    edges: dict[str, pl.DataFrame]
+
+    def equals(self, other: GraphFrames) -> bool:
+        return (
+            self.nodes.keys() == other.nodes.keys()
+            and self.edges.keys() == other.edges.keys()
+            and all(self.nodes[k].equals(other.nodes[k]) for k in self.nodes)
+            and all(self.edges[k].equals(other.edges[k]) for k in self.edges)
+        )
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    sortable = [c for c, t in frame.schema.items() if not isinstance(t, pl.List | pl.Struct)]
+    return frame.sort(sortable, nulls_last=True, maintain_order=True) if sortable else frame
+
+
+def keyed_frames(graph: RiskGraph) -> GraphFrames:
+    """``graph`` in key form (see :class:`GraphFrames`), for comparing with a read-back."""
+    edges = {}
+    for name, spec in RELATIONSHIPS.items():
+        frame = graph.edges[name]
+        src = graph.keys(spec.src).gather(frame.get_column("src"))
+        dst = graph.keys(spec.dst).gather(frame.get_column("dst"))
+        edges[name] = _sorted(frame.with_columns(src=src, dst=dst))
+    nodes = {label: _sorted(frame) for label, frame in graph.nodes.items()}
+    return GraphFrames(nodes=nodes, edges=edges)
+
+
+def _bolt_column(name: str, dtype: pl.DataType) -> pl.Expr | None:
+    """An expression turning column ``name`` into values the Bolt driver can store as a
+    property, or None to leave the column out (an all-null column has nothing to store)."""
+    col = pl.col(name)
+    if isinstance(dtype, pl.Null):
+        return None
+    if isinstance(dtype, pl.Datetime):
+        zoned = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col
+        return zoned.dt.convert_time_zone("UTC")
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        return col.cast(pl.String)
+    if isinstance(dtype, pl.Decimal):
+        return col.cast(pl.Float64)
+    if isinstance(dtype, pl.UInt64):
+        return col.cast(pl.Int64)
+    if isinstance(dtype, pl.List) and not dtype.inner.is_nested():
+        # Neo4j arrays are homogeneous and hold no nulls.
+        return col.list.drop_nulls()
+    if dtype.is_nested() or isinstance(dtype, pl.Object):
+        return col.map_elements(
+            lambda v: json.dumps(v, default=str, ensure_ascii=False), return_dtype=pl.String
+        )
+    return col
+
+
+def bolt_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with every column converted to a Bolt-storable type (datetimes in UTC,
+    nested values as JSON text, lists without nulls; all-null columns dropped)."""
+    exprs = []
+    for name, dtype in frame.schema.items():
+        expr = _bolt_column(name, dtype)
+        if expr is not None:
+            exprs.append(expr.alias(name))
+    return frame.select(exprs)
+
+
+def _rows(frame: pl.DataFrame, key: str | None, props: list[str], **renames: str) -> pl.DataFrame:
+    """Rows as sent to the server: ``k`` (merge key), endpoint columns, and ``p`` (properties,
+    only when there are some; see :func:`_set_props`)."""
+    cols = [pl.col(src).alias(dst) for dst, src in renames.items()]
+    if key is not None:
+        cols.append(pl.col(key).alias("k"))
+    if props:
+        cols.append(pl.struct(props).alias("p"))
+    return frame.select(cols)
+
+
+def _set_props(var: str, props: list[str]) -> str:
+    """``SET var += row.p`` when rows carry properties (a null in ``p`` removes that property)."""
+    return f" SET {var} += row.p" if props else ""
+
+
+def _native(value: Any) -> Any:
+    """A driver value as a plain Python value (temporal types to datetime/date, nodes and
+    relationships to their property maps, paths to their node maps)."""
+    if isinstance(value, list):
+        return [_native(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _native(v) for k, v in value.items()}
+    if isinstance(value, neo4j.time.DateTime | neo4j.time.Date | neo4j.time.Time):
+        return value.to_native()
+    if isinstance(value, neo4j.graph.Path):
+        return [dict(_native(dict(n))) for n in value.nodes]
+    if isinstance(value, neo4j.graph.Node | neo4j.graph.Relationship):
+        return _native(dict(value))
+    return value
+
+
+def _redact_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Neo4jTarget:
+    """A Neo4j database to load graphs into, write results back to, and query.
+
+    Attributes:
+        uri: Bolt URI (``bolt://host:7687``, ``neo4j://...``).
+        user: User name; ``None`` means ``neo4j`` when a password is given.
+        password: Password; ``None`` connects without auth. Never shown in repr or errors.
+        database: Database name; ``None`` is the server's default database.
+        batch_size: Rows per ``UNWIND`` transaction.
+        max_retries: Retries of one batch on transient errors before giving up.
+        retry_backoff: Seconds before the first retry; doubled each time.
+    """
+
+    uri: str
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    database: str | None = None
+    batch_size: int = 10_000
+    max_retries: int = 5
+    retry_backoff: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.uri:
+            raise ValueError("a Neo4j URI is required")
+
+    @classmethod
+    def from_env(
+        cls,
+        uri: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        *,
+        password_env: str = PASSWORD_ENV,
+        environ: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> Neo4jTarget:
+        """A target from explicit values, falling back to ``NEO4J_URI``, ``NEO4J_USER``,
+        ``NEO4J_DATABASE`` and the password variable ``password_env`` (``NEO4J_PASSWORD``).
+
+        Raises ``ValueError`` when no URI is given either way.
+        """
+        env = os.environ if environ is None else environ
+        uri = uri or env.get(URI_ENV)
+        if not uri:
+            raise ValueError(f"no Neo4j URI: pass --neo4j URI or set {URI_ENV}")
+        return cls(
+            uri=uri,
+            user=user or env.get(USER_ENV) or None,
+            password=password if password is not None else (env.get(password_env) or None),
+            database=database or env.get(DATABASE_ENV) or None,
+            **options,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Where this target points, for manifests and logs; never holds the password."""
+        return {
+            "uri": _redact_uri(self.uri),
+            "user": self._auth()[0] if self._auth() else None,
+            "database": self.database,
+            "auth": self.password is not None,
+            "batch_size": self.batch_size,
+        }
+
+    def _auth(self) -> tuple[str, str] | None:
+        if self.password is None:
+            return None
+        return (self.user or "neo4j", self.password)
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self.password, _REDACTED) if self.password else text
+
+    @contextmanager
+    def _driver(self) -> Iterator[neo4j.Driver]:
+        try:
+            driver = neo4j.GraphDatabase.driver(
+                self.uri,
+                auth=self._auth(),
+                connection_timeout=10,
+                user_agent="graphkit",
+                notifications_min_severity="OFF",
+            )
+        except (ValueError, neo4j.exceptions.ConfigurationError) as exc:
+            raise Neo4jStoreError(
+                f"invalid Neo4j URI {_redact_uri(self.uri)!r}: {self._redact(str(exc))}"
+            ) from None
+        try:
+            yield driver
+        finally:
+            driver.close()
+
+    def _attempt(
+        self,
+        driver: neo4j.Driver,
+        work: Callable[[neo4j.Session], Any],
+        what: str,
+        progress: Progress,
+        access_mode: str = neo4j.WRITE_ACCESS,
+    ) -> Any:
+        """Run ``work`` in a fresh session, retrying transient failures with backoff."""
+        delay = self.retry_backoff
+        for attempt in range(self.max_retries + 1):
+            try:
+                with driver.session(
+                    database=self.database, default_access_mode=access_mode
+                ) as session:
+                    return work(session)
+            except AuthError:
+                raise Neo4jStoreError(
+                    f"Neo4j at {_redact_uri(self.uri)} rejected the credentials of user "
+                    f"{(self._auth() or ('(none)',))[0]!r}"
+                ) from None
+            except _RETRYABLE as exc:
+                reason = f"{type(exc).__name__}: {self._redact(str(exc))}".strip()
+                if attempt == self.max_retries:
+                    raise Neo4jUnavailable(
+                        f"Neo4j at {_redact_uri(self.uri)} unavailable: {what} failed after "
+                        f"{attempt + 1} attempts ({reason})"
+                    ) from None
+                progress.log(
+                    f"neo4j: {what} failed ({type(exc).__name__}); "
+                    f"retry {attempt + 1}/{self.max_retries} in {delay:g} s"
+                )
+                time.sleep(delay)
+                delay *= 2
+            except Neo4jError as exc:
+                raise Neo4jQueryError(
+                    f"{what}: {exc.code}: {self._redact(exc.message or '')}"
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _write(
+        self,
+        driver: neo4j.Driver,
+        query: str,
+        params: dict[str, Any],
+        what: str,
+        progress: Progress,
+    ) -> neo4j.SummaryCounters:
+        def work(session: neo4j.Session) -> neo4j.SummaryCounters:
+            with session.begin_transaction() as tx:
+                counters = tx.run(query, params).consume().counters
+                tx.commit()
+            return counters
+
+        return self._attempt(driver, work, what, progress)
+
+    def _read(
+        self,
+        driver: neo4j.Driver,
+        query: str,
+        params: dict[str, Any],
+        what: str,
+        progress: Progress = SILENT,
+    ) -> tuple[list[str], list[list[Any]]]:
+        def work(session: neo4j.Session) -> tuple[list[str], list[list[Any]]]:
+            with session.begin_transaction() as tx:
+                result = tx.run(query, params)
+                keys = list(result.keys())
+                rows = [list(record.values()) for record in result]
+                tx.commit()
+            return keys, rows
+
+        return self._attempt(driver, work, what, progress, neo4j.READ_ACCESS)
+
+    def _batches(
+        self,
+        driver: neo4j.Driver,
+        query: str,
+        rows: pl.DataFrame,
+        what: str,
+        progress: Progress,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[int, int]:
+        """Send ``rows`` in batches; returns (nodes created, relationships created)."""
+        created_nodes = created_rels = 0
+        for offset in range(0, rows.height, self.batch_size):
+            batch = rows.slice(offset, self.batch_size)
+            params = {"rows": batch.to_dicts(), **(extra or {})}
+            counters = self._write(driver, query, params, what, progress)
+            created_nodes += counters.nodes_created
+            created_rels += counters.relationships_created
+            progress.advance(what, batch.height)
+        return created_nodes, created_rels
+
+    def ensure_schema(self, progress: Progress = SILENT) -> None:
+        """Create the constraints and indexes of :func:`schema_statements` (idempotent)."""
+        with self._driver() as driver:
+            self._ensure_schema(driver, progress)
+
+    def _ensure_schema(self, driver: neo4j.Driver, progress: Progress) -> None:
+        for statement in schema_statements():
+            self._attempt(
+                driver,
+                lambda s, q=statement: s.run(q).consume(),
+                "create constraints",
+                progress,
+            )
+        self._attempt(
+            driver,
+            lambda s: s.run("CALL db.awaitIndexes(300)").consume(),
+            "await indexes",
+            progress,
+        )
+
+    def load_graph(self, graph: RiskGraph, progress: Progress = SILENT) -> LoadCounts:
+        """Merge every node and relationship of ``graph`` into the database.
+
+        Constraints first, then nodes label by label, then relationships; each in batches of
+        ``batch_size`` rows in one transaction per batch. Idempotent: loading the same graph
+        again creates nothing. Complexity: O(V + E) index lookups on the server.
+        """
+        node_rows: dict[str, int] = {}
+        rel_rows: dict[str, int] = {}
+        created_nodes = created_rels = 0
+        with self._driver() as driver:
+            self._ensure_schema(driver, progress)
+            clock = time.perf_counter()
+            total = sum(frame.height for frame in graph.nodes.values())
+            progress.start("neo4j nodes", total)
+            for label, frame in graph.nodes.items():
+                node_rows[label] = frame.height
+                created_nodes += self._load_nodes(driver, label, frame, progress)
+            progress.finish("neo4j nodes")
+            node_seconds = time.perf_counter() - clock
+
+            clock = time.perf_counter()
+            progress.start("neo4j relationships", sum(f.height for f in graph.edges.values()))
+            for name, spec in RELATIONSHIPS.items():
+                frame = graph.edges[name]
+                rel_rows[name] = frame.height
+                created_rels += self._load_relationships(driver, graph, spec, frame, progress)
+            progress.finish("neo4j relationships")
+            rel_seconds = time.perf_counter() - clock
+        progress.log(
+            f"neo4j: {sum(node_rows.values())} node rows in {node_seconds:.1f} s, "
+            f"{sum(rel_rows.values())} relationship rows in {rel_seconds:.1f} s "
+            f"({created_nodes} nodes, {created_rels} relationships created)"
+        )
+        return LoadCounts(
+            nodes=node_rows,
+            relationships=rel_rows,
+            node_seconds=node_seconds,
+            relationship_seconds=rel_seconds,
+            nodes_created=created_nodes,
+            relationships_created=created_rels,
+        )
+
+    def _load_nodes(
+        self, driver: neo4j.Driver, label: str, frame: pl.DataFrame, progress: Progress
+    ) -> int:
+        key = NODES[label].key
+        frame = bolt_frame(frame)
+        props = [c for c in frame.columns if c != key]
+        rows = _rows(frame, key, props)
+        merge = f"UNWIND $rows AS row MERGE (n:{_q(label)} {{{_q(key)}: row.k}})"
+        if label != "Customer" or "kind" not in frame.columns:
+            query = merge + _set_props("n", props)
+            return self._batches(driver, query, rows, "neo4j nodes", progress)[0]
+        merge += " SET n += row.p"
+        created = 0
+        kinds = frame.get_column("kind")
+        for kind, sublabel in CUSTOMER_SUBLABELS.items():
+            others = "".join(
+                f" REMOVE n:{_q(o)}" for o in CUSTOMER_SUBLABELS.values() if o != sublabel
+            )
+            created += self._batches(
+                driver,
+                f"{merge}, n:{_q(sublabel)}{others}",
+                rows.filter(kinds == kind),
+                "neo4j nodes",
+                progress,
+            )[0]
+        rest = rows.filter(~kinds.is_in(list(CUSTOMER_SUBLABELS)) | kinds.is_null())
+        return created + self._batches(driver, merge, rest, "neo4j nodes", progress)[0]
+
+    def _load_relationships(
+        self,
+        driver: neo4j.Driver,
+        graph: RiskGraph,
+        spec: RelSpec,
+        frame: pl.DataFrame,
+        progress: Progress,
+    ) -> int:
+        if frame.height == 0:
+            return 0
+        mode, key = relationship_merge_key(spec)
+        keyed = frame.with_columns(
+            graph.keys(spec.src).gather(frame.get_column("src")).alias("src"),
+            graph.keys(spec.dst).gather(frame.get_column("dst")).alias("dst"),
+        )
+        if mode == "row":
+            keyed = keyed.with_columns(_row_key(spec.props))
+        keyed = bolt_frame(keyed)
+        props = [c for c in keyed.columns if c not in ("src", "dst", key)]
+        rows = _rows(keyed, key, props, s="src", d="dst")
+        rel_props = f" {{{_q(key)}: row.k}}" if key else ""
+        query = (
+            f"UNWIND $rows AS row "
+            f"MATCH (a:{_q(spec.src)} {{{_q(NODES[spec.src].key)}: row.s}}) "
+            f"MATCH (b:{_q(spec.dst)} {{{_q(NODES[spec.dst].key)}: row.d}}) "
+            f"MERGE (a)-[r:{_q(spec.type)}{rel_props}]->(b)" + _set_props("r", props)
+        )
+        return self._batches(driver, query, rows, "neo4j relationships", progress)[1]
+
+    def read_graph_counts(self) -> dict[str, dict[str, int]]:
+        """Nodes per label and relationships per type in the database (from the count store)."""
+        nodes: dict[str, int] = {}
+        relationships: dict[str, int] = {}
+        with self._driver() as driver:
+            _, labels = self._read(driver, "CALL db.labels()", {}, "list labels")
+            for (label,) in labels:
+                _, rows = self._read(
+                    driver, f"MATCH (n:{_q(label)}) RETURN count(n)", {}, "count nodes"
+                )
+                if rows[0][0]:
+                    nodes[label] = rows[0][0]
+            _, types = self._read(driver, "CALL db.relationshipTypes()", {}, "list types")
+            for (rel_type,) in types:
+                _, rows = self._read(
+                    driver, f"MATCH ()-[r:{_q(rel_type)}]->() RETURN count(r)", {}, "count"
+                )
+                if rows[0][0]:
+                    relationships[rel_type] = rows[0][0]
+        return {"nodes": nodes, "relationships": relationships}
+
+    def read_graph(self, like: RiskGraph) -> GraphFrames:
+        """Read the loaded graph back in key form, with the columns and dtypes of ``like``
+        (see :func:`keyed_frames`); properties the database holds beyond those are left out."""
+        reference = keyed_frames(like)
+        nodes: dict[str, pl.DataFrame] = {}
+        edges: dict[str, pl.DataFrame] = {}
+        with self._driver() as driver:
+            for label, ref in reference.nodes.items():
+                _, rows = self._read(
+                    driver, f"MATCH (n:{_q(label)}) RETURN properties(n)", {}, f"read {label}"
+                )
+                nodes[label] = _sorted(_frame_like([_native(r[0]) for r in rows], ref.schema))
+            for name, spec in RELATIONSHIPS.items():
+                _, rows = self._read(
+                    driver,
+                    f"MATCH (a:{_q(spec.src)})-[r:{_q(spec.type)}]->(b:{_q(spec.dst)}) "
+                    f"RETURN a.{_q(NODES[spec.src].key)}, b.{_q(NODES[spec.dst].key)}, "
+                    "properties(r)",
+                    {},
+                    f"read {spec.type}",
+                )
+                records = [{"src": s, "dst": d, **_native(p)} for s, d, p in rows]
+                edges[name] = _sorted(_frame_like(records, reference.edges[name].schema))
+        return GraphFrames(nodes=nodes, edges=edges)
+
+    def run_query(
+        self, query: str, params: Mapping[str, Any] | None = None, progress: Progress = SILENT
+    ) -> pl.DataFrame:
+        """Run a read query with ``params``; the records as a frame (columns in result order,
+        temporal values as Python datetimes, nodes as property maps)."""
+        with self._driver() as driver:
+            keys, rows = self._read(driver, query, dict(params or {}), "query", progress)
+        if not rows:
+            return pl.DataFrame(schema={k: pl.String for k in keys})
+        records = [dict(zip(keys, (_native(v) for v in row), strict=True)) for row in rows]
+        return pl.DataFrame(records, infer_schema_length=None).select(keys)
+
+    def write_back(
+        self, ctx: Any, progress: Progress = SILENT, run_id: str | None = None
+    ) -> WriteBackCounts:
+        """Write a run's results back (see the module docstring for the model).
+
+        ``ctx`` is a :class:`graphkit.pipeline.RunContext`; any of its results may be missing.
+        ``run_id`` defaults to ``ctx.run_id`` when the context has one, else a new id; it is
+        recorded in ``ctx.manifest_extra["neo4j_write_back"]``.
+        """
+        run_id = run_id or getattr(ctx, "run_id", None) or _new_run_id()
+        customers = writeback_frame(ctx.graph, ctx.results)
+        clusters = _derived_nodes(
+            ctx.outputs.get("cluster_risk.parquet"),
+            ctx.results.get("cluster_membership"),
+            "cluster_id",
+        )
+        circles = _derived_nodes(
+            ctx.outputs.get("circle_summary.parquet"),
+            ctx.results.get("circle_membership"),
+            "circle_id",
+        )
+        what = "neo4j write-back"
+        progress.start(what, customers.height + clusters.height + circles.height)
+        with self._driver() as driver:
+            self._ensure_schema(driver, progress)
+            props = [c for c in customers.columns if c != "customer_id"]
+            self._batches(
+                driver,
+                "UNWIND $rows AS row MATCH (c:Customer {customer_id: row.k}) "
+                "SET c += row.p, c.run_id = $run_id",
+                _rows(bolt_frame(customers), "customer_id", props),
+                what,
+                progress,
+                {"run_id": run_id},
+            )
+            removals = ", ".join(f"c.{_q(p)}" for p in [*WRITEBACK_PROPERTIES, RUN_KEY])
+            self._drain(
+                driver,
+                "MATCH (c:Customer) WHERE c.run_id <> $run_id "
+                f"WITH c LIMIT $limit REMOVE {removals} RETURN count(c)",
+                {"run_id": run_id},
+                progress,
+            )
+            links = {"in_cluster": 0, "in_circle": 0}
+            for label, rel, key, nodes, membership in (
+                ("Cluster", "IN_CLUSTER", "cluster_id", clusters, "cluster_membership"),
+                ("Circle", "IN_CIRCLE", "circle_id", circles, "circle_membership"),
+            ):
+                links[rel.lower()] = self._replace_derived(
+                    driver, label, rel, key, nodes, ctx.results.get(membership), run_id, progress
+                )
+            scored = self._write_history(driver, customers, run_id, progress)
+        progress.finish(what)
+        counts = WriteBackCounts(
+            run_id=run_id,
+            customers=customers.height,
+            clusters=clusters.height,
+            circles=circles.height,
+            in_cluster=links["in_cluster"],
+            in_circle=links["in_circle"],
+            scored=scored,
+        )
+        ctx.manifest_extra["neo4j_write_back"] = dict(counts.__dict__)
+        return counts
+
+    def _drain(
+        self, driver: neo4j.Driver, query: str, params: dict[str, Any], progress: Progress
+    ) -> int:
+        """Repeat a ``... LIMIT $limit ... RETURN count(x)`` write until it touches nothing."""
+        total = 0
+        while True:
+
+            def work(session: neo4j.Session) -> int:
+                with session.begin_transaction() as tx:
+                    n = tx.run(query, {**params, "limit": self.batch_size}).single(strict=True)[0]
+                    tx.commit()
+                return n
+
+            n = self._attempt(driver, work, "neo4j write-back cleanup", progress)
+            total += n
+            if n == 0:
+                return total
+
+    def _replace_derived(
+        self,
+        driver: neo4j.Driver,
+        label: str,
+        rel: str,
+        key: str,
+        nodes: pl.DataFrame,
+        membership: pl.DataFrame | None,
+        run_id: str,
+        progress: Progress,
+    ) -> int:
+        assert DERIVED_RELATIONSHIPS[rel] == ("Customer", label)
+        what = "neo4j write-back"
+        self._drain(
+            driver,
+            f"MATCH (:Customer)-[r:{_q(rel)}]->(:{_q(label)}) WITH r LIMIT $limit "
+            "DELETE r RETURN count(*)",
+            {},
+            progress,
+        )
+        self._drain(
+            driver,
+            f"MATCH (n:{_q(label)}) WHERE NOT n.{_q(key)} IN $keep "
+            "WITH n LIMIT $limit DETACH DELETE n RETURN count(*)",
+            {"keep": nodes.get_column(key).to_list()},
+            progress,
+        )
+        props = [c for c in nodes.columns if c != key]
+        self._batches(
+            driver,
+            f"UNWIND $rows AS row MERGE (n:{_q(label)} {{{_q(key)}: row.k}}) "
+            f"SET n = {'row.p' if props else '{}'}, n.{_q(key)} = row.k, n.run_id = $run_id",
+            _rows(bolt_frame(nodes), key, props),
+            what,
+            progress,
+            {"run_id": run_id},
+        )
+        if membership is None or membership.height == 0:
+            return 0
+        pairs = membership.select("customer_id", pl.col(key).cast(pl.Int64)).unique()
+        self._batches(
+            driver,
+            f"UNWIND $rows AS row MATCH (c:Customer {{customer_id: row.s}}) "
+            f"MATCH (n:{_q(label)} {{{_q(key)}: row.d}}) "
+            f"MERGE (c)-[r:{_q(rel)}]->(n) SET r.run_id = $run_id",
+            pairs.select(pl.col("customer_id").alias("s"), pl.col(key).alias("d")),
+            "neo4j write-back links",
+            SILENT,
+            {"run_id": run_id},
+        )
+        return pairs.height
+
+    def _write_history(
+        self, driver: neo4j.Driver, customers: pl.DataFrame, run_id: str, progress: Progress
+    ) -> int:
+        self._write(
+            driver,
+            f"MERGE (r:{_q(RUN_LABEL)} {{run_id: $run_id}}) "
+            "ON CREATE SET r.created_at = $now SET r.written_at = $now",
+            {"run_id": run_id, "now": datetime.now(UTC)},
+            "neo4j write-back run",
+            progress,
+        )
+        self._drain(
+            driver,
+            f"MATCH (:Customer)-[s:{_q(SCORED_IN)}]->(:{_q(RUN_LABEL)} {{run_id: $run_id}}) "
+            "WITH s LIMIT $limit DELETE s RETURN count(*)",
+            {"run_id": run_id},
+            progress,
+        )
+        scored = customers.filter(pl.col("tier").is_not_null()).select(
+            pl.col("customer_id").alias("k"),
+            pl.struct(tier="tier", risk_score="risk_score").alias("p"),
+        )
+        self._batches(
+            driver,
+            f"MATCH (run:{_q(RUN_LABEL)} {{run_id: $run_id}}) "
+            "UNWIND $rows AS row MATCH (c:Customer {customer_id: row.k}) "
+            f"MERGE (c)-[s:{_q(SCORED_IN)}]->(run) SET s += row.p",
+            scored,
+            "neo4j write-back history",
+            SILENT,
+            {"run_id": run_id},
+        )
+        return scored.height
+
+
+def _row_key(props: tuple[str, ...]) -> pl.Expr:
+    """A stable per-row key: the declared properties as text, plus the occurrence number of
+    identical rows between the same endpoints (1 for the first)."""
+    content = pl.concat_str(
+        [pl.col(c).cast(pl.String).fill_null("") for c in props] or [pl.lit("")], separator="|"
+    )
+    occurrence = pl.int_range(1, pl.len() + 1).over("src", "dst", content)
+    return pl.concat_str([content, occurrence.cast(pl.String)], separator="|").alias(ROW_KEY)
+
+
+# Where each write-back property comes from: (result key, column), first present wins.
+_WRITEBACK_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "cluster_id": (("cluster_membership", "cluster_id"),),
+    "circle_id": (("circle_membership", "circle_id"),),
+    "ring_id": (("ring_membership", "ring_id"),),
+    "banned_share": (("customer_flows", "banned_share"),),
+    "contagion_score": (("scores", "contagion_score"), ("contagion", "contagion_score")),
+    "gnn_score": (("scores", "gnn_score"), ("gnn", "gnn_score")),
+    "risk_score": (("scores", "risk_score"),),
+    "tier": (("scores", "tier"),),
+}
+
+
+def writeback_frame(graph: RiskGraph, results: Mapping[str, Any]) -> pl.DataFrame:
+    """One row per customer of ``graph``: ``customer_id`` and every write-back property
+    (:data:`graphkit.schema.WRITEBACK_PROPERTIES`, null where the run has no value)."""
+    frame = graph.nodes["Customer"].select("customer_id")
+    for prop, dtype in WRITEBACK_PROPERTIES.items():
+        values = pl.lit(None, dtype=dtype).alias(prop)
+        for result, column in _WRITEBACK_SOURCES[prop]:
+            source = results.get(result)
+            if isinstance(source, pl.DataFrame) and column in source.columns:
+                values = source.select("customer_id", pl.col(column).cast(dtype).alias(prop))
+                break
+        if isinstance(values, pl.Expr):
+            frame = frame.with_columns(values)
+        else:
+            unique = values.unique(subset="customer_id", keep="first", maintain_order=True)
+            frame = frame.join(unique, on="customer_id", how="left", maintain_order="left")
+    return frame
+
+
+def _derived_nodes(
+    summary: pl.DataFrame | None, membership: pl.DataFrame | None, key: str
+) -> pl.DataFrame:
+    """Cluster or Circle nodes: the summary output's rows, plus any id only the membership has."""
+    ids = pl.DataFrame(schema={key: pl.Int64})
+    if membership is not None and key in membership.columns:
+        ids = membership.select(pl.col(key).cast(pl.Int64)).unique().sort(key)
+    if summary is None or key not in summary.columns:
+        return ids
+    summary = summary.with_columns(pl.col(key).cast(pl.Int64)).unique(subset=key, keep="first")
+    missing = ids.join(summary.select(key), on=key, how="anti")
+    return pl.concat([summary, missing], how="diagonal_relaxed")
+
+
+def _frame_like(records: list[dict[str, Any]], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Records as a frame with exactly ``schema``'s columns and dtypes."""
+    columns = {name: [r.get(name) for r in records] for name in schema}
+    return pl.DataFrame(
+        [
+            pl.Series(name, values, dtype=dtype, strict=False)
+            for (name, dtype), values in zip(schema.items(), columns.values(), strict=True)
+        ]
+    )

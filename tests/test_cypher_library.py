@@ -22,6 +22,7 @@ import cypher
 from graphkit.analytics.circles import circle_membership, circles_stage
 from graphkit.analytics.cluster_risk import cluster_risk_stage, customer_exposure
 from graphkit.analytics.clusters import clusters_stage
+from graphkit.analytics.flows import FlowIndex, min_hops_to_banned, round_trips
 from graphkit.analytics.rings import device_rings, rings_stage
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
@@ -443,13 +444,17 @@ def check_evidence(tables, drawdown_id: str, window_days: float, row: dict) -> N
 @pytest.mark.parametrize(("window_days", "max_hops"), [(WINDOW_DAYS, MAX_HOPS), (7.5, 3)])
 def test_fund_flow_trace_equals_exhaustive_search(library, window_days, max_hops) -> None:
     tables = random_tables()
+    ids = tables["drawdowns"]["drawdown_id"]
+    graphkit = min_hops_to_banned(library.graph, ids, window_days=window_days, max_hops=max_hops)
+    graphkit_hops = dict(graphkit.iter_rows())
     reached_any = 0
-    for drawdown_id in tables["drawdowns"]["drawdown_id"].to_list():
+    for drawdown_id in ids.to_list():
         frame = library.run(
             "fund_flow_trace", drawdown_id=drawdown_id, window_days=window_days, max_hops=max_hops
         )
         expected = brute_force_reach(tables, drawdown_id, window_days, max_hops)
         assert dict(zip(frame["account_id"], frame["min_hops"], strict=True)) == expected
+        assert frame["min_hops"].min() == graphkit_hops[drawdown_id]
         for row in frame.iter_rows(named=True):
             check_evidence(tables, drawdown_id, window_days, row)
         reached_any += bool(expected)
@@ -473,6 +478,15 @@ def test_banned_inflows_by_hop_groups_min_hops(library: Library) -> None:
         .sort("hops")
     )
     frame = library.run("banned_inflows_by_hop", window_days=WINDOW_DAYS, max_hops=MAX_HOPS)
+    graphkit = (
+        min_hops_to_banned(library.graph, tables["drawdowns"]["drawdown_id"])
+        .drop_nulls()
+        .group_by("min_hops_to_banned")
+        .len()
+        .sort("min_hops_to_banned")
+    )
+    assert frame["hops"].to_list() == graphkit["min_hops_to_banned"].to_list()
+    assert frame["drawdowns"].to_list() == graphkit["len"].to_list()
     assert frame["hops"].to_list() == expected["hops"].to_list()
     assert frame["drawdowns"].to_list() == expected["drawdowns"].to_list()
     assert frame["customers"].to_list() == expected["customer"].to_list()
@@ -487,21 +501,32 @@ def test_banned_inflows_by_hop_groups_min_hops(library: Library) -> None:
 def brute_force_cycles(
     tables: dict[str, pl.DataFrame], account: str, window_days: float, max_length: int
 ) -> set[tuple[str, ...]]:
+    """Every strictly time-ordered transfer cycle from ``account`` back to it (2..max_length
+    transfers, customer accounts only, no account twice), by exhaustive DFS."""
+    customers = set(tables["customers"]["customer_id"])
+    owned = set(tables["accounts"].filter(pl.col("owner_id").is_in(customers))["account_id"])
     out = defaultdict(list)
     for t in tables["transfers"].iter_rows(named=True):
         out[t["src_account"]].append(t)
     found: set[tuple[str, ...]] = set()
+    if account not in owned:
+        return found
 
     def walk(at: str, path: list[dict], seen: set[str]) -> None:
         for t in out[at]:
-            if path and t["ts"] < path[-1]["ts"]:
+            if path and t["ts"] <= path[-1]["ts"]:
                 continue
             first = path[0]["ts"] if path else t["ts"]
             if t["ts"] > first + timedelta(days=window_days):
                 continue
             if t["dst_account"] == account:
-                found.add(tuple(x["transfer_id"] for x in [*path, t]))
-            elif t["dst_account"] not in seen and len(path) + 1 < max_length:
+                if path:
+                    found.add(tuple(x["transfer_id"] for x in [*path, t]))
+            elif (
+                t["dst_account"] not in seen
+                and t["dst_account"] in owned
+                and len(path) + 1 < max_length
+            ):
                 walk(t["dst_account"], [*path, t], seen | {t["dst_account"]})
 
     walk(account, [], {account})
@@ -511,14 +536,20 @@ def brute_force_cycles(
 @pytest.mark.parametrize(("window_days", "max_length"), [(30.0, 6), (3.0, 4)])
 def test_transfer_cycles_equal_exhaustive_search(library, window_days, max_length) -> None:
     tables = random_tables()
+    cycles, capped = round_trips(
+        FlowIndex.build(library.graph), window_days=window_days, max_length=max_length
+    )
+    assert not capped
     total = 0
-    for account in tables["accounts"]["account_id"].to_list()[:30]:
+    for account in tables["accounts"]["account_id"].to_list()[:40]:
         frame = library.run(
             "transfer_cycles", account_id=account, window_days=window_days, max_length=max_length
         )
         got = {tuple(ids) for ids in frame["transfer_ids"]}
         assert len(got) == frame.height
         assert got == brute_force_cycles(tables, account, window_days, max_length)
+        graphkit = cycles.filter(pl.col("start_account") == account)["transfer_ids"]
+        assert got == {tuple(ids) for ids in graphkit}
         total += frame.height
     assert total > 0
 

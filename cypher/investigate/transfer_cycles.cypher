@@ -1,8 +1,9 @@
 // name: transfer_cycles
-// purpose: Round-tripping through an account (FinBench TCR-4 style): transfer cycles that
-//   leave the account and come back, each transfer no earlier than the one before, the last
-//   within window_days of the first, at most max_length transfers (<= 10), no other account
-//   twice. One row per cycle, oldest first.
+// purpose: Round-tripping through a customer's account (FinBench TCR-4 style): transfer
+//   cycles that leave the account and come back, each transfer strictly later than the one
+//   before, the last within window_days of the first, 2 to max_length transfers (<= 10),
+//   every account on the way a customer's and none twice (graphkit's round_trips rules; a
+//   merchant account is commerce, not a round trip). One row per cycle, oldest first.
 // params: account_id (string, A0000001), window_days (float, 30), max_length (int, 6)
 // columns: account_id, length, transfer_ids, accounts, first_ts, last_ts, amounts, min_amount
 // example: graphkit cypher run transfer_cycles --param account_id=A0000001
@@ -11,6 +12,7 @@
 //   time-ordered, inside the window and simple, so the work is proportional to the
 //   time-respecting paths, not to every walk of up to max_length transfers.
 MATCH (a:Account {account_id: $account_id})
+WHERE EXISTS { (a)<-[:OWNS]-(:Customer) }
 WITH a, [{account: a, first: null, last: null, ids: [], accounts: [a.account_id], amounts: []}]
   AS partial, [] AS cycles
 // transfer 1
@@ -19,9 +21,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -34,9 +37,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -49,9 +53,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -64,9 +69,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -79,9 +85,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -94,9 +101,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -109,9 +117,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -124,9 +133,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -139,9 +149,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -154,9 +165,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts >= p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
-    AND (v = a OR NOT v.account_id IN p.accounts)
+    AND CASE WHEN v = a THEN size(p.ids) >= 1
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a

@@ -40,6 +40,17 @@ def run(
         list[str] | None, typer.Option(help="Run only these stages (repeatable).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+    neo4j: Annotated[
+        str | None,
+        typer.Option("--neo4j", help="Also load into this Neo4j (Bolt URI) and write back."),
+    ] = None,
+    neo4j_user: Annotated[str | None, typer.Option(help="Neo4j user ($NEO4J_USER).")] = None,
+    neo4j_password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the Neo4j password.")
+    ] = "NEO4J_PASSWORD",
+    neo4j_password: Annotated[
+        str | None, typer.Option(help="Neo4j password (prefer --neo4j-password-env).")
+    ] = None,
 ) -> None:
     """Validate, build the graph, analyse, score and alert; publish OUT atomically."""
     from graphkit.alerts import load_policy
@@ -50,9 +61,19 @@ def run(
         load_policy(cfg.alerts)
     except ConfigError as exc:
         fail(str(exc), EXIT_INVALID_INPUT)
+    from graphkit.commands.neo4j import connect, store_failure
+    from graphkit.store.neo4j import Neo4jStoreError
+
+    target = None
+    if neo4j is not None:
+        target = connect(neo4j, neo4j_user, neo4j_password_env, password=neo4j_password)
     try:
         with progress_bars(quiet) as progress:
-            summary = run_pipeline(input_dir, out, cfg, progress=progress, stages=stage)
+            summary = run_pipeline(
+                input_dir, out, cfg, progress=progress, stages=stage, neo4j=target
+            )
+    except Neo4jStoreError as exc:
+        store_failure(exc)
     except InputError as exc:
         print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
         fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)

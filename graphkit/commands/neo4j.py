@@ -1,0 +1,264 @@
+"""Neo4j commands: run a local server, load an input directory, and the investigators' queries.
+
+``graphkit neo4j start``, ``graphkit load IN --neo4j URI``,
+``graphkit cypher list | show | run | schema``.
+Connection options fall back to ``NEO4J_URI`` / ``NEO4J_USER`` / ``NEO4J_DATABASE``; the password
+comes from the environment variable named by ``--password-env`` (default ``NEO4J_PASSWORD``), so
+it never has to be typed on a command line that lands in shell history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+
+import cypher
+from graphkit.commands.render import (
+    EXIT_FAILURE,
+    EXIT_INVALID_INPUT,
+    EXIT_UNAVAILABLE,
+    console,
+    err_console,
+    fail,
+    key_values,
+    print_frame,
+    progress_bars,
+)
+from graphkit.store.neo4j import (
+    PASSWORD_ENV,
+    Neo4jQueryError,
+    Neo4jStoreError,
+    Neo4jTarget,
+    Neo4jUnavailable,
+    schema_cypher,
+)
+
+Uri = Annotated[
+    str | None,
+    typer.Option("--neo4j", help="Bolt URI, e.g. bolt://127.0.0.1:7687 (default: $NEO4J_URI)."),
+]
+User = Annotated[str | None, typer.Option("--user", help="Neo4j user (default: $NEO4J_USER).")]
+PasswordEnv = Annotated[
+    str,
+    typer.Option(
+        "--password-env", help="Environment variable holding the password (never a flag value)."
+    ),
+]
+Password = Annotated[
+    str | None,
+    typer.Option(
+        "--password",
+        help="Password as a flag value (visible in shell history and ps; prefer --password-env).",
+    ),
+]
+Database = Annotated[
+    str | None, typer.Option("--database", help="Database name (default: the server's).")
+]
+
+neo4j_app = typer.Typer(help="A local Neo4j 5.26 server for exploration.", no_args_is_help=True)
+cypher_app = typer.Typer(help="The investigators' Cypher library.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(neo4j_app, name="neo4j")
+    app.add_typer(cypher_app, name="cypher")
+    app.command("load")(load)
+
+
+def connect(
+    uri: str | None,
+    user: str | None = None,
+    password_env: str = PASSWORD_ENV,
+    database: str | None = None,
+    batch_size: int = 10_000,
+    password: str | None = None,
+) -> Neo4jTarget:
+    """A :class:`Neo4jTarget` from command-line options and the environment; exits 2 when no
+    URI is given or the password variable named explicitly is unset."""
+    if password is None and password_env != PASSWORD_ENV and password_env not in os.environ:
+        fail(f"--password-env {password_env}: that environment variable is not set", 2)
+    try:
+        return Neo4jTarget.from_env(
+            uri, user, password, database, password_env=password_env, batch_size=batch_size
+        )
+    except ValueError as exc:
+        fail(str(exc), EXIT_INVALID_INPUT)
+        raise AssertionError("unreachable") from exc
+
+
+def store_failure(exc: Neo4jStoreError) -> None:
+    """Exit with the store error: 3 when the server is unreachable, 1 otherwise."""
+    fail(str(exc), EXIT_UNAVAILABLE if isinstance(exc, Neo4jUnavailable) else EXIT_FAILURE)
+
+
+@neo4j_app.command("start")
+def start(
+    port: Annotated[int, typer.Option(help="Bolt port on 127.0.0.1 (0: any free port).")] = 7687,
+    data: Annotated[
+        Path, typer.Option("--data", help="Neo4j home kept between runs (data, logs).")
+    ] = Path("neo4j-data"),
+    password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--password-env",
+            help="Turn auth on with the password in this environment variable (user neo4j).",
+        ),
+    ] = None,
+    heap: Annotated[str, typer.Option(help="Java heap, e.g. 2g.")] = "1g",
+    pagecache: Annotated[str, typer.Option(help="Page cache, e.g. 1g.")] = "512m",
+) -> None:
+    """Run a Neo4j server in the foreground until Ctrl-C, keeping its data in --data."""
+    from graphkit.store.neo4j_server import Neo4jServer, Neo4jServerError
+
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            fail(f"--password-env {password_env}: that environment variable is not set", 2)
+    server = Neo4jServer()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with err_console.status("starting Neo4j ..."):
+            server.start(
+                port=port, data_dir=data, password=password, heap=heap, pagecache=pagecache
+            )
+    except Neo4jServerError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    try:
+        auth = "user neo4j, password from $" + password_env if password_env else "auth off"
+        console.print(f"{server.uri}  ({auth}; data in {data}; Ctrl-C stops)")
+        while not stop.wait(1.0):
+            if not server.running:
+                fail("the Neo4j server exited", EXIT_UNAVAILABLE)
+    finally:
+        server.stop()
+    err_console.print("Neo4j stopped")
+
+
+def load(
+    input_dir: Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")],
+    neo4j: Uri = None,
+    user: User = None,
+    password_env: PasswordEnv = PASSWORD_ENV,
+    password: Password = None,
+    database: Database = None,
+    batch_size: Annotated[int, typer.Option(help="Rows per UNWIND transaction.")] = 10_000,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
+) -> None:
+    """Validate IN, build its graph and merge it into Neo4j (constraints first; idempotent)."""
+    from graphkit.pipeline import load_graph
+    from loaders.sources import InputError, issues_frame
+
+    target = connect(neo4j, user, password_env, database, batch_size, password)
+    try:
+        with progress_bars(quiet) as progress:
+            graph, _ = load_graph(input_dir, progress)
+            counts = target.load_graph(graph, progress)
+    except InputError as exc:
+        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
+        fail(f"{input_dir}: invalid input; nothing was loaded", EXIT_INVALID_INPUT)
+    except Neo4jStoreError as exc:
+        store_failure(exc)
+    if not quiet:
+        rows = [("neo4j", target.describe()["uri"])]
+        rows += [(f"nodes: {k}", v) for k, v in counts.nodes.items()]
+        rows += [(f"relationships: {k}", v) for k, v in counts.relationships.items()]
+        rows += [
+            ("created", f"{counts.nodes_created} nodes, {counts.relationships_created} rels"),
+            ("nodes/s", round(counts.node_rows / max(counts.node_seconds, 1e-9))),
+            (
+                "relationships/s",
+                round(counts.relationship_rows / max(counts.relationship_seconds, 1e-9)),
+            ),
+        ]
+        console.print(key_values(rows, title="graphkit load"))
+
+
+@cypher_app.command("list")
+def list_(
+    format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """The queries of the library with their purpose and parameters."""
+    frame = pl.DataFrame(
+        {
+            "name": [q.name for q in cypher.list_queries()],
+            "params": [
+                ", ".join(f"{p.name}{'?' if p.optional else ''}" for p in q.params)
+                for q in cypher.list_queries()
+            ],
+            "purpose": [q.purpose.split(". ")[0].split(": ")[0] for q in cypher.list_queries()],
+        }
+    )
+    print_frame(frame, format)
+
+
+@cypher_app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Query name (see `graphkit cypher list`).")],
+) -> None:
+    """Print a query's text (header included)."""
+    try:
+        query = cypher.load_query(name)
+    except cypher.QueryError as exc:
+        fail(str(exc), EXIT_INVALID_INPUT)
+    console.print(query.text, markup=False, highlight=False, soft_wrap=True)
+
+
+@cypher_app.command("schema")
+def schema() -> None:
+    """Print the constraint and index script generated from graphkit's schema."""
+    console.print(schema_cypher(), markup=False, highlight=False, soft_wrap=True, end="")
+
+
+@cypher_app.command("run")
+def run_query(
+    name: Annotated[str, typer.Argument(help="Query name (see `graphkit cypher list`).")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A query parameter, key=value (repeatable)."),
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    neo4j: Uri = None,
+    user: User = None,
+    password_env: PasswordEnv = PASSWORD_ENV,
+    password: Password = None,
+    database: Database = None,
+) -> None:
+    """Run a library query with typed parameters and print its rows."""
+    raw: dict[str, str] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--param {item!r}: expected key=value", EXIT_INVALID_INPUT)
+        raw[key.strip()] = value
+    try:
+        query = cypher.load_query(name)
+        values = cypher.convert_params(query, raw)
+    except cypher.QueryError as exc:
+        fail(str(exc), EXIT_INVALID_INPUT)
+    target = connect(neo4j, user, password_env, database, password=password)
+    try:
+        frame = target.run_query(query.text, values)
+    except Neo4jQueryError as exc:
+        fail(str(exc), EXIT_FAILURE)
+    except Neo4jStoreError as exc:
+        store_failure(exc)
+    if format == "csv":
+        # CSV cannot hold lists or maps: they go out as JSON text.
+        frame = frame.with_columns(
+            pl.Series(
+                c, [json.dumps(v, default=str, ensure_ascii=False) for v in frame[c].to_list()]
+            )
+            for c, t in frame.schema.items()
+            if t.is_nested()
+        )
+    print_frame(frame, format, title=f"{name}: {frame.height} row(s)")

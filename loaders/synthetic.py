@@ -121,6 +121,14 @@ class Rates:
     burst_logit: float = -4.4  # P(burst customer) = sigmoid(burst_logit + risk)
     chain_share: float = 0.04
     chain_hop_probs: tuple[float, ...] = (0.1, 0.2, 0.25, 0.2, 0.15, 0.1)  # 1..6 hops
+    # Laundering: share of all drawdowns whose money diverters pass on into banned sectors.
+    launder_share: float = 0.065
+    launder_hop_probs: tuple[float, ...] = (0.06, 0.1, 0.26, 0.25, 0.18, 0.15)  # 1..6 hops
+    launder_gap_days: tuple[float, float] = (31.0, 40.0)  # between one diverter's laundered ones
+    launder_draw: tuple[float, float] = (0.55, 0.95)  # laundered drawdown / credit limit
+    launder_first_hop: tuple[float, float] = (0.9, 1.0)  # share of the drawdown hop 1 moves
+    launder_keep: tuple[float, float] = (0.85, 0.995)  # share each later hop passes on
+    launder_limit_power: float = 1.0  # P(diverter) grows as limit ** power
     noise_share: float = 0.01
     spend_prob: float = 0.45  # a drawdown is spent by transfers
     second_spend_prob: float = 0.3
@@ -165,6 +173,8 @@ TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "account_id": pl.String(),
         "sink_account": pl.String(),
         "sink_sector": pl.String(),
+        "kind": pl.String(),
+        "banned_amount": pl.Float64(),
     },
     "noise_paths": {
         "drawdown_id": pl.String(),
@@ -675,22 +685,47 @@ def _drawdowns(
     no_ts = rng.integers(w.start_s + 6 * DAY, w.end_s - 50 * DAY, len(noise_c))
     special_share = rng.uniform(0.3, 0.9, len(chain_c) + len(noise_c))
 
-    all_cust = np.concatenate([cust, b_cust, chain_c, noise_c])
-    all_ts = np.concatenate([ts, b_ts, ch_ts, no_ts])
-    all_share = np.concatenate([share, b_share, special_share])
-    all_channel = np.concatenate([channel, b_channel, np.zeros(len(chain_c) + len(noise_c), int)])
+    laundering = _diverters(c, roles, acc, cust, len(b_cust) + len(chain_c) + len(noise_c))
+    ordinary = ~laundering["diverter"][cust]
+    cust, ts, share, channel, tag = (x[ordinary] for x in (cust, ts, share, channel, tag))
+    n = len(cust)
+    l_cust, l_ts = laundering["cust"], laundering["ts"]
+    l_share = rng.uniform(*r.launder_draw, len(l_cust))
+    l_channel = rng.choice(len(CHANNELS), len(l_cust), p=[0.45, 0.1, 0.05, 0.4])
+
+    all_cust = np.concatenate([cust, b_cust, chain_c, noise_c, l_cust])
+    all_ts = np.concatenate([ts, b_ts, ch_ts, no_ts, l_ts])
+    all_share = np.concatenate([share, b_share, special_share, l_share])
+    all_channel = np.concatenate(
+        [channel, b_channel, np.zeros(len(chain_c) + len(noise_c), int), l_channel]
+    )
     all_tag = np.concatenate(
-        [tag, np.ones(len(b_cust), np.int64), np.full(len(chain_c), 2), np.full(len(noise_c), 3)]
+        [
+            tag,
+            np.ones(len(b_cust), np.int64),
+            np.full(len(chain_c), 2),
+            np.full(len(noise_c), 3),
+            np.full(len(l_cust), 4),
+        ]
     )
     special_index = np.concatenate(
-        [np.full(n + len(b_cust), -1), np.arange(len(chain_c)), np.arange(len(noise_c))]
+        [
+            np.full(n + len(b_cust), -1),
+            np.arange(len(chain_c)),
+            np.arange(len(noise_c)),
+            np.arange(len(l_cust)),
+        ]
     )
     m = len(all_cust)
     has_two = acc["n_lines"][all_cust] > 1
     line_local = acc["first_line"][all_cust] + (has_two & (rng.random(m) < 0.4) & (all_tag < 2))
-    use_second = (acc["second"][all_cust] >= 0) & (rng.random(m) < 0.25)
+    # A diverter's second account, if any, is its laundering account: nothing else goes there.
+    use_second = (
+        (acc["second"][all_cust] >= 0) & (rng.random(m) < 0.25) & ~laundering["diverter"][all_cust]
+    )
     account = np.where(use_second, acc["second"][all_cust], acc["primary"][all_cust])
-    account = np.where(all_tag >= 2, acc["dedicated"][all_cust], account)
+    account = np.where((all_tag == 2) | (all_tag == 3), acc["dedicated"][all_cust], account)
+    account = np.where(all_tag == 4, laundering["account"][all_cust], account)
     amount = _money(acc["line_limit"][line_local] * all_share)
     device = _pick_device(rng, dev, all_cust)
     device = np.where(CHANNELS.index("branch") == all_channel, -1, device)
@@ -716,6 +751,8 @@ def _drawdowns(
     chain_pos[special_sorted[tag_sorted == 2]] = np.flatnonzero(tag_sorted == 2)
     noise_pos = np.empty(len(noise_c), np.int64)
     noise_pos[special_sorted[tag_sorted == 3]] = np.flatnonzero(tag_sorted == 3)
+    launder_pos = np.empty(len(l_cust), np.int64)
+    launder_pos[special_sorted[tag_sorted == 4]] = np.flatnonzero(tag_sorted == 4)
     return {
         "cust": all_cust[order],
         "ts": all_ts[order],
@@ -726,7 +763,75 @@ def _drawdowns(
         "ids": ids,
         "chain_pos": chain_pos,
         "noise_pos": noise_pos,
+        "launder_pos": launder_pos,
         "util": util,
+    }
+
+
+def _diverters(
+    c: _Chunk,
+    roles: dict[str, Any],
+    acc: dict[str, np.ndarray],
+    regular_cust: np.ndarray,
+    n_other: int,
+) -> dict[str, np.ndarray]:
+    """Pick the diverters and schedule their laundered drawdowns.
+
+    Diverters are active customers (not chain or noise customers) picked with probability
+    growing with their credit limit. A diverter stops drawing down ordinarily: every
+    ``launder_gap_days`` it draws a large share of its limit into its laundering account (its
+    second account, else a new one) and passes it on (:func:`_planted_paths`). The gap exceeds
+    the 30-day window and a chain ends within 29 days, so no other laundered drawdown's transfers
+    fall in a laundered drawdown's window: each has exactly one time-respecting path to a banned
+    sink, its own chain. Diverters are taken, in a limit-weighted random order, until laundered
+    drawdowns make up ``launder_share`` of all the chunk's drawdowns.
+
+    Returns per customer ``diverter`` (bool) and ``account`` (laundering account number or -1),
+    and per laundered drawdown ``cust`` and ``ts``.
+    """
+    rng, k, w, r = c.rng, c.k, c.world, c.rates
+    eligible = roles["active"].copy()
+    eligible[roles["chain_customers"]] = False
+    eligible[roles["noise_customers"]] = False
+    pool = np.flatnonzero(eligible)
+    weight = acc["line_limit"][acc["first_line"][pool]] ** r.launder_limit_power
+    order = pool[np.argsort(rng.exponential(1.0, len(pool)) / weight, kind="stable")]
+    lo, hi = r.launder_gap_days
+    gaps = rng.uniform(lo, hi, (len(order), int(w.days // lo) + 1))
+    gaps[:, 0] = rng.uniform(0.0, hi, len(order))
+    times = w.start_s + (np.cumsum(gaps, axis=1) * DAY).astype(np.int64)
+    valid = times <= w.end_s - DAY  # leaves at least a day for the chain
+    laundered = np.cumsum(valid.sum(axis=1))
+    removed = np.cumsum(np.bincount(regular_cust, minlength=k)[order])
+    share = laundered / np.maximum(len(regular_cust) + n_other - removed + laundered, 1)
+    # share never decreases along the order, so the first prefix reaching the target is found
+    # by bisection
+    n_div = 0 if r.launder_share <= 0 else int(np.searchsorted(share, r.launder_share)) + 1
+    chosen = order[: min(n_div, len(order))]
+    account = acc["second"][chosen]
+    fresh = account < 0
+    account[fresh] = c.number("account", int(fresh.sum()))
+    c.tables["accounts"] = pl.concat(
+        [
+            c.tables["accounts"],
+            pl.DataFrame(
+                {
+                    "account_id": _ids("A", account[fresh], w.width),
+                    "owner_id": c.customer_ids(chosen[fresh]),
+                }
+            ),
+        ]
+    )
+    diverter = np.zeros(k, bool)
+    diverter[chosen] = True
+    launder_account = np.full(k, -1, np.int64)
+    launder_account[chosen] = account
+    chosen_valid = valid[: len(chosen)]
+    return {
+        "diverter": diverter,
+        "account": launder_account,
+        "cust": np.repeat(chosen, chosen_valid.sum(axis=1)),
+        "ts": times[: len(chosen)][chosen_valid],
     }
 
 
@@ -936,7 +1041,53 @@ def _planted_paths(c: _Chunk, dd: dict[str, np.ndarray], out: _Transfers) -> dic
     )
     amount = dd["amount"][noise_dd][npath] * rng.uniform(0.3, 0.9, len(npath))
     out.add(nsrc, ndst, amount, ts, 2, npath, nhop)
-    return {"hops": hops, "sinks": chain_sinks, "kind": kind, "noise_hops": noise_hops}
+    launder_hops, launder_sinks = _laundering_chains(c, dd, out)
+    return {
+        "hops": hops,
+        "sinks": chain_sinks,
+        "kind": kind,
+        "noise_hops": noise_hops,
+        "launder_hops": launder_hops,
+        "launder_sinks": launder_sinks,
+    }
+
+
+def _laundering_chains(
+    c: _Chunk, dd: dict[str, np.ndarray], out: _Transfers
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each laundered drawdown's money leaves its laundering account through mule accounts into
+    a banned sink; returns the hops and sink of each chain.
+
+    A diverter reuses its own mules (owned by conduit merchants): a chain of ``h`` hops runs
+    account -> mule 1 -> ... -> mule h-1 -> sink. The first hop moves ``launder_first_hop`` of the
+    drawdown, each later one passes on ``launder_keep`` of what it received (fees); hours to days
+    between hops, the last within 29 days and before the observation window closes.
+    """
+    rng, w, r = c.rng, c.world, c.rates
+    pos = dd["launder_pos"]
+    n = len(pos)
+    hops = 1 + rng.choice(MAX_CHAIN_HOPS, n, p=r.launder_hop_probs)
+    sinks = w.banned_merchants[rng.integers(0, len(w.banned_merchants), n)]
+    diverters, of_chain = np.unique(dd["cust"][pos], return_inverse=True)
+    need = np.zeros(len(diverters), np.int64)
+    np.maximum.at(need, of_chain, hops - 1)
+    mules = np.append(_conduit_accounts(c, int(need.sum())), -1)
+    first_mule = (np.cumsum(need) - need)[of_chain]
+    path = np.repeat(np.arange(n), hops)
+    hop = _positions_in_groups(hops) + 1
+    before = mules[np.where(hop > 1, first_mule[path] + hop - 2, len(mules) - 1)]
+    after = mules[np.where(hop < hops[path], first_mule[path] + hop - 1, len(mules) - 1)]
+    src = np.where(hop == 1, dd["account"][pos][path], before)
+    dst = np.where(hop == hops[path], sinks[path], after)
+    t0 = dd["ts"][pos]
+    horizon = np.minimum((WINDOW_DAYS - 1) * DAY, w.end_s - 1 - t0)
+    hop_ts = t0[path] + _hop_offsets(c, hops, horizon)
+    log_keep = np.log(rng.uniform(*r.launder_keep, len(path)))
+    log_keep[hop == 1] = np.log(rng.uniform(*r.launder_first_hop, n))
+    cum = np.cumsum(log_keep)
+    kept = np.exp(cum - np.repeat(cum[np.cumsum(hops) - hops] - log_keep[hop == 1], hops))
+    out.add(src, dst, dd["amount"][pos][path] * kept, hop_ts, 3, path, hop)
+    return hops, sinks
 
 
 def _write_transfers(
@@ -957,37 +1108,61 @@ def _write_transfers(
     )
     tag, path, hop = tag[order], path[order], hop[order]
 
-    def id_lists(t: int) -> pl.Series:
+    amount = amount[order]
+
+    def paths(t: int) -> pl.DataFrame:
+        """Per path of tag ``t``: its transfer ids in hop order and its smallest amount."""
         rows = np.flatnonzero(tag == t)
         rows = rows[np.lexsort((hop[rows], path[rows]))]
-        lists = (
-            pl.DataFrame({"path": path[rows], "transfer_id": ids.gather(rows)})
+        return (
+            pl.DataFrame(
+                {"path": path[rows], "transfer_id": ids.gather(rows), "amount": amount[rows]}
+            )
             .group_by("path", maintain_order=True)
-            .agg(pl.col("transfer_id"))
+            .agg(pl.col("transfer_id"), pl.col("amount").min())
+            .with_columns(pl.col("transfer_id").cast(pl.List(pl.String)))
         )
-        return lists.get_column("transfer_id").cast(pl.List(pl.String))
 
-    chain_dd, noise_dd = dd["chain_pos"], dd["noise_pos"]
-    c.truth["chains"] = pl.DataFrame(
-        {
-            "drawdown_id": dd["ids"].gather(chain_dd),
-            "hops": pl.Series(planted["hops"], dtype=pl.Int64),
-            "transfer_ids": id_lists(1),
-            "customer_id": c.customer_ids(dd["cust"][chain_dd]),
-            "account_id": _ids("A", dd["account"][chain_dd], w.width),
-            "sink_account": _ids("A", planted["sinks"], w.width),
-            "sink_sector": pl.Series(
-                np.array(SECTOR_CODES)[w.merchant_sector[planted["sinks"]]], dtype=pl.String
+    def chains(kind: str, t: int, pos: np.ndarray, hops: np.ndarray, sinks: np.ndarray):
+        planted_paths = paths(t)
+        return pl.DataFrame(
+            {
+                "drawdown_id": dd["ids"].gather(pos),
+                "hops": pl.Series(hops, dtype=pl.Int64),
+                "transfer_ids": planted_paths.get_column("transfer_id"),
+                "customer_id": c.customer_ids(dd["cust"][pos]),
+                "account_id": _ids("A", dd["account"][pos], w.width),
+                "sink_account": _ids("A", sinks, w.width),
+                "sink_sector": pl.Series(
+                    np.array(SECTOR_CODES)[w.merchant_sector[sinks]], dtype=pl.String
+                ),
+                "kind": pl.Series([kind] * len(pos), dtype=pl.String),
+                # Taint moves min(transfer, taint held) along the only path: the smallest
+                # transfer is what lands in the sink (a chain's other outflows leave room).
+                "banned_amount": planted_paths.get_column("amount"),
+            },
+            schema=TRUTH_SCHEMAS["chains"],
+        )
+
+    c.truth["chains"] = pl.concat(
+        [
+            chains("chain", 1, dd["chain_pos"], planted["hops"], planted["sinks"]),
+            chains(
+                "laundering",
+                3,
+                dd["launder_pos"],
+                planted["launder_hops"],
+                planted["launder_sinks"],
             ),
-        },
-        schema=TRUTH_SCHEMAS["chains"],
-    )
+        ]
+    ).sort("drawdown_id")
+    noise_dd = dd["noise_pos"]
     c.truth["noise_paths"] = pl.DataFrame(
         {
             "drawdown_id": dd["ids"].gather(noise_dd),
             "kind": pl.Series(np.array(NOISE_KINDS)[planted["kind"]], dtype=pl.String),
             "hops": pl.Series(planted["noise_hops"], dtype=pl.Int64),
-            "transfer_ids": id_lists(2),
+            "transfer_ids": paths(2).get_column("transfer_id"),
         },
         schema=TRUTH_SCHEMAS["noise_paths"],
     )
@@ -1290,6 +1465,8 @@ def _parts(
         raise ValueError(f"days must be >= {WINDOW_DAYS + 30} so chains and noise fit")
     if chunk_customers < 1:
         raise ValueError("chunk_customers must be >= 1")
+    if rates.launder_gap_days[0] <= WINDOW_DAYS:
+        raise ValueError(f"launder_gap_days must start above {WINDOW_DAYS} (one chain a window)")
     world = _world(customers, seed, start, days, rates)
     yield _shared_tables(world), {}, 0
     offsets: dict[str, int] = {"account": world.n_merchants}
@@ -1331,12 +1508,21 @@ class _Counts:
         self.rows: dict[str, int] = dict.fromkeys(TABLES, 0)
         self.truth_frames: dict[str, list[pl.DataFrame]] = {name: [] for name in TRUTH_SCHEMAS}
         self.devices = 0
+        self.drawn = 0.0
+        self.laundered = 0.0
 
     def add(self, tables: dict[str, pl.DataFrame], truth: dict[str, pl.DataFrame]) -> None:
         for name, frame in tables.items():
             self.rows[name] += frame.height
         if "device_links" in tables:  # devices never cross chunks; drawdowns reuse linked ones
             self.devices += tables["device_links"].get_column("device_id").n_unique()
+        if "drawdowns" in tables:
+            drawdowns = tables["drawdowns"]
+            laundered = truth["chains"].filter(pl.col("kind") == "laundering")
+            self.drawn += float(drawdowns.get_column("amount").sum())
+            self.laundered += float(
+                drawdowns.join(laundered, on="drawdown_id", how="semi").get_column("amount").sum()
+            )
         for name, frame in truth.items():
             self.truth_frames[name].append(frame)
 
@@ -1368,6 +1554,11 @@ class _Counts:
         }
         defaults = truth["defaults"]
         labelled = rows["labels"]
+        chains = truth["chains"]
+        laundering = chains.filter(pl.col("kind") == "laundering")
+        drawn = max(self.drawn, 1e-9)
+        banned = chains.get_column("banned_amount")
+        banned_3plus = chains.filter(pl.col("hops") >= 3).get_column("banned_amount")
         return {
             "tables": dict(rows),
             "nodes": {**nodes, "total": sum(nodes.values())},
@@ -1382,6 +1573,16 @@ class _Counts:
                     str(h): n
                     for h, n in truth["chains"].group_by("hops").len().sort("hops").iter_rows()
                 },
+                "chains_by_kind": {
+                    kind: chains.filter(pl.col("kind") == kind).height
+                    for kind in ("chain", "laundering")
+                },
+                "diverters": laundering.get_column("customer_id").n_unique(),
+                "laundered_drawdown_share": round(laundering.height / max(rows["drawdowns"], 1), 4),
+                "laundered_amount_share": round(self.laundered / drawn, 4),
+                # What graphkit's flow tracing finds with policy first, W=30 days, H=6.
+                "banned_share": round(float(banned.sum()) / drawn, 4),
+                "banned_share_3plus": round(float(banned_3plus.sum()) / drawn, 4),
                 "noise_paths": truth["noise_paths"].height,
                 "burst_days": truth["bursts"].height,
                 "burst_customers": truth["bursts"].get_column("customer_id").n_unique(),

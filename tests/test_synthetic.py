@@ -2,7 +2,8 @@
 
 Oracles: networkx SCCs for circles, an exhaustive time-respecting DFS for fund chains, connected
 components over shared devices for rings, a recount of drawdowns per day for bursts, igraph
-Leiden plus ARI for related-enterprise groups.
+Leiden plus ARI for related-enterprise groups, and graphkit's own flow tracing for the banned
+shares the laundering chains are calibrated to (the seed's 38% after >= 3 hops).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import random
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from itertools import pairwise
 from pathlib import Path
 
@@ -21,6 +22,9 @@ import polars as pl
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from graphkit.analytics.flows import trace_flows
+from graphkit.config import FlowsConfig
+from graphkit.graph import RiskGraph
 from graphkit.schema import TABLES
 from loaders.synthetic import (
     CAUSES,
@@ -29,6 +33,7 @@ from loaders.synthetic import (
     TRUTH_SCHEMAS,
     WINDOW_DAYS,
     GeneratedData,
+    Rates,
     generate,
     generate_tables,
 )
@@ -288,13 +293,137 @@ def test_planted_hops_are_the_minimum_and_nothing_else_reaches_a_banned_sink(
     assert not set(noise["drawdown_id"]) & set(found)
 
 
-def test_banned_flows_are_a_minority_of_drawn_money(data: GeneratedData) -> None:
+def test_planted_banned_amounts_are_each_chains_smallest_transfer(data: GeneratedData) -> None:
     t = data.tables
-    sink_hits = t["transfers"].filter(
-        pl.col("transfer_id").is_in(data.truth["chains"]["transfer_ids"].list.last().to_list())
+    amount = dict(t["transfers"].select("transfer_id", "amount").iter_rows())
+    chains = data.truth["chains"]
+    for ids, banned in chains.select("transfer_ids", "banned_amount").iter_rows():
+        assert banned == min(amount[i] for i in ids)
+    drawn = t["drawdowns"]["amount"].sum()
+    planted = data.params["counts"]["planted"]
+    share = chains["banned_amount"].sum() / drawn
+    share_3plus = chains.filter(pl.col("hops") >= 3)["banned_amount"].sum() / drawn
+    assert planted["banned_share"] == round(share, 4)
+    assert planted["banned_share_3plus"] == round(share_3plus, 4)
+    assert 0 < share_3plus < share < 0.6
+
+
+# ----------------------------------------------------------------------------- laundering
+
+
+def _laundering(data: GeneratedData) -> pl.DataFrame:
+    return data.truth["chains"].filter(pl.col("kind") == "laundering")
+
+
+def test_laundered_drawdowns_make_up_the_rate_and_come_from_diverters(data: GeneratedData) -> None:
+    t = data.tables
+    rates = Rates()
+    laundering = _laundering(data)
+    drawdowns = t["drawdowns"].join(
+        t["credit_lines"].select("line_id", "customer_id", "limit"), on="line_id"
     )
-    banned = sink_hits["amount"].sum()
-    assert 0 < banned < 0.5 * t["drawdowns"]["amount"].sum()
+    share = laundering.height / drawdowns.height
+    # diverters are added until the rate is reached; one diverter has at most 6
+    assert rates.launder_share <= share <= rates.launder_share + 6 / drawdowns.height
+    laundered = drawdowns.join(laundering, on="drawdown_id", how="semi")
+    owners = laundered.select("drawdown_id", "customer_id").sort("drawdown_id")
+    assert owners.equals(laundering.select("drawdown_id", "customer_id").sort("drawdown_id"))
+    lo, hi = rates.launder_draw
+    ratio = laundered["amount"] / laundered["limit"]
+    assert ratio.min() >= lo - 0.01 and ratio.max() <= hi + 0.01
+    # one laundering account per diverter, fed by its laundered drawdowns and nothing else
+    diverters = laundering.group_by("customer_id").agg(pl.col("account_id").unique())
+    assert (diverters["account_id"].list.len() == 1).all()
+    accounts = set(laundering["account_id"])
+    into = t["drawdowns"].filter(pl.col("account_id").is_in(list(accounts)))
+    assert set(into["drawdown_id"]) == set(laundering["drawdown_id"])
+    assert not accounts & set(t["transfers"]["dst_account"])
+    # a diverter draws down only to launder (burst days aside)
+    burst_customers = set(data.truth["bursts"]["customer_id"])
+    ordinary = drawdowns.join(laundering, on="drawdown_id", how="anti").filter(
+        pl.col("customer_id").is_in(list(set(diverters["customer_id"]) - burst_customers))
+    )
+    assert ordinary.height == 0
+    # consecutive laundered drawdowns of a diverter are further apart than the window
+    gaps = (
+        laundered.sort("customer_id", "ts")
+        .with_columns(gap=pl.col("ts").diff().over("customer_id"))
+        .drop_nulls("gap")
+    )
+    assert gaps["gap"].min() > timedelta(days=WINDOW_DAYS)
+    # most of the money is drawn by big lines: far more than the rate's share of drawn money
+    assert laundered["amount"].sum() > 5 * share * drawdowns["amount"].sum()
+
+
+def test_laundering_chains_move_most_of_the_money_in_hours_to_days(data: GeneratedData) -> None:
+    rates = Rates()
+    transfers = {
+        row["transfer_id"]: row
+        for row in data.tables["transfers"]
+        .with_columns(pl.col("ts").dt.epoch("s"))
+        .iter_rows(named=True)
+    }
+    drawdowns = dict(
+        data.tables["drawdowns"].select("drawdown_id", pl.col("ts").dt.epoch("s")).iter_rows()
+    )
+    amounts = dict(data.tables["drawdowns"].select("drawdown_id", "amount").iter_rows())
+    window_end = (date(2025, 1, 1) - date(1970, 1, 1)).days * 86_400 + 180 * 86_400
+    laundering = _laundering(data)
+    gaps = []
+    for did, ids in laundering.select("drawdown_id", "transfer_ids").iter_rows():
+        hops = [transfers[i] for i in ids]
+        received = amounts[did]
+        lo, hi = rates.launder_first_hop
+        for hop in hops:
+            assert lo * received - 0.01 <= hop["amount"] <= hi * received + 0.01
+            received = hop["amount"]
+            lo, hi = rates.launder_keep
+        times = [drawdowns[did]] + [h["ts"] for h in hops]
+        gaps += list(np.diff(times))
+        assert times[-1] - times[0] <= (WINDOW_DAYS - 1) * 86_400 and times[-1] < window_end
+    assert min(gaps) >= 60
+    assert 3_600 <= np.median(gaps) <= 2 * 86_400
+    # hop counts are weighted to 3 or more
+    by_hops = laundering.group_by("hops").len()
+    assert by_hops.filter(pl.col("hops") >= 3)["len"].sum() > 0.7 * laundering.height
+    assert set(by_hops["hops"]) == set(range(1, MAX_CHAIN_HOPS + 1))
+
+
+def test_launder_share_is_tunable_and_checked() -> None:
+    none = generate_tables(600, SEED, rates=Rates(launder_share=0.0))
+    assert set(none.truth["chains"]["kind"]) == {"chain"}
+    assert none.params["counts"]["planted"]["banned_share"] < 0.05
+    assert none.params["rates"]["launder_share"] == 0.0
+    more = generate_tables(600, SEED, rates=Rates(launder_share=0.1))
+    assert more.params["counts"]["planted"]["laundered_drawdown_share"] >= 0.1
+    with pytest.raises(ValueError, match="launder_gap_days"):
+        generate_tables(100, SEED, rates=Rates(launder_gap_days=(20.0, 40.0)))
+
+
+def test_graphkit_flows_find_the_seeds_38_percent_and_every_planted_chain() -> None:
+    """Default flows config (W=30, H=6, policy first) on a 5000-customer network."""
+    gen = generate_tables(5000, SEED + 2)
+    result = trace_flows(RiskGraph.from_tables(gen.tables), FlowsConfig(), cycles=False)
+    totals = result.totals
+    assert 0.33 <= totals["banned_share_3plus"] <= 0.43, totals
+    assert 0.03 <= totals["banned_share"] - totals["banned_share_3plus"] <= 0.15, totals
+    chains = gen.truth["chains"]
+    flows = chains.join(result.flows, on="drawdown_id", how="left")
+    assert flows.height == chains.height
+    assert (flows["min_hops_to_banned"] == flows["hops"]).all()
+    np.testing.assert_allclose(flows["banned_amount_right"], flows["banned_amount"], rtol=1e-9)
+    landed_at_planted_hops = flows.select(
+        pl.coalesce(
+            pl.when(pl.col("hops") == h).then(pl.col(f"banned_hop_{h}"))
+            for h in range(1, MAX_CHAIN_HOPS + 1)
+        )
+    ).to_series()
+    np.testing.assert_allclose(landed_at_planted_hops, flows["banned_amount"], rtol=1e-9)
+    reaching = result.flows.filter(pl.col("min_hops_to_banned").is_not_null())
+    assert set(reaching["drawdown_id"]) == set(chains["drawdown_id"])
+    planted = gen.params["counts"]["planted"]
+    assert planted["banned_share_3plus"] == round(totals["banned_share_3plus"], 4)
+    assert planted["banned_share"] == round(totals["banned_share"], 4)
 
 
 # ----------------------------------------------------------------------------- rings, devices

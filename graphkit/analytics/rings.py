@@ -50,7 +50,8 @@ class RingResult:
     Attributes:
         membership: ring_id, customer_id, ring_size, shared_devices (shared devices of this
             customer); ordered by ring_id then customer_id.
-        hubs: device_id, customers: devices used by more than ``max_customers_per_device``.
+        hubs: device_id, customers: devices used by more than ``max_customers_per_device``,
+            busiest first.
     """
 
     membership: pl.DataFrame
@@ -137,7 +138,7 @@ def device_rings(
             "customers": hubs.get_column("customers").cast(pl.Int64),
         },
         schema=HUB_COLUMNS,
-    )
+    ).sort(["customers", "device_id"], descending=[True, False])
     if shared.height == 0:
         return RingResult(pl.DataFrame(schema=RING_COLUMNS), hub_frame)
 

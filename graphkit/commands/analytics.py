@@ -178,5 +178,5 @@ def sweep_clusters_command(
     plot_path.replace(out / "sweep_clusters.png")
     if not quiet:
         title = "sweep clusters" + (" (truth: _truth/groups.parquet)" if truth is not None else "")
-        print_frame(table, "table", title=title)
+        print_frame(table.with_columns(pl.col(pl.Float64).round(3)), "table", title=title)
         console.print(f"wrote {out / 'sweep_clusters.csv'} and {out / 'sweep_clusters.png'}")

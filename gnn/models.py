@@ -48,6 +48,9 @@ class RelationalSAGE(nn.Module):
             )
             for _ in range(layers)
         )
+        # A linear read-out of the raw features: the model starts from what a logistic
+        # regression sees, and the graph layers only have to add what the neighbourhood says.
+        self.linear = nn.Linear(in_features, 1)
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(hidden * (layers + 1), hidden),
@@ -63,4 +66,4 @@ class RelationalSAGE(nn.Module):
         for conv in self.convs:
             h = h + torch.relu(conv({NODE: h}, edges)[NODE])
             states.append(h)
-        return self.head(torch.cat(states, dim=-1)).squeeze(-1)
+        return (self.head(torch.cat(states, dim=-1)) + self.linear(x)).squeeze(-1)

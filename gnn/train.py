@@ -83,6 +83,7 @@ class TrainSettings:
     batch_size: int | None = None  # None: full batch
     fanouts: tuple[int, ...] = (10, 10)
     aggr: str | list[str] = "mean"
+    monitor: str = "loss"  # early stopping on validation "loss" or "auc"
 
 
 @dataclass
@@ -186,11 +187,15 @@ def train_gnn(
             predict_logits(model, data, split.val, cfg.batch_size, cfg.fanouts, cfg.seed)
         )
         val_loss = float(loss_fn(val_logits, val_y))
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
+        val_auc = ranking_metrics(val_y.numpy(), val_logits.numpy())["roc_auc"]
+        history.append(
+            {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc}
+        )
         progress.advance("train gnn")
-        if val_loss < best_loss - 1e-6:
+        criterion = val_loss if cfg.monitor == "loss" else -val_auc
+        if criterion < best_loss - 1e-6:
             best_loss, best_state, best_epoch, stale = (
-                val_loss,
+                criterion,
                 copy.deepcopy(model.state_dict()),
                 epoch,
                 0,

@@ -107,7 +107,8 @@ def random_tables(seed: int = 7) -> dict[str, pl.DataFrame]:
     for key in guarantees:
         guarantees[key].append(guarantees[key][0])
 
-    pairs = {(int(a), int(b)) for a, b in rng.integers(0, n_cust, (30, 2)) if a != b}
+    # Only enterprises have shareholders (kind: every third customer is a person).
+    pairs = {(int(a), int(b)) for a, b in rng.integers(0, n_cust, (30, 2)) if a != b and b % 3}
     holdings = {
         "holder_id": [customers[a] for a, _ in sorted(pairs)],
         "company_id": [customers[b] for _, b in sorted(pairs)],

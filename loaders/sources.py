@@ -35,7 +35,9 @@ _LAST_NULL = "__graphkit_last_null"
 _DELIMITERS = {";": "';'", "|": "'|'", "\t": "tab"}
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 _REPLACEMENT = "\ufffd"
-_NUMERIC_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# ASCII digits only: Python's \d also matches full-width and other Unicode digits, which polars
+# does not parse as numbers.
+_NUMERIC_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 _NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 _CHECK_TEXT = {Check.POSITIVE: "> 0", Check.NON_NEGATIVE: ">= 0", Check.SHARE: "in (0, 1]"}
 _HEADER_BYTES = 1 << 20
@@ -501,7 +503,7 @@ def _bad_value_message(col: Column, value: object) -> str:
             return f"{shown} is beyond the float64 range"
         return f"{shown} is not a number"
     if col.kind is Kind.INT:
-        if re.fullmatch(r"[+-]?\d+", text.strip()) or isinstance(value, int):
+        if re.fullmatch(r"[+-]?\d+", text.strip(), re.ASCII) or isinstance(value, int):
             return f"{shown} is beyond the int64 range"
         return f"{shown} is not an integer"
     if col.kind is Kind.BOOL:
@@ -846,7 +848,16 @@ class _CsvSource:
             if "more fields" in text and not self.truncated:
                 self.truncated = True
                 raise _Reread from exc
-            self.log.add(self.path.name, None, None, f"unreadable CSV: {exc}")
+            row = _unclosed_quote_row(self.path)
+            if row is not None:
+                self.log.add(
+                    self.path.name,
+                    row,
+                    None,
+                    "a quoted value opened in this row is never closed (is the file truncated?)",
+                )
+            else:
+                self.log.add(self.path.name, None, None, f"unreadable CSV: {exc}")
             return None
 
     def ragged_rows(self, frame: pl.DataFrame, log: _IssueLog) -> set[int]:
@@ -885,23 +896,36 @@ def _raw_rows(raw: pl.LazyFrame, rows: list[int], columns: list[str]) -> pl.Data
     return raw.select(ROW, *columns).join(wanted, on=ROW, how="semi").collect(engine="streaming")
 
 
+def _physical_lines(path: Path) -> pl.LazyFrame:
+    """Every physical line of the file (ROW 0 = the header line), quotes not interpreted."""
+    return pl.scan_csv(
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        schema={"line": pl.String()},
+        encoding="utf8-lossy",
+        truncate_ragged_lines=True,
+    ).with_row_index(ROW)
+
+
+def _unclosed_quote_row(path: Path) -> int | None:
+    """The data row where a quote opens that the file never closes, or None when the file's
+    quotes pair up. The line where the running quote count last turned odd holds it."""
+    quotes = pl.col("line").str.count_matches('"', literal=True).fill_null(0)
+    odd = (quotes.cum_sum() % 2) == 1
+    lines = _physical_lines(path).select(ROW, odd.alias("odd")).collect(engine="streaming")
+    if lines.height == 0 or not lines.get_column("odd")[-1]:
+        return None
+    opened = lines.filter(pl.col("odd") & ~pl.col("odd").shift(1, fill_value=False))
+    row = int(opened.get_column(ROW)[-1])
+    return row if row > 0 else None
+
+
 def _field_counts(path: Path) -> pl.DataFrame:
     """Fields per data record (ROW, fields): vectorised per line when no quoted value spans
     lines, else by Python's csv module (exact, slower)."""
-    lines = (
-        pl.scan_csv(
-            path,
-            has_header=False,
-            separator="\x1f",
-            quote_char=None,
-            schema={"line": pl.String()},
-            encoding="utf8-lossy",
-            truncate_ragged_lines=True,
-        )
-        .with_row_index(ROW)
-        .filter(pl.col(ROW) > 0)
-        .collect(engine="streaming")
-    )
+    lines = _physical_lines(path).filter(pl.col(ROW) > 0).collect(engine="streaming")
     quotes = lines.get_column("line").str.count_matches('"', literal=True).fill_null(0)
     if not (quotes % 2 == 1).any():
         unquoted = pl.col("line").str.replace_all(r'"[^"]*"', "")

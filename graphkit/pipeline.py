@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -42,6 +43,13 @@ from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress, task
 from graphkit.store.embedded import save_snapshot
 from loaders.sources import LoadedInput, read_input
+
+# torch's OpenMP threads spin while they wait for each other. On a 2-core machine that is busy
+# with anything else a spinning thread steals the core its partner needs, and GNN training ran
+# 20-40x slower (bench/pipeline_scale.py, BENCHMARKS.md). Sleeping waiters cost little when
+# the machine is idle. Set before torch is imported (stages import it lazily); a value the user
+# exported wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass
@@ -100,7 +108,8 @@ def load_graph(input_dir: Path | str, progress: Progress = SILENT) -> tuple[Risk
 
     Raises :class:`loaders.sources.InputError` (all problems listed) before anything is built.
     """
-    loaded = read_input(Path(input_dir), progress=progress)
+    with task(progress, "read input"):
+        loaded = read_input(Path(input_dir), progress=progress)
     with task(progress, "build graph"):
         graph = RiskGraph.from_tables(loaded.tables)
     return graph, loaded
@@ -172,7 +181,8 @@ def run_pipeline(
             with task(progress, name):
                 stage(ctx)
             timings[name] = round(time.perf_counter() - clock, 3)
-        rows = write_outputs(ctx.outputs, tmp)
+        with task(progress, "write outputs"):
+            rows = write_outputs(ctx.outputs, tmp)
         if neo4j is not None:
             clock = time.perf_counter()
             neo4j.write_back(ctx, progress=progress)

@@ -141,6 +141,15 @@ def layer_ties(
     return {name: frame.cast(PAIR_SCHEMA).unique() for name, frame in layers.items()}
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values; a sort is several times faster than numpy 2's hash-based unique
+    on millions of int64 keys."""
+    ordered = np.sort(values)
+    return (
+        ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
+    )
+
+
 def cluster_graph(graph: RiskGraph, config: Config) -> ClusterGraph:
     """Build the multiplex :class:`ClusterGraph` with ``config.clusters`` thresholds.
 
@@ -152,24 +161,25 @@ def cluster_graph(graph: RiskGraph, config: Config) -> ClusterGraph:
         config.clusters.transfer_threshold,
         config.rings.max_customers_per_device,
     )
-    flags = (
-        pl.concat([frame.with_columns(pl.lit(name).alias("layer")) for name, frame in ties.items()])
-        .with_columns(pl.lit(1.0).alias("flag"))
-        .pivot(on="layer", index=["a", "b"], values="flag", aggregate_function="max")
-        .sort("a", "b")
-    )
-    for name in LAYERS:
-        if name not in flags.columns:
-            flags = flags.with_columns(pl.lit(0.0).alias(name))
-    flags = flags.with_columns(pl.col(LAYERS).fill_null(0.0))
-    a = flags.get_column("a").to_numpy()
-    b = flags.get_column("b").to_numpy()
-    nodes = np.unique(np.concatenate([a, b])).astype(np.int32)
+    # A pair is one int64 key a * n + b; each layer's pairs are unique, so a layer's flag column
+    # is set by one searchsorted into the sorted union of keys.
+    n = np.int64(graph.n("Customer"))
+    layer_keys = {
+        name: frame.get_column("a").to_numpy().astype(np.int64) * n
+        + frame.get_column("b").to_numpy().astype(np.int64)
+        for name, frame in ties.items()
+    }
+    keys = _sorted_unique(np.concatenate([layer_keys[name] for name in LAYERS]))
+    layers = np.zeros((len(keys), len(LAYERS)), dtype=np.float64)
+    for column, name in enumerate(LAYERS):
+        layers[np.searchsorted(keys, layer_keys[name]), column] = 1.0
+    a, b = np.divmod(keys, n)
+    nodes = _sorted_unique(np.concatenate([a, b])).astype(np.int32)
     pairs = np.column_stack([np.searchsorted(nodes, a), np.searchsorted(nodes, b)])
     return ClusterGraph(
         nodes=nodes,
         pairs=pairs.astype(np.int64).reshape(-1, 2),
-        layers=flags.select(LAYERS).to_numpy().astype(np.float64).reshape(-1, len(LAYERS)),
+        layers=layers,
         customer_ids=graph.keys("Customer").gather(nodes),
     )
 
@@ -201,7 +211,10 @@ def leiden(
     well-connected communities*, Sci. Rep. 9, 5233, 2019.
     """
     keep = weights > 0
-    g = ig.Graph(n=n, edges=pairs[keep], directed=False)
+    # python-igraph converts a list of int tuples about three times faster than a numpy array.
+    kept = pairs[keep]
+    edges = list(zip(kept[:, 0].tolist(), kept[:, 1].tolist(), strict=True))
+    g = ig.Graph(n=n, edges=edges, directed=False)
     edge_weights = weights[keep].tolist()
     state = random.getstate()
     try:

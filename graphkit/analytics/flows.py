@@ -38,8 +38,8 @@ from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 
 US_PER_DAY = 86_400_000_000
-# Rows of one frontier kept in memory at a time; drawdowns are traced in batches of this many.
-DEFAULT_BATCH = 50_000
+# Drawdowns traced together; bounds the frontier held in memory at once.
+DEFAULT_BATCH = 100_000
 # Round-trip enumeration keeps at most this many partial cycles per hop (memory safety valve;
 # hitting it is reported like any other cap).
 MAX_CYCLE_FRONTIER = 2_000_000
@@ -357,11 +357,12 @@ def _reach_batch(
 ) -> tuple[np.ndarray, np.ndarray]:
     n_acc = max(index.n_accounts, 1)
     a0 = index.dd_account[dd]
-    last_rank = index.window_end_rank(dd, window_days)
     hops = np.where(index.sinks[a0], 0, -1).astype(np.int64)
     capped = np.zeros(len(dd), dtype=bool)
     dist = index.distance_to_sink(max_hops)
     f_d = np.flatnonzero((hops < 0) & (dist[a0] <= max_hops))
+    last_rank = np.full(len(dd), -1, dtype=np.int64)
+    last_rank[f_d] = index.window_end_rank(dd[f_d], window_days)
     f_v, f_t = a0[f_d], index.dd_ts[dd][f_d]
     best_key = f_d * n_acc + f_v
     order = np.argsort(best_key)
@@ -733,11 +734,21 @@ def banned_amounts(
     ledgers: list[pl.DataFrame] = []
     replay = {"first": _replay_first, "fifo": _replay_fifo, "proportional": _replay_proportional}
     dist = index.distance_to_sink(max_hops) if prune else None
-    for part in _batches(len(dd), batch_size):
-        b, c, led = replay[policy](index, dd[part], window_days, max_hops, max_expand_per_hop, dist)
-        banned[part], capped[part] = b, c
+    live = np.arange(len(dd))
+    if dist is not None:
+        # a drawdown into an account that cannot reach a sink at all is done before it starts
+        a0 = index.dd_account[dd]
+        alive = index.sinks[a0] | (dist[a0] <= max_hops)
+        live = np.flatnonzero(alive)
         if ledger:
-            ledgers.append(led.with_columns(pl.col("drawdown") + part.start))
+            dead = np.flatnonzero(~alive)
+            ledgers.append(_ledger_frame(dead, a0[dead], 0, index.dd_amount[dd[dead]]))
+    for part in _batches(len(live), batch_size):
+        rows = live[part]
+        b, c, led = replay[policy](index, dd[rows], window_days, max_hops, max_expand_per_hop, dist)
+        banned[rows], capped[rows] = b, c
+        if ledger:
+            ledgers.append(led.with_columns(drawdown=rows[led.get_column("drawdown").to_numpy()]))
     return AmountResult(
         drawdowns=dd,
         banned=banned,

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphkit.analytics.circles import (
+    SUMMARY_COLUMNS,
     bounded_simple_cycles,
     circle_membership,
     guarantee_circles,
@@ -173,6 +174,7 @@ def test_ids_and_order_are_deterministic():
         firsts.get_column("customer_id").to_list()
     )
     assert result.summary.get_column("circle_id").to_list() == [1, 2]
+    assert dict(result.summary.schema) == SUMMARY_COLUMNS
     reach = dict(
         zip(
             result.summary.get_column("members").list.first(),
@@ -198,11 +200,12 @@ def test_planted_circles_found_exactly(seed):
     assert as_sets(result.membership, "circle_id") == as_sets(planted.circles, "circle_id")
 
 
-def test_generated_circles_found_exactly():
+@pytest.mark.parametrize(("customers", "seed"), [(3000, 11), (20_000, 5)])
+def test_generated_circles_found_exactly(customers, seed):
     synthetic = pytest.importorskip("loaders.synthetic")
     if not hasattr(synthetic, "generate_tables"):
         pytest.skip("loaders.synthetic.generate_tables has not landed yet")
-    data = synthetic.generate_tables(customers=3000, seed=11)
+    data = synthetic.generate_tables(customers=customers, seed=seed)
     result = guarantee_circles(RiskGraph.from_tables(data.tables))
     truth = data.truth["circles"]
     assert truth.height > 0

@@ -121,11 +121,12 @@ def test_planted_rings_found_exactly(seed):
     assert result.hubs.get_column("customers").to_list() == [120]
 
 
-def test_generated_rings_found_exactly():
+@pytest.mark.parametrize(("customers", "seed"), [(3000, 11), (20_000, 5)])
+def test_generated_rings_found_exactly(customers, seed):
     synthetic = pytest.importorskip("loaders.synthetic")
     if not hasattr(synthetic, "generate_tables"):
         pytest.skip("loaders.synthetic.generate_tables has not landed yet")
-    data = synthetic.generate_tables(customers=3000, seed=11)
+    data = synthetic.generate_tables(customers=customers, seed=seed)
     result = device_rings(RiskGraph.from_tables(data.tables))
     assert as_sets(result.membership, "ring_id") == as_sets(data.truth["rings"], "ring_id")
     assert set(result.hubs.get_column("device_id")) == set(

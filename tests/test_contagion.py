@@ -147,3 +147,37 @@ def test_simulate_names_hits_paths_and_rejects_unknown_ids():
     with pytest.raises(UnknownCustomersError) as err:
         simulate_defaults(graph, ["A", "nobody", "ghost"], Config())
     assert err.value.unknown == ["nobody", "ghost"]
+
+
+def test_simulate_command_writes_hits_and_rejects_unknown_ids(tmp_path):
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    tables = make_tables(
+        customers={
+            "customer_id": ["A", "B", "C", "D"],
+            "kind": ["enterprise"] * 4,
+            "registered_capital": [200.0, 100.0, 100.0, 120.0],
+        },
+        guarantees={
+            "guarantor_id": ["B", "C", "D", "D"],
+            "borrower_id": ["A", "B", "A", "C"],
+            "amount": [50.0, 80.0, 30.0, 60.0],
+        },
+    )
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    for name in ("customers", "guarantees"):
+        tables[name].write_parquet(input_dir / f"{name}.parquet")
+    out = tmp_path / "simulation.parquet"
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", str(input_dir), "--default", "A", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    hits = pl.read_parquet(out)
+    assert hits.get_column("customer_id").to_list()[0] == "B"
+    assert hits.columns[:4] == ["customer_id", "stress", "loss_amount", "pagerank"]
+    bad = runner.invoke(app, ["simulate", str(input_dir), "-d", "A", "-d", "ZZ", "-d", "YY"])
+    assert bad.exit_code == 2
+    assert "ZZ, YY" in bad.output

@@ -122,7 +122,7 @@ class Rates:
     chain_share: float = 0.04
     chain_hop_probs: tuple[float, ...] = (0.1, 0.2, 0.25, 0.2, 0.15, 0.1)  # 1..6 hops
     # Laundering: share of all drawdowns whose money diverters pass on into banned sectors.
-    launder_share: float = 0.065
+    launder_share: float = 0.068
     launder_hop_probs: tuple[float, ...] = (0.06, 0.1, 0.26, 0.25, 0.18, 0.15)  # 1..6 hops
     launder_gap_days: tuple[float, float] = (31.0, 40.0)  # between one diverter's laundered ones
     launder_draw: tuple[float, float] = (0.55, 0.95)  # laundered drawdown / credit limit
@@ -690,7 +690,10 @@ def _drawdowns(
     cust, ts, share, channel, tag = (x[ordinary] for x in (cust, ts, share, channel, tag))
     n = len(cust)
     l_cust, l_ts = laundering["cust"], laundering["ts"]
-    l_share = rng.uniform(*r.launder_draw, len(l_cust))
+    # Riskier diverters draw more of their limit, as ordinary borrowers do: utilisation keeps
+    # telling risk for them too.
+    lo, hi = r.launder_draw
+    l_share = lo + (hi - lo) * np.clip(util[l_cust] + 0.1 * rng.standard_normal(len(l_cust)), 0, 1)
     l_channel = rng.choice(len(CHANNELS), len(l_cust), p=[0.45, 0.1, 0.05, 0.4])
 
     all_cust = np.concatenate([cust, b_cust, chain_c, noise_c, l_cust])

@@ -322,7 +322,9 @@ def _apply_fallbacks(
             continue
         rows = frame.filter(bad).get_column(ROW)
         raw = source.raw_rows(rows.to_list(), [name])
-        retried = raw.select(ROW, conversion.fallback(raw.get_column(name)).alias(name)).filter(
+        # Categorical text from Parquet is converted as text; its raw values are categorical.
+        text = raw.get_column(name).cast(pl.String)
+        retried = raw.select(ROW, conversion.fallback(text).alias(name)).filter(
             pl.col(name).is_not_null()
         )
         if retried.height == 0:
@@ -723,6 +725,7 @@ def _check_references(read: dict[str, _ReadTable], found: dict[str, Path], log: 
         holdings is not None
         and customers is not None
         and "kind" in customers.columns
+        and "customer_id" in customers.columns
         and "company_id" in holdings.columns
     ):
         non_enterprise = customers.frame.filter(pl.col("kind") != "enterprise").select(
@@ -788,7 +791,21 @@ class _CsvSource:
         if not text.strip():
             log.add(file, None, None, "the first line is empty; expected a header row")
             return None
-        header = [name.strip() for name in next(csv.reader([text]))]
+        # polars reads a quoted header name across lines; this check reads only the first line,
+        # so a name spanning lines would give the two readers different columns.
+        if text.count('"') % 2:
+            log.add(
+                file,
+                None,
+                None,
+                "the header row opens a quoted column name it does not close on the same line",
+            )
+            return None
+        try:
+            header = [name.strip() for name in next(csv.reader([text]))]
+        except csv.Error as exc:
+            log.add(file, None, None, f"the header row is not valid CSV: {exc}")
+            return None
         if len(header) == 1:
             for delimiter, label in _DELIMITERS.items():
                 if delimiter in header[0]:
@@ -946,6 +963,10 @@ def _field_counts(path: Path) -> pl.DataFrame:
     )
 
 
+# A corrupt page can make polars panic (a BaseException) instead of raising an error.
+_PARQUET_ERRORS = (Exception, pl.exceptions.PanicException)
+
+
 class _ParquetSource:
     """A Parquet file; its columns keep their stored dtypes until converted."""
 
@@ -960,7 +981,7 @@ class _ParquetSource:
     def open(cls, path: Path, log: _IssueLog) -> _ParquetSource | None:
         try:
             schema = dict(pl.scan_parquet(path).collect_schema())
-        except Exception as exc:  # polars raises several types for a corrupt file
+        except _PARQUET_ERRORS as exc:  # polars raises several types for a corrupt file
             log.add(path.name, None, None, f"not a readable Parquet file: {exc}")
             return None
         return cls(path, schema, log)
@@ -971,7 +992,7 @@ class _ParquetSource:
     def collect(self, exprs: list[pl.Expr]) -> pl.DataFrame | None:
         try:
             return self._raw().select(exprs).collect(engine="streaming")
-        except Exception as exc:
+        except _PARQUET_ERRORS as exc:
             self.log.add(self.path.name, None, None, f"not a readable Parquet file: {exc}")
             return None
 

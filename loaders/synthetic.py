@@ -15,9 +15,16 @@ What is planted (details and rates in ``docs/generator.md`` and :class:`Rates`):
 * **Device-sharing rings** (3-10 customers on 1-3 devices). Every other device is used by at
   most two customers, except a few hub devices (shop terminals with 100+ customers).
 * **Fund chains**: a drawdown into a dedicated account, then 1-6 strictly later transfers through
-  fresh intermediary accounts into a banned-sector merchant, all within 30 days. Nothing else
-  can reach a banned sink on a time-respecting path, so the planted hop count is the minimum.
-  Noise paths reach banned sinks only by going back in time or leaving the 30-day window.
+  fresh intermediary accounts into a banned-sector merchant, all within 30 days.
+* **Laundering** (the seed's "38% of loan money reaches banned sectors after >= 3 transfers"):
+  diverters, picked by credit limit until their laundered drawdowns are ``launder_share`` of all
+  drawdowns, draw most of their limit every 31-40 days into a laundering account and pass it on
+  through their own mule accounts into a banned sink, 1-6 hops weighted to >= 3, 85-100% of the
+  money a hop.
+  Nothing else can reach a banned sink on a time-respecting path and no two chains of an account
+  share a 30-day window, so each planted chain is its drawdown's only path there and its hop
+  count the minimum. Noise paths reach banned sinks only by going back in time or leaving the
+  30-day window.
 * **Drawdown bursts** (>= 5 drawdowns a day) and **defaults**: independent ones driven by a
   latent risk the features reveal noisily, burst-driven ones, and contagion along guarantee,
   circle and ring ties. Default dates fall in the 90 days after the observation window.
@@ -125,7 +132,7 @@ class Rates:
     launder_share: float = 0.068
     launder_hop_probs: tuple[float, ...] = (0.06, 0.1, 0.26, 0.25, 0.18, 0.15)  # 1..6 hops
     launder_gap_days: tuple[float, float] = (31.0, 40.0)  # between one diverter's laundered ones
-    launder_draw: tuple[float, float] = (0.55, 0.95)  # laundered drawdown / credit limit
+    launder_draw: tuple[float, float] = (0.55, 0.95)  # laundered drawdown / limit, by utilisation
     launder_first_hop: tuple[float, float] = (0.9, 1.0)  # share of the drawdown hop 1 moves
     launder_keep: tuple[float, float] = (0.85, 0.995)  # share each later hop passes on
     launder_limit_power: float = 1.0  # P(diverter) grows as limit ** power
@@ -640,7 +647,7 @@ def _pick_device(
 def _drawdowns(
     c: _Chunk, roles: dict[str, Any], acc: dict[str, np.ndarray], dev: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Regular, burst, chain and noise drawdowns, numbered in time order."""
+    """Regular, burst, chain, noise and laundered drawdowns, numbered in time order."""
     rng, k, w, r = c.rng, c.k, c.world, c.rates
     local = np.arange(k)
     util = _sigmoid(-0.3 + 0.8 * roles["risk"] + 0.6 * rng.standard_normal(k))
@@ -915,7 +922,7 @@ def _background_transfers(
 ) -> None:
     """Spending after drawdowns, group payments, person-to-person payments and refunds.
 
-    None of them touches a dedicated, conduit or banned-sector account.
+    None of them touches a dedicated, laundering, conduit or banned-sector account.
     """
     rng, k, w, r = c.rng, c.k, c.world, c.rates
 

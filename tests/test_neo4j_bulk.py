@@ -122,11 +122,11 @@ def _awkward_tables() -> dict[str, pl.DataFrame]:
     """Hand-written records with the values a CSV round trip gets wrong, ids prefixed ``X``."""
     return make_tables(
         customers={
-            "customer_id": ["X-1", "X-2", "X-3", "X-4"],
-            "kind": ["enterprise", "person", "person", "enterprise"],
-            "name": [AWKWARD_NAME, "", None, "  padded  "],
-            "registered_capital": [CAPITAL, TINY, None, HUGE],
-            "created_at": [CREATED, None, CREATED, CREATED],
+            "customer_id": ["X-1", "X-2", "X-3", "X-4", "X-5"],
+            "kind": ["enterprise", "person", "person", "enterprise", "enterprise"],
+            "name": [AWKWARD_NAME, "", None, "  padded  ", "inf"],
+            "registered_capital": [CAPITAL, TINY, None, HUGE, math.inf],
+            "created_at": [CREATED, None, CREATED, CREATED, None],
         },
         guarantees={
             # Two identical guarantees between one pair: two relationships, told apart by
@@ -243,7 +243,7 @@ def test_awkward_values_round_trip_with_their_types(driver: neo4j.Driver) -> Non
     assert "name" not in third and "registered_capital" not in third
     assert by_id["X-4"]["node"]["name"] == "  padded  "
     assert by_id["X-4"]["node"]["registered_capital"] == HUGE
-    assert not math.isnan(by_id["X-4"]["node"]["registered_capital"])
+    assert by_id["X-5"]["node"]["registered_capital"] == math.inf
 
     records, _, _ = driver.execute_query(
         "MATCH (:Customer {customer_id: 'X-1'})-[g:GUARANTEES]->(:Customer {customer_id: 'X-2'}) "

@@ -192,6 +192,10 @@ def _property_columns(frame: pl.DataFrame, skip: tuple[str, ...]) -> list[pl.Exp
             expr, kind = expr.cast(pl.String), "string"
         elif kind.endswith("[]"):
             expr = expr.list.eval(pl.element().cast(pl.String)).list.join(_ARRAY_DELIMITER)
+        elif kind == "double" and frame.get_column(name).is_infinite().any():
+            # polars writes "inf", which the importer rejects; Java's spelling it reads.
+            sign = pl.when(expr > 0).then(pl.lit("Infinity")).otherwise(pl.lit("-Infinity"))
+            expr = pl.when(expr.is_infinite()).then(sign).otherwise(expr.cast(pl.String))
         columns.append(expr.alias(f"{name}:{kind}"))
     return columns
 

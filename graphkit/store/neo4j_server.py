@@ -104,6 +104,13 @@ class Neo4jServer:
         return self._auth
 
     @property
+    def pid(self) -> int:
+        """The server's (Java) process id, e.g. for fault-injection tests that signal it."""
+        if self._process is None:
+            raise Neo4jServerError("the Neo4j server is not running")
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._process is not None and self._process.poll() is None

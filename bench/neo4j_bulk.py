@@ -142,6 +142,7 @@ def main() -> None:
     parser.add_argument("--max-memory", default="4g", help="importer off-heap budget")
     parser.add_argument("--heap", default="2g", help="Java heap of importer and server")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
@@ -215,8 +216,8 @@ def main() -> None:
         f"import {seed_estimate['import']:.0f} s, schema {seed_estimate['schema']:.0f} s, "
         f"total {seed_estimate['total']:.0f} s (target {TARGET_SECONDS} s)"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from gnn.data import build_data  # noqa: E402
 from gnn.features import customer_features  # noqa: E402
 from gnn.score import class_log_weight, score_customers  # noqa: E402
 from gnn.train import (  # noqa: E402
+    Split,
     TrainSettings,
     predict_logits,
     ranking_metrics,
@@ -43,7 +44,7 @@ from graphkit.pipeline import RunContext, _stages  # noqa: E402
 from loaders.synthetic import Rates, generate_tables  # noqa: E402
 
 
-def _baselines(x: np.ndarray, labels: np.ndarray, split, seed: int) -> dict[str, dict]:  # noqa: ANN001
+def _baselines(x: np.ndarray, labels: np.ndarray, split: Split, seed: int) -> dict[str, dict]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
@@ -73,7 +74,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument(
-        "--rates", default="{}", help='generator Rates overrides as JSON, e.g. {"ring_contagion":0.8}'
+        "--rates", default="{}", help='generator Rates overrides (JSON): {"ring_contagion":0.8}'
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scoring.json")
     args = parser.parse_args()

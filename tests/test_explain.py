@@ -19,9 +19,13 @@ from tests.scoring_fixtures import planted_tables
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    """One thread for torch and OpenMP: oversubscribing a busy machine slows tests 30-fold."""
+    from threadpoolctl import threadpool_limits
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(threads)
 
 
@@ -42,7 +46,15 @@ def _scored_run(root: str):
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    return _scored_run(str(tmp_path_factory.mktemp("explain")))
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            return _scored_run(str(tmp_path_factory.mktemp("explain")))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_guarantee_contagion_names_the_defaulted_borrower(scored):

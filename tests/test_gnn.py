@@ -33,9 +33,13 @@ FAST = TrainSettings(epochs=60, patience=15, hidden=16, seed=3)
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    """One thread for torch and OpenMP: oversubscribing a busy machine slows tests 30-fold."""
+    from threadpoolctl import threadpool_limits
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(threads)
 
 

@@ -16,7 +16,7 @@ from graphkit.commands.render import (
     print_frame,
     progress_bars,
 )
-from graphkit.config import ConfigError, load_config
+from graphkit.config import Config, ConfigError, load_config
 
 InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
 ConfigFile = Annotated[Path | None, typer.Option(help="graphkit.toml with run parameters.")]
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command("explain")(explain)
 
 
-def _config(path: Path | None):
+def _config(path: Path | None) -> Config:
     try:
         return load_config(path)
     except ConfigError as exc:

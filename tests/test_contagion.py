@@ -181,3 +181,24 @@ def test_simulate_command_writes_hits_and_rejects_unknown_ids(tmp_path):
     bad = runner.invoke(app, ["simulate", str(input_dir), "-d", "A", "-d", "ZZ", "-d", "YY"])
     assert bad.exit_code == 2
     assert "ZZ, YY" in bad.output
+
+
+def test_contagion_score_of_a_lone_guarantor():
+    """One guarantee a -> b, b defaults: h_a = 100 / 1000; ppr_a / ppr_b = damping."""
+    graph = RiskGraph.from_tables(
+        make_tables(
+            customers={
+                "customer_id": ["a", "b"],
+                "kind": ["enterprise"] * 2,
+                "registered_capital": [1000.0, 500.0],
+            },
+            guarantees={"guarantor_id": ["a"], "borrower_id": ["b"], "amount": [100.0]},
+        )
+    )
+    frame, _ = contagion_frame(graph, np.array([1]), Config())
+    row = frame.row(0, named=True)
+    d = Config().contagion.pagerank_damping
+    assert row["debtrank"] == pytest.approx(0.1)
+    assert row["pagerank"] == pytest.approx(d / (1 + d))
+    assert row["contagion_score"] == pytest.approx(1 - (1 - 0.1) * (1 - d))
+    assert row["loss_amount"] == pytest.approx(100.0)

@@ -311,3 +311,21 @@ def test_overwrite_replaces_the_database(tmp_path: Path) -> None:
     assert result.schema_statements == 0 and result.schema_seconds == 0
     assert not (store / "stale-file").exists()
     assert (store / "neostore").exists()
+
+
+def test_cli_load_bulk_needs_data_and_refuses_an_existing_database(
+    imported: tuple[Path, BulkImportResult],
+) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    runner = CliRunner()
+    missing = runner.invoke(cli.app, ["load", str(sample), "--bulk"])
+    assert missing.exit_code == 2 and "--data" in missing.output
+    refused = runner.invoke(
+        cli.app, ["load", str(sample), "--bulk", "--data", str(imported[0]), "--quiet"]
+    )
+    assert refused.exit_code == 1
+    assert "--overwrite" in refused.output

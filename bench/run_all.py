@@ -1,0 +1,145 @@
+"""Run every benchmark script in sequence with modest settings, then print one combined table.
+
+This is what ``make bench`` runs after the slow tests. Each script runs in its own process (its
+peak memory and failures stay its own), prints its own table and writes
+``bench/results/<name>.json``; the combined table at the end reads those files back and shows
+one headline per script. The settings here keep the whole run to well under an hour on a busy
+2-core machine; the full-scale commands (5M nodes, 20M edges) are in BENCHMARKS.md.
+
+Usage: ``.venv/bin/python bench/run_all.py [--only pipeline_scale --only flows] [--list]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS_DIR, ROOT, fmt, machine_info, print_table, write_result
+
+# (script, arguments): cheap settings first, Neo4j last (it starts its own servers).
+SCRIPTS: list[tuple[str, list[str]]] = [
+    ("load_input", ["--transfers", "2000000"]),
+    ("analytics", ["--scale", "0.2", "--nx-timeout", "600"]),
+    ("flows", ["--customers", "20000", "--sample", "300", "--large", "100000"]),
+    ("scoring", ["--customers", "20000"]),
+    ("pipeline_scale", ["--sizes", "small,medium", "--baseline-timeout", "600"]),
+    ("neo4j_load", ["--sizes", "5000", "--naive-rows", "1000"]),
+    ("neo4j_bulk", ["--relationships", "100000", "1000000", "--bolt-max", "100000"]),
+]
+
+
+def _ratio(value: Any) -> str:
+    return f"{value:,.0f}x" if isinstance(value, int | float) else "-"
+
+
+def _analytics(doc: dict[str, Any]) -> str:
+    parts = []
+    for row in doc["results"]:
+        ratio = row.get("ratio")
+        text = _ratio(ratio) if ratio is not None else f">= {_ratio(row.get('ratio_floor'))}"
+        parts.append(f"{row['stage']} {text}")
+    return "vs networkx: " + ", ".join(parts)
+
+
+def _flows(doc: dict[str, Any]) -> str:
+    speed = doc["comparison"]["speedup"]
+    large = "; ".join(
+        f"{r['customers']:,} customers {r['seconds']:.0f} s {r['peak_rss_mb']:,.0f} MB"
+        for r in doc.get("large", [])
+    )
+    return f"vs reference: reach {_ratio(speed['reach'])}, first {_ratio(speed['first'])}; {large}"
+
+
+def _load_input(doc: dict[str, Any]) -> str:
+    return (
+        f"{doc['transfers']:,} transfers: read_input {fmt(doc['time_ratio'])}x the time, "
+        f"{fmt(doc['memory_ratio'])}x the memory of a bare typed read"
+    )
+
+
+def _pipeline_scale(doc: dict[str, Any]) -> str:
+    parts = [
+        f"{size} ({r['nodes']:,} nodes) {r['total_seconds']:.0f} s {r['peak_rss_mb']:,.0f} MB"
+        for size, r in doc["sizes"].items()
+    ]
+    return "; ".join(parts)
+
+
+def _neo4j_load(doc: dict[str, Any]) -> str:
+    rows = doc["results"]
+    ratios = [r.get("ratio") or r.get("speedup") for r in rows if isinstance(r, dict)]
+    return "batched vs per-row MERGE: " + ", ".join(_ratio(r) for r in ratios if r is not None)
+
+
+def _neo4j_bulk(doc: dict[str, Any]) -> str:
+    runs = doc["runs"]
+    last = runs[-1]
+    seconds = last.get("total_seconds") or last.get("seconds")
+    return f"{len(runs)} sizes; largest {fmt(last.get('relationships'))} rels in {fmt(seconds)} s"
+
+
+HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "analytics": _analytics,
+    "flows": _flows,
+    "load_input": _load_input,
+    "pipeline_scale": _pipeline_scale,
+    "neo4j_load": _neo4j_load,
+    "neo4j_bulk": _neo4j_bulk,
+}
+
+
+def headline(name: str) -> str:
+    """One line from ``bench/results/<name>.json`` (formats differ; unknown ones say so)."""
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.is_file():
+        return "no results file"
+    try:
+        return HEADLINES[name](json.loads(path.read_text()))
+    except (KeyError, TypeError, IndexError, ValueError):
+        return f"see {path.relative_to(ROOT)}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=[n for n, _ in SCRIPTS])
+    parser.add_argument("--list", action="store_true", help="print the commands and stop")
+    args = parser.parse_args()
+    rows, summary = [], []
+    for name, arguments in SCRIPTS:
+        if args.only and name not in args.only:
+            continue
+        script = ROOT / "bench" / f"{name}.py"
+        command = [sys.executable, str(script), *arguments]
+        if args.list:
+            print(" ".join([".venv/bin/python", f"bench/{name}.py", *arguments]))
+            continue
+        if not script.is_file():
+            rows.append([name, "missing", None, "-"])
+            continue
+        print(f"\n=== {name}: {' '.join(arguments)}", flush=True)
+        start = time.perf_counter()
+        status = subprocess.run(command, cwd=ROOT).returncode
+        seconds = time.perf_counter() - start
+        state = "ok" if status == 0 else f"exit {status}"
+        rows.append([name, state, seconds, headline(name) if status == 0 else "-"])
+        summary.append(
+            {"script": name, "arguments": arguments, "status": status, "seconds": seconds}
+        )
+    if args.list:
+        return
+    print_table("make bench: all benchmarks", ["script", "status", "seconds", "headline"], rows)
+    write_result("run_all", {"scripts": summary, "machine_at_end": machine_info()})
+    if any(s["status"] != 0 for s in summary):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

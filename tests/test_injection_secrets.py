@@ -427,12 +427,6 @@ def test_password_never_appears_in_exceptions_or_reprs(
 
 
 @pytest.mark.neo4j
-@pytest.mark.xfail(
-    strict=True,
-    reason="graphkit/store/neo4j.py (in progress, reported to the lead): Neo4jTarget._driver "
-    "redacts only the password attribute, so the driver's ConfigurationError for a URI with "
-    "userinfo ('bolt://neo4j:PASSWORD@host') is shown with the password in it",
-)
 def test_password_inside_the_uri_never_appears(server: Neo4jServer, hostile_dir: Path) -> None:
     with_credentials = server.uri.replace("bolt://", f"bolt://neo4j:{WRONG}@")
     embedded = Neo4jTarget(with_credentials, max_retries=0)

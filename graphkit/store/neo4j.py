@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import neo4j
 import polars as pl
@@ -353,6 +353,14 @@ class Neo4jTarget:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.uri:
             raise ValueError("a Neo4j URI is required")
+        # Credentials written into the URI (bolt://user:pw@host) move into the auth fields: the
+        # driver refuses userinfo, and a URI is printed in logs and manifests.
+        parts = urlsplit(self.uri)
+        if parts.username is not None or parts.password is not None:
+            self.user = self.user or (unquote(parts.username) if parts.username else None)
+            if self.password is None and parts.password is not None:
+                self.password = unquote(parts.password)
+            self.uri = _redact_uri(self.uri)
 
     @classmethod
     def from_env(

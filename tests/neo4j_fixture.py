@@ -69,7 +69,7 @@ def wipe_database(driver: neo4j.Driver) -> None:
     with driver.session() as session:
         # Batched so a large graph left by an earlier test does not need one huge transaction.
         session.run(
-            "MATCH (n) CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
+            "MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS"
         ).consume()
         constraints = [record["name"] for record in session.run("SHOW CONSTRAINTS YIELD name")]
         for name in constraints:

@@ -67,6 +67,7 @@ from common import (  # noqa: E402
     RESULTS_DIR,
     RssSampler,
     StageRecorder,
+    fmt,
     growth_exponent,
     machine_info,
     max_rss_mb,
@@ -499,6 +500,7 @@ def report(results: dict[str, dict[str, Any]], detail: bool = False) -> dict[str
         sub = f"; baselines on {r['baseline_subsample']}" if r.get("baseline_subsample") else ""
         sub += "; under cProfile (slower)" if r.get("profiled") else ""
         sub += f"; skipped {', '.join(r['skipped_stages'])}" if r.get("skipped_stages") else ""
+        sub += f"; {' '.join(r['overrides'])}" if r.get("overrides") else ""
         print_table(
             f"{size}: {r['customers']:,} customers, {r['nodes']:,} nodes, {r['edges']:,} edges "
             f"(load avg {r['load_average_start'][0]:.1f}){sub}",
@@ -549,12 +551,55 @@ def report(results: dict[str, dict[str, Any]], detail: bool = False) -> dict[str
     for size in order:
         r = results[size]
         fits = r["total_seconds"] <= TARGET_SECONDS and r["peak_rss_mb"] <= TARGET_RSS_MB
+        changed = [*r.get("overrides", []), *(f"skip {s}" for s in r.get("skipped_stages", []))]
+        caveat = f" with {', '.join(changed)}, not the default pipeline" if changed else ""
         print(
-            f"{size}: pipeline {r['total_seconds']:.0f} s, peak RSS {r['peak_rss_mb']:,.0f} MB "
-            f"(targets at 5M nodes: {TARGET_SECONDS} s, {TARGET_RSS_MB:,} MB: "
+            f"{size}: pipeline {r['total_seconds']:.0f} s, peak RSS {r['peak_rss_mb']:,.0f} MB"
+            f"{caveat} (targets at 5M nodes: {TARGET_SECONDS} s, {TARGET_RSS_MB:,} MB: "
             f"{'within' if fits else 'NOT within'})"
         )
     return exponents
+
+
+def markdown(results: dict[str, dict[str, Any]]) -> str:
+    """The per-stage tables and the growth table as Markdown (for BENCHMARKS.md)."""
+    order = [s for s in SIZES if s in results]
+    lines = [
+        "| stage | " + " | ".join(f"{s} wall s / CPU s / peak MB / rows/s" for s in order) + " |",
+        "|---|" + "---|" * len(order),
+    ]
+    names = list(
+        dict.fromkeys(
+            s["stage"] for size in order for s in results[size]["stages"] if s["depth"] <= 1
+        )
+    )
+    for name in names:
+        cells = []
+        for size in order:
+            match = [s for s in results[size]["stages"] if s["stage"] == name]
+            if not match:
+                cells.append("-")
+                continue
+            m = match[0]
+            cells.append(
+                f"{fmt(m['seconds'])} / {fmt(m.get('cpu_seconds'))} / "
+                f"{m['peak_rss_mb']:,.0f} / {fmt(m['rows_per_second'])}"
+            )
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| stage | size | baseline | graphkit s | baseline s | ratio | CPU ratio | agree |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for size in order:
+        for stage, base in results[size]["baselines"].items():
+            ours = next(s for s in results[size]["stages"] if s["stage"] == stage)
+            lines.append(
+                f"| {stage} | {size} | {base['baseline']} | {fmt(ours['seconds'])} | "
+                f"{fmt(base['seconds'])} | {_ratio_text(base)} | "
+                f"{_ratio_text(base, 'cpu_ratio')} | {base.get('agree', '-')} |"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -567,8 +612,14 @@ def main() -> None:
     parser.add_argument(
         "--set", action="append", default=[], help="config override, e.g. gnn.epochs=20"
     )
+    parser.add_argument(
+        "--name", default=NAME, help="results file bench/results/NAME.json (to keep variants apart)"
+    )
     parser.add_argument("--detail", action="store_true", help="show sub-steps too")
     parser.add_argument("--skip", action="append", default=[], help="a stage not to run")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the saved results as Markdown and stop"
+    )
     parser.add_argument("--child", choices=sorted(SIZES), help=argparse.SUPPRESS)
     parser.add_argument("--child-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -583,11 +634,15 @@ def main() -> None:
         )
         args.child_out.write_text(json.dumps(result, indent=2, default=str))
         return
+    if args.markdown:
+        saved = json.loads((RESULTS_DIR / f"{args.name}.json").read_text())["sizes"]
+        print(markdown(saved))
+        return
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     unknown = sorted(set(sizes) - set(SIZES))
     if unknown:
         parser.error(f"unknown size(s) {', '.join(unknown)}; choose from {', '.join(SIZES)}")
-    previous = RESULTS_DIR / f"{NAME}.json"
+    previous = RESULTS_DIR / f"{args.name}.json"
     results: dict[str, dict[str, Any]] = {}
     if previous.is_file() and not args.fresh:
         results = json.loads(previous.read_text()).get("sizes", {})
@@ -596,7 +651,7 @@ def main() -> None:
         results[size]["machine_at_run"] = machine_info()
     exponents = report(results, args.detail)
     path = write_result(
-        NAME,
+        args.name,
         {
             "seed": SEED,
             "targets": {

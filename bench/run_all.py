@@ -30,7 +30,10 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("analytics", ["--scale", "0.2", "--nx-timeout", "600"]),
     ("flows", ["--customers", "20000", "--sample", "300", "--large", "100000"]),
     ("scoring", ["--customers", "20000"]),
-    ("pipeline_scale", ["--sizes", "small,medium", "--baseline-timeout", "600"]),
+    (
+        "pipeline_scale",
+        ["--sizes", "small,medium", "--set", "gnn.epochs=3", "--baseline-timeout", "300"],
+    ),
     ("neo4j_load", ["--sizes", "5000", "--naive-rows", "1000"]),
     ("neo4j_bulk", ["--relationships", "100000", "1000000", "--bolt-max", "100000"]),
 ]
@@ -51,11 +54,8 @@ def _analytics(doc: dict[str, Any]) -> str:
 
 def _flows(doc: dict[str, Any]) -> str:
     speed = doc["comparison"]["speedup"]
-    large = "; ".join(
-        f"{r['customers']:,} customers {r['seconds']:.0f} s {r['peak_rss_mb']:,.0f} MB"
-        for r in doc.get("large", [])
-    )
-    return f"vs reference: reach {_ratio(speed['reach'])}, first {_ratio(speed['first'])}; {large}"
+    reach, first = _ratio(speed["reach"]), _ratio(speed["first"])
+    return f"vs reference per drawdown: reach {reach}, first {first}"
 
 
 def _load_input(doc: dict[str, Any]) -> str:
@@ -74,16 +74,26 @@ def _pipeline_scale(doc: dict[str, Any]) -> str:
 
 
 def _neo4j_load(doc: dict[str, Any]) -> str:
-    rows = doc["results"]
-    ratios = [r.get("ratio") or r.get("speedup") for r in rows if isinstance(r, dict)]
-    return "batched vs per-row MERGE: " + ", ".join(_ratio(r) for r in ratios if r is not None)
+    parts = [
+        f"{r['customers']:,} customers: nodes {_ratio(r['ratio_nodes'])}, "
+        f"relationships {_ratio(r['ratio_relationships'])}"
+        for r in doc["results"]
+    ]
+    return "batched vs per-row MERGE: " + "; ".join(parts)
 
 
 def _neo4j_bulk(doc: dict[str, Any]) -> str:
-    runs = doc["runs"]
-    last = runs[-1]
-    seconds = last.get("total_seconds") or last.get("seconds")
-    return f"{len(runs)} sizes; largest {fmt(last.get('relationships'))} rels in {fmt(seconds)} s"
+    seed = doc["seed_network"]
+    return (
+        f"bulk import of {seed['from_relationships']:,} relationships: "
+        f"{seed['seconds']['total']:,.0f} s ({'measured' if seed['measured'] else 'extrapolated'})"
+    )
+
+
+def _scoring(doc: dict[str, Any]) -> str:
+    models = doc["models"]
+    aucs = ", ".join(f"{name} {m['roc_auc']:.3f}" for name, m in models.items())
+    return f"{doc['customers']:,} customers, ROC-AUC: {aucs}"
 
 
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -93,6 +103,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "pipeline_scale": _pipeline_scale,
     "neo4j_load": _neo4j_load,
     "neo4j_bulk": _neo4j_bulk,
+    "scoring": _scoring,
 }
 
 

@@ -72,5 +72,5 @@ def test_set_assignments_parse_toml_values() -> None:
     }
     cfg = apply_overrides(Config(), parsed)
     assert cfg.flows.max_hops == 4 and cfg.clusters.weights["device"] == 2.0
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_assignments(["max_hops=4"])

@@ -1,0 +1,1 @@
+"""Graph neural network scoring: features, PyG data, models, training, scoring, explanations."""

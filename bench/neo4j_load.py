@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import print_table, write_result  # noqa: E402
 from graphkit.graph import RiskGraph  # noqa: E402
+from graphkit.progress import SILENT  # noqa: E402
 from graphkit.schema import NODES, RELATIONSHIPS  # noqa: E402
 from graphkit.store.neo4j import Neo4jTarget, bolt_frame  # noqa: E402
 from graphkit.store.neo4j_server import Neo4jServer  # noqa: E402
@@ -133,21 +134,7 @@ def measure(server: Neo4jServer, customers: int, batch_size: int, naive_rows: in
 def _load_accounts(target: Neo4jTarget, graph: RiskGraph) -> None:
     """Batched load of the Account nodes only (the naive transfers' endpoints)."""
     with target._driver() as driver:
-        target._load_nodes(driver, "Account", graph.nodes["Account"], _Silent())
-
-
-class _Silent:
-    def start(self, task: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, task: str, amount: int = 1) -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        pass
+        target._load_nodes(driver, "Account", graph.nodes["Account"], SILENT)
 
 
 def main() -> None:

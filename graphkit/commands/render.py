@@ -22,6 +22,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from graphkit.progress import SILENT
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -58,25 +60,11 @@ class RichProgress:
         self._progress.console.log(message)
 
 
-class _Quiet:
-    def start(self, task: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, task: str, amount: int = 1) -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass
-
-    def log(self, message: str) -> None:
-        pass
-
-
 @contextmanager
 def progress_bars(quiet: bool = False) -> Iterator[Any]:
     """Yield a Progress for library calls: rich bars on stderr, or nothing when ``quiet``."""
     if quiet:
-        yield _Quiet()
+        yield SILENT
         return
     bars = Progress(
         SpinnerColumn(),

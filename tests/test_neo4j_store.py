@@ -379,7 +379,6 @@ def test_cli_load_and_cypher_commands(neo4j_driver, neo4j_server, tmp_path) -> N
     assert unreachable.exit_code in (1, 3)
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not FINBENCH.is_dir(), reason="the shared FinBench sample is not present")
 def test_finbench_fund_flow_trace_agrees_with_graphkit(neo4j_driver, neo4j_server, tmp_path):
     from loaders.finbench import import_finbench

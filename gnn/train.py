@@ -84,6 +84,9 @@ class TrainSettings:
     fanouts: tuple[int, ...] = (10, 10)
     aggr: str | list[str] = "mean"
     monitor: str = "loss"  # early stopping on validation "loss" or "auc"
+    # Wall-clock budget for training; the best epoch so far is kept when it runs out. It bounds
+    # the run on the seed's 5M-node network, at the price of speed-dependent results there.
+    max_seconds: float | None = None
 
 
 @dataclass
@@ -96,6 +99,7 @@ class TrainedModel:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    stopped_by: str = "epochs"  # epochs | patience | time budget
 
 
 def _seed_everything(seed: int) -> None:
@@ -165,6 +169,7 @@ def train_gnn(
     history: list[dict[str, float]] = []
     progress.start("train gnn", cfg.epochs)
     epoch = 0
+    stopped_by = "epochs"
     for epoch in range(1, cfg.epochs + 1):
         model.train()
         if sampler is None:
@@ -203,7 +208,11 @@ def train_gnn(
         else:
             stale += 1
             if stale >= cfg.patience:
+                stopped_by = "patience"
                 break
+        if cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds:
+            stopped_by = "time budget"
+            break
     progress.finish("train gnn")
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -215,6 +224,7 @@ def train_gnn(
         epochs_run=epoch,
         history=history,
         seconds=time.perf_counter() - started,
+        stopped_by=stopped_by,
     )
 
 

@@ -92,6 +92,8 @@ class GnnConfig:
     patience: int = 20
     learning_rate: float = 0.01
     seed: int = 7
+    # Wall-clock budget for GNN training in seconds (0: none); the best epoch so far is kept.
+    max_train_seconds: float = 480.0
     snapshot: str = ""  # ISO date; empty means the latest event time in the input
 
 
@@ -200,6 +202,7 @@ def _validate(cfg: Config) -> None:
         ),
         (0 <= cfg.alerts.banned_share <= 1, "[alerts] banned_share must be in [0, 1]"),
         (cfg.alerts.drawdowns_per_day >= 1, "[alerts] drawdowns_per_day must be >= 1"),
+        (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -158,6 +158,7 @@ def gnn_stage(ctx: RunContext) -> None:
         patience=cfg.gnn.patience,
         learning_rate=cfg.gnn.learning_rate,
         seed=cfg.gnn.seed,
+        max_seconds=cfg.gnn.max_train_seconds or None,
     )
     trained = train_gnn(data, split, settings, ctx.progress)
     log_weight = class_log_weight(labels, split.train)
@@ -184,6 +185,7 @@ def gnn_stage(ctx: RunContext) -> None:
         "snapshot": features.snapshot.isoformat(),
         "best_epoch": trained.best_epoch,
         "epochs_run": trained.epochs_run,
+        "stopped_by": trained.stopped_by,
         "dropped_features": features.dropped,
     }
     ctx.manifest_extra["model_eval"] = evaluation

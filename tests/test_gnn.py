@@ -202,3 +202,15 @@ def test_tier_for_thresholds():
     ]
     series = tier_for(pl.Series("risk", [0.1, 0.7]), cfg)
     assert series.to_list() == ["green", "orange"]
+
+
+def test_time_budget_stops_training_and_keeps_the_best_epoch():
+    _, graph, _, data = _planted()
+    split = stratified_split(graph.defaulted(), 7)
+    unbounded = train_gnn(data, split, TrainSettings(**{**FAST.__dict__, "epochs": 6}))
+    assert unbounded.stopped_by in ("epochs", "patience") and unbounded.epochs_run > 1
+    bounded = train_gnn(
+        data, split, TrainSettings(**{**FAST.__dict__, "epochs": 6, "max_seconds": 0.0})
+    )
+    assert bounded.stopped_by == "time budget"
+    assert bounded.epochs_run == 1 and bounded.best_epoch == 1

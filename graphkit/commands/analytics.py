@@ -14,6 +14,10 @@ import typer
 
 from graphkit.commands.render import (
     EXIT_INVALID_INPUT,
+    ConfigFile,
+    InputDir,
+    OutDir,
+    Quiet,
     console,
     fail,
     key_values,
@@ -22,11 +26,6 @@ from graphkit.commands.render import (
 )
 from graphkit.config import CLUSTER_WEIGHT_KEYS, Config, ConfigError, load_config
 from loaders.sources import InputError, issues_frame
-
-InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
-OutDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory to (re)create.")]
-ConfigFile = Annotated[Path | None, typer.Option(help="graphkit.toml with run parameters.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")]
 
 sweep_app = typer.Typer(
     name="sweep",

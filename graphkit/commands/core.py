@@ -9,6 +9,7 @@ import typer
 
 from graphkit.commands.render import (
     EXIT_INVALID_INPUT,
+    InputDir,
     console,
     err_console,
     fail,
@@ -19,8 +20,6 @@ from graphkit.commands.render import (
 from graphkit.config import ConfigError, apply_overrides, load_config, parse_assignments
 from graphkit.pipeline import RunSummary
 from loaders.sources import InputError, issues_frame, validate_directory
-
-InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
 
 
 def register(app: typer.Typer) -> None:

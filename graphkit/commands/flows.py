@@ -11,6 +11,9 @@ import typer
 from graphkit.commands.analytics import sweep_app
 from graphkit.commands.render import (
     EXIT_INVALID_INPUT,
+    ConfigFile,
+    InputDir,
+    Quiet,
     console,
     fail,
     key_values,
@@ -19,10 +22,6 @@ from graphkit.commands.render import (
 )
 from graphkit.config import FLOW_POLICIES, ConfigError, apply_overrides, load_config
 from loaders.sources import InputError, issues_frame
-
-InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
-ConfigFile = Annotated[Path | None, typer.Option(help="graphkit.toml with run parameters.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")]
 
 
 def register(app: typer.Typer) -> None:

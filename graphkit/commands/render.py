@@ -6,7 +6,8 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import polars as pl
 import typer
@@ -23,6 +24,12 @@ from rich.progress import (
 from rich.table import Table
 
 from graphkit.progress import SILENT
+
+# Options shared by several commands.
+InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Run directory to (re)create.")]
+ConfigFile = Annotated[Path | None, typer.Option(help="graphkit.toml with run parameters.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")]
 
 console = Console()
 err_console = Console(stderr=True)

@@ -9,6 +9,8 @@ import typer
 
 from graphkit.commands.render import (
     EXIT_INVALID_INPUT,
+    ConfigFile,
+    InputDir,
     console,
     fail,
     frame_table,
@@ -17,9 +19,6 @@ from graphkit.commands.render import (
     progress_bars,
 )
 from graphkit.config import Config, ConfigError, load_config
-
-InputDir = Annotated[Path, typer.Argument(help="Input directory (CSV or Parquet per table).")]
-ConfigFile = Annotated[Path | None, typer.Option(help="graphkit.toml with run parameters.")]
 
 
 def register(app: typer.Typer) -> None:

@@ -20,12 +20,13 @@ from graphkit.commands.render import (
     Quiet,
     console,
     fail,
+    invalid_input,
     key_values,
     print_frame,
     progress_bars,
 )
 from graphkit.config import CLUSTER_WEIGHT_KEYS, Config, ConfigError, load_config
-from loaders.sources import InputError, issues_frame
+from loaders.sources import InputError
 
 sweep_app = typer.Typer(
     name="sweep",
@@ -58,8 +59,7 @@ def _run_stage(
         with progress_bars(quiet) as progress:
             summary = run_pipeline(input_dir, out, cfg, progress=progress, stages=[stage])
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues)
     if quiet:
         return
     counts = summary.manifest["counts"]
@@ -168,8 +168,7 @@ def sweep_clusters_command(
                 graph, cfg, resolutions, weight_sets or None, truth, jobs, progress
             )
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "sweep_clusters.csv", table.write_csv().encode())
     plot_path = out / ".sweep_clusters.tmp.png"

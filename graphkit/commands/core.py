@@ -13,6 +13,7 @@ from graphkit.commands.render import (
     console,
     err_console,
     fail,
+    invalid_input,
     key_values,
     print_frame,
     progress_bars,
@@ -74,8 +75,7 @@ def run(
     except Neo4jStoreError as exc:
         store_failure(exc)
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues)
     if not quiet:
         console.print(key_values(run_summary_rows(summary), title="graphkit run"))
         report = summary.run_dir / "report.html"

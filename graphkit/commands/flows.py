@@ -16,12 +16,13 @@ from graphkit.commands.render import (
     Quiet,
     console,
     fail,
+    invalid_input,
     key_values,
     print_frame,
     progress_bars,
 )
 from graphkit.config import FLOW_POLICIES, ConfigError, apply_overrides, load_config
-from loaders.sources import InputError, issues_frame
+from loaders.sources import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -57,8 +58,7 @@ def flows(
         with progress_bars(quiet) as progress:
             summary = run_pipeline(input_dir, out, cfg, progress=progress, stages=["flows"])
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues)
     if quiet:
         return
     totals = summary.manifest.get("flows", {})
@@ -131,8 +131,7 @@ def sweep_flows_command(
                 progress=progress,
             )
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was written", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "sweep_flows.csv", table.write_csv().encode())
     plot_path = out / ".sweep_flows.tmp.png"

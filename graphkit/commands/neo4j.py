@@ -27,6 +27,7 @@ from graphkit.commands.render import (
     console,
     err_console,
     fail,
+    invalid_input,
     key_values,
     print_frame,
     progress_bars,
@@ -175,7 +176,7 @@ def load(
         bulk_load(input_dir, data, overwrite, quiet)
         return
     from graphkit.pipeline import load_graph
-    from loaders.sources import InputError, issues_frame
+    from loaders.sources import InputError
 
     target = connect(neo4j, user, password_env, database, batch_size, password)
     try:
@@ -183,8 +184,7 @@ def load(
             graph, _ = load_graph(input_dir, progress)
             counts = target.load_graph(graph, progress)
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was loaded", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues, "loaded")
     except Neo4jStoreError as exc:
         store_failure(exc)
     if not quiet:
@@ -206,15 +206,14 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
     """``load --bulk``: validate, build the graph and bulk-import it into ``data``."""
     from graphkit.pipeline import load_graph
     from graphkit.store.neo4j_bulk import BulkImportError, bulk_import
-    from loaders.sources import InputError, issues_frame
+    from loaders.sources import InputError
 
     try:
         with progress_bars(quiet) as progress:
             graph, _ = load_graph(input_dir, progress)
             result = bulk_import(graph, data, progress, overwrite=overwrite)
     except InputError as exc:
-        print_frame(issues_frame(exc.issues), "table", title=f"{len(exc.issues)} input error(s)")
-        fail(f"{input_dir}: invalid input; nothing was loaded", EXIT_INVALID_INPUT)
+        invalid_input(input_dir, exc.issues, "loaded")
     except BulkImportError as exc:
         fail(str(exc), EXIT_FAILURE)
     if not quiet:

@@ -127,6 +127,14 @@ def key_values(pairs: Sequence[tuple[str, Any]], title: str | None = None) -> Ta
     return table
 
 
+def invalid_input(input_dir: Path, issues: Sequence[Any], outcome: str = "written") -> None:
+    """Print the validation issues as a table and exit 2: nothing was ``outcome``."""
+    from loaders.sources import issues_frame
+
+    print_frame(issues_frame(list(issues)), "table", title=f"{len(issues)} input error(s)")
+    fail(f"{input_dir}: invalid input; nothing was {outcome}", EXIT_INVALID_INPUT)
+
+
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
     """Print ``message`` as an error on stderr and exit with ``code``."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+import pytest
 
 from loaders.frames import make_tables
 
@@ -129,3 +130,16 @@ def planted_tables(
         schema={"customer_id": pl.String, "cause": pl.String, "via": pl.String},
     )
     return Planted(tables=tables, truth=truth)
+
+
+@pytest.fixture
+def one_thread():
+    """One thread for torch and OpenMP: oversubscribing a busy machine slows tests 30-fold."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)

@@ -14,19 +14,9 @@ from cli import app
 from gnn.explain import ExplainError, explain_customer, explain_run
 from graphkit.config import Config, apply_overrides
 from graphkit.pipeline import run_pipeline
-from tests.scoring_fixtures import planted_tables
+from tests.scoring_fixtures import one_thread, planted_tables
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread for torch and OpenMP: oversubscribing a busy machine slows tests 30-fold."""
-    from threadpoolctl import threadpool_limits
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 
 @cache

@@ -26,21 +26,11 @@ from graphkit.config import Config, apply_overrides
 from graphkit.graph import RiskGraph
 from graphkit.pipeline import RunContext
 from graphkit.scoring import contagion_stage, gnn_stage, scores_stage, tier_for
-from tests.scoring_fixtures import planted_tables
+from tests.scoring_fixtures import one_thread, planted_tables
+
+pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 
 FAST = TrainSettings(epochs=60, patience=15, hidden=16, seed=3)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread for torch and OpenMP: oversubscribing a busy machine slows tests 30-fold."""
-    from threadpoolctl import threadpool_limits
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 @cache

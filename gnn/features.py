@@ -294,26 +294,15 @@ def _degrees(graph: RiskGraph, snapshot: datetime) -> list[pl.LazyFrame]:
 
 
 def device_uses(graph: RiskGraph, snapshot: datetime) -> pl.DataFrame:
-    """Distinct (customer, device) int32 pairs seen by the snapshot.
+    """Distinct (customer, device) int32 pairs seen by the snapshot, by customer then device.
 
     A customer uses a device it is linked to (``device_links``, first seen by the snapshot) or
     drew money from (``drawdowns.device_id``, drawn by the snapshot), as the rings define it.
+    This is :meth:`RiskGraph.device_uses`: the drawdown device strings are resolved once per
+    graph and shared with the rings and clusters; a snapshot covering every event reuses the
+    cached all-time pairs.
     """
-    links = (
-        graph.edges["uses_device"]
-        .filter(pl.col("first_seen").is_null() | (pl.col("first_seen") <= snapshot))
-        .select(pl.col("src").alias("customer"), pl.col("dst").alias("device"))
-    )
-    draws = graph.edges["drawdown"].filter(
-        pl.col("device_id").is_not_null() & (pl.col("ts") <= snapshot)
-    )
-    customers = graph.line_customer()[draws.get_column("src").to_numpy()]
-    devices = graph.ids("Device", draws.get_column("device_id"))
-    drawn = pl.DataFrame(
-        {"customer": customers, "device": devices},
-        schema={"customer": pl.Int32, "device": pl.Int32},
-    ).filter((pl.col("customer") >= 0) & (pl.col("device") >= 0))
-    return pl.concat([links.cast(pl.Int32), drawn]).unique().sort("customer", "device")
+    return graph.device_uses(snapshot)
 
 
 def _membership(graph: RiskGraph, results: dict[str, Any]) -> tuple[list[pl.LazyFrame], list[str]]:

@@ -4,8 +4,9 @@ Every node label of :data:`graphkit.schema.NODES` (except the derived ones) is a
 whose row position is the node's dense ``int32`` id; its key column comes first. Every
 relationship of :data:`graphkit.schema.RELATIONSHIPS` is a frame with ``src`` and ``dst``
 (``int32`` ids into the endpoint labels) followed by the relationship's properties and any extra
-columns the input carried. Repayments stay a table keyed by the credit line's id. Adjacency
-views (CSR matrices, igraph graphs) are built on first use and cached.
+columns the input carried. Repayments stay a table keyed by the credit line's id. Derived
+views (CSR matrices, igraph graphs, owners, drawdown devices, device uses) are built on first
+use and cached.
 
 Building is joins only: no Python loop touches a row.
 """
@@ -13,6 +14,7 @@ Building is joins only: no Python loop touches a row.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import igraph as ig
@@ -235,6 +237,85 @@ class RiskGraph:
             owner[dst] = src
             self._cache[cache_key] = owner
         return self._cache[cache_key]
+
+    def drawdown_devices(self) -> np.ndarray:
+        """Dense ``Device`` id of each ``drawdown`` edge row, in row order; cached.
+
+        ``-1`` where the drawdown has no ``device_id`` (or one that is not a Device node). This
+        is the one place the drawdowns' device strings are resolved to ids: the rings, the
+        clusters' device layer and the GNN features all read this array.
+
+        Complexity: one string hash join over the D drawdowns, O(D).
+        """
+        cache_key = ("drawdown_devices",)
+        if cache_key not in self._cache:
+            devices = self.edges["drawdown"].get_column("device_id")
+            self._cache[cache_key] = self.ids("Device", devices)
+        return self._cache[cache_key]
+
+    def device_uses(self, until: datetime | None = None) -> pl.DataFrame:
+        """Distinct (customer, device) use pairs as int32 dense ids, sorted by customer, device.
+
+        A customer *uses* a device it is linked to (``uses_device``) or drew money from (a
+        ``drawdown`` carrying that ``device_id`` on one of the customer's credit lines); see
+        :mod:`graphkit.analytics.rings`.
+
+        Parameters:
+            until: keep only links first seen at or before ``until`` (or with no
+                ``first_seen``) and drawdowns made at or before it; ``None`` keeps every use.
+
+        Returns a frame with int32 columns ``customer`` and ``device``. The all-time frame is
+        cached; a dated call that drops nothing returns it too.
+
+        Complexity: O(L + D) for L links and D drawdowns, plus a sort of the L + D pair keys;
+        the drawdown device strings are resolved once (:meth:`drawdown_devices`).
+        """
+        links = self.edges["uses_device"]
+        draws = self.edges["drawdown"]
+        if until is None:
+            cache_key = ("device_uses",)
+            if cache_key not in self._cache:
+                self._cache[cache_key] = self._use_pairs(None, None)
+            return self._cache[cache_key]
+        link_mask = links.select(
+            pl.col("first_seen").is_null() | (pl.col("first_seen") <= until)
+        ).to_series()
+        draw_mask = draws.select((pl.col("ts") <= until).fill_null(False)).to_series()
+        if link_mask.all() and draw_mask.all():
+            return self.device_uses()
+        return self._use_pairs(link_mask.to_numpy(), draw_mask.to_numpy())
+
+    def _use_pairs(
+        self, link_mask: np.ndarray | None, draw_mask: np.ndarray | None
+    ) -> pl.DataFrame:
+        """Distinct (customer, device) pairs of the masked links and drawdowns (``None``: all)."""
+        link_customer, link_device = self.endpoints("uses_device")
+        draw_customer = self.line_customer()[self.endpoints("drawdown")[0]]
+        draw_device = self.drawdown_devices()
+        if link_mask is not None:
+            link_customer, link_device = link_customer[link_mask], link_device[link_mask]
+        if draw_mask is not None:
+            draw_customer, draw_device = draw_customer[draw_mask], draw_device[draw_mask]
+        used = (draw_customer >= 0) & (draw_device >= 0)
+        # One int64 key per pair, customer-major: a sort and a neighbour comparison give the
+        # distinct pairs already ordered by (customer, device), several times faster than a
+        # two-column hash unique followed by a sort.
+        n_devices = np.int64(max(self.n("Device"), 1))
+        keys = np.sort(
+            np.concatenate(
+                [
+                    link_customer.astype(np.int64) * n_devices + link_device,
+                    draw_customer[used].astype(np.int64) * n_devices + draw_device[used],
+                ]
+            )
+        )
+        if len(keys):
+            keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+        customer, device = np.divmod(keys, n_devices)
+        return pl.DataFrame(
+            {"customer": customer.astype(np.int32), "device": device.astype(np.int32)},
+            schema={"customer": pl.Int32, "device": pl.Int32},
+        )
 
     def defaulted(self) -> np.ndarray:
         """Per customer: 1 defaulted, 0 labelled not defaulted, -1 unlabelled (int8)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import polars as pl
 from hypothesis import given, settings
@@ -134,3 +136,90 @@ def test_devices_come_from_links_and_drawdowns_and_labels_join() -> None:
     assert graph.ids("Customer", ["b", "zz"]).tolist() == [1, -1]
     assert graph.edges["has_line"].columns == ["src", "dst"]
     assert graph.edges["drawdown"]["drawdown_id"].to_list() == ["d1", "d2"]
+
+
+@st.composite
+def device_inputs(draw: st.DrawFn) -> dict[str, pl.DataFrame]:
+    """Customers, their credit lines (one line's customer unknown), device links with and
+    without ``first_seen``, and drawdowns with, without or with a repeated device."""
+    n_cust = draw(st.integers(1, 6))
+    customers = [f"c{i}" for i in range(n_cust)]
+    n_lines = draw(st.integers(1, 6))
+    line_owner = [draw(st.sampled_from([*customers, "ghost"])) for _ in range(n_lines)]
+    devices = [f"d{i}" for i in range(draw(st.integers(1, 6)))]
+    day = st.integers(1, 9).map(lambda d: f"2025-01-0{d}T00:00:00")
+    links = draw(
+        st.lists(
+            st.tuples(st.sampled_from(customers), st.sampled_from(devices), st.none() | day),
+            max_size=10,
+        )
+    )
+    draws = draw(
+        st.lists(
+            st.tuples(st.integers(0, n_lines - 1), st.none() | st.sampled_from(devices), day),
+            max_size=12,
+        )
+    )
+    return make_tables(
+        customers={"customer_id": customers, "kind": ["person"] * n_cust},
+        credit_lines={
+            "line_id": [f"l{i}" for i in range(n_lines)],
+            "customer_id": line_owner,
+            "limit": [1.0] * n_lines,
+        },
+        accounts={"account_id": ["x"], "owner_id": [customers[0]]},
+        device_links={
+            "customer_id": [c for c, _, _ in links],
+            "device_id": [d for _, d, _ in links],
+            "first_seen": [t for _, _, t in links],
+        },
+        drawdowns={
+            "drawdown_id": [f"w{i}" for i in range(len(draws))],
+            "line_id": [f"l{line}" for line, _, _ in draws],
+            "account_id": ["x"] * len(draws),
+            "amount": [1.0] * len(draws),
+            "ts": [t for _, _, t in draws],
+            "device_id": [d for _, d, _ in draws],
+        },
+    )
+
+
+@settings(max_examples=200)
+@given(device_inputs(), st.integers(0, 10))
+def test_drawdown_devices_and_device_uses_match_dict_oracle(
+    tables: dict[str, pl.DataFrame], cutoff_day: int
+) -> None:
+    graph = RiskGraph.from_tables(tables)
+    device_id = {key: i for i, key in enumerate(graph.keys("Device").to_list())}
+    customer_id = {key: i for i, key in enumerate(tables["customers"]["customer_id"].to_list())}
+    line_customer = dict(
+        zip(tables["credit_lines"]["line_id"], tables["credit_lines"]["customer_id"], strict=True)
+    )
+    drawdowns = {row["drawdown_id"]: row for row in tables["drawdowns"].iter_rows(named=True)}
+
+    # The cached per-drawdown ids are aligned with the drawdown edge rows.
+    edge_rows = graph.edges["drawdown"]["drawdown_id"].to_list()
+    expected = [device_id.get(drawdowns[d]["device_id"], -1) for d in edge_rows]
+    assert graph.drawdown_devices().tolist() == expected
+    assert graph.drawdown_devices() is graph.drawdown_devices()
+
+    def oracle(until: datetime | None) -> list[tuple[int, int]]:
+        uses = {
+            (customer_id[row["customer_id"]], device_id[row["device_id"]])
+            for row in tables["device_links"].iter_rows(named=True)
+            if until is None or row["first_seen"] is None or row["first_seen"] <= until
+        }
+        for d in edge_rows:
+            row = drawdowns[d]
+            owner = customer_id.get(line_customer[row["line_id"]])
+            drawn = until is None or row["ts"] <= until
+            if row["device_id"] is not None and owner is not None and drawn:
+                uses.add((owner, device_id[row["device_id"]]))
+        return sorted(uses)
+
+    uses = graph.device_uses()
+    assert uses.schema == pl.Schema({"customer": pl.Int32, "device": pl.Int32})
+    assert list(uses.iter_rows()) == oracle(None)
+    assert graph.device_uses() is uses
+    until = datetime(2025, 1, 1, tzinfo=UTC) + timedelta(days=cutoff_day)
+    assert list(graph.device_uses(until).iter_rows()) == oracle(until)

@@ -59,47 +59,40 @@ class RingResult:
 
 
 def device_customer_pairs(graph: RiskGraph, include_drawdowns: bool = True) -> pl.DataFrame:
-    """Distinct (customer, device) use pairs as dense ids: columns ``customer``, ``device``.
+    """Distinct (customer, device) use pairs as int32 dense ids: columns ``customer``, ``device``.
 
     From ``uses_device`` edges and, with ``include_drawdowns``, from (line's customer, drawdown
-    device) pairs. Complexity: O(links + drawdowns) hash operations.
+    device) pairs. With drawdowns this is the graph's cached :meth:`RiskGraph.device_uses`
+    (shared with the clusters' device layer and the GNN features), sorted by customer then
+    device. Complexity: O(links + drawdowns) on the first call, O(1) after.
     """
+    if include_drawdowns:
+        return graph.device_uses()
     links = graph.edges["uses_device"].select(
         pl.col("src").alias("customer"), pl.col("dst").alias("device")
     )
-    parts = [links]
-    drawdowns = graph.edges["drawdown"]
-    if include_drawdowns and drawdowns.height:
-        with_device = drawdowns.filter(pl.col("device_id").is_not_null())
-        lines = with_device.get_column("src").to_numpy()
-        customers = graph.line_customer()[lines]
-        devices = graph.ids("Device", with_device.get_column("device_id"))
-        keep = (customers >= 0) & (devices >= 0)
-        parts.append(
-            pl.DataFrame(
-                {"customer": customers[keep], "device": devices[keep]},
-                schema={"customer": pl.Int32, "device": pl.Int32},
-            )
-        )
-    return pl.concat(parts).unique().sort("device", "customer")
+    return links.unique().sort("customer", "device")
 
 
 def classify_devices(
     pairs: pl.DataFrame, min_customers: int, max_customers: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split use pairs by the hub rule.
+    """Split distinct use pairs by the hub rule.
 
     Returns ``(shared_pairs, hub_counts)``: the (customer, device) pairs of devices with
-    ``min_customers <= n <= max_customers`` customers, and (device, customers) for hubs
-    (``n > max_customers``).
+    ``min_customers <= n <= max_customers`` customers, in the order of ``pairs``, and
+    (device, customers) for hubs (``n > max_customers``), by device id.
+
+    Complexity: O(P + max device id): one ``bincount`` and one gather, no hashing.
     """
-    counted = pairs.with_columns(pl.len().over("device").alias("customers"))
-    shared = counted.filter(pl.col("customers").is_between(min_customers, max_customers))
-    hubs = (
-        counted.filter(pl.col("customers") > max_customers)
-        .group_by("device")
-        .agg(pl.col("customers").first())
-        .sort("device")
+    device = pairs.get_column("device").to_numpy()
+    users = np.bincount(device)
+    per_pair = users[device]
+    shared = pairs.filter(pl.Series((per_pair >= min_customers) & (per_pair <= max_customers)))
+    hub = np.flatnonzero(users > max_customers)
+    hubs = pl.DataFrame(
+        {"device": hub, "customers": users[hub]},
+        schema={"device": pl.Int32, "customers": pl.Int64},
     )
     return shared.select("customer", "device"), hubs
 
@@ -129,33 +122,32 @@ def device_rings(
     """
     pairs = device_customer_pairs(graph, include_drawdown_devices)
     shared, hubs = classify_devices(pairs, min_customers_per_device, max_customers_per_device)
-    progress.log(
-        f"rings: {shared.get_column('device').n_unique()} shared devices, {hubs.height} hubs"
-    )
+    customer = shared.get_column("customer").to_numpy()
+    device = shared.get_column("device").to_numpy()
+    shared_devices = np.flatnonzero(np.bincount(device)) if len(device) else device
+    progress.log(f"rings: {len(shared_devices)} shared devices, {hubs.height} hubs")
     hub_frame = pl.DataFrame(
         {
             "device_id": graph.keys("Device").gather(hubs.get_column("device")),
-            "customers": hubs.get_column("customers").cast(pl.Int64),
+            "customers": hubs.get_column("customers"),
         },
         schema=HUB_COLUMNS,
     ).sort(["customers", "device_id"], descending=[True, False])
     if shared.height == 0:
         return RingResult(pl.DataFrame(schema=RING_COLUMNS), hub_frame)
 
-    n_customers = graph.n("Customer")
-    customer = shared.get_column("customer").to_numpy()
-    device = shared.get_column("device").to_numpy()
-    size = n_customers + graph.n("Device")
-    adjacency = sp.csr_array(
-        (np.ones(len(customer), dtype=np.int8), (customer, device + n_customers)),
-        shape=(size, size),
-    )
+    # Components over the shared pairs only: vertices are the R customers with a shared device
+    # (0..R-1) and the shared devices (R..), so the pass is O(shared pairs), not O(all nodes).
+    devices_per_customer = np.bincount(customer, minlength=graph.n("Customer"))
+    in_ring = np.flatnonzero(devices_per_customer)
+    rows = np.searchsorted(in_ring, customer)
+    cols = np.searchsorted(shared_devices, device) + len(in_ring)
+    size = len(in_ring) + len(shared_devices)
+    adjacency = sp.csr_array((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(size, size))
     _, labels = connected_components(adjacency, directed=False)
-    devices_per_customer = np.bincount(customer, minlength=n_customers)
-    in_ring = np.flatnonzero(devices_per_customer > 0)
     members = pl.DataFrame(
         {
-            "component": labels[in_ring],
+            "component": labels[: len(in_ring)],
             "customer_id": graph.keys("Customer").gather(in_ring),
             "shared_devices": devices_per_customer[in_ring].astype(np.int64),
         }

@@ -84,29 +84,41 @@ def _ordered(a: pl.Expr, b: pl.Expr) -> list[pl.Expr]:
     return [pl.min_horizontal(a, b).alias("a"), pl.max_horizontal(a, b).alias("b")]
 
 
-def layer_ties(
+def layer_keys(
     graph: RiskGraph,
     shareholding_threshold: float = 0.2,
     transfer_threshold: float = 0.0,
     max_customers_per_device: int = 50,
-) -> dict[str, pl.DataFrame]:
-    """The tied customer pairs of each layer: ``{layer: frame(a, b)}`` with ``a < b`` unique.
+) -> dict[str, np.ndarray]:
+    """The tied pairs of each layer as sorted distinct int64 keys ``a * n + b`` with ``a <= b``.
 
-    Complexity: O(E) hash joins per layer, plus O(sum of n_d^2) for the device layer over
-    non-hub devices d with n_d customers (at most ``max_customers_per_device`` each).
+    ``n`` is the number of customers; a pair is ``divmod(key, n)``. Guarantee and shareholding
+    keys keep a customer tied to itself (``a == b``), as the input states it.
+
+    Complexity: O(E log E) sorts of the guarantee and shareholding pairs; a hash group-by of
+    the transfers; O(sum of n_d^2) for the device layer over non-hub devices d with n_d
+    customers (at most ``max_customers_per_device`` each).
     """
-    guarantees = graph.edges["guarantees"]
-    guarantee = guarantees.select(_ordered(pl.col("src"), pl.col("dst")))
+    n = np.int64(max(graph.n("Customer"), 1))
 
-    shares = graph.edges["holds_shares"].filter(pl.col("share") >= shareholding_threshold)
-    shareholding = shares.select(_ordered(pl.col("src"), pl.col("dst")))
+    def keys(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        low, high = np.minimum(a, b).astype(np.int64), np.maximum(a, b).astype(np.int64)
+        return _sorted_unique(low * n + high)
 
-    use = device_customer_pairs(graph)
-    shared, _ = classify_devices(use, 2, max_customers_per_device)
-    device = (
-        shared.join(shared, on="device", suffix="_other")
-        .filter(pl.col("customer") < pl.col("customer_other"))
-        .select(pl.col("customer").alias("a"), pl.col("customer_other").alias("b"))
+    guarantee = keys(*graph.endpoints("guarantees"))
+    shares = graph.edges["holds_shares"]
+    held = shares.get_column("share").to_numpy() >= shareholding_threshold
+    holder, company = graph.endpoints("holds_shares")
+    shareholding = keys(holder[held], company[held])
+
+    # The device self-join stays in polars: it is a hash join on the device column, O(sum of
+    # n_d^2) output rows, cheap next to the other layers (non-hub devices have few users).
+    shared, _ = classify_devices(device_customer_pairs(graph), 2, max_customers_per_device)
+    tied = shared.join(shared, on="device", suffix="_other").filter(
+        pl.col("customer") < pl.col("customer_other")
+    )
+    device = keys(
+        tied.get_column("customer").to_numpy(), tied.get_column("customer_other").to_numpy()
     )
 
     owner = graph.account_owner_customer()
@@ -119,7 +131,7 @@ def layer_ties(
         },
         schema={"from": pl.Int32, "to": pl.Int32, "amount": pl.Float64},
     ).filter((pl.col("from") >= 0) & (pl.col("to") >= 0) & (pl.col("from") != pl.col("to")))
-    transfer = (
+    net = (
         transfers.with_columns(
             *_ordered(pl.col("from"), pl.col("to")),
             pl.when(pl.col("from") < pl.col("to"))
@@ -130,57 +142,86 @@ def layer_ties(
         .group_by("a", "b")
         .agg(pl.col("signed").sum().abs().alias("net"))
         .filter(pl.col("net") > transfer_threshold)
-        .select("a", "b")
     )
-    layers = {
+    transfer = keys(net.get_column("a").to_numpy(), net.get_column("b").to_numpy())
+    return {
         "guarantee": guarantee,
         "shareholding": shareholding,
         "device": device,
         "transfer": transfer,
     }
-    return {name: frame.cast(PAIR_SCHEMA).unique() for name, frame in layers.items()}
+
+
+def layer_ties(
+    graph: RiskGraph,
+    shareholding_threshold: float = 0.2,
+    transfer_threshold: float = 0.0,
+    max_customers_per_device: int = 50,
+) -> dict[str, pl.DataFrame]:
+    """The tied customer pairs of each layer: ``{layer: frame(a, b)}`` with ``a <= b`` unique.
+
+    :func:`layer_keys` as int32 frames ordered by ``(a, b)``. Complexity: that of
+    :func:`layer_keys`.
+    """
+    n = np.int64(max(graph.n("Customer"), 1))
+    ties = layer_keys(graph, shareholding_threshold, transfer_threshold, max_customers_per_device)
+    frames = {}
+    for name, keys in ties.items():
+        a, b = np.divmod(keys, n)
+        frames[name] = pl.DataFrame({"a": a, "b": b}, schema=PAIR_SCHEMA)
+    return frames
 
 
 def _sorted_unique(values: np.ndarray) -> np.ndarray:
     """Sorted distinct values; a sort is several times faster than numpy 2's hash-based unique
     on millions of int64 keys."""
     ordered = np.sort(values)
-    return (
-        ordered[np.concatenate([[True], ordered[1:] != ordered[:-1]])] if len(ordered) else ordered
-    )
+    return ordered[_run_starts(ordered)]
+
+
+def _run_starts(ordered: np.ndarray) -> np.ndarray:
+    """Boolean mask of the positions where a sorted array's value changes (first is True)."""
+    starts = np.ones(len(ordered), dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    return starts
 
 
 def cluster_graph(graph: RiskGraph, config: Config) -> ClusterGraph:
     """Build the multiplex :class:`ClusterGraph` with ``config.clusters`` thresholds.
 
-    Complexity: that of :func:`layer_ties` plus a sort of the P tied pairs.
+    Pairs are ordered by ``(a, b)`` customer id and vertices by customer id, so the graph (and
+    the Leiden result on it) depends on the input alone.
+
+    Complexity: that of :func:`layer_keys`, plus one sort of the P layer ties and O(n) for
+    the n customers.
     """
-    ties = layer_ties(
+    ties = layer_keys(
         graph,
         config.clusters.shareholding_threshold,
         config.clusters.transfer_threshold,
         config.rings.max_customers_per_device,
     )
-    # A pair is one int64 key a * n + b; each layer's pairs are unique, so a layer's flag column
-    # is set by one searchsorted into the sorted union of keys.
-    n = np.int64(graph.n("Customer"))
-    layer_keys = {
-        name: frame.get_column("a").to_numpy().astype(np.int64) * n
-        + frame.get_column("b").to_numpy().astype(np.int64)
-        for name, frame in ties.items()
-    }
-    keys = _sorted_unique(np.concatenate([layer_keys[name] for name in LAYERS]))
-    layers = np.zeros((len(keys), len(LAYERS)), dtype=np.float64)
-    for column, name in enumerate(LAYERS):
-        layers[np.searchsorted(keys, layer_keys[name]), column] = 1.0
-    a, b = np.divmod(keys, n)
-    nodes = _sorted_unique(np.concatenate([a, b])).astype(np.int32)
-    pairs = np.column_stack([np.searchsorted(nodes, a), np.searchsorted(nodes, b)])
+    # Each layer's keys are distinct, so after one sort of the codes key * L + layer a pair's
+    # run of equal keys holds each layer tying it exactly once: the run gives the pair's row
+    # and the code's remainder its layer column, without a search per layer.
+    width = np.int64(len(LAYERS))
+    codes = np.sort(np.concatenate([ties[name] * width + i for i, name in enumerate(LAYERS)]))
+    key, layer = np.divmod(codes, width)
+    new_pair = _run_starts(key)
+    layers = np.zeros((int(new_pair.sum()), len(LAYERS)), dtype=np.float64)
+    layers[np.cumsum(new_pair) - 1, layer] = 1.0
+    a, b = np.divmod(key[new_pair], np.int64(max(graph.n("Customer"), 1)))
+    # Vertices are the customers with a tie, in id order; a presence mask and its running count
+    # relabel customer ids to vertex positions in O(n), with no sort or search.
+    present = np.zeros(graph.n("Customer"), dtype=bool)
+    present[a] = True
+    present[b] = True
+    position = np.cumsum(present) - 1
     return ClusterGraph(
-        nodes=nodes,
-        pairs=pairs.astype(np.int64).reshape(-1, 2),
+        nodes=np.flatnonzero(present).astype(np.int32),
+        pairs=np.column_stack([position[a], position[b]]).astype(np.int64).reshape(-1, 2),
         layers=layers,
-        customer_ids=graph.keys("Customer").gather(nodes),
+        customer_ids=graph.keys("Customer").gather(np.flatnonzero(present)),
     )
 
 

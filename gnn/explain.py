@@ -27,6 +27,7 @@ from torch_geometric.data import HeteroData
 
 from gnn.data import RELATIONS, Batch, NeighbourSampler, edge_type
 from gnn.models import RelationalSAGE
+from gnn.prior import TreePrior
 from gnn.score import sigmoid
 
 TIE_NAMES = {
@@ -107,12 +108,15 @@ def explain_customer(
     keys: pl.Series,
     log_weight: float,
     max_neighbours: int = 200,
+    prior: TreePrior | None = None,
 ) -> Explanation:
     """Explain the score of dense customer id ``customer`` (see the module docstring).
 
     ``raw_features`` is the customer's unstandardised feature row (for display). At most
-    ``max_neighbours`` neighbours (nearest first) are occluded. Complexity: O((features +
-    neighbours) * receptive field).
+    ``max_neighbours`` neighbours (nearest first) are occluded. With a tree ``prior`` (the
+    model's last input column) an occluded feature also moves the customer's prior, so each
+    effect is that of the whole model, trees and GNN. Complexity: O((features + neighbours) *
+    receptive field).
     """
     layers = len(model.convs)
     sampler = NeighbourSampler(data, [_ALL] * layers, batch_size=1)
@@ -120,9 +124,12 @@ def explain_customer(
     model.eval()
     base = _score(model, batch, batch.x, log_weight)
     effects = []
-    for j in range(batch.x.shape[1]):
+    for j in range(len(feature_names)):
         occluded = batch.x.clone()
         occluded[0, j] = 0.0
+        if prior is not None:
+            own = occluded[0, : len(feature_names)].numpy()[None, :]
+            occluded[0, -1] = float(prior.column(own, np.array([customer]))[0])
         effects.append(base - _score(model, batch, occluded, log_weight))
     features = pl.DataFrame(
         {"feature": feature_names, "value": raw_features.astype(np.float64), "effect": effects}
@@ -206,6 +213,7 @@ def explain_run(run_dir: Path | str, customer_id: str, top: int = 10) -> Explana
     """
     from gnn.data import build_data
     from gnn.features import CustomerFeatures
+    from gnn.prior import add_prior_column
     from gnn.score import load_model
     from graphkit.store.embedded import load_snapshot
 
@@ -243,6 +251,8 @@ def explain_run(run_dir: Path | str, customer_id: str, top: int = 10) -> Explana
     names = saved["feature_names"]
     features = CustomerFeatures(frame=frame, names=names, snapshot=saved["snapshot"])
     data, _ = build_data(graph, features, saved["standardiser"], saved["max_device_users"])
+    if saved["prior"] is not None:
+        add_prior_column(data, saved["prior"])
     explanation = explain_customer(
         saved["model"],
         data,
@@ -251,6 +261,7 @@ def explain_run(run_dir: Path | str, customer_id: str, top: int = 10) -> Explana
         features.matrix()[customer],
         graph.keys("Customer"),
         saved["log_weight"],
+        prior=saved["prior"],
     )
     explanation.facts = facts
     explanation.features = explanation.features.head(top)

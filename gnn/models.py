@@ -1,7 +1,7 @@
 """The scoring model: a small relational GraphSAGE over the customer graph.
 
-Built from PyG layers that run without compiled extras (``SAGEConv`` with mean aggregation uses
-torch's own scatter; ``HeteroConv`` sums the per-relation messages).
+Built from PyG layers that run without compiled extras (``SAGEConv`` with sum or mean
+aggregation uses torch's own scatter; ``HeteroConv`` sums the per-relation messages).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class RelationalSAGE(nn.Module):
     """Relational GraphSAGE with residual layers and a jumping-knowledge head.
 
     ``h0 = relu(W x)``; layer ``k``: ``h_k = h_{k-1} + relu(sum_r SAGE_r(h_{k-1}))`` (one
-    SAGEConv per relation, mean over that relation's in-neighbours); the head reads
+    SAGEConv per relation, summing (by default) over that relation's in-neighbours); the head reads
     ``[h0, h1, ..., h_K]`` so the customer's own features reach it undiluted and the graph adds
     what its neighbourhood says. Returns one logit per node.
 
@@ -27,6 +27,7 @@ class RelationalSAGE(nn.Module):
         layers: message-passing rounds (hops).
         dropout: dropout before the head.
         relations: relation names (edge types ``(customer, r, customer)``).
+        aggr: PyG aggregation of each relation's messages (``"sum"``, ``"mean"``, a list).
     """
 
     def __init__(
@@ -36,7 +37,7 @@ class RelationalSAGE(nn.Module):
         layers: int = 2,
         dropout: float = 0.1,
         relations: tuple[str, ...] = RELATIONS,
-        aggr: str | list[str] = "mean",
+        aggr: str | list[str] = "sum",
     ) -> None:
         super().__init__()
         self.relations = relations

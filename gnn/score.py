@@ -23,6 +23,7 @@ from torch_geometric.data import HeteroData
 
 from gnn.data import Standardiser
 from gnn.models import RelationalSAGE
+from gnn.prior import load_prior
 from gnn.train import TrainedModel, TrainSettings, predict_logits
 
 
@@ -59,8 +60,13 @@ def save_model(
     snapshot: datetime,
     log_weight: float,
     max_device_users: int = 50,
+    prior_sha256: str | None = None,
 ) -> str:
-    """Write ``model.pt``; returns its sha256."""
+    """Write ``model.pt``; returns its sha256.
+
+    ``prior_sha256`` is that of the tree prior saved next to it (:mod:`gnn.prior`) when the model
+    reads one: the model's last input column is then the prior.
+    """
     payload = {
         "state_dict": trained.model.state_dict(),
         "settings": {
@@ -72,19 +78,29 @@ def save_model(
         "snapshot": snapshot.isoformat(),
         "log_weight": log_weight,
         "max_device_users": max_device_users,
+        "prior_sha256": prior_sha256 or "",
     }
     torch.save(payload, path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_model(path: Path) -> dict[str, Any]:
+def load_model(path: Path, prior_file: str = "tree_prior.joblib") -> dict[str, Any]:
     """Read ``model.pt``: ``model`` (eval mode), ``standardiser``, ``feature_names``,
-    ``snapshot`` (datetime), ``log_weight``, ``settings``, ``max_device_users``."""
+    ``snapshot`` (datetime), ``log_weight``, ``settings``, ``max_device_users`` and ``prior``
+    (the :class:`gnn.prior.TreePrior` from ``prior_file`` next to it, checked against the
+    recorded sha256; None when the model reads no prior)."""
     payload = torch.load(path, weights_only=True)
     raw = payload["settings"]
     settings = TrainSettings(**{**raw, "fanouts": tuple(raw["fanouts"])})
+    prior = None
+    if payload.get("prior_sha256"):
+        prior = load_prior(path.parent / prior_file, payload["prior_sha256"])
     model = RelationalSAGE(
-        len(payload["feature_names"]), settings.hidden, settings.layers, settings.dropout
+        len(payload["feature_names"]) + (prior is not None),
+        settings.hidden,
+        settings.layers,
+        settings.dropout,
+        aggr=settings.aggr,
     )
     model.load_state_dict(payload["state_dict"])
     model.eval()
@@ -96,4 +112,5 @@ def load_model(path: Path) -> dict[str, Any]:
         "snapshot": datetime.fromisoformat(payload["snapshot"]),
         "log_weight": float(payload["log_weight"]),
         "max_device_users": int(payload["max_device_users"]),
+        "prior": prior,
     }

@@ -82,7 +82,9 @@ class TrainSettings:
     seed: int = 7
     batch_size: int | None = None  # None: full batch
     fanouts: tuple[int, ...] = (10, 10)
-    aggr: str | list[str] = "mean"
+    # Sum, not mean: exposure adds up over risky guarantors and ring mates, and a mean dilutes
+    # one defaulting borrower among many sound ones (sum won 1-2 PR-AUC points in bench/scoring).
+    aggr: str | list[str] = "sum"
     monitor: str = "loss"  # early stopping on validation "loss" or "auc"
     # Wall-clock budget for training; the best epoch so far is kept when it runs out. It bounds
     # the run on the seed's 5M-node network, at the price of speed-dependent results there.

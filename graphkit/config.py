@@ -94,6 +94,11 @@ class GnnConfig:
     seed: int = 7
     # Wall-clock budget for GNN training in seconds (0: none); the best epoch so far is kept.
     max_train_seconds: float = 480.0
+    # Folds of the gradient-boosted tree prior the GNN reads as an input (gnn/prior.py); 0: none.
+    tree_prior_folds: int = 5
+    # ... used only when the training split has this many defaults: trees fitted on fewer are
+    # too noisy to lean on (on 1,200 customers the prior cost the GNN 6-10 ROC-AUC points).
+    tree_prior_min_positives: int = 500
     snapshot: str = ""  # ISO date; empty means the latest event time in the input
 
 
@@ -203,6 +208,11 @@ def _validate(cfg: Config) -> None:
         (0 <= cfg.alerts.banned_share <= 1, "[alerts] banned_share must be in [0, 1]"),
         (cfg.alerts.drawdowns_per_day >= 1, "[alerts] drawdowns_per_day must be >= 1"),
         (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
+        (
+            cfg.gnn.tree_prior_folds == 0 or cfg.gnn.tree_prior_folds >= 2,
+            "[gnn] tree_prior_folds must be 0 (no prior) or >= 2",
+        ),
+        (cfg.gnn.tree_prior_min_positives >= 0, "[gnn] tree_prior_min_positives must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

@@ -2,9 +2,10 @@
 
 - ``contagion``: label-free stress from the customers labelled defaulted
   (:mod:`graphkit.analytics.contagion`); ``contagion.parquet`` and ``results["contagion"]``.
-- ``gnn``: features as of the snapshot, the relational GNN and the two no-graph baselines on one
-  leak-free split; ``model.pt`` (sha256 in the manifest), ``model_eval.json``,
-  ``features.parquet``, ``results["gnn"]``. Skipped, with the reason in the manifest, when
+- ``gnn``: features as of the snapshot, the relational GNN (reading the out-of-fold tree prior of
+  :mod:`gnn.prior` when the training split has ``gnn.tree_prior_min_positives`` defaults) and
+  the two no-graph baselines on one leak-free split; ``model.pt`` and ``tree_prior.joblib``
+  (sha256s in the manifest), ``model_eval.json``, ``features.parquet``, ``results["gnn"]``. Skipped, with the reason in the manifest, when
   ``gnn.enabled`` is false or there are fewer than :data:`MIN_CLASS` defaulted (or
   non-defaulted) labelled customers: ``gnn_score`` is then null.
 - ``scores``: ``scores.parquet`` (customer_id, contagion_score, gnn_score, risk_score, tier) and
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from gnn.train import Split, TrainedModel
     from graphkit.pipeline import RunContext
 
+PRIOR_FILE = "tree_prior.joblib"
 MIN_CLASS = 20  # fewer labelled defaults (or non-defaults) than this: no GNN training
 
 
@@ -126,6 +128,7 @@ def contagion_stage(ctx: RunContext) -> None:
 def gnn_stage(ctx: RunContext) -> None:
     """Stage ``gnn``: train, compare with the baselines, save, score; or skip, saying why."""
     from gnn.data import build_data
+    from gnn.prior import add_prior_column, fit_tree_prior, save_prior
     from gnn.score import class_log_weight, save_model, score_customers
     from gnn.train import TrainSettings, stratified_split, train_gnn
 
@@ -152,6 +155,15 @@ def gnn_stage(ctx: RunContext) -> None:
         ctx.graph, features, max_device_users=cfg.rings.max_customers_per_device
     )
     split = stratified_split(labels, cfg.gnn.seed)
+    no_graph_features = data["customer"].x.numpy()
+    prior = None
+    prior_reason = tree_prior_reason(labels, split.train, cfg)
+    if prior_reason is None:
+        ctx.progress.log(f"gnn: tree prior over {cfg.gnn.tree_prior_folds} folds")
+        prior = fit_tree_prior(
+            no_graph_features, labels, split.train, cfg.gnn.seed, cfg.gnn.tree_prior_folds
+        )
+        add_prior_column(data, prior)
     settings = TrainSettings(
         hidden=cfg.gnn.hidden,
         epochs=cfg.gnn.epochs,
@@ -162,9 +174,8 @@ def gnn_stage(ctx: RunContext) -> None:
     )
     trained = train_gnn(data, split, settings, ctx.progress)
     log_weight = class_log_weight(labels, split.train)
-    evaluation = model_evaluation(
-        trained, data, data["customer"].x.numpy(), labels, split, cfg.gnn.seed
-    )
+    evaluation = model_evaluation(trained, data, no_graph_features, labels, split, cfg.gnn.seed)
+    prior_digest = save_prior(ctx.out_dir / PRIOR_FILE, prior) if prior is not None else None
     path = ctx.out_dir / "model.pt"
     digest = save_model(
         path,
@@ -174,6 +185,7 @@ def gnn_stage(ctx: RunContext) -> None:
         features.snapshot,
         log_weight,
         cfg.rings.max_customers_per_device,
+        prior_sha256=prior_digest,
     )
     scores = score_customers(trained.model, data, log_weight)
     (ctx.out_dir / "model_eval.json").write_text(json.dumps(evaluation, indent=2))
@@ -181,6 +193,11 @@ def gnn_stage(ctx: RunContext) -> None:
         "trained": True,
         "file": "model.pt",
         "sha256": digest,
+        "tree_prior": (
+            {"file": PRIOR_FILE, "sha256": prior_digest, "folds": cfg.gnn.tree_prior_folds}
+            if prior_digest
+            else {"used": False, "reason": prior_reason}
+        ),
         "features": features.names,
         "snapshot": features.snapshot.isoformat(),
         "best_epoch": trained.best_epoch,
@@ -192,6 +209,19 @@ def gnn_stage(ctx: RunContext) -> None:
     ctx.results["gnn"] = pl.DataFrame(
         {"customer_id": ctx.graph.keys("Customer"), "gnn_score": scores}
     )
+
+
+def tree_prior_reason(labels: np.ndarray, train: np.ndarray, cfg: Config) -> str | None:
+    """Why the GNN trains without the tree prior (None: it trains with it)."""
+    if not cfg.gnn.tree_prior_folds:
+        return "gnn.tree_prior_folds is 0"
+    positives = int((labels[train] == 1).sum())
+    if positives < cfg.gnn.tree_prior_min_positives:
+        return (
+            f"{positives} defaults in the training split, fewer than "
+            f"gnn.tree_prior_min_positives = {cfg.gnn.tree_prior_min_positives}"
+        )
+    return None
 
 
 def model_evaluation(

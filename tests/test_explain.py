@@ -29,7 +29,17 @@ def _scored_run(root: str):
     input_dir.mkdir()
     for name, frame in planted.tables.items():
         frame.write_parquet(input_dir / f"{name}.parquet")
-    config = apply_overrides(Config(), {"gnn.epochs": 60, "gnn.hidden": 16, "gnn.patience": 15})
+    # The prior is forced on (this input is below its default minimum of defaults) so the
+    # explanations are tested through it.
+    config = apply_overrides(
+        Config(),
+        {
+            "gnn.epochs": 60,
+            "gnn.hidden": 16,
+            "gnn.patience": 15,
+            "gnn.tree_prior_min_positives": 0,
+        },
+    )
     run_pipeline(input_dir, Path(root) / "run", config, stages=["contagion", "gnn", "scores"])
     return planted, Path(root) / "run"
 
@@ -77,9 +87,11 @@ def test_burst_customers_have_the_burst_among_top_features(scored):
 
 
 def test_effects_are_exact_occlusions(scored):
-    """A feature's effect is the score drop when that feature alone is set to its mean."""
+    """A feature's effect is the score drop when that feature alone is set to its mean, through
+    both the tree prior (recomputed for the occluded row) and the GNN."""
     from gnn.data import build_data
     from gnn.features import CustomerFeatures
+    from gnn.prior import add_prior_column
     from gnn.score import load_model, score_customers
     from graphkit.store.embedded import load_snapshot
 
@@ -89,6 +101,10 @@ def test_effects_are_exact_occlusions(scored):
     frame = pl.read_parquet(run / "features.parquet")
     features = CustomerFeatures(frame, saved["feature_names"], saved["snapshot"])
     data, _ = build_data(graph, features, saved["standardiser"])
+    prior = saved["prior"]
+    assert prior is not None, "the default config trains with a tree prior"
+    add_prior_column(data, prior)
+    scores = pl.read_parquet(run / "scores.parquet").get_column("gnn_score").to_numpy()
     customer = 17
     explanation = explain_customer(
         saved["model"],
@@ -98,12 +114,18 @@ def test_effects_are_exact_occlusions(scored):
         features.matrix()[customer],
         graph.keys("Customer"),
         saved["log_weight"],
+        prior=prior,
     )
     full = score_customers(saved["model"], data, saved["log_weight"])
+    np.testing.assert_allclose(full, scores, atol=1e-6)
     assert explanation.score == pytest.approx(full[customer], abs=1e-6)
     first = explanation.features.row(0, named=True)
     occluded = data["customer"].x.clone()
     occluded[customer, saved["feature_names"].index(first["feature"])] = 0.0
+    n_features = len(saved["feature_names"])
+    occluded[customer, -1] = float(
+        prior.column(occluded[customer, :n_features].numpy()[None, :], np.array([customer]))[0]
+    )
     data["customer"].x = occluded
     dropped = score_customers(saved["model"], data, saved["log_weight"])[customer]
     assert first["effect"] == pytest.approx(full[customer] - dropped, abs=1e-6)

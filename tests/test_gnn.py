@@ -15,6 +15,7 @@ import torch
 from gnn.data import RELATIONS, NeighbourSampler, build_data, edge_type
 from gnn.features import customer_features
 from gnn.models import RelationalSAGE
+from gnn.prior import fit_tree_prior, load_prior, save_prior
 from gnn.train import (
     TrainSettings,
     predict_logits,
@@ -90,14 +91,50 @@ def test_sampler_respects_fanout():
 
 
 def test_gnn_beats_graphless_baselines_on_planted_contagion():
+    """1,200 customers have too few defaults for the tree prior (gnn.tree_prior_min_positives),
+    so this is the GNN alone; bench/scoring.py shows the prior's gain at 100k customers."""
     from graphkit.scoring import model_evaluation
 
     _, graph, _, data = _planted()
     labels = graph.defaulted()
     split = stratified_split(labels, 7)
+    assert (labels[split.train] == 1).sum() < Config().gnn.tree_prior_min_positives
     trained = train_gnn(data, split, FAST)
     evaluation = model_evaluation(trained, data, data["customer"].x.numpy(), labels, split, 7)
     assert evaluation["gnn_beats_best_baseline"], evaluation["models"]
+
+
+def test_tree_prior_of_a_training_customer_ignores_its_own_label():
+    """Out of fold: flipping the labels of one fold leaves that fold's prior exactly as it was,
+    while the other folds' priors move (their models saw the flipped labels)."""
+    _, graph, _, data = _planted()
+    x = data["customer"].x.numpy()
+    labels = graph.defaulted()
+    split = stratified_split(labels, 7)
+    prior = fit_tree_prior(x, labels, split.train, seed=7, folds=3)
+    fold0 = np.flatnonzero(prior.fold_of == 0)
+    assert set(fold0) <= set(split.train) and (prior.fold_of[split.test] == -1).all()
+    flipped = labels.copy()
+    flipped[fold0] = 1 - flipped[fold0]
+    again = fit_tree_prior(x, flipped, split.train, seed=7, folds=3)
+    everyone = np.arange(len(x))
+    before, after = prior.logits(x, everyone), again.logits(x, everyone)
+    np.testing.assert_array_equal(before[fold0], after[fold0])
+    others = np.flatnonzero(prior.fold_of > 0)
+    assert not np.allclose(before[others], after[others])
+
+
+def test_saved_tree_prior_is_checked_against_its_digest(tmp_path):
+    _, graph, _, data = _planted()
+    x = data["customer"].x.numpy()
+    labels = graph.defaulted()
+    prior = fit_tree_prior(x, labels, stratified_split(labels, 7).train, seed=7, folds=2)
+    digest = save_prior(tmp_path / "prior.joblib", prior)
+    loaded = load_prior(tmp_path / "prior.joblib", digest)
+    everyone = np.arange(len(x))
+    np.testing.assert_array_equal(loaded.logits(x, everyone), prior.logits(x, everyone))
+    with pytest.raises(ValueError, match="sha256"):
+        load_prior(tmp_path / "prior.joblib", "0" * 64)
 
 
 def test_mini_batch_training_matches_full_batch_quality():

@@ -26,8 +26,10 @@ What is planted (details and rates in ``docs/generator.md`` and :class:`Rates`):
   count the minimum. Noise paths reach banned sinks only by going back in time or leaving the
   30-day window.
 * **Drawdown bursts** (>= 5 drawdowns a day) and **defaults**: independent ones driven by a
-  latent risk the features reveal noisily, burst-driven ones, and contagion along guarantee,
-  circle and ring ties. Default dates fall in the 90 days after the observation window.
+  latent risk the features reveal noisily (members of one group, circle or ring share
+  ``shared_risk`` of it: related firms rise and fall together), burst-driven ones, and
+  contagion along guarantee, circle and ring ties. Default dates fall in the 90 days after the
+  observation window.
 
 Customers are generated in chunks of independent communities (no tie crosses a chunk; only the
 shared merchants and sectors do), so memory is bounded by the chunk size and the time is linear
@@ -155,6 +157,9 @@ class Rates:
     circle_contagion: float = 0.5
     ring_contagion: float = 0.45
     contagion_waves: int = 3
+    # Share of the latent risk that members of one related-enterprise group, circle or ring
+    # have in common (a shared sector or owner shock); 0 makes every customer's risk its own.
+    shared_risk: float = 0.5
     label_share: float = 0.8
 
 
@@ -384,6 +389,26 @@ class _Chunk:
         return np.arange(start, start + count, dtype=np.int64)
 
 
+def _shared_risk(
+    c: _Chunk, groups: list[np.ndarray], circles: list[np.ndarray], rings: list[np.ndarray]
+) -> np.ndarray:
+    """Latent risk ~ N(0, 1): members of one group, circle or ring share ``shared_risk`` of it."""
+    own = c.rng.standard_normal(c.k)
+    share = c.rates.shared_risk
+    units = groups + circles + rings
+    if share <= 0 or not units:
+        return own
+    unit_of = np.full(c.k, -1, np.int64)
+    for u, members in enumerate(units):
+        unit_of[members] = u
+    # A child stream: the shocks leave every other draw of the chunk where it was.
+    shocks = c.rng.spawn(1)[0].standard_normal(len(units))
+    member = unit_of >= 0
+    risk = own.copy()
+    risk[member] = np.sqrt(1 - share) * own[member] + np.sqrt(share) * shocks[unit_of[member]]
+    return risk
+
+
 def _roles(c: _Chunk) -> dict[str, Any]:
     """Assign customers to groups, circles and rings; decide kinds and latent risk."""
     rng, k, r = c.rng, c.k, c.rates
@@ -433,7 +458,7 @@ def _roles(c: _Chunk) -> dict[str, Any]:
     for i, members in enumerate(rings):
         ring_of[members] = i
 
-    risk = rng.standard_normal(k) + 0.6 * (ring_of >= 0)
+    risk = _shared_risk(c, groups, standalone, rings) + 0.6 * (ring_of >= 0)
     burst = rng.random(k) < _sigmoid(r.burst_logit + risk)
     active = (rng.random(k) < r.active_share) | burst | (ring_of >= 0)
     # Fund-chain and noise customers each get one dedicated disbursement account.

@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from graphkit.graph import RiskGraph
-from graphkit.progress import SILENT, Progress
+from graphkit.progress import SILENT, Progress, task
 
 if TYPE_CHECKING:
     from graphkit.pipeline import RunContext
@@ -117,14 +117,15 @@ def device_rings(
     Returns a :class:`RingResult`. Ring ids start at 1, ordered by size (largest first), then by
     the smallest member ``customer_id``.
 
-    Complexity: O(P) for P use pairs (one sparse connected-components pass, scipy csgraph).
+    Complexity: O(P + C) for P use pairs and C customers (counts by ``bincount``; one sparse
+    connected-components pass, scipy csgraph, over the shared pairs' customers and devices).
     Reference: union of bipartite projection components (Newman, *Networks*, 2nd ed., 6.6).
     """
     pairs = device_customer_pairs(graph, include_drawdown_devices)
     shared, hubs = classify_devices(pairs, min_customers_per_device, max_customers_per_device)
     customer = shared.get_column("customer").to_numpy()
     device = shared.get_column("device").to_numpy()
-    shared_devices = np.flatnonzero(np.bincount(device)) if len(device) else device
+    shared_devices = np.flatnonzero(np.bincount(device))
     progress.log(f"rings: {len(shared_devices)} shared devices, {hubs.height} hubs")
     hub_frame = pl.DataFrame(
         {
@@ -176,6 +177,11 @@ def _number_groups(members: pl.DataFrame, group: str, id_name: str) -> pl.DataFr
 def rings_stage(ctx: RunContext) -> None:
     """Pipeline stage ``rings``: ``rings.parquet``, ``ring_hubs.parquet``, ring_membership."""
     cfg = ctx.config.rings
+    # The device-use pairs are cached on the graph and serve the clusters, contagion and GNN
+    # features too; built here as a task of their own, so that their cost is reported apart
+    # from the ring kernel's.
+    with task(ctx.progress, "device uses"):
+        ctx.graph.device_uses()
     result = device_rings(
         ctx.graph,
         cfg.min_customers_per_device,

@@ -6,8 +6,9 @@
   :mod:`gnn.prior` when the training split has ``gnn.tree_prior_min_positives`` defaults) and
   the two no-graph baselines on one leak-free split; ``model.pt`` and ``tree_prior.joblib``
   (sha256s in the manifest), ``model_eval.json``, ``features.parquet``, ``results["gnn"]``.
-  Skipped, with the reason in the manifest, when ``gnn.enabled`` is false or there are fewer than :data:`MIN_CLASS` defaulted (or
-  non-defaulted) labelled customers: ``gnn_score`` is then null.
+  Skipped, with the reason in the manifest, when ``gnn.enabled`` is false or there are fewer
+  than :data:`MIN_CLASS` defaulted (or non-defaulted) labelled customers: ``gnn_score`` is then
+  null.
 - ``scores``: ``scores.parquet`` (customer_id, contagion_score, gnn_score, risk_score, tier) and
   ``results["scores"]``. With a GNN score, ``risk_score = max(gnn_score, contagion_score)`` (the
   stronger signal wins: the model rarely sees a fresh stress test coming, the stress test knows

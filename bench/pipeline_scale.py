@@ -56,6 +56,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -130,10 +131,22 @@ def _load_module(name: str) -> ModuleType:
 # ------------------------------------------------------------------------------------- data
 
 
+def _stale(path: Path) -> bool:
+    """True when ``path`` holds no generated input or one made with other generator rates."""
+    truth = path / "_truth" / "truth.json"
+    if not truth.is_file():
+        return True
+    from loaders.synthetic import Rates
+
+    current = json.loads(json.dumps(asdict(Rates())))
+    return json.loads(truth.read_text()).get("params", {}).get("rates") != current
+
+
 def dataset(customers: int, seed: int = SEED) -> Path:
-    """The cached generated input directory for ``customers`` (generated on first use)."""
+    """The cached generated input directory for ``customers``; generated on first use and again
+    whenever the generator's rates changed since (a stale cache would measure old data)."""
     path = DATA_DIR / f"c{customers}_s{seed}"
-    if not (path / "_truth" / "truth.json").is_file():
+    if _stale(path):
         DATA_DIR.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [

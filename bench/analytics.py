@@ -9,7 +9,9 @@ look) and is timed against the networkx equivalent on the same graph:
 * clusters: graphkit ``related_clusters`` on the built multiplex (Leiden, including building its
   igraph graph, + numbering) vs networkx ``louvain_communities`` on the same weighted customer
   graph; a planted-partition multiplex of 1M ties (guarantees, shareholdings, shared devices,
-  transfers).
+  transfers). And the issue's reference workload, ``clusters (random edges)``: Leiden +
+  numbering vs ``louvain_communities`` on 1M uniformly random edges over 250k vertices, where
+  Louvain has no easy structure to settle on (stopped after ``--random-timeout``).
 * rings: graphkit ``device_rings`` on the graph's (customer, device) use pairs vs networkx
   bipartite projection onto customers (shared, non-hub devices) + ``connected_components`` on
   the same pairs; 1M device links.
@@ -53,7 +55,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from graphkit.analytics.circles import guarantee_circles  # noqa: E402
-from graphkit.analytics.clusters import cluster_graph, leiden, related_clusters  # noqa: E402
+from graphkit.analytics.clusters import (  # noqa: E402
+    cluster_graph,
+    leiden,
+    numbered_clusters,
+    related_clusters,
+)
 from graphkit.analytics.rings import device_rings  # noqa: E402
 from graphkit.config import Config  # noqa: E402
 from graphkit.graph import RiskGraph  # noqa: E402
@@ -388,6 +395,62 @@ def bench_clusters(scale: float, timeout: float, rng: np.random.Generator) -> di
     }
 
 
+def bench_clusters_random(scale: float, timeout: float, rng: np.random.Generator) -> dict[str, Any]:
+    """The issue's reference workload: 1M uniformly random edges (G(n, m), n = m / 4)."""
+    m = int(1_000_000 * scale)
+    n = max(m // 4, 2)
+    drawn = np.sort(rng.integers(0, n, size=(m + m // 50, 2)), axis=1)
+    pairs = np.unique(drawn[drawn[:, 0] != drawn[:, 1]], axis=0)[:m]
+    weights = np.ones(len(pairs))
+    config = Config()
+    ids = pl.Series(np.arange(n)).cast(pl.String)
+
+    def ours_run() -> tuple[np.ndarray, float]:
+        membership, modularity = leiden(
+            n,
+            pairs,
+            weights,
+            config.clusters.resolution,
+            config.clusters.seed,
+            config.clusters.leiden_iterations,
+        )
+        numbered_clusters(ids, membership)
+        return membership, modularity
+
+    ours, (membership, modularity) = _timed(ours_run)
+    theirs, info = _in_child(_nx_louvain, (pairs, weights, n, config.clusters.seed), timeout)
+    detail: dict[str, Any] = {
+        "vertices": n,
+        "clusters": len(np.unique(membership)),
+        "modularity": modularity,
+    }
+    if info is not None:
+        detail["networkx"] = {
+            "build_seconds": info["build_seconds"],
+            "modularity": info["modularity"],
+            "communities": info["communities"],
+        }
+    return {
+        "stage": "clusters (random edges)",
+        "graph": f"G(n, m): {n:,} vertices, {len(pairs):,} random edges",
+        "edges": len(pairs),
+        "graphkit_seconds": ours,
+        "networkx_seconds": theirs,
+        "networkx_build_seconds": info["build_seconds"] if info else None,
+        "agree": None,
+        "note": (
+            "Leiden (incl. its igraph graph) + numbering vs networkx louvain_communities; "
+            f"modularity {modularity:.3f}"
+            + (
+                f" vs networkx {info['modularity']:.3f}"
+                if info
+                else f"; networkx stopped after {timeout:.0f} s, the ratio is a lower bound"
+            )
+        ),
+        "detail": detail,
+    }
+
+
 # -------------------------------------------------------------------------------------- rings
 
 
@@ -478,7 +541,16 @@ def main() -> None:
         "(at most --nx-timeout)",
     )
     parser.add_argument(
-        "--only", choices=["circles", "circles_subsample", "clusters", "rings"], action="append"
+        "--only",
+        choices=["circles", "circles_subsample", "clusters", "clusters_random", "rings"],
+        action="append",
+    )
+    parser.add_argument(
+        "--random-timeout",
+        type=float,
+        default=900.0,
+        help="seconds for networkx Louvain on the random-edge graph before it is stopped "
+        "(the ratio is then a lower bound)",
     )
     args = parser.parse_args()
     rng = np.random.default_rng(20261129)
@@ -488,15 +560,17 @@ def main() -> None:
             scale / 100, timeout, rng, "circles (1/100 subsample)"
         ),
         "clusters": bench_clusters,
+        "clusters_random": bench_clusters_random,
         "rings": bench_rings,
     }
     rows = []
     for name, bench in benches.items():
         if args.only and name not in args.only:
             continue
-        timeout = (
-            min(args.cycles_timeout, args.nx_timeout) if name == "circles" else args.nx_timeout
-        )
+        timeout = {
+            "circles": min(args.cycles_timeout, args.nx_timeout),
+            "clusters_random": min(args.random_timeout, args.nx_timeout),
+        }.get(name, args.nx_timeout)
         row = bench(args.scale, timeout, rng)
         row["target"] = TARGETS[name.split("_")[0]]
         if row["networkx_seconds"] is None:

@@ -37,7 +37,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
         ["--sizes", "small,medium,large", "--set", "gnn.epochs=3", "--baseline-timeout", "300"],
     ),
     # The 5M-node input pipeline_scale's "large" size generated just before.
-    ("full_run", ["bench/data/c1000000_s20261129", "--name", "full_run"]),
+    ("full_run", ["bench/data/c1000000_s20261129", "--name", "pipeline_5m_default"]),
     ("neo4j_load", ["--sizes", "5000", "--naive-rows", "1000"]),
     ("neo4j_bulk", ["--relationships", "100000", "1000000", "--bolt-max", "100000"]),
 ]
@@ -120,9 +120,11 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def headline(name: str) -> str:
-    """One line from ``bench/results/<name>.json`` (formats differ; unknown ones say so)."""
-    path = RESULTS_DIR / f"{name}.json"
+def headline(name: str, arguments: list[str]) -> str:
+    """One line from the script's results file, ``bench/results/<name>.json`` or the ``--name``
+    it was given (formats differ; unknown ones say so)."""
+    result = arguments[arguments.index("--name") + 1] if "--name" in arguments else name
+    path = RESULTS_DIR / f"{result}.json"
     if not path.is_file():
         return "no results file"
     try:
@@ -153,7 +155,7 @@ def main() -> None:
         status = subprocess.run(command, cwd=ROOT).returncode
         seconds = time.perf_counter() - start
         state = "ok" if status == 0 else f"exit {status}"
-        rows.append([name, state, seconds, headline(name) if status == 0 else "-"])
+        rows.append([name, state, seconds, headline(name, arguments) if status == 0 else "-"])
         summary.append(
             {"script": name, "arguments": arguments, "status": status, "seconds": seconds}
         )

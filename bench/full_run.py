@@ -81,6 +81,7 @@ def main() -> None:
         "model": {k: model.get(k) for k in ("epochs_run", "best_epoch", "stopped_by")}
         | {"tree_prior": model.get("tree_prior")},
         "model_eval": manifest.get("model_eval", {}).get("models"),
+        "model_eval_split": manifest.get("model_eval", {}).get("split"),
         "load_average_before": load_before,
     }
     path = write_result(args.name, result)

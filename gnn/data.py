@@ -49,6 +49,11 @@ RELATIONS = (
 )
 
 
+# A fanout no degree reaches: sampling with it takes every in-neighbour, so a batch's computation
+# graph is its seeds' whole receptive field and its logits equal the full-graph ones.
+WHOLE_NEIGHBOURHOOD = 1 << 40
+
+
 def edge_type(relation: str) -> tuple[str, str, str]:
     return (NODE, relation, NODE)
 

@@ -25,7 +25,7 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
-from gnn.data import RELATIONS, Batch, NeighbourSampler, edge_type
+from gnn.data import RELATIONS, WHOLE_NEIGHBOURHOOD, Batch, NeighbourSampler, edge_type
 from gnn.models import RelationalSAGE
 from gnn.prior import TreePrior
 from gnn.score import sigmoid
@@ -39,7 +39,6 @@ TIE_NAMES = {
     "pays": "payer",
     "paid_by": "payee",
 }
-_ALL = 1 << 40  # a fanout no degree reaches: the whole receptive field
 
 
 @dataclass
@@ -119,7 +118,7 @@ def explain_customer(
     receptive field).
     """
     layers = len(model.convs)
-    sampler = NeighbourSampler(data, [_ALL] * layers, batch_size=1)
+    sampler = NeighbourSampler(data, [WHOLE_NEIGHBOURHOOD] * layers, batch_size=1)
     batch = sampler.sample(np.array([customer]))
     model.eval()
     base = _score(model, batch, batch.x, log_weight)

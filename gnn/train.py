@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch_geometric.data import HeteroData
 
-from gnn.data import NODE, NeighbourSampler, edge_index_dict
+from gnn.data import NODE, WHOLE_NEIGHBOURHOOD, NeighbourSampler, edge_index_dict
 from gnn.models import RelationalSAGE
 from graphkit.progress import SILENT, Progress
 
@@ -167,6 +167,9 @@ def train_gnn(
     edges = edge_index_dict(data)
     train_idx = torch.from_numpy(split.train)
     val_y = y[torch.from_numpy(split.val)]
+    # Whole-neighbourhood batches give the full-graph logits, and one full forward is cheaper.
+    exact = all(fanout >= WHOLE_NEIGHBOURHOOD for fanout in cfg.fanouts)
+    val_batch_size = None if exact else cfg.batch_size
     best_loss, best_state, best_epoch, stale = float("inf"), None, 0, 0
     history: list[dict[str, float]] = []
     progress.start("train gnn", cfg.epochs)
@@ -191,7 +194,7 @@ def train_gnn(
                 losses.append(float(loss.detach()))
             train_loss = float(np.mean(losses))
         val_logits = torch.from_numpy(
-            predict_logits(model, data, split.val, cfg.batch_size, cfg.fanouts, cfg.seed)
+            predict_logits(model, data, split.val, val_batch_size, cfg.fanouts, cfg.seed)
         )
         val_loss = float(loss_fn(val_logits, val_y))
         val_auc = ranking_metrics(val_y.numpy(), val_logits.numpy())["roc_auc"]

@@ -94,6 +94,12 @@ class GnnConfig:
     seed: int = 7
     # Wall-clock budget for GNN training in seconds (0: none); the best epoch so far is kept.
     max_train_seconds: float = 480.0
+    # Up to this many customers the GNN trains full batch (one exact gradient step per epoch is
+    # fastest there); above it, on mini-batches of ``batch_size`` customers, each with its whole
+    # two-hop neighbourhood, so scores and explanations stay exact full-graph ones. At 5M nodes
+    # full batch fits only ~22 steps in the time budget.
+    full_batch_max_customers: int = 500_000
+    batch_size: int = 4096
     # Folds of the gradient-boosted tree prior the GNN reads as an input (gnn/prior.py); 0: none.
     tree_prior_folds: int = 5
     # ... used only when the training split has this many defaults: trees fitted on fewer are
@@ -213,6 +219,8 @@ def _validate(cfg: Config) -> None:
             "[gnn] tree_prior_folds must be 0 (no prior) or >= 2",
         ),
         (cfg.gnn.tree_prior_min_positives >= 0, "[gnn] tree_prior_min_positives must be >= 0"),
+        (cfg.gnn.batch_size >= 1, "[gnn] batch_size must be >= 1"),
+        (cfg.gnn.full_batch_max_customers >= 0, "[gnn] full_batch_max_customers must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

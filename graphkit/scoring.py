@@ -128,7 +128,7 @@ def contagion_stage(ctx: RunContext) -> None:
 
 def gnn_stage(ctx: RunContext) -> None:
     """Stage ``gnn``: train, compare with the baselines, save, score; or skip, saying why."""
-    from gnn.data import build_data
+    from gnn.data import WHOLE_NEIGHBOURHOOD, build_data
     from gnn.prior import add_prior_column, fit_tree_prior, save_prior
     from gnn.score import class_log_weight, save_model, score_customers
     from gnn.train import TrainSettings, stratified_split, train_gnn
@@ -172,6 +172,12 @@ def gnn_stage(ctx: RunContext) -> None:
         learning_rate=cfg.gnn.learning_rate,
         seed=cfg.gnn.seed,
         max_seconds=cfg.gnn.max_train_seconds or None,
+        batch_size=(
+            cfg.gnn.batch_size
+            if ctx.graph.n("Customer") > cfg.gnn.full_batch_max_customers
+            else None
+        ),
+        fanouts=(WHOLE_NEIGHBOURHOOD, WHOLE_NEIGHBOURHOOD),
     )
     trained = train_gnn(data, split, settings, ctx.progress)
     log_weight = class_log_weight(labels, split.train)
@@ -201,6 +207,7 @@ def gnn_stage(ctx: RunContext) -> None:
         ),
         "features": features.names,
         "snapshot": features.snapshot.isoformat(),
+        "batch_size": settings.batch_size,  # None: full batch
         "best_epoch": trained.best_epoch,
         "epochs_run": trained.epochs_run,
         "stopped_by": trained.stopped_by,

@@ -198,6 +198,36 @@ def test_stages_write_scores_in_range_model_and_evaluation(tmp_path):
     assert risk[defaulted].mean() > risk[~defaulted].mean()
 
 
+def test_large_graphs_train_on_whole_neighbourhood_batches_and_score_exactly(tmp_path):
+    """Above gnn.full_batch_max_customers the stage trains on mini-batches that carry each
+    seed's whole two-hop neighbourhood, so the saved model's full-graph scores are the run's."""
+    from gnn.prior import add_prior_column
+    from gnn.score import load_model, score_customers
+
+    planted, graph, features, _ = _planted()
+    ctx = _context(
+        tmp_path,
+        planted.tables,
+        **{
+            "gnn.full_batch_max_customers": 100,
+            "gnn.batch_size": 256,
+            "gnn.tree_prior_min_positives": 0,
+        },
+    )
+    for stage in (contagion_stage, gnn_stage, scores_stage):
+        stage(ctx)
+    assert ctx.manifest_extra["model"]["batch_size"] == 256
+    assert ctx.manifest_extra["model_eval"]["models"]["gnn"]["roc_auc"] > 0.65
+    saved = load_model(tmp_path / "model.pt")
+    data, _ = build_data(graph, features, saved["standardiser"])
+    add_prior_column(data, saved["prior"])
+    np.testing.assert_allclose(
+        score_customers(saved["model"], data, saved["log_weight"]),
+        ctx.outputs["scores.parquet"].get_column("gnn_score").to_numpy(),
+        atol=1e-6,
+    )
+
+
 def test_too_few_labels_skip_training_and_fall_back_to_label_free_scores(tmp_path):
     planted, *_ = _planted()
     labels = planted.tables["labels"]

@@ -118,8 +118,10 @@ def main() -> None:
     prior_seconds = 0.0
     if prior_reason is None:
         clock = time.perf_counter()
-        prior = fit_tree_prior(x, labels, split.train, config.gnn.seed, config.gnn.tree_prior_folds)
-        add_prior_column(data, prior)
+        _, column = fit_tree_prior(
+            x, labels, split.train, config.gnn.seed, config.gnn.tree_prior_folds
+        )
+        add_prior_column(data, column)
         prior_seconds = time.perf_counter() - clock
     log_weight = class_log_weight(labels, split.train)
     # "gnn_without_prior" shows what the tree prior adds (docs/scoring.md, "What worked").

@@ -25,7 +25,7 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
-from gnn.data import RELATIONS, WHOLE_NEIGHBOURHOOD, Batch, NeighbourSampler, edge_type
+from gnn.data import NODE, RELATIONS, WHOLE_NEIGHBOURHOOD, Batch, NeighbourSampler, edge_type
 from gnn.models import RelationalSAGE
 from gnn.prior import TreePrior
 from gnn.score import sigmoid
@@ -251,7 +251,7 @@ def explain_run(run_dir: Path | str, customer_id: str, top: int = 10) -> Explana
     features = CustomerFeatures(frame=frame, names=names, snapshot=saved["snapshot"])
     data, _ = build_data(graph, features, saved["standardiser"], saved["max_device_users"])
     if saved["prior"] is not None:
-        add_prior_column(data, saved["prior"])
+        add_prior_column(data, saved["prior"].column(data[NODE].x.numpy()))
     explanation = explain_customer(
         saved["model"],
         data,

@@ -29,6 +29,7 @@ from torch_geometric.data import HeteroData
 from gnn.data import NODE
 
 _EPS = 1e-6
+PRIOR_FILE = "tree_prior.joblib"  # saved next to model.pt in a run directory
 
 
 @dataclass
@@ -65,9 +66,11 @@ class TreePrior:
             out[wanted] += np.where(inside[wanted], log_odds, log_odds / len(self.models))
         return out
 
-    def column(self, features: np.ndarray, customers: np.ndarray) -> np.ndarray:
-        """The standardised input column for rows ``features`` of dense ids ``customers``."""
-        return ((self.logits(features, customers) - self.mean) / self.std).astype(np.float32)
+    def column(self, features: np.ndarray, customers: np.ndarray | None = None) -> np.ndarray:
+        """The standardised input column for rows ``features`` of dense ids ``customers``
+        (``None``: the rows are every customer in id order)."""
+        ids = np.arange(len(features)) if customers is None else customers
+        return ((self.logits(features, ids) - self.mean) / self.std).astype(np.float32)
 
 
 def _log_odds(model: HistGradientBoostingClassifier, features: np.ndarray) -> np.ndarray:
@@ -77,7 +80,7 @@ def _log_odds(model: HistGradientBoostingClassifier, features: np.ndarray) -> np
 
 def fit_tree_prior(
     features: np.ndarray, labels: np.ndarray, train: np.ndarray, seed: int, folds: int = 5
-) -> TreePrior:
+) -> tuple[TreePrior, np.ndarray]:
     """Fit the fold models on the training customers and standardise the resulting column.
 
     Parameters:
@@ -87,9 +90,10 @@ def fit_tree_prior(
         seed: fixes the fold assignment and the trees.
         folds: number of folds, at least 2.
 
-    Returns the :class:`TreePrior`. Complexity: ``folds`` gradient-boosting fits on
-    ``(folds - 1) / folds`` of the training rows, then one prediction pass per fold model over
-    every customer.
+    Returns the :class:`TreePrior` and its standardised column for every customer (the
+    prediction pass that gives the standardisation gives the column too: it is not run twice).
+    Complexity: ``folds`` gradient-boosting fits on ``(folds - 1) / folds`` of the training
+    rows, then one prediction pass per fold model over every customer.
     """
     if folds < 2:
         raise ValueError(f"the tree prior needs at least 2 folds, got {folds}")
@@ -104,17 +108,17 @@ def fit_tree_prior(
         model = HistGradientBoostingClassifier(random_state=seed)
         models.append(model.fit(features[fit_rows], labels[fit_rows]))
     prior = TreePrior(models=models, fold_of=fold_of)
-    column = prior.logits(features, np.arange(len(features)))
-    prior.mean = float(column.mean())
-    prior.std = float(column.std()) or 1.0
-    return prior
+    logits = prior.logits(features, np.arange(len(features)))
+    prior.mean = float(logits.mean())
+    prior.std = float(logits.std()) or 1.0
+    return prior, ((logits - prior.mean) / prior.std).astype(np.float32)
 
 
-def add_prior_column(data: HeteroData, prior: TreePrior) -> None:
-    """Append the prior column to ``data``'s customer features (in place; the old ``x`` tensor
-    is left as it was, so a matrix taken from it before stays the no-graph feature set)."""
+def add_prior_column(data: HeteroData, column: np.ndarray) -> None:
+    """Append the prior ``column`` (one value per customer, :meth:`TreePrior.column`) to
+    ``data``'s customer features, in place; the old ``x`` tensor is left as it was, so a matrix
+    taken from it before stays the no-graph feature set."""
     x = data[NODE].x
-    column = prior.column(x.numpy(), np.arange(x.shape[0]))
     data[NODE].x = torch.cat([x, torch.from_numpy(column)[:, None]], dim=1)
 
 

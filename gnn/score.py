@@ -23,7 +23,7 @@ from torch_geometric.data import HeteroData
 
 from gnn.data import Standardiser
 from gnn.models import RelationalSAGE
-from gnn.prior import load_prior
+from gnn.prior import PRIOR_FILE, load_prior
 from gnn.train import TrainedModel, TrainSettings, predict_logits
 
 
@@ -84,7 +84,7 @@ def save_model(
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def load_model(path: Path, prior_file: str = "tree_prior.joblib") -> dict[str, Any]:
+def load_model(path: Path, prior_file: str = PRIOR_FILE) -> dict[str, Any]:
     """Read ``model.pt``: ``model`` (eval mode), ``standardiser``, ``feature_names``,
     ``snapshot`` (datetime), ``log_weight``, ``settings``, ``max_device_users`` and ``prior``
     (the :class:`gnn.prior.TreePrior` from ``prior_file`` next to it, checked against the

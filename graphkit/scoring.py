@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from gnn.train import Split, TrainedModel
     from graphkit.pipeline import RunContext
 
-PRIOR_FILE = "tree_prior.joblib"
 MIN_CLASS = 20  # fewer labelled defaults (or non-defaults) than this: no GNN training
 
 
@@ -129,7 +128,7 @@ def contagion_stage(ctx: RunContext) -> None:
 def gnn_stage(ctx: RunContext) -> None:
     """Stage ``gnn``: train, compare with the baselines, save, score; or skip, saying why."""
     from gnn.data import WHOLE_NEIGHBOURHOOD, build_data
-    from gnn.prior import add_prior_column, fit_tree_prior, save_prior
+    from gnn.prior import PRIOR_FILE, add_prior_column, fit_tree_prior, save_prior
     from gnn.score import class_log_weight, save_model, score_customers
     from gnn.train import TrainSettings, stratified_split, train_gnn
 
@@ -161,10 +160,10 @@ def gnn_stage(ctx: RunContext) -> None:
     prior_reason = tree_prior_reason(labels, split.train, cfg)
     if prior_reason is None:
         ctx.progress.log(f"gnn: tree prior over {cfg.gnn.tree_prior_folds} folds")
-        prior = fit_tree_prior(
+        prior, column = fit_tree_prior(
             no_graph_features, labels, split.train, cfg.gnn.seed, cfg.gnn.tree_prior_folds
         )
-        add_prior_column(data, prior)
+        add_prior_column(data, column)
     settings = TrainSettings(
         hidden=cfg.gnn.hidden,
         epochs=cfg.gnn.epochs,

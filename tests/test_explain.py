@@ -103,7 +103,7 @@ def test_effects_are_exact_occlusions(scored):
     data, _ = build_data(graph, features, saved["standardiser"])
     prior = saved["prior"]
     assert prior is not None, "the default config trains with a tree prior"
-    add_prior_column(data, prior)
+    add_prior_column(data, prior.column(data["customer"].x.numpy()))
     scores = pl.read_parquet(run / "scores.parquet").get_column("gnn_score").to_numpy()
     customer = 17
     explanation = explain_customer(

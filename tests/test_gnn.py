@@ -111,12 +111,13 @@ def test_tree_prior_of_a_training_customer_ignores_its_own_label():
     x = data["customer"].x.numpy()
     labels = graph.defaulted()
     split = stratified_split(labels, 7)
-    prior = fit_tree_prior(x, labels, split.train, seed=7, folds=3)
+    prior, column = fit_tree_prior(x, labels, split.train, seed=7, folds=3)
+    np.testing.assert_array_equal(column, prior.column(x))
     fold0 = np.flatnonzero(prior.fold_of == 0)
     assert set(fold0) <= set(split.train) and (prior.fold_of[split.test] == -1).all()
     flipped = labels.copy()
     flipped[fold0] = 1 - flipped[fold0]
-    again = fit_tree_prior(x, flipped, split.train, seed=7, folds=3)
+    again, _ = fit_tree_prior(x, flipped, split.train, seed=7, folds=3)
     everyone = np.arange(len(x))
     before, after = prior.logits(x, everyone), again.logits(x, everyone)
     np.testing.assert_array_equal(before[fold0], after[fold0])
@@ -128,7 +129,7 @@ def test_saved_tree_prior_is_checked_against_its_digest(tmp_path):
     _, graph, _, data = _planted()
     x = data["customer"].x.numpy()
     labels = graph.defaulted()
-    prior = fit_tree_prior(x, labels, stratified_split(labels, 7).train, seed=7, folds=2)
+    prior, _ = fit_tree_prior(x, labels, stratified_split(labels, 7).train, seed=7, folds=2)
     digest = save_prior(tmp_path / "prior.joblib", prior)
     loaded = load_prior(tmp_path / "prior.joblib", digest)
     everyone = np.arange(len(x))
@@ -220,7 +221,7 @@ def test_large_graphs_train_on_whole_neighbourhood_batches_and_score_exactly(tmp
     assert ctx.manifest_extra["model_eval"]["models"]["gnn"]["roc_auc"] > 0.65
     saved = load_model(tmp_path / "model.pt")
     data, _ = build_data(graph, features, saved["standardiser"])
-    add_prior_column(data, saved["prior"])
+    add_prior_column(data, saved["prior"].column(data["customer"].x.numpy()))
     np.testing.assert_allclose(
         score_customers(saved["model"], data, saved["log_weight"]),
         ctx.outputs["scores.parquet"].get_column("gnn_score").to_numpy(),

@@ -20,6 +20,7 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ from gnn.train import (  # noqa: E402
 from graphkit.config import Config  # noqa: E402
 from graphkit.graph import RiskGraph  # noqa: E402
 from graphkit.pipeline import RunContext, _stages  # noqa: E402
-from graphkit.scoring import tree_prior_reason  # noqa: E402
+from graphkit.scoring import train_settings, tree_prior_reason  # noqa: E402
 from loaders.synthetic import Rates, generate_tables  # noqa: E402
 
 
@@ -130,13 +131,13 @@ def main() -> None:
         ("gnn_minibatch", data, args.batch_size),
         ("gnn_without_prior", without_prior, None),
     ):
-        settings = TrainSettings(
-            hidden=config.gnn.hidden,
-            epochs=config.gnn.epochs,
-            patience=config.gnn.patience,
-            learning_rate=config.gnn.learning_rate,
-            seed=config.gnn.seed,
+        # The pipeline's settings, without its time budget, full batch or on sampled
+        # mini-batches (TrainSettings' default fanouts) as the benchmark compares them.
+        settings = replace(
+            train_settings(config, graph.n("Customer")),
+            max_seconds=None,
             batch_size=batch_size,
+            fanouts=TrainSettings().fanouts,
         )
         trained = train_gnn(graph_data, split, settings)
         clock = time.perf_counter()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from torch_geometric.data import HeteroData
 
     from gnn.features import CustomerFeatures
-    from gnn.train import Split, TrainedModel
+    from gnn.train import Split, TrainedModel, TrainSettings
     from graphkit.pipeline import RunContext
 
 MIN_CLASS = 20  # fewer labelled defaults (or non-defaults) than this: no GNN training
@@ -127,10 +127,10 @@ def contagion_stage(ctx: RunContext) -> None:
 
 def gnn_stage(ctx: RunContext) -> None:
     """Stage ``gnn``: train, compare with the baselines, save, score; or skip, saying why."""
-    from gnn.data import WHOLE_NEIGHBOURHOOD, build_data
+    from gnn.data import build_data
     from gnn.prior import PRIOR_FILE, add_prior_column, fit_tree_prior, save_prior
     from gnn.score import class_log_weight, save_model, score_customers
-    from gnn.train import TrainSettings, stratified_split, train_gnn
+    from gnn.train import stratified_split, train_gnn
 
     cfg = ctx.config
     features = _features(ctx)
@@ -164,20 +164,7 @@ def gnn_stage(ctx: RunContext) -> None:
             no_graph_features, labels, split.train, cfg.gnn.seed, cfg.gnn.tree_prior_folds
         )
         add_prior_column(data, column)
-    settings = TrainSettings(
-        hidden=cfg.gnn.hidden,
-        epochs=cfg.gnn.epochs,
-        patience=cfg.gnn.patience,
-        learning_rate=cfg.gnn.learning_rate,
-        seed=cfg.gnn.seed,
-        max_seconds=cfg.gnn.max_train_seconds or None,
-        batch_size=(
-            cfg.gnn.batch_size
-            if ctx.graph.n("Customer") > cfg.gnn.full_batch_max_customers
-            else None
-        ),
-        fanouts=(WHOLE_NEIGHBOURHOOD, WHOLE_NEIGHBOURHOOD),
-    )
+    settings = train_settings(cfg, ctx.graph.n("Customer"))
     trained = train_gnn(data, split, settings, ctx.progress)
     log_weight = class_log_weight(labels, split.train)
     evaluation = model_evaluation(trained, data, no_graph_features, labels, split, cfg.gnn.seed)
@@ -215,6 +202,25 @@ def gnn_stage(ctx: RunContext) -> None:
     ctx.manifest_extra["model_eval"] = evaluation
     ctx.results["gnn"] = pl.DataFrame(
         {"customer_id": ctx.graph.keys("Customer"), "gnn_score": scores}
+    )
+
+
+def train_settings(cfg: Config, customers: int) -> TrainSettings:
+    """The GNN's training settings from ``[gnn]`` for a graph of ``customers`` customers: full
+    batch up to ``gnn.full_batch_max_customers``, above it mini-batches of ``gnn.batch_size``
+    customers with their whole two-hop neighbourhoods; ``gnn.max_train_seconds`` as the budget."""
+    from gnn.data import WHOLE_NEIGHBOURHOOD
+    from gnn.train import TrainSettings
+
+    return TrainSettings(
+        hidden=cfg.gnn.hidden,
+        epochs=cfg.gnn.epochs,
+        patience=cfg.gnn.patience,
+        learning_rate=cfg.gnn.learning_rate,
+        seed=cfg.gnn.seed,
+        max_seconds=cfg.gnn.max_train_seconds or None,
+        batch_size=cfg.gnn.batch_size if customers > cfg.gnn.full_batch_max_customers else None,
+        fanouts=(WHOLE_NEIGHBOURHOOD, WHOLE_NEIGHBOURHOOD),
     )
 
 

@@ -822,6 +822,38 @@ def _event_order(seg: np.ndarray, rank: np.ndarray, inflow: np.ndarray) -> np.nd
     return np.lexsort((inflow, rank, seg))
 
 
+def _arrive(
+    index: FlowIndex,
+    layer: int,
+    max_hops: int,
+    dist: np.ndarray | None,
+    banned: np.ndarray,
+    ledger: list[pl.DataFrame],
+    in_d: np.ndarray,
+    in_v: np.ndarray,
+    amount: np.ndarray,
+    *carried: np.ndarray,
+) -> tuple[np.ndarray, ...] | None:
+    """Book the money arriving at hop ``layer`` (``amount`` of drawdown ``in_d`` at account
+    ``in_v``) in ``banned`` and ``ledger``: what reached a banned sink, what can no longer reach
+    one within the hops left (``dist``), and at the last hop whatever is left. Returns
+    ``(in_d, in_v, *carried)`` of the arrivals that move on, or None when none do. Shared by
+    the amount policies, which replay hop by hop."""
+    n = banned.shape[0]
+    sink = index.sinks[in_v]
+    banned[:, layer] = np.bincount(in_d[sink], weights=amount[sink], minlength=n)
+    ledger.append(_ledger_frame(in_d[sink], in_v[sink], layer, amount[sink]))
+    keep = ~sink
+    if dist is not None:
+        doomed = ~sink & (dist[in_v] > max_hops - layer)
+        ledger.append(_ledger_frame(in_d[doomed], in_v[doomed], layer, amount[doomed]))
+        keep &= ~doomed
+    if layer == max_hops or not keep.any():
+        ledger.append(_ledger_frame(in_d[keep], in_v[keep], layer, amount[keep]))
+        return None
+    return (in_d[keep], in_v[keep], *(values[keep] for values in carried))
+
+
 def _replay_first(
     index: FlowIndex,
     dd: np.ndarray,
@@ -839,18 +871,12 @@ def _replay_first(
     in_v, in_rank, in_amt = index.dd_account[dd], index.dd_rank[dd], index.dd_amount[dd]
     used_key, used_amt = np.zeros(0, dtype=np.int64), np.zeros(0)
     for layer in range(max_hops + 1):
-        sink = index.sinks[in_v]
-        banned[:, layer] = np.bincount(in_d[sink], weights=in_amt[sink], minlength=n)
-        ledger.append(_ledger_frame(in_d[sink], in_v[sink], layer, in_amt[sink]))
-        keep = ~sink
-        if dist is not None:
-            doomed = ~sink & (dist[in_v] > max_hops - layer)
-            ledger.append(_ledger_frame(in_d[doomed], in_v[doomed], layer, in_amt[doomed]))
-            keep &= ~doomed
-        in_d, in_v, in_rank, in_amt = in_d[keep], in_v[keep], in_rank[keep], in_amt[keep]
-        if layer == max_hops or not len(in_d):
-            ledger.append(_ledger_frame(in_d, in_v, layer, in_amt))
+        moving = _arrive(
+            index, layer, max_hops, dist, banned, ledger, in_d, in_v, in_amt, in_rank, in_amt
+        )
+        if moving is None:
             break
+        in_d, in_v, in_rank, in_amt = moving
         seg = _segments(index, in_d, in_v, in_rank, last_rank, cap)
         o_d = seg.seg_d[seg.out_seg]
         room = index.amount[seg.out_transfer] - _lookup(
@@ -954,18 +980,12 @@ def _replay_proportional(
     in_d = np.arange(n, dtype=np.int64)
     in_v, in_rank, in_amt = index.dd_account[dd], index.dd_rank[dd], index.dd_amount[dd]
     for layer in range(max_hops + 1):
-        sink = index.sinks[in_v]
-        banned[:, layer] = np.bincount(in_d[sink], weights=in_amt[sink], minlength=n)
-        ledger.append(_ledger_frame(in_d[sink], in_v[sink], layer, in_amt[sink]))
-        keep = ~sink
-        if dist is not None:
-            doomed = ~sink & (dist[in_v] > max_hops - layer)
-            ledger.append(_ledger_frame(in_d[doomed], in_v[doomed], layer, in_amt[doomed]))
-            keep &= ~doomed
-        in_d, in_v, in_rank, in_amt = in_d[keep], in_v[keep], in_rank[keep], in_amt[keep]
-        if layer == max_hops or not len(in_d):
-            ledger.append(_ledger_frame(in_d, in_v, layer, in_amt))
+        moving = _arrive(
+            index, layer, max_hops, dist, banned, ledger, in_d, in_v, in_amt, in_rank, in_amt
+        )
+        if moving is None:
             break
+        in_d, in_v, in_rank, in_amt = moving
         seg = _segments(index, in_d, in_v, in_rank, last_rank, cap)
         known = balance_before[seg.out_transfer]
         share = np.where(
@@ -1047,19 +1067,12 @@ def _replay_fifo(
     iv_lo = index._balances["dd_enq_start"][dd]
     iv_hi = iv_lo + index.dd_amount[dd]
     for layer in range(max_hops + 1):
-        size = iv_hi - iv_lo
-        sink = index.sinks[iv_v]
-        banned[:, layer] = np.bincount(iv_d[sink], weights=size[sink], minlength=n)
-        ledger.append(_ledger_frame(iv_d[sink], iv_v[sink], layer, size[sink]))
-        keep = ~sink
-        if dist is not None:
-            doomed = ~sink & (dist[iv_v] > max_hops - layer)
-            ledger.append(_ledger_frame(iv_d[doomed], iv_v[doomed], layer, size[doomed]))
-            keep &= ~doomed
-        iv_d, iv_v, iv_lo, iv_hi = iv_d[keep], iv_v[keep], iv_lo[keep], iv_hi[keep]
-        if layer == max_hops or not len(iv_d):
-            ledger.append(_ledger_frame(iv_d, iv_v, layer, iv_hi - iv_lo))
+        moving = _arrive(
+            index, layer, max_hops, dist, banned, ledger, iv_d, iv_v, iv_hi - iv_lo, iv_lo, iv_hi
+        )
+        if moving is None:
             break
+        iv_d, iv_v, iv_lo, iv_hi = moving
         account = iv_v.astype(np.float64)
         first = np.searchsorted(out_pos_key, account + 1j * iv_lo, side="right") - 1
         first = np.maximum(first, index.out_ptr[iv_v])

@@ -21,25 +21,27 @@ from graphkit.graph import RiskGraph
 from loaders.frames import make_tables
 
 
-def _chain_graph() -> RiskGraph:
+def _chain_tables() -> dict:
     """A defaults; B guarantees A (50), C guarantees B (80), D guarantees A (30) and C (60).
 
     Capacities (registered capital): A 200, B 100, C 100, D 120.
     """
-    return RiskGraph.from_tables(
-        make_tables(
-            customers={
-                "customer_id": ["A", "B", "C", "D"],
-                "kind": ["enterprise"] * 4,
-                "registered_capital": [200.0, 100.0, 100.0, 120.0],
-            },
-            guarantees={
-                "guarantor_id": ["B", "C", "D", "D"],
-                "borrower_id": ["A", "B", "A", "C"],
-                "amount": [50.0, 80.0, 30.0, 60.0],
-            },
-        )
+    return make_tables(
+        customers={
+            "customer_id": ["A", "B", "C", "D"],
+            "kind": ["enterprise"] * 4,
+            "registered_capital": [200.0, 100.0, 100.0, 120.0],
+        },
+        guarantees={
+            "guarantor_id": ["B", "C", "D", "D"],
+            "borrower_id": ["A", "B", "A", "C"],
+            "amount": [50.0, 80.0, 30.0, 60.0],
+        },
     )
+
+
+def _chain_graph() -> RiskGraph:
+    return RiskGraph.from_tables(_chain_tables())
 
 
 def test_debtrank_matches_hand_computation():
@@ -155,18 +157,7 @@ def test_simulate_command_writes_hits_and_rejects_unknown_ids(tmp_path):
 
     from cli import app
 
-    tables = make_tables(
-        customers={
-            "customer_id": ["A", "B", "C", "D"],
-            "kind": ["enterprise"] * 4,
-            "registered_capital": [200.0, 100.0, 100.0, 120.0],
-        },
-        guarantees={
-            "guarantor_id": ["B", "C", "D", "D"],
-            "borrower_id": ["A", "B", "A", "C"],
-            "amount": [50.0, 80.0, 30.0, 60.0],
-        },
-    )
+    tables = _chain_tables()
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     for name in ("customers", "guarantees"):

@@ -174,8 +174,24 @@ def relationship_merge_key(spec: RelSpec) -> tuple[str, str | None]:
     return "row", ROW_KEY
 
 
+class RowTotals:
+    """Totals of the per-label ``nodes`` and per-relationship ``relationships`` row counts of a
+    load result (Bolt or bulk)."""
+
+    nodes: dict[str, int]
+    relationships: dict[str, int]
+
+    @property
+    def node_rows(self) -> int:
+        return sum(self.nodes.values())
+
+    @property
+    def relationship_rows(self) -> int:
+        return sum(self.relationships.values())
+
+
 @dataclass(frozen=True)
-class LoadCounts:
+class LoadCounts(RowTotals):
     """What :meth:`Neo4jTarget.load_graph` sent and what the server changed.
 
     ``nodes`` (per label) and ``relationships`` (per relationship name) count rows sent;
@@ -188,14 +204,6 @@ class LoadCounts:
     relationship_seconds: float
     nodes_created: int
     relationships_created: int
-
-    @property
-    def node_rows(self) -> int:
-        return sum(self.nodes.values())
-
-    @property
-    def relationship_rows(self) -> int:
-        return sum(self.relationships.values())
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 from graphkit.schema import CUSTOMER_SUBLABELS, NODES, RELATIONSHIPS
 from graphkit.store.neo4j import (
+    RowTotals,
     _row_key,
     bolt_frame,
     relationship_merge_key,
@@ -109,7 +110,7 @@ class ImportFile:
 
 
 @dataclass(frozen=True)
-class BulkImportResult:
+class BulkImportResult(RowTotals):
     """What :func:`bulk_import` wrote, and how long each step took.
 
     ``nodes`` (per label) and ``relationships`` (per relationship name) count the rows written;
@@ -129,14 +130,6 @@ class BulkImportResult:
     imported_relationships: int
     imported_properties: int
     schema_statements: int
-
-    @property
-    def node_rows(self) -> int:
-        return sum(self.nodes.values())
-
-    @property
-    def relationship_rows(self) -> int:
-        return sum(self.relationships.values())
 
     @property
     def seconds(self) -> float:

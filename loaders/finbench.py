@@ -33,7 +33,7 @@ from graphkit.atomic import atomic_directory
 from graphkit.progress import SILENT, Progress, task
 from graphkit.schema import TABLES
 from loaders.frames import typed_table
-from loaders.sources import validate_directory
+from loaders.sources import physical_lines, validate_directory
 
 BANNED_SECTOR = "securities"
 GENERAL_SECTOR = "general"
@@ -158,15 +158,7 @@ def _read_pipe_file(path: Path) -> pl.DataFrame:
 def _read_ragged_pipe_file(path: Path) -> pl.DataFrame:
     """Line by line: a row with surplus fields is rejoined around a free-text column when the
     file has one, otherwise (and for short rows) marked ``_malformed``."""
-    lines = pl.read_csv(
-        path,
-        has_header=False,
-        separator="\x1f",
-        quote_char=None,
-        schema={"line": pl.String()},
-        encoding="utf8-lossy",
-        truncate_ragged_lines=True,
-    ).get_column("line")
+    lines = physical_lines(path).collect().get_column("line")
     header = lines[0].lstrip("\ufeff").split("|")
     width = len(header)
     free = next((header.index(c) for c in _FREE_TEXT if c in header), None)

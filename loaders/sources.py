@@ -1012,7 +1012,7 @@ def _raw_rows(raw: pl.LazyFrame, rows: list[int], columns: list[str]) -> pl.Data
     return raw.select(ROW, *columns).join(wanted, on=ROW, how="semi").collect(engine="streaming")
 
 
-def _physical_lines(path: Path) -> pl.LazyFrame:
+def physical_lines(path: Path) -> pl.LazyFrame:
     """Every physical line of the file (ROW 0 = the header line), quotes not interpreted."""
     return pl.scan_csv(
         path,
@@ -1030,7 +1030,7 @@ def _unclosed_quote_row(path: Path) -> int | None:
     quotes pair up. The line where the running quote count last turned odd holds it."""
     quotes = pl.col("line").str.count_matches('"', literal=True).fill_null(0)
     odd = (quotes.cum_sum() % 2) == 1
-    lines = _physical_lines(path).select(ROW, odd.alias("odd")).collect(engine="streaming")
+    lines = physical_lines(path).select(ROW, odd.alias("odd")).collect(engine="streaming")
     if lines.height == 0 or not lines.get_column("odd")[-1]:
         return None
     opened = lines.filter(pl.col("odd") & ~pl.col("odd").shift(1, fill_value=False))
@@ -1041,7 +1041,7 @@ def _unclosed_quote_row(path: Path) -> int | None:
 def _field_counts(path: Path) -> pl.DataFrame:
     """Fields per data record (ROW, fields): vectorised per line when no quoted value spans
     lines, else by Python's csv module (exact, slower)."""
-    lines = _physical_lines(path).filter(pl.col(ROW) > 0).collect(engine="streaming")
+    lines = physical_lines(path).filter(pl.col(ROW) > 0).collect(engine="streaming")
     quotes = lines.get_column("line").str.count_matches('"', literal=True).fill_null(0)
     if not (quotes % 2 == 1).any():
         unquoted = pl.col("line").str.replace_all(r'"[^"]*"', "")

@@ -54,6 +54,7 @@ from sklearn.metrics import adjusted_rand_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import timed, weighted_graph  # noqa: E402
 from graphkit.analytics.circles import guarantee_circles  # noqa: E402
 from graphkit.analytics.clusters import (  # noqa: E402
     cluster_graph,
@@ -78,12 +79,6 @@ def _ids(prefix: str, n: int) -> pl.Series:
 
 def _customers(n: int) -> pl.DataFrame:
     return pl.DataFrame({"customer_id": _ids("C", n), "kind": ["enterprise"] * n})
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
 
 
 def _in_child(target: Callable[..., Any], args: tuple, timeout: float) -> tuple[float | None, Any]:
@@ -112,13 +107,13 @@ def _in_child(target: Callable[..., Any], args: tuple, timeout: float) -> tuple[
 
 def _nx_circles(edges: np.ndarray, n: int, queue: Any) -> None:
     """Reports ("build"|"scc"|"cycles", seconds, value) as each part finishes."""
-    seconds, graph = _timed(lambda: _digraph(edges, n))
+    seconds, graph = timed(lambda: _digraph(edges, n))
     queue.put(("build", seconds, None))
-    seconds, components = _timed(
+    seconds, components = timed(
         lambda: [c for c in nx.strongly_connected_components(graph) if len(c) >= 2]
     )
     queue.put(("scc", seconds, len(components)))
-    seconds, cycles = _timed(
+    seconds, cycles = timed(
         lambda: sum(1 for _ in nx.simple_cycles(graph, length_bound=MAX_CYCLE_LENGTH))
     )
     queue.put(("cycles", seconds, cycles))
@@ -178,7 +173,7 @@ def bench_circles(
         ),
     )
     graph = RiskGraph.from_tables(tables)
-    ours, result = _timed(lambda: guarantee_circles(graph, MAX_CYCLE_LENGTH, 1000))
+    ours, result = timed(lambda: guarantee_circles(graph, MAX_CYCLE_LENGTH, 1000))
     cycles = int(result.summary.get_column("cycles_listed").sum())
     capped = int(result.summary.get_column("cycles_capped").sum())
     got = _messages(_nx_circles, (edges, n), timeout)
@@ -234,16 +229,8 @@ def _build_note(
 
 
 def _nx_louvain(pairs: np.ndarray, weights: np.ndarray, n: int, seed: int, queue: Any) -> None:
-    def build() -> nx.Graph:
-        graph = nx.Graph()
-        graph.add_nodes_from(range(n))
-        graph.add_weighted_edges_from(
-            zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), weights.tolist(), strict=True)
-        )
-        return graph
-
-    build_seconds, graph = _timed(build)
-    seconds, communities = _timed(
+    build_seconds, graph = timed(lambda: weighted_graph(pairs, weights, n))
+    seconds, communities = timed(
         lambda: nx.community.louvain_communities(graph, weight="weight", resolution=1, seed=seed)
     )
     membership = np.empty(n, dtype=np.int64)
@@ -334,11 +321,11 @@ def bench_clusters(scale: float, timeout: float, rng: np.random.Generator) -> di
     graph = RiskGraph.from_tables(tables)
     config = Config()
     # networkx is handed the weighted ties cluster_graph builds, so that build is timed apart.
-    building, built = _timed(lambda: cluster_graph(graph, config))
-    ours, result = _timed(lambda: related_clusters(graph, config, built=built))
+    building, built = timed(lambda: cluster_graph(graph, config))
+    ours, result = timed(lambda: related_clusters(graph, config, built=built))
     weights = built.weights(config.clusters.weights)
     keep = weights > 0
-    leiden_only, _ = _timed(
+    leiden_only, _ = timed(
         lambda: leiden(
             len(built.nodes),
             built.pairs,
@@ -417,7 +404,7 @@ def bench_clusters_random(scale: float, timeout: float, rng: np.random.Generator
         numbered_clusters(ids, membership)
         return membership, modularity
 
-    ours, (membership, modularity) = _timed(ours_run)
+    ours, (membership, modularity) = timed(ours_run)
     theirs, info = _in_child(_nx_louvain, (pairs, weights, n, config.clusters.seed), timeout)
     detail: dict[str, Any] = {
         "vertices": n,
@@ -461,7 +448,7 @@ def _nx_rings(links: np.ndarray, n: int, k: int, m: int, queue: Any) -> None:
         graph.add_edges_from(zip(links[:, 0].tolist(), (links[:, 1] + n).tolist(), strict=True))
         return graph
 
-    build_seconds, graph = _timed(build)
+    build_seconds, graph = timed(build)
 
     def run() -> list[set[int]]:
         devices = [v for v, degree in graph.degree() if v >= n and k <= degree <= m]
@@ -470,7 +457,7 @@ def _nx_rings(links: np.ndarray, n: int, k: int, m: int, queue: Any) -> None:
         projected = bipartite.projected_graph(shared, users)
         return list(nx.connected_components(projected))
 
-    seconds, rings = _timed(run)
+    seconds, rings = timed(run)
     queue.put(
         (seconds, {"build_seconds": build_seconds, "rings": sorted(sorted(r) for r in rings)})
     )
@@ -497,8 +484,8 @@ def bench_rings(scale: float, timeout: float, rng: np.random.Generator) -> dict[
     k, hub = config.rings.min_customers_per_device, config.rings.max_customers_per_device
     # networkx is handed the (customer, device) pairs, so deriving them (cached on the graph,
     # shared with the clusters and GNN features) is timed apart.
-    building, _ = _timed(graph.device_uses)
-    ours, result = _timed(lambda: device_rings(graph, k, hub))
+    building, _ = timed(graph.device_uses)
+    ours, result = timed(lambda: device_rings(graph, k, hub))
     theirs, info = _in_child(_nx_rings, (pairs, n, k, hub), timeout)
     agree = None
     if info is not None:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import psutil
 from rich.console import Console
@@ -171,6 +172,17 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+def weighted_graph(pairs: np.ndarray, weights: np.ndarray, n: int) -> nx.Graph:
+    """A networkx graph on vertices ``0..n-1`` with the undirected ``pairs`` weighted by
+    ``weights`` (edge attribute ``weight``): the clusters baselines' input."""
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_weighted_edges_from(
+        zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), weights.tolist(), strict=True)
+    )
+    return graph
 
 
 def timed_cpu(fn: Callable[[], Any]) -> tuple[float, float, Any]:

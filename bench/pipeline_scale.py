@@ -83,6 +83,7 @@ from common import (  # noqa: E402
     run_in_child,
     timed,
     timed_cpu,
+    weighted_graph,
     write_result,
 )
 
@@ -230,15 +231,7 @@ def _nx_rings(links: np.ndarray, n: int, k: int, m: int) -> dict[str, Any]:
 
 
 def _nx_louvain(pairs: np.ndarray, weights: np.ndarray, n: int, seed: int) -> dict[str, Any]:
-    def build() -> nx.Graph:
-        graph = nx.Graph()
-        graph.add_nodes_from(range(n))
-        graph.add_weighted_edges_from(
-            zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), weights.tolist(), strict=True)
-        )
-        return graph
-
-    build_seconds, graph = timed(build)
+    build_seconds, graph = timed(lambda: weighted_graph(pairs, weights, n))
     seconds, cpu, communities = timed_cpu(
         lambda: nx.community.louvain_communities(graph, weight="weight", resolution=1, seed=seed)
     )

@@ -5,8 +5,7 @@ whose row position is the node's dense ``int32`` id; its key column comes first.
 relationship of :data:`graphkit.schema.RELATIONSHIPS` is a frame with ``src`` and ``dst``
 (``int32`` ids into the endpoint labels) followed by the relationship's properties and any extra
 columns the input carried. Repayments stay a table keyed by the credit line's id. Derived
-views (CSR matrices, igraph graphs, owners, drawdown devices, device uses) are built on first
-use and cached.
+views (CSR matrices, owners, drawdown devices, device uses) are built on first use and cached.
 
 Building is joins only: no Python loop touches a row.
 """
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import igraph as ig
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -169,28 +167,6 @@ class RiskGraph:
             self._cache[cache_key] = sp.csr_array(
                 (values, (src, dst)), shape=(self.n(spec.src), self.n(spec.dst))
             )
-        return self._cache[cache_key]
-
-    def igraph(self, rel: str, directed: bool = True) -> ig.Graph:
-        """igraph view of a relationship between nodes of one label; cached.
-
-        Vertex ``i`` is node ``i``; every edge row is one igraph edge, in frame order, carrying
-        the relationship's numeric properties as edge attributes.
-        """
-        cache_key = ("igraph", rel, directed)
-        if cache_key not in self._cache:
-            spec = RELATIONSHIPS[rel]
-            if spec.src != spec.dst:
-                raise ValueError(
-                    f"{rel} joins {spec.src} to {spec.dst}; igraph view needs one label"
-                )
-            src, dst = self.endpoints(rel)
-            graph = ig.Graph(n=self.n(spec.src), directed=directed)
-            graph.add_edges(np.column_stack([src, dst]))
-            for col, dtype in self.edges[rel].schema.items():
-                if col not in ("src", "dst") and dtype.is_numeric():
-                    graph.es[col] = self.edges[rel].get_column(col).to_list()
-            self._cache[cache_key] = graph
         return self._cache[cache_key]
 
     def account_owner_customer(self) -> np.ndarray:

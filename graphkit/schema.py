@@ -229,9 +229,6 @@ TABLES: dict[str, Table] = {
     )
 }
 
-# Tables in an order where every referenced table comes before the tables referring to it.
-TABLE_ORDER: tuple[str, ...] = tuple(TABLES)
-
 
 @dataclass(frozen=True)
 class NodeSpec:

@@ -5,7 +5,7 @@ Tests start from :func:`write_valid_input` and break one thing at a time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -69,8 +69,6 @@ VALID_PARQUET: dict[str, pl.DataFrame] = {
 VALID_ROWS = {name: text.count("\n") - 1 for name, text in VALID_CSV.items()} | {
     name: frame.height for name, frame in VALID_PARQUET.items()
 }
-
-UTC_TS = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def write_valid_input(directory: Path) -> Path:

@@ -173,11 +173,6 @@ def driver(server: Neo4jServer) -> Iterator[neo4j.Driver]:
         yield connection
 
 
-def _count(driver: neo4j.Driver, query: str) -> int:
-    records, _, _ = driver.execute_query(query)
-    return records[0][0]
-
-
 def test_result_counts_match_the_graph(
     graph: RiskGraph, imported: tuple[Path, BulkImportResult]
 ) -> None:

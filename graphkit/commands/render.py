@@ -35,7 +35,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Exit codes a scheduler can act on.
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INVALID_INPUT = 2
 EXIT_UNAVAILABLE = 3

@@ -14,14 +14,14 @@ from sklearn.metrics import adjusted_rand_score
 
 from graphkit.analytics import sweeps
 from graphkit.analytics.clusters import cluster_graph, leiden
-from graphkit.analytics.grid import (
+from graphkit.analytics.sweeps import _modularity, sweep_clusters
+from graphkit.commands.grid import (
     expand_product,
     parse_assignments,
     parse_grid,
     parse_list,
     parse_values,
 )
-from graphkit.analytics.sweeps import _modularity, sweep_clusters
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
 from tests.analytics_fixtures import planted_network, write_input

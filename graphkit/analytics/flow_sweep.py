@@ -9,8 +9,6 @@ bound), amounts once per setting (the hop bound changes where taint stops).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import polars as pl
 
@@ -111,32 +109,3 @@ def _schema() -> dict[str, pl.DataType]:
         "banned_share_3plus": pl.Float64(),
         "capped_drawdowns": pl.Int64(),
     }
-
-
-def plot_flow_sweep(frame: pl.DataFrame, path: Path | str) -> None:
-    """PNG: banned share (left) and banned share at >= 3 hops (right) against the hop bound,
-    one line per (policy, window)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for (policy, window), group in frame.group_by(["policy", "window_days"], maintain_order=True):
-        group = group.sort("max_hops")
-        x = group.get_column("max_hops").to_numpy()
-        label = f"{policy}, W={window:g}d"
-        axes[0].plot(x, group.get_column("banned_share").to_numpy(), marker="o", label=label)
-        axes[1].plot(x, group.get_column("banned_share_3plus").to_numpy(), marker="o", label=label)
-    axes[0].set_title("banned share of drawn amount")
-    axes[1].set_title("banned share arriving at >= 3 hops (seed: 38%)")
-    for ax in axes:
-        ax.set_xlabel("max hops H")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("share of drawn amount")
-    axes[1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -179,47 +178,3 @@ def _modularity(n: int, pairs: np.ndarray, weights: np.ndarray, membership: np.n
     return float(
         weights[inside].sum() / total - (community_strength**2).sum() / (4 * total * total)
     )
-
-
-def plot_sweep(frame: pl.DataFrame, path: Path | str) -> None:
-    """Write the sweep as a PNG: clusters and largest cluster above, quality scores below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    weight_columns = [f"w_{name}" for name in LAYERS]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    for _, group in frame.group_by(weight_columns, maintain_order=True):
-        label = ", ".join(f"{name}={group.get_column(f'w_{name}')[0]:g}" for name in LAYERS)
-        x = group.get_column("resolution").to_numpy()
-        top.plot(
-            x, group.get_column("clusters").to_numpy(), marker="o", label=f"clusters ({label})"
-        )
-        top.plot(
-            x,
-            group.get_column("largest").to_numpy(),
-            linestyle="--",
-            marker=".",
-            label=f"largest ({label})",
-        )
-        for column, style in (
-            ("modularity", "-"),
-            ("stability_ari", ":"),
-            ("truth_ari", "-."),
-            ("truth_nmi", "--"),
-        ):
-            values = group.get_column(column).cast(pl.Float64).to_numpy()
-            if not np.isnan(values).all():
-                bottom.plot(x, values, linestyle=style, marker=".", label=f"{column} ({label})")
-    top.set_yscale("log")
-    top.set_ylabel("count / members")
-    top.legend(fontsize="x-small")
-    top.set_title("graphkit sweep clusters")
-    bottom.set_xlabel("resolution (gamma)")
-    bottom.set_ylabel("score")
-    bottom.set_ylim(-0.05, 1.05)
-    bottom.legend(fontsize="x-small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -138,10 +138,11 @@ def sweep_clusters_command(
     quiet: Quiet = False,
 ) -> None:
     """Run Leiden over a grid of resolutions and layer weights; write CSV and PNG in OUT."""
-    from graphkit.analytics.grid import expand_product, parse_assignments, parse_values
-    from graphkit.analytics.sweeps import plot_sweep, sweep_clusters
+    from graphkit.analytics.sweeps import sweep_clusters
     from graphkit.atomic import atomic_write_bytes
+    from graphkit.commands.grid import expand_product, parse_assignments, parse_values
     from graphkit.pipeline import load_graph
+    from graphkit.plots import plot_cluster_sweep
 
     cfg = _config(config)
     try:
@@ -172,7 +173,7 @@ def sweep_clusters_command(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "sweep_clusters.csv", table.write_csv().encode())
     plot_path = out / ".sweep_clusters.tmp.png"
-    plot_sweep(table, plot_path)
+    plot_cluster_sweep(table, plot_path)
     plot_path.replace(out / "sweep_clusters.png")
     if not quiet:
         title = "sweep clusters" + (" (truth: _truth/groups.parquet)" if truth is not None else "")

@@ -97,10 +97,11 @@ def sweep_flows_command(
     quiet: Quiet = False,
 ) -> None:
     """Banned share and share at >= 3 hops per (policy, hops, window): CSV and PNG in OUT."""
-    from graphkit.analytics.flow_sweep import plot_flow_sweep, sweep_flows
-    from graphkit.analytics.grid import parse_values
+    from graphkit.analytics.flow_sweep import sweep_flows
     from graphkit.atomic import atomic_write_bytes
+    from graphkit.commands.grid import parse_values
     from graphkit.pipeline import load_graph
+    from graphkit.plots import plot_flow_sweep
 
     try:
         cfg = load_config(config)

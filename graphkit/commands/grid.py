@@ -1,6 +1,8 @@
-"""Parameter grids for sweeps: ``"0.2:2.0:0.2"`` ranges and ``"1,7,30"`` lists.
+"""Parameter grids on the command line: ``"0.2:2.0:0.2"`` ranges and ``"1,7,30"`` lists.
 
 Shared by every ``graphkit sweep`` command so that grids are written the same way everywhere.
+Parsing text is the command line's job: the sweeps in :mod:`graphkit.analytics` take lists of
+floats and dicts of layer weights.
 """
 
 from __future__ import annotations

@@ -590,6 +590,20 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "a-csv" / "_truth" / "truth.json").exists()
 
 
+def test_the_committed_sample_is_what_make_sample_generates(tmp_path: Path) -> None:
+    """data/sample is ``make sample``'s output: a change that moves one generated value shows
+    here, so refactoring the generator cannot silently change the shipped sample."""
+    generate(tmp_path / "sample", 2000, 20261129, "csv")
+    fresh = _files(tmp_path / "sample")
+    committed = _files(Path(__file__).resolve().parents[1] / "data" / "sample")
+    assert fresh.keys() == committed.keys()
+    for name, content in fresh.items():
+        if name.endswith(".parquet"):  # the truth frames; parquet metadata names the writer
+            assert pl.read_parquet(content).equals(pl.read_parquet(committed[name])), name
+        else:  # every CSV table and truth.json, byte for byte
+            assert content == committed[name], name
+
+
 def test_written_files_equal_the_in_memory_tables(tmp_path: Path) -> None:
     summary = generate(tmp_path / "out", 900, SEED, "parquet", chunk_customers=300)
     gen = generate_tables(900, SEED, chunk_customers=300)

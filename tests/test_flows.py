@@ -31,6 +31,20 @@ from loaders.frames import make_tables
 
 synthetic = pytest.importorskip("loaders.synthetic")
 
+# The kernels take every setting explicitly; these tests use the config's defaults unless a
+# test says otherwise.
+CFG = FlowsConfig()
+
+
+def knobs(**overrides: float) -> dict[str, float]:
+    """The config's window, hop bound and hub cap, with ``overrides``."""
+    base = {
+        "window_days": CFG.window_days,
+        "max_hops": CFG.max_hops,
+        "max_expand_per_hop": CFG.max_expand_per_hop,
+    }
+    return base | overrides
+
 
 def small_graph(
     transfers: list[tuple[str, str, str, float, str]],
@@ -88,7 +102,7 @@ def test_policies_on_a_hand_checked_example() -> None:
         "proportional": 40.0,
     }
     for policy, banned in expected.items():
-        result = banned_amounts(index, policy=policy, max_hops=3, ledger=True)
+        result = banned_amounts(index, policy=policy, **knobs(max_hops=3), ledger=True)
         assert result.banned[0].tolist() == [0.0, 0.0, banned, 0.0], policy
         assert result.ledger is not None
         assert result.ledger.get_column("amount").sum() == pytest.approx(100.0)
@@ -104,17 +118,17 @@ def test_window_and_hop_bound() -> None:
     )
     index = FlowIndex.build(graph)
     for window, hops, expected in [(30, 6, 3), (7, 6, None), (8, 6, 3), (30, 2, None)]:
-        got = reach(index, window_days=window, max_hops=hops)
+        got = reach(index, **knobs(window_days=window, max_hops=hops))
         assert got.get_column("min_hops_to_banned").to_list() == [expected]
-        amounts = banned_amounts(index, window_days=window, max_hops=hops)
+        amounts = banned_amounts(index, policy="first", **knobs(window_days=window, max_hops=hops))
         assert amounts.banned.sum() == (100.0 if expected else 0.0)
 
 
 def test_transfer_before_the_drawdown_is_not_followed() -> None:
     graph = small_graph([("t1", "a0", "s", 100.0, "2023-12-31")])
     index = FlowIndex.build(graph)
-    assert reach(index).get_column("min_hops_to_banned").to_list() == [None]
-    assert banned_amounts(index).banned.sum() == 0.0
+    assert reach(index, **knobs()).get_column("min_hops_to_banned").to_list() == [None]
+    assert banned_amounts(index, policy="first", **knobs()).banned.sum() == 0.0
 
 
 def test_hub_cap_is_stated_and_taint_is_conserved() -> None:
@@ -127,19 +141,19 @@ def test_hub_cap_is_stated_and_taint_is_conserved() -> None:
         ]
     )
     index = FlowIndex.build(graph)
-    uncapped = reach(index, max_expand_per_hop=100)
+    uncapped = reach(index, **knobs(max_expand_per_hop=100))
     assert uncapped.get_column("min_hops_to_banned").to_list() == [2]
     assert not uncapped.get_column("capped").any()
-    capped = reach(index, max_expand_per_hop=5)
+    capped = reach(index, **knobs(max_expand_per_hop=5))
     assert capped.get_column("min_hops_to_banned").to_list() == [None]
     assert capped.get_column("capped").to_list() == [True]
     for policy in ("first", "fifo", "proportional"):
-        result = banned_amounts(index, policy=policy, max_expand_per_hop=5, ledger=True)
+        result = banned_amounts(index, policy=policy, **knobs(max_expand_per_hop=5), ledger=True)
         assert result.capped.tolist() == [True]
         assert result.ledger is not None
         assert result.ledger.get_column("amount").sum() == pytest.approx(100.0)
         assert (result.ledger.get_column("amount") >= 0).all()
-    full = banned_amounts(index, max_expand_per_hop=100)
+    full = banned_amounts(index, policy="first", **knobs(max_expand_per_hop=100))
     assert full.banned[0, 2] == 50.0 and not full.capped.any()
     cfg = FlowsConfig(max_expand_per_hop=5)
     totals = trace_flows(graph, cfg).totals
@@ -166,9 +180,10 @@ def test_min_hops_for_a_chosen_list_of_drawdowns() -> None:
     )
     got = min_hops_to_banned(graph, ["d1", "d0"], window_days=30, max_hops=2)
     assert got.rows() == [("d1", 2), ("d0", 1)]
-    assert min_hops_to_banned(graph, ["d1"], max_hops=1).rows() == [("d1", None)]
+    one_hop = min_hops_to_banned(graph, ["d1"], window_days=CFG.window_days, max_hops=1)
+    assert one_hop.rows() == [("d1", None)]
     with pytest.raises(KeyError, match="nope"):
-        min_hops_to_banned(graph, ["nope"])
+        min_hops_to_banned(graph, ["nope"], window_days=CFG.window_days, max_hops=CFG.max_hops)
 
 
 def test_customer_flows_add_up_per_customer() -> None:
@@ -198,7 +213,9 @@ def test_round_trip_cap_is_reported() -> None:
         ]
     )
     index = FlowIndex.build(graph)
-    cycles, capped = round_trips(index, window_days=30, max_length=4)
+    cycles, capped = round_trips(
+        index, window_days=30, max_length=4, max_cycles=CFG.max_cycles, max_expand_per_hop=100
+    )
     assert not capped
     assert sorted(map(tuple, cycles.get_column("transfer_ids").to_list())) == [
         ("t1", "t2"),
@@ -209,7 +226,9 @@ def test_round_trip_cap_is_reported() -> None:
     assert cycles.filter(pl.col("transfer_ids").list.first() == "t1").get_column(
         "amount"
     ).to_list() == [8.0, 4.0]
-    few, capped = round_trips(index, window_days=30, max_length=4, max_cycles=2)
+    few, capped = round_trips(
+        index, window_days=30, max_length=4, max_cycles=2, max_expand_per_hop=100
+    )
     assert capped and few.height == 2
 
 
@@ -260,12 +279,18 @@ def test_planted_chains_under_every_policy_conserve(generated: synthetic.Generat
     chains = generated.truth["chains"].get_column("drawdown_id")
     amounts = index.dd_amount[index.positions(chains)]
     for policy in ("first", "fifo", "proportional"):
-        result = banned_amounts(index, chains, policy=policy, ledger=True)
+        result = banned_amounts(index, chains, policy=policy, **knobs(), ledger=True)
         assert result.ledger is not None
         per_dd = result.ledger.group_by("drawdown").agg(pl.col("amount").sum()).sort("drawdown")
         np.testing.assert_allclose(per_dd.get_column("amount").to_numpy(), amounts, rtol=1e-9)
         assert (result.banned >= 0).all()
-    paths, _ = evidence_paths(index, chains)
+    paths, _ = evidence_paths(
+        index,
+        chains,
+        **knobs(),
+        paths_per_drawdown=CFG.evidence_paths,
+        max_paths_per_drawdown=CFG.max_paths_per_drawdown,
+    )
     assert set(paths.get_column("drawdown_id")) == set(chains)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "merge_sum",
     "rank_within",
     "run_starts",
+    "search_within",
     "shift_within",
 ]
 
@@ -105,3 +106,26 @@ def merge_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndar
         return keys, values
     starts = run_starts(keys)
     return keys[starts], np.add.reduceat(values, starts)
+
+
+def search_within(
+    keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, side: str
+) -> np.ndarray:
+    """``np.searchsorted(keys[lo_i:hi_i], x_i, side) + lo_i`` for every query ``i`` at once.
+
+    ``keys`` need only be sorted inside each range (e.g. per account of a CSR). A vectorised
+    bisection: O(m log(longest range)) for m queries.
+    """
+    lo, hi = lo.astype(np.int64, copy=True), hi.astype(np.int64, copy=True)
+    if not len(keys):
+        return lo
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            return lo
+        mid = (lo + hi) // 2
+        probe = keys[np.minimum(mid, len(keys) - 1)]
+        right = (probe <= x) if side == "right" else (probe < x)
+        right &= open_
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(open_ & ~right, mid, hi)

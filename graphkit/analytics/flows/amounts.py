@@ -1,8 +1,21 @@
-"""Banned amounts: how much of each drawdown lands in banned sinks, per hop layer and policy."""
+"""Banned amounts: how much of each drawdown lands in banned sinks, per hop layer and policy.
+
+The three policies share one replay (:func:`replay`): taint arrives at hop layer ``h``, what
+reached a sink (or can no longer reach one) is booked, and the policy decides which outflows of
+each tainted account carry the rest to layer ``h + 1``. Only that last step differs:
+
+* ``first`` - loan money leaves first: a Lindley scan of the taint in each (drawdown, account)
+  against the room each outflow has left after lower layers took their share.
+* ``proportional`` - every outflow takes its share ``m / balance`` of what the account holds,
+  over balances rebuilt from all events.
+* ``fifo`` - money is a queue: a piece of taint is an interval of the account's enqueue
+  coordinate and leaves with the outflows whose dequeue interval overlaps it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -16,12 +29,13 @@ from graphkit.analytics.flows._arrays import (
     lookup,
     merge_sum,
     run_starts,
+    search_within,
     shift_within,
 )
 from graphkit.analytics.flows.index import FlowIndex
-from graphkit.config import FLOW_POLICIES
+from graphkit.config import FlowPolicy
 
-__all__ = ["AmountResult", "banned_amounts"]
+__all__ = ["AmountResult", "Arrivals", "banned_amounts", "replay"]
 
 # Pieces of taint smaller than this (currency units) are float noise of interval arithmetic.
 _NOISE = 1e-9
@@ -46,10 +60,10 @@ def banned_amounts(
     index: FlowIndex,
     drawdown_ids: list[str] | pl.Series | None = None,
     *,
-    policy: str = "first",
-    window_days: float = 30.0,
-    max_hops: int = 6,
-    max_expand_per_hop: int = 10_000,
+    policy: FlowPolicy,
+    window_days: float,
+    max_hops: int,
+    max_expand_per_hop: int,
     batch_size: int = BATCH_SIZE,
     ledger: bool = False,
     prune: bool = True,
@@ -67,8 +81,13 @@ def banned_amounts(
     ``h`` and on what lower layers already took from each transfer. Within one (drawdown,
     account, layer) the balance obeys ``B <- max(B + x, 0)``, whose closed form
     ``S_k - min(0, min_j S_j)`` over the running sum ``S`` is a segmented scan.
-    ``max_expand_per_hop`` caps the outflows one (drawdown, account, layer) may use; ``capped``
-    marks drawdowns where the cap kept taint back.
+
+    Parameters: ``drawdown_ids`` restricts to these drawdowns (in that order; all by default).
+    ``policy`` is one of ``graphkit.config.FLOW_POLICIES`` (checked when the config is
+    loaded). ``window_days`` is W and ``max_hops`` is H. ``max_expand_per_hop`` caps the
+    outflows one (drawdown, account, layer) may use; ``capped`` marks drawdowns where the cap
+    kept taint back. ``batch_size`` drawdowns are replayed together (memory only; results do not
+    depend on it). ``ledger`` also returns where every piece of taint ended.
 
     ``prune`` stops following taint in layer ``h`` of an account that cannot reach a sink in
     ``H - h`` hops even ignoring time. That leaves the banned amounts exactly as they are: such
@@ -76,20 +95,31 @@ def banned_amounts(
     a transfer's room with higher layers of its own account, which are unable too. In the
     ``ledger`` it is booked where it was when given up; ``prune=False`` follows every piece.
 
+    Returns: :class:`AmountResult` (``banned`` rows in the order of ``drawdown_ids``).
+
     Complexity: O(H * active events * log) where active events are the outflows of accounts
     that hold a drawdown's taint, inside its window.
+
+    Examples:
+        >>> from graphkit.config import FlowsConfig
+        >>> cfg = FlowsConfig()
+        >>> result = banned_amounts(
+        ...     index,
+        ...     policy=cfg.policy,
+        ...     window_days=cfg.window_days,
+        ...     max_hops=cfg.max_hops,
+        ...     max_expand_per_hop=cfg.max_expand_per_hop,
+        ... )  # doctest: +SKIP
+        >>> result.banned.sum(axis=1)  # banned amount per drawdown  # doctest: +SKIP
     """
-    if policy not in FLOW_POLICIES:
-        raise ValueError(f"policy must be one of {FLOW_POLICIES}, got {policy!r}")
     dd = index.positions(drawdown_ids)
     banned = np.zeros((len(dd), max_hops + 1))
     capped = np.zeros(len(dd), dtype=bool)
     ledgers: list[pl.DataFrame] = []
-    replay = {"first": _replay_first, "fifo": _replay_fifo, "proportional": _replay_proportional}
-    dist = index.distance_to_sink(max_hops) if prune else None
     live = np.arange(len(dd))
-    if dist is not None:
+    if prune:
         # a drawdown into an account that cannot reach a sink at all is done before it starts
+        dist = index.distance_to_sink(max_hops)
         a0 = index.dd_account[dd]
         alive = index.sinks[a0] | (dist[a0] <= max_hops)
         live = np.flatnonzero(alive)
@@ -98,7 +128,16 @@ def banned_amounts(
             ledgers.append(_ledger_frame(dead, a0[dead], 0, index.dd_amount[dd[dead]]))
     for part in batches(len(live), batch_size):
         rows = live[part]
-        b, c, led = replay[policy](index, dd[rows], window_days, max_hops, max_expand_per_hop, dist)
+        last_rank = index.window_end_rank(dd[rows], window_days)
+        b, c, led = replay(
+            index,
+            dd[rows],
+            last_rank,
+            policy=policy,
+            max_hops=max_hops,
+            max_expand_per_hop=max_expand_per_hop,
+            prune=prune,
+        )
         banned[rows], capped[rows] = b, c
         if ledger:
             ledgers.append(led.with_columns(drawdown=rows[led.get_column("drawdown").to_numpy()]))
@@ -110,21 +149,116 @@ def banned_amounts(
     )
 
 
-def _empty_ledger() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={"drawdown": pl.Int64, "account": pl.Int64, "layer": pl.Int64, "amount": pl.Float64}
-    )
+def replay(
+    index: FlowIndex,
+    dd: np.ndarray,
+    last_rank: np.ndarray,
+    *,
+    policy: FlowPolicy,
+    max_hops: int,
+    max_expand_per_hop: int,
+    prune: bool = True,
+) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
+    """Replay the drawdowns at positions ``dd`` of ``index`` hop layer by hop layer.
+
+    This is the kernel under :func:`banned_amounts`, for callers that hold their own window:
+    drawdown ``dd[i]`` may use the transfers with event rank up to ``last_rank[i]`` (and from
+    its own rank on). One drawdown's window given as plain arrays goes through
+    :meth:`FlowIndex.from_arrays` and then here with ``dd = [0]``.
+
+    Returns: ``banned`` (len(dd), H + 1), ``capped`` (len(dd),) and the ledger frame (drawdown
+    = row of ``dd``, account, layer, amount) of where every piece of taint ended.
+
+    Complexity: as :func:`banned_amounts`, for these drawdowns.
+    """
+    n = len(dd)
+    banned = np.zeros((n, max_hops + 1))
+    capped = np.zeros(n, dtype=bool)
+    ledger: list[pl.DataFrame] = []
+    dist = index.distance_to_sink(max_hops) if prune else None
+    step = _POLICIES[policy](index, last_rank, max_expand_per_hop)
+    arrivals = step.start(dd)
+    for layer in range(max_hops + 1):
+        moving = _arrive(index, arrivals, layer, max_hops, dist, banned, ledger)
+        if moving is None:
+            break
+        moved = step.move(moving)
+        capped[moved.cut] = True
+        ledger.append(_ledger_frame(moved.held_drawdown, moved.held_account, layer, moved.held))
+        arrivals = moved.onward
+    return banned, capped, _concat_ledger(ledger)
 
 
-def _ledger_frame(d: np.ndarray, v: np.ndarray, layer: int, amount: np.ndarray) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "drawdown": d.astype(np.int64),
-            "account": v.astype(np.int64),
-            "layer": np.full(len(d), layer, dtype=np.int64),
-            "amount": amount.astype(np.float64),
-        }
-    )
+@dataclass
+class Arrivals:
+    """Pieces of taint arriving at one hop layer: piece ``i`` of drawdown row ``drawdown[i]``
+    (a row of the replayed batch) is ``amount[i]`` at ``account[i]``.
+
+    ``rank`` is the event rank of the inflow that brought it (``first``, ``proportional``);
+    ``lo``/``hi`` its interval in the account's enqueue coordinate (``fifo``, where ``amount``
+    is ``hi - lo``).
+    """
+
+    drawdown: np.ndarray
+    account: np.ndarray
+    amount: np.ndarray
+    rank: np.ndarray | None = None
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+
+    def take(self, keep: np.ndarray) -> Arrivals:
+        """The pieces selected by ``keep`` (a mask or indices)."""
+        return Arrivals(*(None if values is None else values[keep] for values in self._columns()))
+
+    def _columns(self) -> tuple[np.ndarray | None, ...]:
+        return (self.drawdown, self.account, self.amount, self.rank, self.lo, self.hi)
+
+
+@dataclass
+class _Moved:
+    """What one layer's outflows did: the taint each (drawdown, account) still holds, the
+    drawdown rows where the hub cap kept some back, and the arrivals at the next layer."""
+
+    held_drawdown: np.ndarray
+    held_account: np.ndarray
+    held: np.ndarray
+    cut: np.ndarray
+    onward: Arrivals
+
+
+class _Policy(Protocol):
+    """One amount policy: where a batch starts and how taint leaves a tainted account."""
+
+    def start(self, dd: np.ndarray) -> Arrivals: ...
+
+    def move(self, arrivals: Arrivals) -> _Moved: ...
+
+
+def _arrive(
+    index: FlowIndex,
+    arrivals: Arrivals,
+    layer: int,
+    max_hops: int,
+    dist: np.ndarray | None,
+    banned: np.ndarray,
+    ledger: list[pl.DataFrame],
+) -> Arrivals | None:
+    """Book the money arriving at hop ``layer`` in ``banned`` and ``ledger``: what reached a
+    banned sink, what can no longer reach one within the hops left (``dist``), and at the last
+    hop whatever is left. Returns the arrivals that move on, or None when none do."""
+    d, v, amount = arrivals.drawdown, arrivals.account, arrivals.amount
+    sink = index.sinks[v]
+    banned[:, layer] = np.bincount(d[sink], weights=amount[sink], minlength=banned.shape[0])
+    ledger.append(_ledger_frame(d[sink], v[sink], layer, amount[sink]))
+    keep = ~sink
+    if dist is not None:
+        doomed = ~sink & (dist[v] > max_hops - layer)
+        ledger.append(_ledger_frame(d[doomed], v[doomed], layer, amount[doomed]))
+        keep &= ~doomed
+    if layer == max_hops or not keep.any():
+        ledger.append(_ledger_frame(d[keep], v[keep], layer, amount[keep]))
+        return None
+    return arrivals.take(keep)
 
 
 @dataclass
@@ -169,72 +303,42 @@ def _segments(
     )
 
 
+def _drawdown_arrivals(index: FlowIndex, dd: np.ndarray) -> Arrivals:
+    """Layer 0: each drawdown's whole amount at its account, arriving at its event rank."""
+    d = np.arange(len(dd), dtype=np.int64)
+    return Arrivals(d, index.dd_account[dd], index.dd_amount[dd], rank=index.dd_rank[dd])
+
+
 def _event_order(seg: np.ndarray, rank: np.ndarray, inflow: np.ndarray) -> np.ndarray:
     """Order of events within each segment: by rank, an outflow before an inflow of the same
     transfer (a self-transfer's outflow sees the balance before its own inflow)."""
     return np.lexsort((inflow, rank, seg))
 
 
-def _arrive(
-    index: FlowIndex,
-    layer: int,
-    max_hops: int,
-    dist: np.ndarray | None,
-    banned: np.ndarray,
-    ledger: list[pl.DataFrame],
-    in_d: np.ndarray,
-    in_v: np.ndarray,
-    amount: np.ndarray,
-    *carried: np.ndarray,
-) -> tuple[np.ndarray, ...] | None:
-    """Book the money arriving at hop ``layer`` (``amount`` of drawdown ``in_d`` at account
-    ``in_v``) in ``banned`` and ``ledger``: what reached a banned sink, what can no longer reach
-    one within the hops left (``dist``), and at the last hop whatever is left. Returns
-    ``(in_d, in_v, *carried)`` of the arrivals that move on, or None when none do. Shared by
-    the amount policies, which replay hop by hop."""
-    n = banned.shape[0]
-    sink = index.sinks[in_v]
-    banned[:, layer] = np.bincount(in_d[sink], weights=amount[sink], minlength=n)
-    ledger.append(_ledger_frame(in_d[sink], in_v[sink], layer, amount[sink]))
-    keep = ~sink
-    if dist is not None:
-        doomed = ~sink & (dist[in_v] > max_hops - layer)
-        ledger.append(_ledger_frame(in_d[doomed], in_v[doomed], layer, amount[doomed]))
-        keep &= ~doomed
-    if layer == max_hops or not keep.any():
-        ledger.append(_ledger_frame(in_d[keep], in_v[keep], layer, amount[keep]))
-        return None
-    return (in_d[keep], in_v[keep], *(values[keep] for values in carried))
+class _First:
+    """``first`` (ARCHITECTURE section 5): loan money leaves an account before any other.
 
+    The taint of one (drawdown, account, layer) follows ``B <- max(B + x, 0)`` over its
+    inflows and the *room* of each outflow: the transfer's amount less what lower layers of the
+    same drawdown already moved with it (kept across layers in ``used``).
+    """
 
-def _replay_first(
-    index: FlowIndex,
-    dd: np.ndarray,
-    window_days: float,
-    max_hops: int,
-    cap: int,
-    dist: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
-    n, n_t = len(dd), max(len(index.amount), 1)
-    banned = np.zeros((n, max_hops + 1))
-    capped = np.zeros(n, dtype=bool)
-    last_rank = index.window_end_rank(dd, window_days)
-    ledger: list[pl.DataFrame] = []
-    in_d = np.arange(n, dtype=np.int64)
-    in_v, in_rank, in_amt = index.dd_account[dd], index.dd_rank[dd], index.dd_amount[dd]
-    used_key, used_amt = np.zeros(0, dtype=np.int64), np.zeros(0)
-    for layer in range(max_hops + 1):
-        moving = _arrive(
-            index, layer, max_hops, dist, banned, ledger, in_d, in_v, in_amt, in_rank, in_amt
-        )
-        if moving is None:
-            break
-        in_d, in_v, in_rank, in_amt = moving
-        seg = _segments(index, in_d, in_v, in_rank, last_rank, cap)
+    def __init__(self, index: FlowIndex, last_rank: np.ndarray, cap: int) -> None:
+        self.index, self.last_rank, self.cap = index, last_rank, cap
+        self.n_t = max(len(index.amount), 1)
+        self.used_key, self.used_amt = np.zeros(0, dtype=np.int64), np.zeros(0)
+
+    def start(self, dd: np.ndarray) -> Arrivals:
+        return _drawdown_arrivals(self.index, dd)
+
+    def move(self, arrivals: Arrivals) -> _Moved:
+        index, n_t = self.index, self.n_t
+        in_d, in_rank, in_amt = arrivals.drawdown, arrivals.rank, arrivals.amount
+        assert in_rank is not None
+        seg = _segments(index, in_d, arrivals.account, in_rank, self.last_rank, self.cap)
         o_d = seg.seg_d[seg.out_seg]
-        room = index.amount[seg.out_transfer] - lookup(
-            used_key, used_amt, o_d * n_t + seg.out_transfer
-        )
+        used = lookup(self.used_key, self.used_amt, o_d * n_t + seg.out_transfer)
+        room = index.amount[seg.out_transfer] - used
         live = room > 0
         out_seg, out_transfer, room = seg.out_seg[live], seg.out_transfer[live], room[live]
         ev_seg = np.concatenate([seg.seg_of_inflow, out_seg])
@@ -249,60 +353,35 @@ def _replay_first(
         ev_before[order] = shift_within(ev_seg[order], balance)
         moved = np.maximum(ev_before[len(in_d) :] - ev_after[len(in_d) :], 0.0)
         final = last_within(ev_seg[order], balance, len(seg.seg_d))
-        capped[seg.seg_d[seg.cut & (final > 0)]] = True
-        ledger.append(_ledger_frame(seg.seg_d, seg.seg_v, layer, final))
+        cut = seg.seg_d[seg.cut & (final > 0)]
         go = moved > 0
         out_seg, out_transfer, moved = out_seg[go], out_transfer[go], moved[go]
         out_d = seg.seg_d[out_seg]
-        used_key, used_amt = merge_sum(
-            np.concatenate([used_key, out_d * n_t + out_transfer]),
-            np.concatenate([used_amt, moved]),
+        self.used_key, self.used_amt = merge_sum(
+            np.concatenate([self.used_key, out_d * n_t + out_transfer]),
+            np.concatenate([self.used_amt, moved]),
         )
-        in_d, in_v = out_d, index.dst[out_transfer]
-        in_rank, in_amt = index.rank[out_transfer], moved
-    return banned, capped, _concat_ledger(ledger)
+        onward = Arrivals(out_d, index.dst[out_transfer], moved, rank=index.rank[out_transfer])
+        return _Moved(seg.seg_d, seg.seg_v, final, cut, onward)
 
 
-def _concat_ledger(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    frame = pl.concat(parts) if parts else _empty_ledger()
-    return frame.filter(pl.col("amount") > 0)
+class _Proportional:
+    """``proportional``: an outflow of ``m`` from a rebuilt balance ``B`` takes the share
+    ``min(m / B, 1)`` of the taint the account holds, so taint follows ``T <- T * keep + add``
+    along each (drawdown, account, layer)."""
 
+    def __init__(self, index: FlowIndex, last_rank: np.ndarray, cap: int) -> None:
+        self.index, self.last_rank, self.cap = index, last_rank, cap
 
-def _lindley(seg: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Per event, ``B`` after ``B <- max(B + x, 0)`` from 0 at each segment start (seg sorted)."""
-    if not len(seg):
-        return np.zeros(0)
-    frame = pl.DataFrame({"seg": seg, "x": x}).with_columns(s=pl.col("x").cum_sum().over("seg"))
-    frame = frame.with_columns(m=pl.col("s").cum_min().over("seg"))
-    s, m = frame.get_column("s").to_numpy(), frame.get_column("m").to_numpy()
-    return np.maximum(s - np.minimum(m, 0.0), 0.0)
+    def start(self, dd: np.ndarray) -> Arrivals:
+        return _drawdown_arrivals(self.index, dd)
 
-
-def _replay_proportional(
-    index: FlowIndex,
-    dd: np.ndarray,
-    window_days: float,
-    max_hops: int,
-    cap: int,
-    dist: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
-    n = len(dd)
-    banned = np.zeros((n, max_hops + 1))
-    capped = np.zeros(n, dtype=bool)
-    last_rank = index.window_end_rank(dd, window_days)
-    balance_before = index._balances["balance_before"]
-    ledger: list[pl.DataFrame] = []
-    in_d = np.arange(n, dtype=np.int64)
-    in_v, in_rank, in_amt = index.dd_account[dd], index.dd_rank[dd], index.dd_amount[dd]
-    for layer in range(max_hops + 1):
-        moving = _arrive(
-            index, layer, max_hops, dist, banned, ledger, in_d, in_v, in_amt, in_rank, in_amt
-        )
-        if moving is None:
-            break
-        in_d, in_v, in_rank, in_amt = moving
-        seg = _segments(index, in_d, in_v, in_rank, last_rank, cap)
-        known = balance_before[seg.out_transfer]
+    def move(self, arrivals: Arrivals) -> _Moved:
+        index = self.index
+        in_d, in_rank, in_amt = arrivals.drawdown, arrivals.rank, arrivals.amount
+        assert in_rank is not None
+        seg = _segments(index, in_d, arrivals.account, in_rank, self.last_rank, self.cap)
+        known = index.balances.balance_before[seg.out_transfer]
         share = np.where(
             known > index.amount[seg.out_transfer],
             index.amount[seg.out_transfer] / np.where(known > 0, known, 1.0),
@@ -321,13 +400,88 @@ def _replay_proportional(
         moved[order] = moved_sorted
         moved = np.maximum(moved[n_in:], 0.0)
         final = last_within(ev_seg[order], after, len(seg.seg_d))
-        capped[seg.seg_d[seg.cut & (final > 0)]] = True
-        ledger.append(_ledger_frame(seg.seg_d, seg.seg_v, layer, final))
+        cut = seg.seg_d[seg.cut & (final > 0)]
         go = moved > 0
         out_seg, out_transfer, moved = seg.out_seg[go], seg.out_transfer[go], moved[go]
-        in_d, in_v = seg.seg_d[out_seg], index.dst[out_transfer]
-        in_rank, in_amt = index.rank[out_transfer], moved
-    return banned, capped, _concat_ledger(ledger)
+        onward = Arrivals(
+            seg.seg_d[out_seg], index.dst[out_transfer], moved, rank=index.rank[out_transfer]
+        )
+        return _Moved(seg.seg_d, seg.seg_v, final, cut, onward)
+
+
+class _Fifo:
+    """``fifo`` by position: money in an account is a queue; every inflow occupies an interval
+    of the account's enqueue coordinate and every outflow an interval of its dequeue coordinate
+    (both count the same money in the same order), so a piece of taint at ``[lo, hi)`` leaves
+    with the outflows whose dequeue interval overlaps it, and lands at the same offset inside
+    the receiver's interval for that transfer."""
+
+    def __init__(self, index: FlowIndex, last_rank: np.ndarray, cap: int) -> None:
+        self.index, self.last_rank, self.cap = index, last_rank, cap
+        self.deq, self.enq = index.balances.deq_start, index.balances.enq_start
+        # each account's outflows in CSR order have non-decreasing dequeue positions
+        self.out_deq = self.deq[index.out_order]
+
+    def start(self, dd: np.ndarray) -> Arrivals:
+        index = self.index
+        lo = index.balances.dd_enq_start[dd]
+        hi = lo + index.dd_amount[dd]
+        d = np.arange(len(dd), dtype=np.int64)
+        return Arrivals(d, index.dd_account[dd], hi - lo, lo=lo, hi=hi)
+
+    def move(self, arrivals: Arrivals) -> _Moved:
+        index, deq = self.index, self.deq
+        iv_d, iv_v, iv_lo, iv_hi = arrivals.drawdown, arrivals.account, arrivals.lo, arrivals.hi
+        assert iv_lo is not None and iv_hi is not None
+        own_lo, own_hi = index.out_ptr[iv_v], index.out_ptr[iv_v + 1]
+        first = search_within(self.out_deq, own_lo, own_hi, iv_lo, side="right") - 1
+        first = np.maximum(first, own_lo)
+        end = search_within(self.out_deq, own_lo, own_hi, iv_hi, side="left")
+        _, window_end = index.out_range(iv_v, np.zeros(len(iv_v), np.int64), self.last_rank[iv_d])
+        end = np.maximum(np.minimum(end, window_end), first)
+        end, cut = hub_cap(first, end, self.cap)
+        rows, positions = expand_ranges(first, end)
+        transfer = index.out_order[positions]
+        piece_lo = np.maximum(iv_lo[rows], deq[transfer])
+        piece_hi = np.minimum(iv_hi[rows], deq[transfer] + index.amount[transfer])
+        real = piece_hi - piece_lo > _NOISE
+        rows, transfer = rows[real], transfer[real]
+        piece_lo, piece_hi = piece_lo[real], piece_hi[real]
+        left = (iv_hi - iv_lo) - np.bincount(rows, weights=piece_hi - piece_lo, minlength=len(iv_d))
+        left = np.maximum(left, 0.0)
+        offset = self.enq[transfer] - deq[transfer]
+        lo, hi = piece_lo + offset, piece_hi + offset
+        onward = Arrivals(iv_d[rows], index.dst[transfer], hi - lo, lo=lo, hi=hi)
+        return _Moved(iv_d, iv_v, left, iv_d[cut & (left > _NOISE)], onward)
+
+
+_POLICIES: dict[str, type[_First] | type[_Proportional] | type[_Fifo]] = {
+    "first": _First,
+    "fifo": _Fifo,
+    "proportional": _Proportional,
+}
+
+
+def _drawdown_arrivals(index: FlowIndex, dd: np.ndarray) -> Arrivals:
+    """Layer 0: each drawdown's whole amount at its account, arriving at its event rank."""
+    d = np.arange(len(dd), dtype=np.int64)
+    return Arrivals(d, index.dd_account[dd], index.dd_amount[dd], rank=index.dd_rank[dd])
+
+
+def _event_order(seg: np.ndarray, rank: np.ndarray, inflow: np.ndarray) -> np.ndarray:
+    """Order of events within each segment: by rank, an outflow before an inflow of the same
+    transfer (a self-transfer's outflow sees the balance before its own inflow)."""
+    return np.lexsort((inflow, rank, seg))
+
+
+def _lindley(seg: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per event, ``B`` after ``B <- max(B + x, 0)`` from 0 at each segment start (seg sorted)."""
+    if not len(seg):
+        return np.zeros(0)
+    frame = pl.DataFrame({"seg": seg, "x": x}).with_columns(s=pl.col("x").cum_sum().over("seg"))
+    frame = frame.with_columns(m=pl.col("s").cum_min().over("seg"))
+    s, m = frame.get_column("s").to_numpy(), frame.get_column("m").to_numpy()
+    return np.maximum(s - np.minimum(m, 0.0), 0.0)
 
 
 def _linear_scan(
@@ -355,62 +509,23 @@ def _linear_scan(
     return before, after
 
 
-def _replay_fifo(
-    index: FlowIndex,
-    dd: np.ndarray,
-    window_days: float,
-    max_hops: int,
-    cap: int,
-    dist: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
-    """FIFO by position: money in an account is a queue; every inflow occupies an interval of the
-    account's enqueue coordinate and every outflow an interval of its dequeue coordinate (both
-    count the same money in the same order), so a piece of taint at ``[lo, hi)`` leaves with
-    the outflows whose dequeue interval overlaps it, and lands at the same offset inside the
-    receiver's interval for that transfer."""
-    n = len(dd)
-    banned = np.zeros((n, max_hops + 1))
-    capped = np.zeros(n, dtype=bool)
-    last_rank = index.window_end_rank(dd, window_days)
-    deq, enq = index._balances["deq_start"], index._balances["enq_start"]
-    out_src = index.src[index.out_order]
-    # account + i * position sorts like (account, position): a segmented search key
-    out_pos_key = out_src.astype(np.float64) + 1j * deq[index.out_order]
-    ledger: list[pl.DataFrame] = []
-    iv_d = np.arange(n, dtype=np.int64)
-    iv_v = index.dd_account[dd]
-    iv_lo = index._balances["dd_enq_start"][dd]
-    iv_hi = iv_lo + index.dd_amount[dd]
-    for layer in range(max_hops + 1):
-        moving = _arrive(
-            index, layer, max_hops, dist, banned, ledger, iv_d, iv_v, iv_hi - iv_lo, iv_lo, iv_hi
-        )
-        if moving is None:
-            break
-        iv_d, iv_v, iv_lo, iv_hi = moving
-        account = iv_v.astype(np.float64)
-        first = np.searchsorted(out_pos_key, account + 1j * iv_lo, side="right") - 1
-        first = np.maximum(first, index.out_ptr[iv_v])
-        end = np.searchsorted(out_pos_key, account + 1j * iv_hi, side="left")
-        _, window_end = index.out_range(iv_v, np.zeros(len(iv_v), np.int64), last_rank[iv_d])
-        end = np.maximum(np.minimum(end, window_end), first)
-        end, cut = hub_cap(first, end, cap)
-        rows, positions = expand_ranges(first, end)
-        transfer = index.out_order[positions]
-        piece_lo = np.maximum(iv_lo[rows], deq[transfer])
-        piece_hi = np.minimum(iv_hi[rows], deq[transfer] + index.amount[transfer])
-        real = piece_hi - piece_lo > _NOISE
-        rows, transfer, piece_lo, piece_hi = (
-            rows[real],
-            transfer[real],
-            piece_lo[real],
-            piece_hi[real],
-        )
-        left = (iv_hi - iv_lo) - np.bincount(rows, weights=piece_hi - piece_lo, minlength=len(iv_d))
-        left = np.maximum(left, 0.0)
-        capped[iv_d[cut & (left > _NOISE)]] = True
-        ledger.append(_ledger_frame(iv_d, iv_v, layer, left))
-        offset = enq[transfer] - deq[transfer]
-        iv_d, iv_v = iv_d[rows], index.dst[transfer]
-        iv_lo, iv_hi = piece_lo + offset, piece_hi + offset
-    return banned, capped, _concat_ledger(ledger)
+def _empty_ledger() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"drawdown": pl.Int64, "account": pl.Int64, "layer": pl.Int64, "amount": pl.Float64}
+    )
+
+
+def _ledger_frame(d: np.ndarray, v: np.ndarray, layer: int, amount: np.ndarray) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "drawdown": d.astype(np.int64),
+            "account": v.astype(np.int64),
+            "layer": np.full(len(d), layer, dtype=np.int64),
+            "amount": amount.astype(np.float64),
+        }
+    )
+
+
+def _concat_ledger(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    frame = pl.concat(parts) if parts else _empty_ledger()
+    return frame.filter(pl.col("amount") > 0)

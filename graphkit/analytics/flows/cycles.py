@@ -20,10 +20,10 @@ MAX_CYCLE_FRONTIER = 2_000_000
 def round_trips(
     index: FlowIndex,
     *,
-    window_days: float = 30.0,
-    max_length: int = 6,
-    max_cycles: int = 100_000,
-    max_expand_per_hop: int = 10_000,
+    window_days: float,
+    max_length: int,
+    max_cycles: int,
+    max_expand_per_hop: int,
 ) -> tuple[pl.DataFrame, bool]:
     """Time-ordered transfer cycles through customers' accounts (round-tripping).
 

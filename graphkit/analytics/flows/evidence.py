@@ -22,11 +22,11 @@ def evidence_paths(
     index: FlowIndex,
     drawdown_ids: list[str] | pl.Series | None = None,
     *,
-    window_days: float = 30.0,
-    max_hops: int = 6,
-    paths_per_drawdown: int = 3,
-    max_expand_per_hop: int = 10_000,
-    max_paths_per_drawdown: int = 10_000,
+    window_days: float,
+    max_hops: int,
+    paths_per_drawdown: int,
+    max_expand_per_hop: int,
+    max_paths_per_drawdown: int,
     batch_size: int = BATCH_SIZE,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The best ``paths_per_drawdown`` paths from each drawdown into a banned sink.

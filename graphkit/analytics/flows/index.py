@@ -3,7 +3,9 @@
 Every flow kernel reads a :class:`FlowIndex`: transfers in one *event order* (by time,
 drawdowns before transfers at the same instant, then by id), a CSR of each account's outgoing
 transfers sorted by event rank, and per transfer the balances that the ``fifo`` and
-``proportional`` amount policies replay against.
+``proportional`` amount policies replay against. :meth:`FlowIndex.build` reads a
+:class:`~graphkit.graph.RiskGraph`; :meth:`FlowIndex.from_arrays` takes plain numpy arrays (one
+drawdown's window of transfers, say) so other engines can call the same kernels.
 """
 
 from __future__ import annotations
@@ -15,14 +17,58 @@ import polars as pl
 
 from graphkit.graph import RiskGraph
 
-__all__ = ["US_PER_DAY", "FlowIndex"]
+__all__ = ["US_PER_DAY", "Balances", "DrawdownArrays", "FlowIndex", "TransferArrays"]
 
 US_PER_DAY = 86_400_000_000
 
 
+@dataclass(frozen=True)
+class TransferArrays:
+    """Transfers as plain arrays: account numbers ``0..n_accounts-1``, ``ts`` in epoch
+    microseconds. ``ids`` (strings) break ties between transfers at one instant; without them
+    the given order does."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    amount: np.ndarray
+    ts: np.ndarray
+    ids: pl.Series | None = None
+
+
+@dataclass(frozen=True)
+class DrawdownArrays:
+    """Drawdowns as plain arrays: the ``account`` the loan money lands in, its ``amount`` and
+    ``ts`` (epoch microseconds); ``ids`` as for :class:`TransferArrays`; ``line`` the credit
+    line number (only :func:`~graphkit.analytics.flows.trace_flows` reads it)."""
+
+    account: np.ndarray
+    amount: np.ndarray
+    ts: np.ndarray
+    ids: pl.Series | None = None
+    line: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Balances:
+    """Balances rebuilt over all events, for the ``fifo`` and ``proportional`` policies.
+
+    Attributes:
+        balance_before: per transfer, the rebuilt balance of its source just before it.
+        deq_start: per transfer, where its outflow starts in the source's dequeue coordinate.
+        enq_start: per transfer, where its inflow starts in the receiver's enqueue coordinate.
+        dd_enq_start: per drawdown, the same for the drawdown's inflow into its account.
+    """
+
+    balance_before: np.ndarray
+    deq_start: np.ndarray
+    enq_start: np.ndarray
+    dd_enq_start: np.ndarray
+
+
 @dataclass(eq=False)
 class FlowIndex:
-    """Transfers and drawdowns of a graph arranged for tracing; build once with :meth:`build`.
+    """Transfers and drawdowns arranged for tracing; build once with :meth:`build` (from a
+    graph) or :meth:`from_arrays` (from plain arrays).
 
     Drawdowns and transfers share one *event order*: by time, drawdowns before transfers at the
     same instant, then by id. Transfer ``i`` is the ``i``-th transfer in that order.
@@ -34,11 +80,13 @@ class FlowIndex:
         out_order: transfer indices sorted by ``(src, rank)``; ``out_key`` = src * stride + rank
             in that order; ``out_ptr`` the CSR row pointer over accounts.
         event_ts: the time of every event, in event order (sorted).
-        dd_*: per drawdown, in the order of ``graph.edges["drawdown"]``.
-        balance_before: per transfer, the rebuilt balance of its source just before it.
-        deq_start: per transfer, where its outflow starts in the source's dequeue coordinate.
-        enq_start: per transfer, where its inflow starts in the receiver's enqueue coordinate.
-        dd_enq_start: per drawdown, the same for the drawdown's inflow into its account.
+        dd_*: per drawdown, in the order given (``graph.edges["drawdown"]`` for a graph).
+        owner_customer: per account, the customer owning it or -1; ``customer_ids`` their keys.
+        balances: see :class:`Balances`.
+
+    Examples:
+        >>> index = FlowIndex.build(graph)  # doctest: +SKIP
+        >>> index.n_drawdowns, index.n_accounts  # doctest: +SKIP
     """
 
     n_accounts: int
@@ -64,7 +112,7 @@ class FlowIndex:
     dd_line: np.ndarray
     owner_customer: np.ndarray
     customer_ids: pl.Series
-    _balances: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    balances: Balances = field(init=False, repr=False)
     _distances: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -78,19 +126,93 @@ class FlowIndex:
         """
         transfers = graph.edges["transfer"]
         drawdowns = graph.edges["drawdown"]
+        return cls.from_arrays(
+            sinks=graph.banned_sink_accounts(),
+            transfers=TransferArrays(
+                src=transfers.get_column("src").to_numpy(),
+                dst=transfers.get_column("dst").to_numpy(),
+                amount=transfers.get_column("amount").to_numpy(),
+                ts=transfers.get_column("ts").dt.epoch("us").to_numpy(),
+                ids=transfers.get_column("transfer_id"),
+            ),
+            drawdowns=DrawdownArrays(
+                account=drawdowns.get_column("dst").to_numpy(),
+                amount=drawdowns.get_column("amount").to_numpy(),
+                ts=drawdowns.get_column("ts").dt.epoch("us").to_numpy(),
+                ids=drawdowns.get_column("drawdown_id"),
+                line=drawdowns.get_column("src").to_numpy(),
+            ),
+            opening=_opening_balances(graph, balances),
+            account_ids=graph.keys("Account"),
+            owner_customer=graph.account_owner_customer(),
+            customer_ids=graph.keys("Customer"),
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        sinks: np.ndarray,
+        transfers: TransferArrays,
+        drawdowns: DrawdownArrays,
+        opening: np.ndarray | None = None,
+        account_ids: pl.Series | None = None,
+        owner_customer: np.ndarray | None = None,
+        customer_ids: pl.Series | None = None,
+    ) -> FlowIndex:
+        """Index transfers and drawdowns given as plain arrays over accounts ``0..len(sinks)-1``.
+
+        Parameters: ``sinks`` flags the banned-sector accounts. ``opening`` is each account's
+        balance before the first event (0 when absent); the ``fifo`` and ``proportional``
+        policies replay against balances rebuilt from it over the events given, so to match a
+        run over all history pass the balances at the window's start and every event in the
+        window. ``account_ids`` name the accounts in the tables the kernels return (their
+        numbers by default). ``owner_customer`` (customer number or -1 per account, all -1 by
+        default) and ``customer_ids`` are what :func:`round_trips` needs.
+
+        Returns: the index; kernels read it as they read one built from a graph.
+
+        Complexity: O((T + D) log(T + D)) for T transfers and D drawdowns.
+
+        Examples:
+            >>> import numpy as np
+            >>> index = FlowIndex.from_arrays(
+            ...     sinks=np.array([False, False, True]),
+            ...     transfers=TransferArrays(
+            ...         src=np.array([0, 1]),
+            ...         dst=np.array([1, 2]),
+            ...         amount=np.array([80.0, 50.0]),
+            ...         ts=np.array([10, 20]),
+            ...     ),
+            ...     drawdowns=DrawdownArrays(
+            ...         account=np.array([0]), amount=np.array([100.0]), ts=np.array([0])
+            ...     ),
+            ... )
+            >>> index.n_drawdowns, index.n_accounts
+            (1, 3)
+        """
+        sinks = np.asarray(sinks, dtype=bool)
+        n_accounts = len(sinks)
+        n_dd = len(drawdowns.account)
+        t_keys = transfers.ids if transfers.ids is not None else _position_ids(len(transfers.src))
+        d_keys = drawdowns.ids if drawdowns.ids is not None else _position_ids(n_dd)
         events = pl.concat(
             [
-                drawdowns.select(
-                    ts=pl.col("ts").dt.epoch("us"),
-                    kind=pl.lit(0, pl.Int8),
-                    key=pl.col("drawdown_id"),
-                    pos=pl.int_range(pl.len(), dtype=pl.Int64),
+                pl.DataFrame(
+                    {
+                        "ts": np.asarray(drawdowns.ts, dtype=np.int64),
+                        "kind": np.zeros(n_dd, dtype=np.int8),
+                        "key": d_keys,
+                        "pos": np.arange(n_dd, dtype=np.int64),
+                    }
                 ),
-                transfers.select(
-                    ts=pl.col("ts").dt.epoch("us"),
-                    kind=pl.lit(1, pl.Int8),
-                    key=pl.col("transfer_id"),
-                    pos=pl.int_range(pl.len(), dtype=pl.Int64),
+                pl.DataFrame(
+                    {
+                        "ts": np.asarray(transfers.ts, dtype=np.int64),
+                        "kind": np.ones(len(t_keys), dtype=np.int8),
+                        "key": t_keys,
+                        "pos": np.arange(len(t_keys), dtype=np.int64),
+                    }
                 ),
             ]
         ).sort("ts", "kind", "key")
@@ -100,23 +222,29 @@ class FlowIndex:
         ranks = np.arange(len(events), dtype=np.int64)
 
         transfer_pos = pos[kind == 1]
-        n_accounts = graph.n("Account")
-        t_src = transfers.get_column("src").to_numpy().astype(np.int64)[transfer_pos]
-        t_dst = transfers.get_column("dst").to_numpy().astype(np.int64)[transfer_pos]
-        t_amount = transfers.get_column("amount").to_numpy().astype(np.float64)[transfer_pos]
-        t_ids = transfers.get_column("transfer_id")[transfer_pos]
+        t_src = np.asarray(transfers.src).astype(np.int64)[transfer_pos]
+        t_dst = np.asarray(transfers.dst).astype(np.int64)[transfer_pos]
+        t_amount = np.asarray(transfers.amount).astype(np.float64)[transfer_pos]
+        t_ids = t_keys.gather(transfer_pos)
         id_order = np.empty(len(t_ids), dtype=np.int64)
         id_order[t_ids.arg_sort().to_numpy()] = np.arange(len(t_ids))
         stride = len(events) + 1
         out_order = np.argsort(t_src, kind="stable")
         t_rank = ranks[kind == 1]
 
-        dd_rank = np.empty(drawdowns.height, dtype=np.int64)
+        dd_rank = np.empty(n_dd, dtype=np.int64)
         dd_rank[pos[kind == 0]] = ranks[kind == 0]
+        if account_ids is None:
+            account_ids = pl.Series(np.arange(n_accounts)).cast(pl.String)
+        if owner_customer is None:
+            owner_customer = np.full(n_accounts, -1)
+        line = drawdowns.line if drawdowns.line is not None else np.zeros(n_dd)
+        if customer_ids is None:
+            customer_ids = pl.Series([], dtype=pl.String)
         index = cls(
             n_accounts=n_accounts,
-            sinks=graph.banned_sink_accounts(),
-            account_ids=graph.keys("Account"),
+            sinks=sinks,
+            account_ids=account_ids,
             src=t_src,
             dst=t_dst,
             amount=t_amount,
@@ -129,16 +257,20 @@ class FlowIndex:
             out_ptr=np.searchsorted(t_src[out_order], np.arange(n_accounts + 1)),
             stride=stride,
             event_ts=event_ts,
-            dd_account=drawdowns.get_column("dst").to_numpy().astype(np.int64),
-            dd_amount=drawdowns.get_column("amount").to_numpy().astype(np.float64),
-            dd_ts=drawdowns.get_column("ts").dt.epoch("us").to_numpy().astype(np.int64),
+            dd_account=np.asarray(drawdowns.account).astype(np.int64),
+            dd_amount=np.asarray(drawdowns.amount).astype(np.float64),
+            dd_ts=np.asarray(drawdowns.ts).astype(np.int64),
             dd_rank=dd_rank,
-            dd_ids=drawdowns.get_column("drawdown_id"),
-            dd_line=drawdowns.get_column("src").to_numpy().astype(np.int64),
-            owner_customer=graph.account_owner_customer().astype(np.int64),
-            customer_ids=graph.keys("Customer"),
+            dd_ids=d_keys,
+            dd_line=np.asarray(line).astype(np.int64),
+            owner_customer=np.asarray(owner_customer).astype(np.int64),
+            customer_ids=customer_ids
+            if customer_ids is not None
+            else pl.Series([], dtype=pl.String),
         )
-        index._balances = _rebuild_balances(index, _opening_balances(graph, balances))
+        if opening is None:
+            opening = np.zeros(n_accounts, dtype=np.float64)
+        index.balances = _rebuild_balances(index, opening)
         return index
 
     @property
@@ -197,7 +329,7 @@ def _opening_balances(graph: RiskGraph, balances: pl.DataFrame | None) -> np.nda
     return opening
 
 
-def _rebuild_balances(index: FlowIndex, opening: np.ndarray) -> dict[str, np.ndarray]:
+def _rebuild_balances(index: FlowIndex, opening: np.ndarray) -> Balances:
     """Replay every account's money over all events (drawdowns and transfers in, transfers out).
 
     The balance follows the Lindley recursion ``B <- max(B + x, 0)``: an outflow larger than the
@@ -247,15 +379,22 @@ def _rebuild_balances(index: FlowIndex, opening: np.ndarray) -> dict[str, np.nda
         events.get_column("cum_out").to_numpy() - events.get_column("outflow_amount").to_numpy()
     )
     by_row = np.empty(len(row), dtype=np.float64)
-    result: dict[str, np.ndarray] = {}
     by_row[row] = balance_before
-    result["balance_before"] = by_row[:n_t].copy()
+    before = by_row[:n_t].copy()
     by_row[row] = dequeue
-    result["deq_start"] = by_row[:n_t].copy()
+    deq_start = by_row[:n_t].copy()
     by_row[row] = enqueue
-    result["enq_start"] = by_row[n_t : 2 * n_t].copy()
-    result["dd_enq_start"] = by_row[2 * n_t :].copy()
-    return result
+    return Balances(
+        balance_before=before,
+        deq_start=deq_start,
+        enq_start=by_row[n_t : 2 * n_t].copy(),
+        dd_enq_start=by_row[2 * n_t :].copy(),
+    )
+
+
+def _position_ids(n: int) -> pl.Series:
+    """Ids that sort like positions ``0..n-1`` (zero-padded), for arrays given without ids."""
+    return pl.Series(np.arange(n, dtype=np.int64)).cast(pl.String).str.zfill(19)
 
 
 def _static_distance_to_sink(index: FlowIndex, max_hops: int) -> np.ndarray:

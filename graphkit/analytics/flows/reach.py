@@ -16,9 +16,9 @@ def reach(
     index: FlowIndex,
     drawdown_ids: list[str] | pl.Series | None = None,
     *,
-    window_days: float = 30.0,
-    max_hops: int = 6,
-    max_expand_per_hop: int = 10_000,
+    window_days: float,
+    max_hops: int,
+    max_expand_per_hop: int,
     batch_size: int = BATCH_SIZE,
 ) -> pl.DataFrame:
     """Minimum hop count from each drawdown to a banned sink on a time-respecting path.
@@ -110,8 +110,8 @@ def min_hops_to_banned(
     graph: RiskGraph,
     drawdown_ids: list[str] | pl.Series,
     *,
-    window_days: float = 30.0,
-    max_hops: int = 6,
+    window_days: float,
+    max_hops: int,
 ) -> pl.DataFrame:
     """Per drawdown id, the minimum hops to a banned sink (see :func:`reach`), without hub cap.
 

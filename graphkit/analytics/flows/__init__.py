@@ -9,7 +9,7 @@ money that reaches one stays there.
 One module per algorithm:
 
 * :mod:`.index` - :class:`FlowIndex`, the transfers arranged for tracing, and rebuilt balances.
-* :mod:`.reach` - :func:`reach`, the minimum hop count at which a sink is reachable (an
+* :mod:`.reachability` - :func:`reach`, the minimum hop count at which a sink is reachable (an
   earliest-arrival breadth-first search; the shortest time-respecting walk is always a simple
   path), and :func:`min_hops_to_banned`.
 * :mod:`.evidence` - :func:`evidence_paths`, the best few simple time-respecting paths into a
@@ -27,24 +27,27 @@ balances within an account follow closed-form scans (segmented cumulative sums a
 Python loop runs per path, per drawdown or per transfer.
 """
 
-from graphkit.analytics.flows.amounts import AmountResult, banned_amounts
+from graphkit.analytics.flows.amounts import AmountResult, banned_amounts, replay_window
 from graphkit.analytics.flows.cycles import round_trips
 from graphkit.analytics.flows.evidence import evidence_paths
-from graphkit.analytics.flows.index import FlowIndex
-from graphkit.analytics.flows.reach import min_hops_to_banned, reach
+from graphkit.analytics.flows.index import DrawdownArrays, FlowIndex, TransferArrays
+from graphkit.analytics.flows.reachability import min_hops_to_banned, reach
 from graphkit.analytics.flows.stage import flows_stage
 from graphkit.analytics.flows.trace import FlowResult, customer_banned_share, trace_flows
 
 __all__ = [
     "AmountResult",
+    "DrawdownArrays",
     "FlowIndex",
     "FlowResult",
+    "TransferArrays",
     "banned_amounts",
     "customer_banned_share",
     "evidence_paths",
     "flows_stage",
     "min_hops_to_banned",
     "reach",
+    "replay_window",
     "round_trips",
     "trace_flows",
 ]

@@ -32,10 +32,10 @@ from graphkit.analytics.flows._arrays import (
     search_within,
     shift_within,
 )
-from graphkit.analytics.flows.index import FlowIndex
+from graphkit.analytics.flows.index import DrawdownArrays, FlowIndex, TransferArrays
 from graphkit.config import FlowPolicy
 
-__all__ = ["AmountResult", "Arrivals", "banned_amounts", "replay"]
+__all__ = ["AmountResult", "Arrivals", "banned_amounts", "replay", "replay_window"]
 
 # Pieces of taint smaller than this (currency units) are float noise of interval arithmetic.
 _NOISE = 1e-9
@@ -100,17 +100,31 @@ def banned_amounts(
     Complexity: O(H * active events * log) where active events are the outflows of accounts
     that hold a drawdown's taint, inside its window.
 
+    References: ARCHITECTURE section 5 and ``docs/flows.md`` (the rules); D. V. Lindley, "The
+    theory of queues with a single server", Proc. Cambridge Phil. Soc. 48(2), 1952 (the
+    recursion); Devaynes v Noble, "Clayton's Case" (1816) 1 Mer 572 (``fifo``).
+
     Examples:
-        >>> from graphkit.config import FlowsConfig
-        >>> cfg = FlowsConfig()
+        >>> import numpy as np
+        >>> from graphkit.analytics.flows import DrawdownArrays, FlowIndex, TransferArrays
+        >>> index = FlowIndex.from_arrays(
+        ...     sinks=np.array([False, False, True]),  # account 2 is a banned sink
+        ...     transfers=TransferArrays(
+        ...         src=np.array([0, 1]),
+        ...         dst=np.array([1, 2]),
+        ...         amount=np.array([80.0, 50.0]),
+        ...         ts=np.array([10, 20]),  # epoch microseconds
+        ...     ),
+        ...     drawdowns=DrawdownArrays(
+        ...         account=np.array([0]), amount=np.array([100.0]), ts=np.array([0])
+        ...     ),
+        ... )
+        >>> from graphkit.analytics.flows import banned_amounts
         >>> result = banned_amounts(
-        ...     index,
-        ...     policy=cfg.policy,
-        ...     window_days=cfg.window_days,
-        ...     max_hops=cfg.max_hops,
-        ...     max_expand_per_hop=cfg.max_expand_per_hop,
-        ... )  # doctest: +SKIP
-        >>> result.banned.sum(axis=1)  # banned amount per drawdown  # doctest: +SKIP
+        ...     index, policy="first", window_days=1, max_hops=3, max_expand_per_hop=100
+        ... )
+        >>> result.banned.tolist()  # 80 of the loan leaves account 0, 50 of it reaches the sink
+        [[0.0, 0.0, 50.0, 0.0]]
     """
     dd = index.positions(drawdown_ids)
     banned = np.zeros((len(dd), max_hops + 1))
@@ -161,10 +175,8 @@ def replay(
 ) -> tuple[np.ndarray, np.ndarray, pl.DataFrame]:
     """Replay the drawdowns at positions ``dd`` of ``index`` hop layer by hop layer.
 
-    This is the kernel under :func:`banned_amounts`, for callers that hold their own window:
-    drawdown ``dd[i]`` may use the transfers with event rank up to ``last_rank[i]`` (and from
-    its own rank on). One drawdown's window given as plain arrays goes through
-    :meth:`FlowIndex.from_arrays` and then here with ``dd = [0]``.
+    This is the kernel under :func:`banned_amounts` and :func:`replay_window`: drawdown
+    ``dd[i]`` may use the transfers from its own event rank up to ``last_rank[i]``.
 
     Returns: ``banned`` (len(dd), H + 1), ``capped`` (len(dd),) and the ledger frame (drawdown
     = row of ``dd``, account, layer, amount) of where every piece of taint ended.
@@ -187,6 +199,70 @@ def replay(
         ledger.append(_ledger_frame(moved.held_drawdown, moved.held_account, layer, moved.held))
         arrivals = moved.onward
     return banned, capped, _concat_ledger(ledger)
+
+
+def replay_window(
+    sinks: np.ndarray,
+    transfers: TransferArrays,
+    drawdowns: DrawdownArrays,
+    *,
+    policy: FlowPolicy,
+    max_hops: int,
+    max_expand_per_hop: int,
+    opening: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Banned amounts of drawdowns given as plain arrays, over the transfers given.
+
+    The entry point for engines that cut a drawdown's window themselves (a live engine as
+    transfers arrive, a Spark grouped-map UDF per drawdown): pass one drawdown and the transfers
+    of its window ``[t0, t0 + W]`` and get what :func:`banned_amounts` gives for it. Every
+    drawdown given is replayed over every transfer given from its own time on, so transfers
+    after the window must be left out; earlier ones are never followed.
+
+    Parameters: ``sinks`` flags the banned-sector accounts (accounts are numbered
+    ``0..len(sinks)-1``); ``transfers`` and ``drawdowns`` as in :meth:`FlowIndex.from_arrays`.
+    ``fifo`` and ``proportional`` replay against balances rebuilt from ``opening`` (per account,
+    0 by default) over the events given: to match a run over the whole history, pass the
+    balances at the window's start, or the earlier events (drawdowns included) themselves.
+
+    Returns: ``banned`` (drawdowns, H + 1), the amount landing in sinks at hop layer 0..H, and
+    ``capped`` (drawdowns,), where the hub cap held taint back.
+
+    Complexity: O((T + D) log(T + D)) to index the arrays, then as :func:`banned_amounts`.
+
+    Examples:
+        >>> import numpy as np
+        >>> from graphkit.analytics.flows import DrawdownArrays, TransferArrays, replay_window
+        >>> banned, capped = replay_window(
+        ...     np.array([False, False, True]),  # account 2 is a banned sink
+        ...     TransferArrays(
+        ...         src=np.array([0, 1]),
+        ...         dst=np.array([1, 2]),
+        ...         amount=np.array([80.0, 50.0]),
+        ...         ts=np.array([10, 20]),
+        ...     ),
+        ...     DrawdownArrays(account=np.array([0]), amount=np.array([100.0]), ts=np.array([0])),
+        ...     policy="first",
+        ...     max_hops=6,
+        ...     max_expand_per_hop=10_000,
+        ... )
+        >>> banned[0].tolist(), capped.tolist()
+        ([0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 0.0], [False])
+    """
+    index = FlowIndex.from_arrays(
+        sinks=sinks, transfers=transfers, drawdowns=drawdowns, opening=opening
+    )
+    dd = np.arange(index.n_drawdowns, dtype=np.int64)
+    last_rank = np.full(len(dd), len(index.event_ts) - 1, dtype=np.int64)
+    banned, capped, _ = replay(
+        index,
+        dd,
+        last_rank,
+        policy=policy,
+        max_hops=max_hops,
+        max_expand_per_hop=max_expand_per_hop,
+    )
+    return banned, capped
 
 
 @dataclass

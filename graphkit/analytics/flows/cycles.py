@@ -41,10 +41,43 @@ def round_trips(
     all, and :data:`MAX_CYCLE_FRONTIER` partial cycles per hop; the second value returned says
     whether any cap was hit.
 
+    Parameters: ``window_days`` is the cycle window (``flows.cycle_window_days``),
+    ``max_length`` the longest cycle (``flows.cycle_max_length``); the caps as above.
+
     Returns: (frame cycle_id, start_account, customer_id, length, transfer_ids, amount,
     duration; capped flag).
 
     Complexity: O(partial cycles * max_length) after an O(V + E) component pass.
+
+    References: R. Kumar, T. Calders, "2SCENT: an efficient algorithm for enumerating all
+    simple temporal cycles", PVLDB 11(11), 2018; R. Tarjan, "Depth-first search and linear
+    graph algorithms", SIAM J. Computing 1(2), 1972 (strongly connected components).
+
+    Examples:
+        >>> import numpy as np
+        >>> import polars as pl
+        >>> from graphkit.analytics.flows import (
+        ...     DrawdownArrays, FlowIndex, TransferArrays, round_trips
+        ... )
+        >>> index = FlowIndex.from_arrays(
+        ...     sinks=np.array([False, False]),
+        ...     transfers=TransferArrays(
+        ...         src=np.array([0, 1]),
+        ...         dst=np.array([1, 0]),
+        ...         amount=np.array([80.0, 30.0]),
+        ...         ts=np.array([10, 20]),
+        ...     ),
+        ...     drawdowns=DrawdownArrays(
+        ...         account=np.array([0]), amount=np.array([100.0]), ts=np.array([0])
+        ...     ),
+        ...     owner_customer=np.array([0, 1]),  # both accounts belong to customers
+        ...     customer_ids=pl.Series(["alice", "bob"]),
+        ... )
+        >>> cycles, capped = round_trips(
+        ...     index, window_days=1, max_length=6, max_cycles=100, max_expand_per_hop=100
+        ... )
+        >>> cycles.select("customer_id", "transfer_ids", "amount").rows(), capped
+        ([('alice', ['0', '1'], 30.0)], False)
     """
     n_t = len(index.amount)
     if n_t == 0 or index.n_accounts == 0:

@@ -43,10 +43,45 @@ def evidence_paths(
     drawdown per hop (the highest amounts are kept). Either cap sets ``capped``; without caps the
     result is exact.
 
+    Parameters: ``drawdown_ids`` restricts to these drawdowns (all by default); ``window_days``
+    is W, ``max_hops`` is H, ``paths_per_drawdown`` is k; the caps are described above;
+    ``batch_size`` drawdowns are searched together (memory only).
+
     Returns: (paths frame: drawdown_id, path_rank, hops, transfer_ids list[str], sink_account,
     amount; frame drawdown_id, capped).
 
     Complexity: O(number of partial paths kept * H), all drawdowns of a batch vectorised.
+
+    References: A. H. Land, A. G. Doig, "An automatic method of solving discrete programming
+    problems", Econometrica 28(3), 1960 (branch and bound); Wu et al., "Path problems in
+    temporal graphs", PVLDB 7(9), 2014 (time-respecting paths).
+
+    Examples:
+        >>> import numpy as np
+        >>> from graphkit.analytics.flows import DrawdownArrays, FlowIndex, TransferArrays
+        >>> index = FlowIndex.from_arrays(
+        ...     sinks=np.array([False, False, True]),  # account 2 is a banned sink
+        ...     transfers=TransferArrays(
+        ...         src=np.array([0, 1]),
+        ...         dst=np.array([1, 2]),
+        ...         amount=np.array([80.0, 50.0]),
+        ...         ts=np.array([10, 20]),  # epoch microseconds
+        ...     ),
+        ...     drawdowns=DrawdownArrays(
+        ...         account=np.array([0]), amount=np.array([100.0]), ts=np.array([0])
+        ...     ),
+        ... )
+        >>> from graphkit.analytics.flows import evidence_paths
+        >>> paths, capped = evidence_paths(
+        ...     index,
+        ...     window_days=1,
+        ...     max_hops=6,
+        ...     paths_per_drawdown=3,
+        ...     max_expand_per_hop=100,
+        ...     max_paths_per_drawdown=100,
+        ... )
+        >>> paths.select("hops", "transfer_ids", "sink_account", "amount").rows()
+        [(2, ['0', '1'], '2', 50.0)]
     """
     dd = index.positions(drawdown_ids)
     dist = index.distance_to_sink(max_hops)

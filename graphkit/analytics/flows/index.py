@@ -194,8 +194,9 @@ class FlowIndex:
         sinks = np.asarray(sinks, dtype=bool)
         n_accounts = len(sinks)
         n_dd = len(drawdowns.account)
-        t_keys = transfers.ids if transfers.ids is not None else _position_ids(len(transfers.src))
-        d_keys = drawdowns.ids if drawdowns.ids is not None else _position_ids(n_dd)
+        n_t = len(transfers.src)
+        t_names, t_keys = _names_and_keys(transfers.ids, n_t)
+        d_names, d_keys = _names_and_keys(drawdowns.ids, n_dd)
         events = pl.concat(
             [
                 pl.DataFrame(
@@ -209,9 +210,9 @@ class FlowIndex:
                 pl.DataFrame(
                     {
                         "ts": np.asarray(transfers.ts, dtype=np.int64),
-                        "kind": np.ones(len(t_keys), dtype=np.int8),
+                        "kind": np.ones(n_t, dtype=np.int8),
                         "key": t_keys,
-                        "pos": np.arange(len(t_keys), dtype=np.int64),
+                        "pos": np.arange(n_t, dtype=np.int64),
                     }
                 ),
             ]
@@ -225,9 +226,9 @@ class FlowIndex:
         t_src = np.asarray(transfers.src).astype(np.int64)[transfer_pos]
         t_dst = np.asarray(transfers.dst).astype(np.int64)[transfer_pos]
         t_amount = np.asarray(transfers.amount).astype(np.float64)[transfer_pos]
-        t_ids = t_keys.gather(transfer_pos)
+        t_ids = t_names.gather(transfer_pos)
         id_order = np.empty(len(t_ids), dtype=np.int64)
-        id_order[t_ids.arg_sort().to_numpy()] = np.arange(len(t_ids))
+        id_order[t_keys.gather(transfer_pos).arg_sort().to_numpy()] = np.arange(len(t_ids))
         stride = len(events) + 1
         out_order = np.argsort(t_src, kind="stable")
         t_rank = ranks[kind == 1]
@@ -261,7 +262,7 @@ class FlowIndex:
             dd_amount=np.asarray(drawdowns.amount).astype(np.float64),
             dd_ts=np.asarray(drawdowns.ts).astype(np.int64),
             dd_rank=dd_rank,
-            dd_ids=d_keys,
+            dd_ids=d_names,
             dd_line=np.asarray(line).astype(np.int64),
             owner_customer=np.asarray(owner_customer).astype(np.int64),
             customer_ids=customer_ids
@@ -392,9 +393,13 @@ def _rebuild_balances(index: FlowIndex, opening: np.ndarray) -> Balances:
     )
 
 
-def _position_ids(n: int) -> pl.Series:
-    """Ids that sort like positions ``0..n-1`` (zero-padded), for arrays given without ids."""
-    return pl.Series(np.arange(n, dtype=np.int64)).cast(pl.String).str.zfill(19)
+def _names_and_keys(ids: pl.Series | None, n: int) -> tuple[pl.Series, pl.Series]:
+    """Ids to show and ids to break ties by: the given ids for both, or else the positions
+    ``0..n-1`` shown as they are and zero-padded so that they sort like numbers."""
+    if ids is not None:
+        return ids, ids
+    names = pl.Series(np.arange(n, dtype=np.int64)).cast(pl.String)
+    return names, names.str.zfill(19)
 
 
 def _static_distance_to_sink(index: FlowIndex, max_hops: int) -> np.ndarray:

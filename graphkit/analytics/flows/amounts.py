@@ -14,7 +14,8 @@ each tainted account carry the rest to layer ``h + 1``. Only that last step diff
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import numpy as np
@@ -35,7 +36,7 @@ from graphkit.analytics.flows._arrays import (
 from graphkit.analytics.flows.index import DrawdownArrays, FlowIndex, TransferArrays
 from graphkit.config import FlowPolicy
 
-__all__ = ["AmountResult", "Arrivals", "banned_amounts", "replay", "replay_window"]
+__all__ = ["AmountResult", "banned_amounts", "replay", "replay_window"]
 
 # Pieces of taint smaller than this (currency units) are float noise of interval arithmetic.
 _NOISE = 1e-9
@@ -266,7 +267,7 @@ def replay_window(
 
 
 @dataclass
-class Arrivals:
+class _Arrivals:
     """Pieces of taint arriving at one hop layer: piece ``i`` of drawdown row ``drawdown[i]``
     (a row of the replayed batch) is ``amount[i]`` at ``account[i]``.
 
@@ -282,12 +283,10 @@ class Arrivals:
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
 
-    def take(self, keep: np.ndarray) -> Arrivals:
+    def take(self, keep: np.ndarray) -> _Arrivals:
         """The pieces selected by ``keep`` (a mask or indices)."""
-        return Arrivals(*(None if values is None else values[keep] for values in self._columns()))
-
-    def _columns(self) -> tuple[np.ndarray | None, ...]:
-        return (self.drawdown, self.account, self.amount, self.rank, self.lo, self.hi)
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        return _Arrivals(**{k: None if v is None else v[keep] for k, v in columns.items()})
 
 
 @dataclass
@@ -299,26 +298,26 @@ class _Moved:
     held_account: np.ndarray
     held: np.ndarray
     cut: np.ndarray
-    onward: Arrivals
+    onward: _Arrivals
 
 
 class _Policy(Protocol):
     """One amount policy: where a batch starts and how taint leaves a tainted account."""
 
-    def start(self, dd: np.ndarray) -> Arrivals: ...
+    def start(self, dd: np.ndarray) -> _Arrivals: ...
 
-    def move(self, arrivals: Arrivals) -> _Moved: ...
+    def move(self, arrivals: _Arrivals) -> _Moved: ...
 
 
 def _arrive(
     index: FlowIndex,
-    arrivals: Arrivals,
+    arrivals: _Arrivals,
     layer: int,
     max_hops: int,
     dist: np.ndarray | None,
     banned: np.ndarray,
     ledger: list[pl.DataFrame],
-) -> Arrivals | None:
+) -> _Arrivals | None:
     """Book the money arriving at hop ``layer`` in ``banned`` and ``ledger``: what reached a
     banned sink, what can no longer reach one within the hops left (``dist``), and at the last
     hop whatever is left. Returns the arrivals that move on, or None when none do."""
@@ -379,16 +378,47 @@ def _segments(
     )
 
 
-def _drawdown_arrivals(index: FlowIndex, dd: np.ndarray) -> Arrivals:
+def _drawdown_arrivals(index: FlowIndex, dd: np.ndarray) -> _Arrivals:
     """Layer 0: each drawdown's whole amount at its account, arriving at its event rank."""
     d = np.arange(len(dd), dtype=np.int64)
-    return Arrivals(d, index.dd_account[dd], index.dd_amount[dd], rank=index.dd_rank[dd])
+    return _Arrivals(d, index.dd_account[dd], index.dd_amount[dd], rank=index.dd_rank[dd])
 
 
-def _event_order(seg: np.ndarray, rank: np.ndarray, inflow: np.ndarray) -> np.ndarray:
-    """Order of events within each segment: by rank, an outflow before an inflow of the same
+@dataclass
+class _Events:
+    """The inflows, then the outflows, of every segment, and the order that puts them in time
+    within each segment (``seg`` is the segment of each event in that order)."""
+
+    seg: np.ndarray
+    order: np.ndarray
+    n_in: int
+
+    def in_time(self, inflows: np.ndarray, outflows: np.ndarray) -> np.ndarray:
+        """Per-event values given as inflows then outflows, in time order."""
+        return np.concatenate([inflows, outflows])[self.order]
+
+    def outflows(self, in_time: np.ndarray) -> np.ndarray:
+        """The outflows' values of per-event values given in time order."""
+        values = np.empty(len(self.order))
+        values[self.order] = in_time
+        return values[self.n_in :]
+
+
+def _events(
+    index: FlowIndex,
+    seg: _Segments,
+    in_rank: np.ndarray,
+    out_seg: np.ndarray,
+    out_transfer: np.ndarray,
+) -> _Events:
+    """Order the events of each segment by rank, an outflow before an inflow of the same
     transfer (a self-transfer's outflow sees the balance before its own inflow)."""
-    return np.lexsort((inflow, rank, seg))
+    n_in, n_out = len(in_rank), len(out_seg)
+    ev_seg = np.concatenate([seg.seg_of_inflow, out_seg])
+    ev_rank = np.concatenate([in_rank, index.rank[out_transfer]])
+    ev_in = np.concatenate([np.ones(n_in, np.int8), np.zeros(n_out, np.int8)])
+    order = np.lexsort((ev_in, ev_rank, ev_seg))
+    return _Events(seg=ev_seg[order], order=order, n_in=n_in)
 
 
 class _First:
@@ -404,10 +434,10 @@ class _First:
         self.n_t = max(len(index.amount), 1)
         self.used_key, self.used_amt = np.zeros(0, dtype=np.int64), np.zeros(0)
 
-    def start(self, dd: np.ndarray) -> Arrivals:
+    def start(self, dd: np.ndarray) -> _Arrivals:
         return _drawdown_arrivals(self.index, dd)
 
-    def move(self, arrivals: Arrivals) -> _Moved:
+    def move(self, arrivals: _Arrivals) -> _Moved:
         index, n_t = self.index, self.n_t
         in_d, in_rank, in_amt = arrivals.drawdown, arrivals.rank, arrivals.amount
         assert in_rank is not None
@@ -417,18 +447,11 @@ class _First:
         room = index.amount[seg.out_transfer] - used
         live = room > 0
         out_seg, out_transfer, room = seg.out_seg[live], seg.out_transfer[live], room[live]
-        ev_seg = np.concatenate([seg.seg_of_inflow, out_seg])
-        ev_rank = np.concatenate([in_rank, index.rank[out_transfer]])
-        ev_in = np.concatenate([np.ones(len(in_d), np.int8), np.zeros(len(out_seg), np.int8)])
-        ev_x = np.concatenate([in_amt, -room])
-        order = _event_order(ev_seg, ev_rank, ev_in)
-        balance = _lindley(ev_seg[order], ev_x[order])
-        ev_after = np.empty(len(order))
-        ev_after[order] = balance
-        ev_before = np.empty(len(order))
-        ev_before[order] = shift_within(ev_seg[order], balance)
-        moved = np.maximum(ev_before[len(in_d) :] - ev_after[len(in_d) :], 0.0)
-        final = last_within(ev_seg[order], balance, len(seg.seg_d))
+        events = _events(index, seg, in_rank, out_seg, out_transfer)
+        balance = _lindley(events.seg, events.in_time(in_amt, -room))
+        before = events.outflows(shift_within(events.seg, balance))
+        moved = np.maximum(before - events.outflows(balance), 0.0)
+        final = last_within(events.seg, balance, len(seg.seg_d))
         cut = seg.seg_d[seg.cut & (final > 0)]
         go = moved > 0
         out_seg, out_transfer, moved = out_seg[go], out_transfer[go], moved[go]
@@ -437,7 +460,7 @@ class _First:
             np.concatenate([self.used_key, out_d * n_t + out_transfer]),
             np.concatenate([self.used_amt, moved]),
         )
-        onward = Arrivals(out_d, index.dst[out_transfer], moved, rank=index.rank[out_transfer])
+        onward = _Arrivals(out_d, index.dst[out_transfer], moved, rank=index.rank[out_transfer])
         return _Moved(seg.seg_d, seg.seg_v, final, cut, onward)
 
 
@@ -449,10 +472,10 @@ class _Proportional:
     def __init__(self, index: FlowIndex, last_rank: np.ndarray, cap: int) -> None:
         self.index, self.last_rank, self.cap = index, last_rank, cap
 
-    def start(self, dd: np.ndarray) -> Arrivals:
+    def start(self, dd: np.ndarray) -> _Arrivals:
         return _drawdown_arrivals(self.index, dd)
 
-    def move(self, arrivals: Arrivals) -> _Moved:
+    def move(self, arrivals: _Arrivals) -> _Moved:
         index = self.index
         in_d, in_rank, in_amt = arrivals.drawdown, arrivals.rank, arrivals.amount
         assert in_rank is not None
@@ -463,23 +486,16 @@ class _Proportional:
             index.amount[seg.out_transfer] / np.where(known > 0, known, 1.0),
             1.0,
         )
-        ev_seg = np.concatenate([seg.seg_of_inflow, seg.out_seg])
-        ev_rank = np.concatenate([in_rank, index.rank[seg.out_transfer]])
-        n_in = len(in_d)
-        ev_in = np.concatenate([np.ones(n_in, np.int8), np.zeros(len(seg.out_seg), np.int8)])
-        add = np.concatenate([in_amt, np.zeros(len(seg.out_seg))])
-        keep_share = np.concatenate([np.ones(n_in), 1.0 - share])
-        order = _event_order(ev_seg, ev_rank, ev_in)
-        before, after = _linear_scan(ev_seg[order], keep_share[order], add[order], len(seg.seg_d))
-        moved_sorted = before - after + add[order]
-        moved = np.empty(len(order))
-        moved[order] = moved_sorted
-        moved = np.maximum(moved[n_in:], 0.0)
-        final = last_within(ev_seg[order], after, len(seg.seg_d))
+        events = _events(index, seg, in_rank, seg.out_seg, seg.out_transfer)
+        add = events.in_time(in_amt, np.zeros(len(seg.out_seg)))
+        keep = events.in_time(np.ones(len(in_d)), 1.0 - share)
+        before, after = _linear_scan(events.seg, keep, add, len(seg.seg_d))
+        moved = np.maximum(events.outflows(before - after + add), 0.0)
+        final = last_within(events.seg, after, len(seg.seg_d))
         cut = seg.seg_d[seg.cut & (final > 0)]
         go = moved > 0
         out_seg, out_transfer, moved = seg.out_seg[go], seg.out_transfer[go], moved[go]
-        onward = Arrivals(
+        onward = _Arrivals(
             seg.seg_d[out_seg], index.dst[out_transfer], moved, rank=index.rank[out_transfer]
         )
         return _Moved(seg.seg_d, seg.seg_v, final, cut, onward)
@@ -498,14 +514,14 @@ class _Fifo:
         # each account's outflows in CSR order have non-decreasing dequeue positions
         self.out_deq = self.deq[index.out_order]
 
-    def start(self, dd: np.ndarray) -> Arrivals:
+    def start(self, dd: np.ndarray) -> _Arrivals:
         index = self.index
         lo = index.balances.dd_enq_start[dd]
         hi = lo + index.dd_amount[dd]
         d = np.arange(len(dd), dtype=np.int64)
-        return Arrivals(d, index.dd_account[dd], hi - lo, lo=lo, hi=hi)
+        return _Arrivals(d, index.dd_account[dd], hi - lo, lo=lo, hi=hi)
 
-    def move(self, arrivals: Arrivals) -> _Moved:
+    def move(self, arrivals: _Arrivals) -> _Moved:
         index, deq = self.index, self.deq
         iv_d, iv_v, iv_lo, iv_hi = arrivals.drawdown, arrivals.account, arrivals.lo, arrivals.hi
         assert iv_lo is not None and iv_hi is not None
@@ -527,27 +543,15 @@ class _Fifo:
         left = np.maximum(left, 0.0)
         offset = self.enq[transfer] - deq[transfer]
         lo, hi = piece_lo + offset, piece_hi + offset
-        onward = Arrivals(iv_d[rows], index.dst[transfer], hi - lo, lo=lo, hi=hi)
+        onward = _Arrivals(iv_d[rows], index.dst[transfer], hi - lo, lo=lo, hi=hi)
         return _Moved(iv_d, iv_v, left, iv_d[cut & (left > _NOISE)], onward)
 
 
-_POLICIES: dict[str, type[_First] | type[_Proportional] | type[_Fifo]] = {
+_POLICIES: dict[str, Callable[[FlowIndex, np.ndarray, int], _Policy]] = {
     "first": _First,
     "fifo": _Fifo,
     "proportional": _Proportional,
 }
-
-
-def _drawdown_arrivals(index: FlowIndex, dd: np.ndarray) -> Arrivals:
-    """Layer 0: each drawdown's whole amount at its account, arriving at its event rank."""
-    d = np.arange(len(dd), dtype=np.int64)
-    return Arrivals(d, index.dd_account[dd], index.dd_amount[dd], rank=index.dd_rank[dd])
-
-
-def _event_order(seg: np.ndarray, rank: np.ndarray, inflow: np.ndarray) -> np.ndarray:
-    """Order of events within each segment: by rank, an outflow before an inflow of the same
-    transfer (a self-transfer's outflow sees the balance before its own inflow)."""
-    return np.lexsort((inflow, rank, seg))
 
 
 def _lindley(seg: np.ndarray, x: np.ndarray) -> np.ndarray:

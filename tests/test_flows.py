@@ -326,6 +326,21 @@ def test_one_drawdowns_window_as_arrays_replays_like_the_batch(
             assert capped[at] == batch.capped[row]
 
 
+def test_arrays_that_do_not_fit_are_refused_by_name() -> None:
+    one = np.array([0])
+    drawdown = DrawdownArrays(account=one, amount=np.array([1.0]), ts=one)
+    sinks = np.array([False, True])
+    short = TransferArrays(src=one, dst=np.array([1, 1]), amount=np.array([1.0]), ts=one)
+    with pytest.raises(ValueError, match=r"transfers: arrays differ in length \(src 1, dst 2"):
+        FlowIndex.from_arrays(sinks=sinks, transfers=short, drawdowns=drawdown)
+    outside = TransferArrays(src=one, dst=np.array([2]), amount=np.array([1.0]), ts=one)
+    with pytest.raises(ValueError, match=r"transfers.dst: account numbers must lie in 0..1"):
+        FlowIndex.from_arrays(sinks=sinks, transfers=outside, drawdowns=drawdown)
+    fine = TransferArrays(src=one, dst=np.array([1]), amount=np.array([1.0]), ts=one)
+    with pytest.raises(ValueError, match="opening: 3 balances for 2 accounts"):
+        FlowIndex.from_arrays(sinks=sinks, transfers=fine, drawdowns=drawdown, opening=np.ones(3))
+
+
 @pytest.mark.parametrize(
     "module",
     ["amounts", "cycles", "evidence", "index", "reachability", "trace"],

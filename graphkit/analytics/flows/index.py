@@ -172,6 +172,9 @@ class FlowIndex:
 
         Returns: the index; kernels read it as they read one built from a graph.
 
+        Raises: ``ValueError`` naming the field when arrays differ in length or an account
+        number is outside ``0..len(sinks)-1``.
+
         Complexity: O((T + D) log(T + D)) for T transfers and D drawdowns.
 
         Examples:
@@ -193,6 +196,7 @@ class FlowIndex:
         """
         sinks = np.asarray(sinks, dtype=bool)
         n_accounts = len(sinks)
+        _check_arrays(n_accounts, transfers, drawdowns, opening)
         n_dd = len(drawdowns.account)
         n_t = len(transfers.src)
         t_names, t_keys = _names_and_keys(transfers.ids, n_t)
@@ -391,6 +395,40 @@ def _rebuild_balances(index: FlowIndex, opening: np.ndarray) -> Balances:
         enq_start=by_row[n_t : 2 * n_t].copy(),
         dd_enq_start=by_row[2 * n_t :].copy(),
     )
+
+
+def _check_arrays(
+    n_accounts: int,
+    transfers: TransferArrays,
+    drawdowns: DrawdownArrays,
+    opening: np.ndarray | None,
+) -> None:
+    """Reject arrays that differ in length or name accounts outside ``0..n_accounts-1``."""
+    groups = {
+        "transfers": {name: getattr(transfers, name) for name in ("src", "dst", "amount", "ts")},
+        "drawdowns": {name: getattr(drawdowns, name) for name in ("account", "amount", "ts")},
+    }
+    if transfers.ids is not None:
+        groups["transfers"]["ids"] = transfers.ids
+    for name in ("ids", "line"):
+        if getattr(drawdowns, name) is not None:
+            groups["drawdowns"][name] = getattr(drawdowns, name)
+    for group, columns in groups.items():
+        lengths = {name: len(values) for name, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            found = ", ".join(f"{name} {n}" for name, n in lengths.items())
+            raise ValueError(f"{group}: arrays differ in length ({found})")
+    accounts = {
+        "transfers.src": transfers.src,
+        "transfers.dst": transfers.dst,
+        "drawdowns.account": drawdowns.account,
+    }
+    for name, values in accounts.items():
+        values = np.asarray(values)
+        if len(values) and (values.min() < 0 or values.max() >= n_accounts):
+            raise ValueError(f"{name}: account numbers must lie in 0..{n_accounts - 1}")
+    if opening is not None and len(opening) != n_accounts:
+        raise ValueError(f"opening: {len(opening)} balances for {n_accounts} accounts")
 
 
 def _names_and_keys(ids: pl.Series | None, n: int) -> tuple[pl.Series, pl.Series]:

@@ -182,7 +182,10 @@ def _validate(cfg: Config) -> None:
         ),
         (cfg.flows.window_days > 0, "[flows] window_days must be > 0"),
         (cfg.flows.max_hops >= 1, "[flows] max_hops must be >= 1"),
-        (cfg.flows.policy in FLOW_POLICIES, f"[flows] policy must be one of {FLOW_POLICIES}"),
+        (
+            cfg.flows.policy in FLOW_POLICIES,
+            f"[flows] policy must be one of {', '.join(FLOW_POLICIES)}, got {cfg.flows.policy!r}",
+        ),
         (cfg.flows.max_expand_per_hop >= 1, "[flows] max_expand_per_hop must be >= 1"),
         (cfg.flows.evidence_paths >= 0, "[flows] evidence_paths must be >= 0"),
         (cfg.flows.cycle_max_length >= 2, "[flows] cycle_max_length must be >= 2"),

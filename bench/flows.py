@@ -144,7 +144,16 @@ def compare(customers: int, sample: int, seed: int) -> dict:
     n_dd = index.n_drawdowns
     hops, t_reach = timed(reach, index, window_days=w, max_hops=h, max_expand_per_hop=big)
     reached = hops.filter(pl.col("min_hops_to_banned").is_not_null()).get_column("drawdown_id")
-    _, t_paths = timed(evidence_paths, index, reached, window_days=w, max_hops=h)
+    _, t_paths = timed(
+        evidence_paths,
+        index,
+        reached,
+        window_days=w,
+        max_hops=h,
+        paths_per_drawdown=cfg.evidence_paths,
+        max_expand_per_hop=cfg.max_expand_per_hop,
+        max_paths_per_drawdown=cfg.max_paths_per_drawdown,
+    )
     vec = {"index": t_index, "reach": t_reach, "evidence_paths": t_paths}
     amounts = {}
     for policy in ("first", "fifo", "proportional"):
@@ -159,13 +168,21 @@ def compare(customers: int, sample: int, seed: int) -> dict:
     full, vec["amount_first_no_prune"] = timed(
         banned_amounts,
         index,
+        policy="first",
         window_days=w,
         max_hops=h,
         max_expand_per_hop=big,
         prune=False,
         repeat=1,
     )
-    _, vec["round_trips"] = timed(round_trips, index)
+    _, vec["round_trips"] = timed(
+        round_trips,
+        index,
+        window_days=cfg.cycle_window_days,
+        max_length=cfg.cycle_max_length,
+        max_cycles=cfg.max_cycles,
+        max_expand_per_hop=cfg.max_expand_per_hop,
+    )
 
     ref = Reference(graph, w, h)
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 
 class ConfigError(ValueError):
@@ -32,11 +32,17 @@ class RingsConfig:
     max_customers_per_device: int = 50
 
 
+# How the amount replay decides which money leaves an account (docs/flows.md); checked once, when
+# a config is loaded or overridden.
+FlowPolicy = Literal["first", "fifo", "proportional"]
+FLOW_POLICIES: tuple[FlowPolicy, ...] = get_args(FlowPolicy)
+
+
 @dataclass
 class FlowsConfig:
     window_days: float = 30.0  # W
     max_hops: int = 6  # H
-    policy: str = "first"  # first | fifo | proportional
+    policy: FlowPolicy = "first"
     evidence_paths: int = 3  # evidence paths kept per drawdown
     max_expand_per_hop: int = 10_000  # cap on transfers one account may expand per hop
     cycle_max_length: int = 6  # round-tripping cycles up to this many transfers
@@ -132,7 +138,6 @@ class Config:
         return dataclasses.asdict(self)
 
 
-FLOW_POLICIES = ("first", "fifo", "proportional")
 CLUSTER_WEIGHT_KEYS = ("guarantee", "shareholding", "device", "transfer")
 
 
@@ -177,7 +182,10 @@ def _validate(cfg: Config) -> None:
         ),
         (cfg.flows.window_days > 0, "[flows] window_days must be > 0"),
         (cfg.flows.max_hops >= 1, "[flows] max_hops must be >= 1"),
-        (cfg.flows.policy in FLOW_POLICIES, f"[flows] policy must be one of {FLOW_POLICIES}"),
+        (
+            cfg.flows.policy in FLOW_POLICIES,
+            f"[flows] policy must be one of {', '.join(FLOW_POLICIES)}, got {cfg.flows.policy!r}",
+        ),
         (cfg.flows.max_expand_per_hop >= 1, "[flows] max_expand_per_hop must be >= 1"),
         (cfg.flows.evidence_paths >= 0, "[flows] evidence_paths must be >= 0"),
         (cfg.flows.cycle_max_length >= 2, "[flows] cycle_max_length must be >= 2"),

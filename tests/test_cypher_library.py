@@ -24,7 +24,7 @@ from graphkit.analytics.cluster_risk import cluster_risk_stage, customer_exposur
 from graphkit.analytics.clusters import clusters_stage
 from graphkit.analytics.flows import FlowIndex, min_hops_to_banned, round_trips
 from graphkit.analytics.rings import device_rings, rings_stage
-from graphkit.config import Config
+from graphkit.config import Config, FlowsConfig
 from graphkit.graph import RiskGraph
 from graphkit.pipeline import RunContext
 from graphkit.schema import TIERS
@@ -37,6 +37,7 @@ pytestmark = pytest.mark.neo4j
 START = datetime(2025, 3, 1, tzinfo=UTC)
 WINDOW_DAYS = 30.0
 MAX_HOPS = 6
+FLOWS = FlowsConfig()
 
 
 def random_tables(seed: int = 7) -> dict[str, pl.DataFrame]:
@@ -480,7 +481,12 @@ def test_banned_inflows_by_hop_groups_min_hops(library: Library) -> None:
     )
     frame = library.run("banned_inflows_by_hop", window_days=WINDOW_DAYS, max_hops=MAX_HOPS)
     graphkit = (
-        min_hops_to_banned(library.graph, tables["drawdowns"]["drawdown_id"])
+        min_hops_to_banned(
+            library.graph,
+            tables["drawdowns"]["drawdown_id"],
+            window_days=WINDOW_DAYS,
+            max_hops=MAX_HOPS,
+        )
         .drop_nulls()
         .group_by("min_hops_to_banned")
         .len()
@@ -538,7 +544,11 @@ def brute_force_cycles(
 def test_transfer_cycles_equal_exhaustive_search(library, window_days, max_length) -> None:
     tables = random_tables()
     cycles, capped = round_trips(
-        FlowIndex.build(library.graph), window_days=window_days, max_length=max_length
+        FlowIndex.build(library.graph),
+        window_days=window_days,
+        max_length=max_length,
+        max_cycles=FLOWS.max_cycles,
+        max_expand_per_hop=FLOWS.max_expand_per_hop,
     )
     assert not capped
     total = 0

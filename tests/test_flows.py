@@ -5,6 +5,8 @@ The exhaustive property tests are in ``tests/test_flows_property.py``.
 
 from __future__ import annotations
 
+import doctest
+import importlib
 import json
 from pathlib import Path
 
@@ -15,14 +17,18 @@ from typer.testing import CliRunner
 
 from graphkit.analytics.flow_sweep import SWEEP_COLUMNS, sweep_flows
 from graphkit.analytics.flows import (
+    DrawdownArrays,
     FlowIndex,
+    TransferArrays,
     banned_amounts,
     evidence_paths,
     min_hops_to_banned,
     reach,
+    replay_window,
     round_trips,
     trace_flows,
 )
+from graphkit.analytics.flows.index import US_PER_DAY
 from graphkit.config import FlowsConfig, load_config
 from graphkit.graph import RiskGraph
 from graphkit.pipeline import run_pipeline
@@ -30,6 +36,20 @@ from graphkit.schema import OUTPUTS
 from loaders.frames import make_tables
 
 synthetic = pytest.importorskip("loaders.synthetic")
+
+# The kernels take every setting explicitly; these tests use the config's defaults unless a
+# test says otherwise.
+CFG = FlowsConfig()
+
+
+def knobs(**overrides: float) -> dict[str, float]:
+    """The config's window, hop bound and hub cap, with ``overrides``."""
+    base = {
+        "window_days": CFG.window_days,
+        "max_hops": CFG.max_hops,
+        "max_expand_per_hop": CFG.max_expand_per_hop,
+    }
+    return base | overrides
 
 
 def small_graph(
@@ -88,7 +108,7 @@ def test_policies_on_a_hand_checked_example() -> None:
         "proportional": 40.0,
     }
     for policy, banned in expected.items():
-        result = banned_amounts(index, policy=policy, max_hops=3, ledger=True)
+        result = banned_amounts(index, policy=policy, **knobs(max_hops=3), ledger=True)
         assert result.banned[0].tolist() == [0.0, 0.0, banned, 0.0], policy
         assert result.ledger is not None
         assert result.ledger.get_column("amount").sum() == pytest.approx(100.0)
@@ -104,17 +124,17 @@ def test_window_and_hop_bound() -> None:
     )
     index = FlowIndex.build(graph)
     for window, hops, expected in [(30, 6, 3), (7, 6, None), (8, 6, 3), (30, 2, None)]:
-        got = reach(index, window_days=window, max_hops=hops)
+        got = reach(index, **knobs(window_days=window, max_hops=hops))
         assert got.get_column("min_hops_to_banned").to_list() == [expected]
-        amounts = banned_amounts(index, window_days=window, max_hops=hops)
+        amounts = banned_amounts(index, policy="first", **knobs(window_days=window, max_hops=hops))
         assert amounts.banned.sum() == (100.0 if expected else 0.0)
 
 
 def test_transfer_before_the_drawdown_is_not_followed() -> None:
     graph = small_graph([("t1", "a0", "s", 100.0, "2023-12-31")])
     index = FlowIndex.build(graph)
-    assert reach(index).get_column("min_hops_to_banned").to_list() == [None]
-    assert banned_amounts(index).banned.sum() == 0.0
+    assert reach(index, **knobs()).get_column("min_hops_to_banned").to_list() == [None]
+    assert banned_amounts(index, policy="first", **knobs()).banned.sum() == 0.0
 
 
 def test_hub_cap_is_stated_and_taint_is_conserved() -> None:
@@ -127,19 +147,19 @@ def test_hub_cap_is_stated_and_taint_is_conserved() -> None:
         ]
     )
     index = FlowIndex.build(graph)
-    uncapped = reach(index, max_expand_per_hop=100)
+    uncapped = reach(index, **knobs(max_expand_per_hop=100))
     assert uncapped.get_column("min_hops_to_banned").to_list() == [2]
     assert not uncapped.get_column("capped").any()
-    capped = reach(index, max_expand_per_hop=5)
+    capped = reach(index, **knobs(max_expand_per_hop=5))
     assert capped.get_column("min_hops_to_banned").to_list() == [None]
     assert capped.get_column("capped").to_list() == [True]
     for policy in ("first", "fifo", "proportional"):
-        result = banned_amounts(index, policy=policy, max_expand_per_hop=5, ledger=True)
+        result = banned_amounts(index, policy=policy, **knobs(max_expand_per_hop=5), ledger=True)
         assert result.capped.tolist() == [True]
         assert result.ledger is not None
         assert result.ledger.get_column("amount").sum() == pytest.approx(100.0)
         assert (result.ledger.get_column("amount") >= 0).all()
-    full = banned_amounts(index, max_expand_per_hop=100)
+    full = banned_amounts(index, policy="first", **knobs(max_expand_per_hop=100))
     assert full.banned[0, 2] == 50.0 and not full.capped.any()
     cfg = FlowsConfig(max_expand_per_hop=5)
     totals = trace_flows(graph, cfg).totals
@@ -166,9 +186,10 @@ def test_min_hops_for_a_chosen_list_of_drawdowns() -> None:
     )
     got = min_hops_to_banned(graph, ["d1", "d0"], window_days=30, max_hops=2)
     assert got.rows() == [("d1", 2), ("d0", 1)]
-    assert min_hops_to_banned(graph, ["d1"], max_hops=1).rows() == [("d1", None)]
+    one_hop = min_hops_to_banned(graph, ["d1"], window_days=CFG.window_days, max_hops=1)
+    assert one_hop.rows() == [("d1", None)]
     with pytest.raises(KeyError, match="nope"):
-        min_hops_to_banned(graph, ["nope"])
+        min_hops_to_banned(graph, ["nope"], window_days=CFG.window_days, max_hops=CFG.max_hops)
 
 
 def test_customer_flows_add_up_per_customer() -> None:
@@ -198,7 +219,9 @@ def test_round_trip_cap_is_reported() -> None:
         ]
     )
     index = FlowIndex.build(graph)
-    cycles, capped = round_trips(index, window_days=30, max_length=4)
+    cycles, capped = round_trips(
+        index, window_days=30, max_length=4, max_cycles=CFG.max_cycles, max_expand_per_hop=100
+    )
     assert not capped
     assert sorted(map(tuple, cycles.get_column("transfer_ids").to_list())) == [
         ("t1", "t2"),
@@ -209,7 +232,9 @@ def test_round_trip_cap_is_reported() -> None:
     assert cycles.filter(pl.col("transfer_ids").list.first() == "t1").get_column(
         "amount"
     ).to_list() == [8.0, 4.0]
-    few, capped = round_trips(index, window_days=30, max_length=4, max_cycles=2)
+    few, capped = round_trips(
+        index, window_days=30, max_length=4, max_cycles=2, max_expand_per_hop=100
+    )
     assert capped and few.height == 2
 
 
@@ -254,18 +279,95 @@ def test_every_planted_chain_is_found_at_its_hop_count(generated: synthetic.Gene
         )
 
 
+def window_arrays(index: FlowIndex, transfers: np.ndarray, drawdowns: np.ndarray) -> tuple:
+    """The selected transfers and drawdowns of ``index`` as the plain arrays an engine holds."""
+    return (
+        TransferArrays(
+            src=index.src[transfers],
+            dst=index.dst[transfers],
+            amount=index.amount[transfers],
+            ts=index.ts[transfers],
+            ids=index.transfer_ids.gather(transfers),
+        ),
+        DrawdownArrays(
+            account=index.dd_account[drawdowns],
+            amount=index.dd_amount[drawdowns],
+            ts=index.dd_ts[drawdowns],
+            ids=index.dd_ids.gather(drawdowns),
+        ),
+    )
+
+
+def test_one_drawdowns_window_as_arrays_replays_like_the_batch(
+    generated: synthetic.GeneratedData,
+) -> None:
+    """What a live or Spark engine calls per drawdown gives the batch's amounts: ``first`` from
+    the drawdown and its window alone, every policy when the earlier events come along (the
+    balances ``fifo`` and ``proportional`` replay against depend on them)."""
+    index = FlowIndex.build(RiskGraph.from_tables(generated.tables))
+    chains = generated.truth["chains"].get_column("drawdown_id").head(12)
+    window = round(CFG.window_days * US_PER_DAY)
+    settings = {"max_hops": CFG.max_hops, "max_expand_per_hop": CFG.max_expand_per_hop}
+    for policy in ("first", "fifo", "proportional"):
+        batch = banned_amounts(index, chains, policy=policy, **knobs())
+        assert batch.banned.sum() > 0
+        for row, pos in enumerate(index.positions(chains)):
+            t0 = index.dd_ts[pos]
+            if policy == "first":
+                in_window = np.flatnonzero((index.ts >= t0) & (index.ts <= t0 + window))
+                arrays = window_arrays(index, in_window, np.array([pos]))
+                at = 0
+            else:
+                before_end = np.flatnonzero(index.dd_ts <= t0 + window)
+                arrays = window_arrays(index, np.flatnonzero(index.ts <= t0 + window), before_end)
+                at = int(np.flatnonzero(before_end == pos)[0])
+            banned, capped = replay_window(index.sinks, *arrays, policy=policy, **settings)
+            np.testing.assert_allclose(banned[at], batch.banned[row], rtol=1e-12, atol=1e-9)
+            assert capped[at] == batch.capped[row]
+
+
+def test_arrays_that_do_not_fit_are_refused_by_name() -> None:
+    one = np.array([0])
+    drawdown = DrawdownArrays(account=one, amount=np.array([1.0]), ts=one)
+    sinks = np.array([False, True])
+    short = TransferArrays(src=one, dst=np.array([1, 1]), amount=np.array([1.0]), ts=one)
+    with pytest.raises(ValueError, match=r"transfers: arrays differ in length \(src 1, dst 2"):
+        FlowIndex.from_arrays(sinks=sinks, transfers=short, drawdowns=drawdown)
+    outside = TransferArrays(src=one, dst=np.array([2]), amount=np.array([1.0]), ts=one)
+    with pytest.raises(ValueError, match=r"transfers.dst: account numbers must lie in 0..1"):
+        FlowIndex.from_arrays(sinks=sinks, transfers=outside, drawdowns=drawdown)
+    fine = TransferArrays(src=one, dst=np.array([1]), amount=np.array([1.0]), ts=one)
+    with pytest.raises(ValueError, match="opening: 3 balances for 2 accounts"):
+        FlowIndex.from_arrays(sinks=sinks, transfers=fine, drawdowns=drawdown, opening=np.ones(3))
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["amounts", "cycles", "evidence", "index", "reachability", "trace"],
+)
+def test_docstring_examples_hold(module: str) -> None:
+    found = doctest.testmod(importlib.import_module(f"graphkit.analytics.flows.{module}"))
+    assert found.failed == 0 and found.attempted > 0
+
+
 def test_planted_chains_under_every_policy_conserve(generated: synthetic.GeneratedData) -> None:
     graph = RiskGraph.from_tables(generated.tables)
     index = FlowIndex.build(graph)
     chains = generated.truth["chains"].get_column("drawdown_id")
     amounts = index.dd_amount[index.positions(chains)]
     for policy in ("first", "fifo", "proportional"):
-        result = banned_amounts(index, chains, policy=policy, ledger=True)
+        result = banned_amounts(index, chains, policy=policy, **knobs(), ledger=True)
         assert result.ledger is not None
         per_dd = result.ledger.group_by("drawdown").agg(pl.col("amount").sum()).sort("drawdown")
         np.testing.assert_allclose(per_dd.get_column("amount").to_numpy(), amounts, rtol=1e-9)
         assert (result.banned >= 0).all()
-    paths, _ = evidence_paths(index, chains)
+    paths, _ = evidence_paths(
+        index,
+        chains,
+        **knobs(),
+        paths_per_drawdown=CFG.evidence_paths,
+        max_paths_per_drawdown=CFG.max_paths_per_drawdown,
+    )
     assert set(paths.get_column("drawdown_id")) == set(chains)
 
 

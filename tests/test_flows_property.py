@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphkit.analytics.flows import FlowIndex, banned_amounts, evidence_paths, reach, round_trips
+from graphkit.config import FlowsConfig
 from graphkit.graph import RiskGraph
 from loaders.frames import make_tables
 
@@ -403,7 +404,11 @@ def reference_cycles(case: Case, window_days: int, max_length: int) -> set[tuple
 def test_round_trips_match_exhaustive_dfs(case: Case, max_length: int) -> None:
     index = FlowIndex.build(case.graph())
     cycles, capped = round_trips(
-        index, window_days=case.window_days, max_length=max_length, max_expand_per_hop=BIG_CAP
+        index,
+        window_days=case.window_days,
+        max_length=max_length,
+        max_cycles=FlowsConfig().max_cycles,
+        max_expand_per_hop=BIG_CAP,
     )
     assert not capped
     mine = [tuple(ids) for ids in cycles.get_column("transfer_ids").to_list()]

@@ -389,7 +389,8 @@ def test_finbench_fund_flow_trace_agrees_with_graphkit(neo4j_driver, neo4j_serve
     counts: LoadCounts = target.load_graph(graph)
     assert counts.relationships["transfer"] == graph.edges["transfer"].height
     ids = graph.edges["drawdown"].get_column("drawdown_id")
-    python = min_hops_to_banned(graph, ids)
+    flows = Config().flows
+    python = min_hops_to_banned(graph, ids, window_days=flows.window_days, max_hops=flows.max_hops)
     reached = python.filter(pl.col("min_hops_to_banned").is_not_null())
     assert reached.height > 0, "the FinBench sample must route some loans into brokerage"
     sample = pl.concat(

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from graphkit.analytics.flows import FlowIndex, banned_amounts, reach
-from graphkit.config import FLOW_POLICIES, FlowsConfig
+from graphkit.config import FlowPolicy, FlowsConfig
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 
@@ -36,7 +36,7 @@ def sweep_flows(
     graph: RiskGraph,
     hops: list[int],
     windows: list[float],
-    policies: list[str] | None = None,
+    policies: list[FlowPolicy] | None = None,
     config: FlowsConfig | None = None,
     *,
     balances: pl.DataFrame | None = None,
@@ -51,9 +51,6 @@ def sweep_flows(
     """
     cfg = config if config is not None else FlowsConfig()
     policies = policies or [cfg.policy]
-    unknown = sorted(set(policies) - set(FLOW_POLICIES))
-    if unknown:
-        raise ValueError(f"unknown policy {', '.join(unknown)} (known: {', '.join(FLOW_POLICIES)})")
     if not hops or min(hops) < 1:
         raise ValueError("hop bounds must be >= 1")
     if not windows or min(windows) <= 0:

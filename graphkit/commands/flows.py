@@ -114,12 +114,14 @@ def sweep_flows_command(
     if any(w <= 0 for w in windows):
         fail("sweep flows: windows must be > 0 days", EXIT_INVALID_INPUT)
     policies = [p.strip() for p in (policy or cfg.flows.policy).split(",") if p.strip()]
-    unknown = [p for p in policies if p not in FLOW_POLICIES]
-    if unknown or not policies:
+    if not policies:
         fail(
-            f"sweep flows: unknown policy {', '.join(unknown)} (known: {', '.join(FLOW_POLICIES)})",
-            EXIT_INVALID_INPUT,
+            f"sweep flows: no policy given (known: {', '.join(FLOW_POLICIES)})", EXIT_INVALID_INPUT
         )
+    try:  # the config checks each policy, as it does the --policy of `graphkit flows`
+        checked = [apply_overrides(cfg, {"flows.policy": p}).flows.policy for p in policies]
+    except ConfigError as exc:
+        fail(f"sweep flows: {exc}", EXIT_INVALID_INPUT)
     try:
         with progress_bars(quiet) as progress:
             graph, _ = load_graph(input_dir, progress)
@@ -127,7 +129,7 @@ def sweep_flows_command(
                 graph,
                 [int(h) for h in hop_values],
                 windows,
-                policies,
+                checked,
                 cfg.flows,
                 progress=progress,
             )

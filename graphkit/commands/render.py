@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -136,5 +137,5 @@ def invalid_input(input_dir: Path, issues: Sequence[Any], outcome: str = "writte
 
 def fail(message: str, code: int = EXIT_FAILURE) -> None:
     """Print ``message`` as an error on stderr and exit with ``code``."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)

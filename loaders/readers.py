@@ -142,13 +142,15 @@ class CsvSource:
             if "more fields" in text and not self.truncated:
                 self.truncated = True
                 raise Reread from exc
-            row = _unclosed_quote_row(self.path)
-            if row is not None:
+            opened = _unclosed_quote(self.path)
+            if opened is not None:
+                row, field = opened
                 self.log.add(
                     self.path.name,
                     row,
                     None,
-                    "a quoted value opened in this row is never closed (is the file truncated?)",
+                    "a quoted value opened in this row is never closed "
+                    f"(in column {self._name(field)}; is the file truncated?)",
                 )
             else:
                 self.log.add(self.path.name, None, None, f"unreadable CSV: {exc}")
@@ -163,7 +165,6 @@ class CsvSource:
         ragged = counts.filter(pl.col("fields") != len(self.header))
         if ragged.height == 0:
             return set()
-        expected = len(self.header)
         log.add_counted(
             self.path.name,
             ragged.height,
@@ -171,9 +172,7 @@ class CsvSource:
                 (
                     row,
                     None,
-                    "blank line"
-                    if fields == 0
-                    else f"row has {fields} field(s); the header has {expected}",
+                    "blank line" if fields == 0 else self._field_count_message(fields),
                 )
                 for row, fields in ragged.head(log.room(self.path.name)).iter_rows()
             ),
@@ -182,6 +181,25 @@ class CsvSource:
 
     def raw_rows(self, rows: list[int], columns: list[str]) -> pl.DataFrame:
         return _raw_rows(self._raw(), rows, columns)
+
+    def _name(self, position: int) -> str:
+        """The header name of field ``position`` (0-based), as the columns are named."""
+        if position >= len(self.header):
+            return f"field {position + 1} (beyond the header)"
+        return self.header[position] or f"column_{position + 1}"
+
+    def _field_count_message(self, fields: int) -> str:
+        """A ragged row; a short one also says where it stops, since a row cut short by a
+        truncated write stops inside or just after its last field."""
+        expected = len(self.header)
+        text = f"row has {fields} field(s); the header has {expected}"
+        if fields > expected:
+            return text
+        missing = [self._name(i) for i in range(fields, expected)]
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        return f"{text} (it ends in column {self._name(fields - 1)}; no value for {shown})"
 
 
 def _raw_rows(raw: pl.LazyFrame, rows: list[int], columns: list[str]) -> pl.DataFrame:
@@ -203,9 +221,10 @@ def physical_lines(path: Path) -> pl.LazyFrame:
     ).with_row_index(ROW)
 
 
-def _unclosed_quote_row(path: Path) -> int | None:
-    """The data row where a quote opens that the file never closes, or None when the file's
-    quotes pair up. The line where the running quote count last turned odd holds it."""
+def _unclosed_quote(path: Path) -> tuple[int, int] | None:
+    """(data row, 0-based field) where a quote opens that the file never closes, or None when
+    the file's quotes pair up. The line where the running quote count last turned odd holds it;
+    that line starts outside any quoted value, so its fields can be counted from its start."""
     quotes = pl.col("line").str.count_matches('"', literal=True).fill_null(0)
     odd = (quotes.cum_sum() % 2) == 1
     lines = physical_lines(path).select(ROW, odd.alias("odd")).collect(engine="streaming")
@@ -213,7 +232,25 @@ def _unclosed_quote_row(path: Path) -> int | None:
         return None
     opened = lines.filter(pl.col("odd") & ~pl.col("odd").shift(1, fill_value=False))
     row = int(opened.get_column(ROW)[-1])
-    return row if row > 0 else None
+    if row == 0:
+        return None
+    line = physical_lines(path).filter(pl.col(ROW) == row).collect().get_column("line")[0]
+    return row, _field_of_last_open_quote(line or "")
+
+
+def _field_of_last_open_quote(line: str) -> int:
+    """The 0-based field in which the last quoted value of ``line`` opens (commas inside quoted
+    values do not separate fields)."""
+    field = opened_in = 0
+    quoted = False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+            if quoted:
+                opened_in = field
+        elif char == "," and not quoted:
+            field += 1
+    return opened_in
 
 
 def _field_counts(path: Path) -> pl.DataFrame:

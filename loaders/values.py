@@ -23,8 +23,23 @@ PRESENT = "__graphkit_present__"
 REPLACEMENT = "\ufffd"
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 # ASCII digits only: Python's \d also matches full-width and other Unicode digits, which polars
-# does not parse as numbers.
-_NUMERIC_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# does not parse as numbers. A decimal point needs a digit after it.
+_NUMERIC_TEXT = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# A decimal point with no digit after it (`300.`, `5.e3`): polars reads the number, but a value
+# cut after its point (`300.0` -> `300.`) must not pass as a whole one.
+_BARE_POINT = r"\.([eE]|$)"
+# ISO-8601 as written: a four-digit year, two-digit month, day, hour, minute and second, an
+# optional fraction, and an offset within those in use (-12:00 to +14:00). polars' parser alone
+# also takes `2026-01-1`, `10:0:00` and `+2026-...`, so values must match these first. [0-9],
+# not \d: polars' regex \d matches full-width digits too.
+_ISO_DAY = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_ISO_CLOCK = "([01][0-9]|2[0-3]):[0-5][0-9]"
+_ISO_OFFSET = "[+-]((0[0-9]|1[0-3]):?[0-5][0-9]|14:?00)"
+ISO_DATE = f"^{_ISO_DAY}$"
+# The spelling polars parses on its fast path (after a space became `T`).
+_ISO_PLAIN_DATETIME = f"^{_ISO_DAY}T{_ISO_CLOCK}:[0-5][0-9]$"
+# Every accepted spelling once normalised by parse_datetime (`T` separator, `Z` as +00:00).
+ISO_DATETIME = f"^{_ISO_DAY}(T{_ISO_CLOCK}(:[0-5][0-9](\\.[0-9]+)?)?({_ISO_OFFSET})?)?$"
 _NOT_FINITE = {"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -65,7 +80,7 @@ def _from_text(col: Column, raw: pl.Expr, lossy: bool) -> Conversion:
     present = text.is_not_null() & (text != "")
     if col.kind is Kind.FLOAT:
         number = text.cast(pl.Float64, strict=False)
-        value = pl.when(number.is_finite()).then(number)
+        value = pl.when(number.is_finite() & ~text.str.contains(_BARE_POINT)).then(number)
     elif col.kind is Kind.INT:
         value = text.cast(pl.Int64, strict=False)
     elif col.kind is Kind.BOOL:
@@ -73,15 +88,19 @@ def _from_text(col: Column, raw: pl.Expr, lossy: bool) -> Conversion:
             _BOOL_WORDS, default=None, return_dtype=pl.Boolean
         )
     elif col.kind is Kind.DATE:
-        value = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
+        value = pl.when(text.str.contains(ISO_DATE)).then(
+            text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
+        )
         return Conversion(col, value, present, fallback=lambda s: parse_datetime(s).dt.date())
     else:
         # polars parses this one format on a fast path; other spellings (fractions, zones,
         # date only) are few in most files and go through the slower fallback.
-        value = (
-            text.str.replace(" ", "T", literal=True)
-            .str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False, cache=False)
-            .dt.replace_time_zone("UTC")
+        plain = text.str.replace(" ", "T", literal=True)
+        parsed = plain.str.strptime(
+            pl.Datetime("us"), "%Y-%m-%dT%H:%M:%S", strict=False, cache=False
+        )
+        value = pl.when(plain.str.contains(_ISO_PLAIN_DATETIME)).then(
+            parsed.dt.replace_time_zone("UTC")
         )
         return Conversion(col, value, present, fallback=parse_datetime)
     return Conversion(col, value, present)
@@ -99,12 +118,19 @@ _DATETIME_FORMATS = (
 def parse_datetime(raw: pl.Series) -> pl.Series:
     """ISO-8601 date or datetime, ``T`` or space separated, optional fraction and zone, as UTC.
 
-    Each format is tried only on the values the earlier ones left unparsed.
+    Values that do not match :data:`ISO_DATETIME` as written are null. Each format is tried
+    only on the values the earlier ones left unparsed.
     """
-    iso = (
+    normalised = (
         raw.str.strip_chars()
-        .str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT]", "${1}T")
+        .str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ tT]", "${1}T")
         .str.replace(r"[zZ]$", "+00:00")
+    )
+    text = pl.first()
+    iso = (
+        normalised.to_frame()
+        .select(pl.when(text.str.contains(ISO_DATETIME)).then(text))
+        .to_series()
     )
     parsed = pl.Series(raw.name, [None] * len(raw), dtype=pl.Datetime("us", "UTC"))
     # Files are usually uniform: try first the format that parses the first value.

@@ -28,6 +28,8 @@ class ReadTable:
     file: str
     frame: pl.DataFrame
     columns: tuple[str, ...]
+    # Data records in the file, ragged rows included (``frame`` leaves those out).
+    records: int
     # False when a file- or key-level problem makes the table unusable as a reference target.
     usable: bool = True
 

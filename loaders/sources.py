@@ -26,8 +26,10 @@ from pathlib import Path
 
 import polars as pl
 
+from graphkit.control import write_control_file
 from graphkit.progress import SILENT, Progress, task
 from graphkit.schema import TABLES, Table
+from loaders.control import ControlPolicy, check_control
 from loaders.frames import empty_table
 from loaders.issues import ROW, InputError, IssueLog, ValidationIssue, issues_frame
 from loaders.memory_guard import MEMORY_BUDGET_ENV, memory_budget, parse_size, refuse_oversized
@@ -50,6 +52,7 @@ __all__ = [
     "physical_lines",
     "read_input",
     "validate_directory",
+    "write_control",
 ]
 
 FORMATS = ("csv", "parquet")
@@ -74,18 +77,27 @@ class LoadedInput:
 
 
 def validate_directory(
-    directory: Path | str, max_issues_per_file: int = 100
+    directory: Path | str, max_issues_per_file: int = 100, *, require_control: bool = False
 ) -> list[ValidationIssue]:
-    """Every contract violation in ``directory`` (empty when it is valid)."""
+    """Every contract violation in ``directory`` (empty when it is valid); with
+    ``require_control`` a directory without a control file is one."""
     try:
-        read_input(Path(directory), max_issues_per_file=max_issues_per_file)
+        read_input(
+            Path(directory),
+            max_issues_per_file=max_issues_per_file,
+            control="require" if require_control else "check",
+        )
     except InputError as exc:
         return exc.issues
     return []
 
 
 def read_input(
-    directory: Path | str, progress: Progress = SILENT, max_issues_per_file: int = 100
+    directory: Path | str,
+    progress: Progress = SILENT,
+    max_issues_per_file: int = 100,
+    *,
+    control: ControlPolicy = "check",
 ) -> LoadedInput:
     """Read and validate the input directory ``directory``.
 
@@ -94,6 +106,9 @@ def read_input(
     directory : an input directory (ARCHITECTURE section 3).
     progress : receives one task per table file and one for the cross-table checks.
     max_issues_per_file : issues listed per file; beyond it one final "... and N more" issue.
+    control : the control totals (``_control.csv`` / ``_control.json``, :mod:`loaders.control`):
+        ``check`` compares them with the tables when the directory has them, ``require`` also
+        refuses a directory without them, ``ignore`` does not look.
 
     Returns
     -------
@@ -127,6 +142,7 @@ def read_input(
             files.append(SourceFile(name, path, path.suffix[1:], table.frame.height))
     with task(progress, "check references"):
         check_references(read, found, log)
+    check_control(directory, found, read, log, control)
 
     issues = log.issues()
     if issues:
@@ -136,6 +152,21 @@ def read_input(
         for name in TABLES
     }
     return LoadedInput(tables, files)
+
+
+def write_control(directory: Path | str) -> Path:
+    """Write ``directory/_control.csv`` for the input directory as it stands: every table file
+    with its data rows, the sum of its amount column and its SHA-256; returns its path.
+
+    The directory is read and validated first (an existing control file is not consulted and is
+    replaced): a control file vouches only for input that passes every check. Raises
+    :class:`InputError` when it does not.
+    """
+    directory = Path(directory)
+    loaded = read_input(directory, control="ignore")
+    return write_control_file(
+        directory, {f.path.name: loaded.tables[f.table] for f in loaded.files}
+    )
 
 
 def _table_files(directory: Path, log: IssueLog) -> dict[str, Path]:
@@ -210,6 +241,7 @@ def _read_table(table: Table, path: Path, log: IssueLog) -> ReadTable | None:
     frame = _apply_fallbacks(frame, conversions, source)
 
     ragged = source.ragged_rows(frame, log)
+    records = frame.height
     if ragged:
         frame = frame.filter(~pl.col(ROW).is_in(list(ragged)))
     report_bad_values(file, frame, conversions, source, log)
@@ -222,7 +254,7 @@ def _read_table(table: Table, path: Path, log: IssueLog) -> ReadTable | None:
         for k in table.key
     )
     frame = frame.select(ROW, *conversions, *extras)
-    return ReadTable(file, frame, tuple(conversions), usable)
+    return ReadTable(file, frame, tuple(conversions), records, usable)
 
 
 def _apply_fallbacks(

@@ -23,11 +23,8 @@ PRESENT = "__graphkit_present__"
 REPLACEMENT = "\ufffd"
 _BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 # ASCII digits only: Python's \d also matches full-width and other Unicode digits, which polars
-# does not parse as numbers. A decimal point needs a digit after it.
-_NUMERIC_TEXT = re.compile(r"[+-]?(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
-# A decimal point with no digit after it (`300.`, `5.e3`): polars reads the number, but a value
-# cut after its point (`300.0` -> `300.`) must not pass as a whole one.
-_BARE_POINT = r"\.([eE]|$)"
+# does not parse as numbers.
+_NUMERIC_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 # ISO-8601 as written: a four-digit year, two-digit month, day, hour, minute and second, an
 # optional fraction, and an offset within those in use (-12:00 to +14:00). polars' parser alone
 # also takes `2026-01-1`, `10:0:00` and `+2026-...`, so values must match these first. [0-9],
@@ -80,7 +77,9 @@ def _from_text(col: Column, raw: pl.Expr, lossy: bool) -> Conversion:
     present = text.is_not_null() & (text != "")
     if col.kind is Kind.FLOAT:
         number = text.cast(pl.Float64, strict=False)
-        value = pl.when(number.is_finite() & ~text.str.contains(_BARE_POINT)).then(number)
+        # polars reads `300.` as 300, but a number ending in its decimal point is what `300.0`
+        # becomes when the write is cut there: it must not pass as a whole value.
+        value = pl.when(number.is_finite() & ~text.str.ends_with(".")).then(number)
     elif col.kind is Kind.INT:
         value = text.cast(pl.Int64, strict=False)
     elif col.kind is Kind.BOOL:
@@ -212,6 +211,10 @@ def bad_value_message(col: Column, value: object) -> str:
     shown = repr(value)
     if col.kind is Kind.FLOAT:
         stripped = text.strip().lower()
+        if stripped.endswith(".") and _NUMERIC_TEXT.fullmatch(stripped):
+            return (
+                f"{shown} is not a number: it ends in its decimal point (is the value cut short?)"
+            )
         if stripped in _NOT_FINITE:
             return f"{shown} is not a finite number (NaN and infinity are not allowed)"
         if _NUMERIC_TEXT.fullmatch(stripped) or isinstance(value, float | int):

@@ -12,11 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import cli
@@ -320,3 +323,48 @@ def test_export_writes_a_control_that_verifies(tmp_path: Path) -> None:
         ("rows", "alerts.csv"),
         ("sha256", "alerts.csv"),
     ]
+
+
+cents = st.integers(1, 10**11)  # 0.01 .. 1e9 in cents
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    amounts=st.lists(cents, min_size=1, max_size=40),
+    victim=st.integers(0, 39),
+    shift=st.integers(-(10**6), 10**6).filter(lambda s: s != 0),
+    lost=st.integers(1, 5),
+)
+def test_any_change_of_a_cent_or_a_row_is_refused(
+    amounts: list[int], victim: int, shift: int, lost: int
+) -> None:
+    """Planted truth: transfers with random two-decimal amounts. Their control matches; moving
+    one amount by any whole number of cents, or losing the last rows at a line boundary, is
+    refused, and the stated sum is the exact decimal total."""
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = write_valid_input(Path(tmp) / "in")
+        lines = [f"T{i},A1,A2,{Decimal(c) / 100},2020-01-01" for i, c in enumerate(amounts)]
+        path = directory / "transfers.csv"
+        path.write_text("transfer_id,src_account,dst_account,amount,ts\n" + "\n".join(lines) + "\n")
+        write_control(directory)
+        stated = next(r for r in _control_rows(directory) if r["file"] == "transfers.csv")
+        assert Decimal(stated["amount_sum"]) == Decimal(sum(amounts)) / 100
+        assert validate_directory(directory) == []
+
+        i = victim % len(amounts)
+        moved = max(amounts[i] + shift, 1)
+        if moved != amounts[i]:
+            changed = list(lines)
+            changed[i] = f"T{i},A1,A2,{Decimal(moved) / 100},2020-01-01"
+            path.write_text(path.read_text().replace(lines[i] + "\n", changed[i] + "\n"))
+            columns = {i.column for i in validate_directory(directory)}
+            assert columns == {"amount_sum", "sha256"}
+            path.write_text(path.read_text().replace(changed[i] + "\n", lines[i] + "\n"))
+        assert validate_directory(directory) == []
+
+        kept = lines[: max(len(lines) - lost, 0)]
+        path.write_text(
+            "transfer_id,src_account,dst_account,amount,ts\n" + "".join(f"{x}\n" for x in kept)
+        )
+        columns = {i.column for i in validate_directory(directory)}
+        assert "rows" in columns and "sha256" in columns

@@ -17,8 +17,8 @@ SHA-256 of the file's bytes. The JSON form holds the same fields:
 Sums are compared within :data:`SUM_TOLERANCE` (half a cent) of an exact sum: each amount is split
 into whole cents (summed as 128-bit integers, exactly) and a sub-cent remainder (summed in
 float64), so the sum of a column of two-decimal amounts is exact for amounts below 9e13 whatever
-the number of rows. A control written to the cent therefore matches; a difference of a cent or
-more never does.
+the number of rows (larger ones are added one by one as the exact values of their floats). A
+control written to the cent therefore matches; a difference of a cent or more never does.
 
 This module is the file format and the comparison; :mod:`loaders.control` checks an input
 directory with it, and :mod:`graphkit.export` writes one for each export.
@@ -49,6 +49,7 @@ FIELDS = ("file", "rows", "amount_sum", "sha256")
 # Two sums agree when they differ by at most half a cent: a sum written rounded to the cent.
 SUM_TOLERANCE = Decimal("0.005")
 _CENT = Decimal("0.01")
+_EXACT_CENTS_BELOW = 2**53 / 100
 _ROWS = re.compile(r"[0-9]+", re.ASCII)
 _SUM = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)
@@ -95,10 +96,15 @@ def amount_sum(frame: pl.DataFrame) -> Decimal | None:
     if AMOUNT not in frame.columns:
         return None
     values = frame.get_column(AMOUNT).cast(pl.Float64).drop_nulls()
+    # Beyond 2**53 cents a float64 no longer holds every cent; the few such amounts are added
+    # one by one as the exact decimals of their floats.
+    huge = values.abs() >= _EXACT_CENTS_BELOW
+    exact = sum((Decimal(v) for v in values.filter(huge)), Decimal(0))
+    values = values.filter(~huge)
     cents = (values * 100).round(0)
     whole = cents.cast(pl.Int128).sum() or 0
     rest = (values - cents / 100).sum() or 0.0
-    return Decimal(int(whole)) / 100 + Decimal(float(rest))
+    return exact + Decimal(int(whole)) / 100 + Decimal(float(rest))
 
 
 def file_sha256(path: Path) -> str:
@@ -120,7 +126,7 @@ def _sum_text(value: Decimal) -> str:
     return str(value.quantize(_CENT))
 
 
-def control_path(directory: Path) -> list[Path]:
+def control_files(directory: Path) -> list[Path]:
     """The control files present in ``directory`` (none, one, or both forms)."""
     return [directory / name for name in CONTROL_FILES if (directory / name).is_file()]
 
@@ -174,6 +180,8 @@ def _csv_records(text: str) -> tuple[list[tuple[int, dict[str, str]]], list[Cont
         return [], problems
     records = []
     for row, values in enumerate(rows[1:], start=1):
+        if not values:  # a blank line
+            continue
         if len(values) != len(header):
             problems.append(
                 ControlProblem(
@@ -327,7 +335,7 @@ def verify_control(directory: Path | str) -> list[ControlProblem]:
     """Check every file ``directory``'s control file lists (an export, say) against it; empty
     when all match. Reads each listed file whole."""
     directory = Path(directory)
-    paths = control_path(directory)
+    paths = control_files(directory)
     if not paths:
         return [ControlProblem(None, None, f"no {CONTROL_CSV} or {CONTROL_JSON} in {directory}")]
     entries, problems = read_control(paths[0])

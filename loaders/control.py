@@ -19,7 +19,7 @@ from graphkit.control import (
     Figures,
     amount_sum,
     compare,
-    control_path,
+    control_files,
     file_sha256,
     read_control,
 )
@@ -47,7 +47,7 @@ def check_control(
     """
     if policy == "ignore":
         return
-    paths = control_path(directory)
+    paths = control_files(directory)
     if len(paths) > 1:
         log.add(CONTROL_CSV, None, None, f"both {CONTROL_CSV} and {CONTROL_JSON} exist; keep one")
         return

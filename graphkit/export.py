@@ -5,7 +5,9 @@ formats asked for, then points ``TO/latest`` at it. With ``since`` (an earlier r
 exports only what changed between the two runs (:func:`changes`). Publication is atomic: the
 export is written to a hidden temporary directory, renamed into place, and only then is the
 ``latest`` symlink replaced (one ``rename``), so a reader of ``latest`` sees a complete export,
-the old or the new, whatever happens to the writer. docs/scheduling.md has the details.
+the old or the new, whatever happens to the writer. Each export holds ``_control.csv``
+(:mod:`graphkit.control`): every exported file's rows and SHA-256, for its consumer to check.
+docs/scheduling.md has the details.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from graphkit.atomic import atomic_directory, atomic_symlink
+from graphkit.control import write_control_file
 from graphkit.progress import SILENT, Progress
 
 FORMATS: tuple[str, ...] = ("parquet", "csv", "json")
@@ -278,6 +281,10 @@ def export_run(
             for fmt in chosen:
                 _write_frame(frame, tmp, name, fmt)
                 progress.advance("export")
+        # Control totals (rows, sha256) of every exported file, for the consumer to verify.
+        write_control_file(
+            tmp, {f"{name}.{fmt}": frame for name, frame in frames.items() for fmt in chosen}
+        )
         rows = {name: frame.height for name, frame in frames.items()}
         summary = {
             "run_id": run.run_id,

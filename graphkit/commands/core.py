@@ -127,9 +127,17 @@ def run_summary_rows(summary: RunSummary) -> list[tuple[str, object]]:
 def validate(
     input_dir: InputDir,
     format: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    require_control: Annotated[
+        bool,
+        typer.Option(
+            "--require-control",
+            help="Refuse a directory without _control.csv or _control.json (scheduled jobs).",
+        ),
+    ] = False,
 ) -> None:
-    """Check an input directory against the input contract; exit 2 on any error."""
-    issues = validate_directory(input_dir)
+    """Check an input directory against the input contract, and against its control totals
+    when it has them; exit 2 on any error."""
+    issues = validate_directory(input_dir, require_control=require_control)
     if issues:
         print_frame(issues_frame(issues), format, title=f"{len(issues)} input error(s)")
         raise typer.Exit(EXIT_INVALID_INPUT)

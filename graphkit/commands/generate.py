@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from graphkit.commands.render import EXIT_INVALID_INPUT, console, fail, key_values, progress_bars
+from graphkit.progress import task
+from loaders.sources import write_control
 from loaders.synthetic import FORMATS, generate
 
 
@@ -26,11 +28,14 @@ def generate_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
 ) -> None:
     """Generate a revolving-credit network with planted circles, groups, rings, fund chains,
-    bursts and defaults; OUT appears whole or not at all."""
+    bursts and defaults; OUT appears whole or not at all, then gets its control totals
+    (_control.csv)."""
     if format not in FORMATS:
         fail(f"unknown format {format!r} ({' or '.join(FORMATS)})", EXIT_INVALID_INPUT)
     with progress_bars(quiet) as progress:
         summary = generate(out, customers, seed, format, progress, chunk_customers=chunk)
+        with task(progress, "write control totals"):
+            control = write_control(out)
     if quiet:
         return
     counts = summary["counts"]
@@ -51,5 +56,6 @@ def generate_command(
         ("burst days", planted["burst_days"]),
         ("defaults", f"{planted['defaults']} ({planted['default_rate']:.1%}): {causes}"),
         ("truth", str(Path(out) / "_truth")),
+        ("control totals", str(control)),
     ]
     console.print(key_values(rows, title="graphkit generate"))

@@ -26,6 +26,7 @@ from graphkit.analytics.flows import trace_flows
 from graphkit.config import FlowsConfig
 from graphkit.graph import RiskGraph
 from graphkit.schema import TABLES
+from loaders.sources import write_control
 from loaders.synthetic import (
     CAUSES,
     CUSTOMER_EXTRAS,
@@ -594,6 +595,7 @@ def test_the_committed_sample_is_what_make_sample_generates(tmp_path: Path) -> N
     """data/sample is ``make sample``'s output: a change that moves one generated value shows
     here, so refactoring the generator cannot silently change the shipped sample."""
     generate(tmp_path / "sample", 2000, 20261129, "csv")
+    write_control(tmp_path / "sample")  # `graphkit generate` ends with the control file
     fresh = _files(tmp_path / "sample")
     committed = _files(Path(__file__).resolve().parents[1] / "data" / "sample")
     assert fresh.keys() == committed.keys()

@@ -32,10 +32,10 @@ import polars as pl
 
 from graphkit.config import AlertsConfig, ConfigError
 from graphkit.schema import TIERS
+from graphkit.tiers import TOLERANCE, threshold_reached, tier_for
 
 if TYPE_CHECKING:
     from graphkit.graph import RiskGraph
-    from graphkit.pipeline import RunContext
 
 TIER_RANK: dict[str, int] = {tier: rank for rank, tier in enumerate(TIERS)}
 
@@ -56,9 +56,6 @@ RULES: tuple[str, ...] = (
     "cluster_red",
 )
 
-# Shares and scores are computed in floating point: a share of exactly 30% may come out as
-# 0.29999999999999999; a threshold compares with this much slack so "at threshold" fires.
-TOLERANCE = 1e-9
 
 ALERT_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -289,19 +286,11 @@ def score_hits(scores: pl.DataFrame | None, policy: Policy) -> pl.DataFrame:
     """
     if scores is None or "risk_score" not in scores.columns:
         return _empty_hits()
-    bounds = [("red", policy.red_score), ("orange", policy.orange_score)]
-    bounds.append(("yellow", policy.yellow_score))
     s = pl.col("risk_score")
-    tier = pl.lit(None, dtype=pl.String)
-    threshold = pl.lit(None, dtype=pl.Float64)
-    for name, bound in reversed(bounds):
-        reached = s >= bound - TOLERANCE
-        tier = pl.when(reached).then(pl.lit(name)).otherwise(tier)
-        threshold = pl.when(reached).then(pl.lit(bound)).otherwise(threshold)
     scored = scores.select("customer_id", "risk_score").with_columns(
-        tier.alias("score_tier"), threshold.alias("bound")
+        tier_for(s, policy).alias("score_tier"), threshold_reached(s, policy).alias("bound")
     )
-    fired = scored.filter(pl.col("score_tier").is_not_null())
+    fired = scored.filter(pl.col("score_tier") != "green")
     reason = pl.format(
         "risk score {} at or above the {} threshold {}",
         _score(s),
@@ -671,31 +660,37 @@ class AlertResult:
 
 def evaluate(
     graph: RiskGraph,
-    results: Mapping[str, Any],
-    outputs: Mapping[str, pl.DataFrame],
     policy: Policy,
+    *,
+    scores: pl.DataFrame | None = None,
+    circle_membership: pl.DataFrame | None = None,
+    customer_flows: pl.DataFrame | None = None,
+    ring_membership: pl.DataFrame | None = None,
+    cluster_membership: pl.DataFrame | None = None,
+    cluster_risk: pl.DataFrame | None = None,
 ) -> AlertResult:
     """Apply every rule whose inputs exist, combine tiers, and advise limits.
 
-    ``results`` holds the pipeline's per-customer frames (scores, circle_membership,
-    ring_membership, customer_flows, cluster_membership); ``outputs`` may hold
-    ``cluster_risk.parquet``. Complexity: O(customers + lines + drawdowns) joins.
+    Parameters: the risk graph (customers, labels, lines, drawdowns), the policy, and the
+    earlier stages' frames, each optional (a rule whose input is None fires nothing):
+    ``scores`` (customer_id, risk_score), ``circle_membership`` (customer_id, circle_id),
+    ``customer_flows`` (customer_id, drawn_amount, banned_share), ``ring_membership``
+    (customer_id, ring_id), ``cluster_membership`` (customer_id, cluster_id) and
+    ``cluster_risk`` (cluster_id, size, risk_score, tier).
+    Complexity: O(customers + lines + drawdowns) joins.
     """
     customers = graph.nodes["Customer"]
     defaulted = customers.select(
         pl.col("customer_id").cast(pl.String), pl.col("defaulted").cast(pl.Boolean)
     )
-    scores = results.get("scores")
     hits = pl.concat(
         [
             score_hits(scores, policy),
-            circle_default_hits(results.get("circle_membership"), defaulted, policy),
-            banned_share_hits(results.get("customer_flows"), policy),
+            circle_default_hits(circle_membership, defaulted, policy),
+            banned_share_hits(customer_flows, policy),
             burst_hits(daily_drawdowns(graph), policy),
-            ring_hits(results.get("ring_membership"), policy),
-            cluster_hits(
-                results.get("cluster_membership"), outputs.get("cluster_risk.parquet"), policy
-            ),
+            ring_hits(ring_membership, policy),
+            cluster_hits(cluster_membership, cluster_risk, policy),
         ],
         how="vertical_relaxed",
     )
@@ -708,25 +703,6 @@ def count_tiers(tiers: pl.DataFrame) -> dict[str, int]:
     """Customers per tier, every tier present (green first)."""
     counts = dict(tiers.group_by("tier").len().iter_rows())
     return {tier: int(counts.get(tier, 0)) for tier in TIERS}
-
-
-def alerts_stage(ctx: RunContext) -> None:
-    """Pipeline stage: ``alerts.csv``, ``customer_alerts.parquet``, ``alert_hits.parquet``."""
-    policy = load_policy(ctx.config.alerts)
-    result = evaluate(ctx.graph, ctx.results, ctx.outputs, policy)
-    ctx.outputs["alerts.csv"] = result.alerts
-    ctx.outputs["customer_alerts.parquet"] = result.customers
-    ctx.outputs["alert_hits.parquet"] = result.hits
-    ctx.results["alerts"] = result.customers
-    tiers = count_tiers(result.customers)
-    for tier, count in tiers.items():
-        ctx.counts[f"customers_{tier}"] = count
-    ctx.manifest_extra["alerts"] = {
-        "tiers": tiers,
-        "alerted_lines": result.alerts.filter(pl.col("line_id").is_not_null()).height,
-        "policy": policy.to_dict(),
-        "policy_file": ctx.config.alerts.policy_file or None,
-    }
 
 
 # -- reading a run directory ---------------------------------------------------------------------
@@ -780,7 +756,6 @@ __all__ = [
     "LimitRule",
     "Policy",
     "PolicyError",
-    "alerts_stage",
     "banned_share_hits",
     "burst_hits",
     "circle_default_hits",

@@ -14,7 +14,7 @@ money that reaches one stays there.
   policies ``first`` (loan money leaves first; the contract's replay), ``fifo`` (Clayton's rule
   over rebuilt balances) and ``proportional`` (haircut over rebuilt balances).
 * :func:`round_trips` - time-ordered transfer cycles through customers' accounts.
-* :func:`trace_flows` / :func:`flows_stage` - all of the above for a run.
+* :func:`trace_flows` - all of the above for a run (the pipeline's ``flows`` stage calls it).
 
 Every kernel works on all drawdowns of a batch at once: frontiers are numpy arrays of
 ``(drawdown, account, ...)`` rows expanded over a CSR of transfers sorted by ``(src, time)``;
@@ -1457,17 +1457,3 @@ def _totals(
         "transfer_cycles": n_cycles,
         "cycle_cap_hit": cycles_capped,
     }
-
-
-def flows_stage(ctx: Any) -> None:
-    """Pipeline stage ``flows``: flows.parquet, flow_paths.parquet, transfer_cycles.parquet and
-    ``results["customer_flows"]``; totals go to the manifest under ``flows``."""
-    result = trace_flows(ctx.graph, ctx.config.flows, progress=ctx.progress)
-    ctx.outputs["flows.parquet"] = result.flows
-    ctx.outputs["flow_paths.parquet"] = result.paths
-    ctx.outputs["transfer_cycles.parquet"] = result.cycles
-    ctx.results["customer_flows"] = result.customer_flows
-    ctx.counts["flow_drawdowns_reaching_banned"] = result.totals["drawdowns_reaching_banned"]
-    ctx.counts["flow_drawdowns_capped"] = result.totals["drawdowns_capped"]
-    ctx.counts["transfer_cycles"] = result.totals["transfer_cycles"]
-    ctx.manifest_extra["flows"] = result.totals

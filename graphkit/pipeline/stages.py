@@ -14,12 +14,16 @@ needs (cluster risk) or leaves the dependent part out (alerts, report).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from graphkit.pipeline.context import RunContext, Stage
 from graphkit.progress import task
+
+if TYPE_CHECKING:
+    from gnn.features import CustomerFeatures
 
 
 def circles_stage(ctx: RunContext) -> None:
@@ -107,7 +111,7 @@ def contagion_stage(ctx: RunContext) -> None:
     ctx.manifest_extra["contagion"] = {"seeds": len(seeds), "hit": hit, "debtrank": stress.debtrank}
 
 
-def _features(ctx: RunContext):  # -> gnn.features.CustomerFeatures (torch-free import)
+def _features(ctx: RunContext) -> CustomerFeatures:
     """The customers' features as of the snapshot, computed once per run."""
     from gnn.features import customer_features, snapshot_time
 

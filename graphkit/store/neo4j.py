@@ -71,7 +71,6 @@ from graphkit.store.neo4j_frames import (
     _q,
     _row_key,
     _rows,
-    _set_props,
     _sorted,
     bolt_frame,
     keyed_frames,
@@ -143,6 +142,11 @@ class LoadCounts(RowTotals):
     relationship_seconds: float
     nodes_created: int
     relationships_created: int
+
+
+def _set_props(var: str, props: list[str]) -> str:
+    """``SET var += row.p`` when rows carry properties (a null in ``p`` removes that property)."""
+    return f" SET {var} += row.p" if props else ""
 
 
 def _redact_uri(uri: str) -> str:

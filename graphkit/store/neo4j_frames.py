@@ -188,18 +188,13 @@ def bolt_frame(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _rows(frame: pl.DataFrame, key: str | None, props: list[str], **renames: str) -> pl.DataFrame:
     """Rows as sent to the server: ``k`` (merge key), endpoint columns, and ``p`` (properties,
-    only when there are some; see :func:`_set_props`)."""
+    only when there are some; :mod:`graphkit.store.neo4j` sets them with ``SET x += row.p``)."""
     cols = [pl.col(src).alias(dst) for dst, src in renames.items()]
     if key is not None:
         cols.append(pl.col(key).alias("k"))
     if props:
         cols.append(pl.struct(props).alias("p"))
     return frame.select(cols)
-
-
-def _set_props(var: str, props: list[str]) -> str:
-    """``SET var += row.p`` when rows carry properties (a null in ``p`` removes that property)."""
-    return f" SET {var} += row.p" if props else ""
 
 
 def _native(value: Any) -> Any:

@@ -361,7 +361,7 @@ def measure(
 ) -> dict[str, Any]:
     """Run the pipeline on the size's data in this process; stages, peaks, baselines."""
     from graphkit.config import Config, apply_overrides, parse_assignments
-    from graphkit.pipeline import _stages, run_pipeline
+    from graphkit.pipeline import STAGE_NAMES, run_pipeline
     from graphkit.store.embedded import load_snapshot
 
     customers = SIZES[size]
@@ -370,7 +370,7 @@ def measure(
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     config = apply_overrides(Config(), parse_assignments(overrides))
-    stage_names = [name for name, _ in _stages() if name not in skip]
+    stage_names = [name for name in STAGE_NAMES if name not in skip]
     load_at_start = os.getloadavg()
     with RssSampler() as sampler:
         log_path = DATA_DIR / f"progress_{size}.log"

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from gnn.data import build_data  # noqa: E402
 from gnn.features import customer_features  # noqa: E402
+from gnn.fit import train_settings, tree_prior_reason  # noqa: E402
 from gnn.prior import add_prior_column, fit_tree_prior  # noqa: E402
 from gnn.score import class_log_weight, score_customers  # noqa: E402
 from gnn.train import (  # noqa: E402
@@ -43,8 +44,7 @@ from gnn.train import (  # noqa: E402
 )
 from graphkit.config import Config  # noqa: E402
 from graphkit.graph import RiskGraph  # noqa: E402
-from graphkit.pipeline import RunContext, _stages  # noqa: E402
-from graphkit.scoring import train_settings, tree_prior_reason  # noqa: E402
+from graphkit.pipeline import RunContext, stages_until  # noqa: E402
 from loaders.synthetic import Rates, generate_tables  # noqa: E402
 
 
@@ -97,15 +97,19 @@ def main() -> None:
     config = Config()
     with tempfile.TemporaryDirectory() as tmp:
         ctx = RunContext(graph=graph, config=config, out_dir=Path(tmp))
-        for name, stage in _stages():
-            if name == "contagion":
-                break
+        for name, stage in stages_until("contagion", inclusive=False):
             clock = time.perf_counter()
             stage(ctx)
             timings[f"stage_{name}"] = time.perf_counter() - clock
     clock = time.perf_counter()
+    results = ctx.results
     features = customer_features(
-        graph, ctx.results, outflow_cap_hours=config.flows.window_days * 24
+        graph,
+        customer_flows=results.customer_flows,
+        circle_membership=results.circle_membership,
+        cluster_membership=results.cluster_membership,
+        ring_membership=results.ring_membership,
+        outflow_cap_hours=config.flows.window_days * 24,
     )
     data, _ = build_data(graph, features, max_device_users=config.rings.max_customers_per_device)
     timings["features_and_graph"] = time.perf_counter() - clock

@@ -9,13 +9,12 @@ to the customer (``guarantor``, ``guaranteed borrower``, ``shareholder``, ``comp
 ``device peer``, ``payer``, ``payee``; ``via X`` for two hops). Both are exact for the model, one
 forward pass per occlusion on the customer's computation graph only.
 
-:func:`explain_run` adds the facts the run directory holds for the customer: circle, cluster,
-ring, fund-flow totals, the contagion stress and the scores.
+:func:`explain_saved_model` explains with a saved ``model.pt``; reading a run directory (and the
+facts it holds for the customer) is :func:`graphkit.explain.explain_run`'s job.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,20 @@ import polars as pl
 import torch
 from torch_geometric.data import HeteroData
 
-from gnn.data import NODE, RELATIONS, WHOLE_NEIGHBOURHOOD, Batch, NeighbourSampler, edge_type
+from gnn.data import (
+    NODE,
+    RELATIONS,
+    WHOLE_NEIGHBOURHOOD,
+    Batch,
+    NeighbourSampler,
+    build_data,
+    edge_type,
+)
+from gnn.features import CustomerFeatures
 from gnn.models import RelationalSAGE
-from gnn.prior import TreePrior
-from gnn.score import sigmoid
+from gnn.prior import TreePrior, add_prior_column
+from gnn.score import load_model, sigmoid
+from graphkit.graph import RiskGraph
 
 TIE_NAMES = {
     "guarantor_of": "guarantor",
@@ -158,98 +167,23 @@ def explain_customer(
     )
 
 
-def _rows(path: Path, customer_id: str) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return pl.read_parquet(path).filter(pl.col("customer_id") == customer_id).to_dicts()
+def explain_saved_model(
+    model_file: Path,
+    graph: RiskGraph,
+    features: pl.DataFrame,
+    customer: int,
+    top: int = 10,
+) -> Explanation:
+    """Explain dense customer id ``customer`` with the model saved at ``model_file``.
 
-
-def run_facts(run_dir: Path, customer_id: str, graph: Any) -> dict[str, Any]:
-    """Circle, cluster, ring, flow, contagion and score facts of ``customer_id`` in a run."""
-    facts: dict[str, Any] = {}
-    for name, file in (
-        ("scores", "scores.parquet"),
-        ("contagion", "contagion.parquet"),
-        ("circles", "circles.parquet"),
-        ("clusters", "clusters.parquet"),
-        ("rings", "rings.parquet"),
-    ):
-        rows = _rows(run_dir / file, customer_id)
-        if rows:
-            facts[name] = rows if name in ("circles", "rings") else rows[0]
-    flows_path = run_dir / "flows.parquet"
-    if flows_path.is_file():
-        customer = int(graph.ids("Customer", [customer_id])[0])
-        lines = np.flatnonzero(graph.line_customer() == customer)
-        draws = graph.edges["drawdown"].filter(pl.col("src").is_in(lines.tolist()))
-        flows = pl.read_parquet(flows_path).join(
-            draws.select("drawdown_id"), on="drawdown_id", how="semi"
-        )
-        if flows.height:
-            total = flows.get_column("amount").sum()
-            banned = flows.get_column("banned_amount").sum()
-            facts["flows"] = {
-                "drawdowns": flows.height,
-                "drawn_amount": total,
-                "banned_amount": banned,
-                "banned_share": banned / total if total else 0.0,
-                "banned_amount_3plus": flows.get_column("banned_amount_3plus").sum(),
-                "min_hops_to_banned": flows.get_column("min_hops_to_banned").min(),
-            }
-    return facts
-
-
-class ExplainError(LookupError):
-    """The run directory or the customer cannot be explained; the message says why."""
-
-
-def explain_run(run_dir: Path | str, customer_id: str, top: int = 10) -> Explanation:
-    """Explain ``customer_id`` from a run directory (its snapshot, features and ``model.pt``).
-
-    Raises :class:`ExplainError` when the run has no snapshot or features, or the customer is
-    unknown. Without a model (the run skipped training) the explanation has the customer's
-    feature values and facts but no effects.
+    ``features`` is the run's feature frame (``customer_id`` and the feature columns the model
+    was saved with); the inputs are rebuilt exactly as at training (saved standardiser, device
+    bound and tree prior). Keeps the ``top`` features and neighbours by effect.
     """
-    from gnn.data import build_data
-    from gnn.features import CustomerFeatures
-    from gnn.prior import add_prior_column
-    from gnn.score import load_model
-    from graphkit.store.embedded import load_snapshot
-
-    root = Path(run_dir)
-    if not (root / "snapshot").is_dir() or not (root / "features.parquet").is_file():
-        raise ExplainError(f"{root}: not a scored run directory (no snapshot or features)")
-    graph = load_snapshot(root / "snapshot")
-    customer = int(graph.ids("Customer", [customer_id])[0])
-    if customer < 0:
-        raise ExplainError(f"unknown customer id: {customer_id}")
-    frame = pl.read_parquet(root / "features.parquet")
-    facts = run_facts(root, customer_id, graph)
-    if not (root / "model.pt").is_file():
-        manifest = json.loads((root / "manifest.json").read_text())
-        names = [c for c in frame.columns if c != "customer_id"]
-        values = frame.row(customer, named=True)
-        facts["model"] = manifest.get("model", {}).get("reason", "no model in this run")
-        return Explanation(
-            customer_id=customer_id,
-            score=None,
-            features=pl.DataFrame(
-                {"feature": names, "value": [float(values[n]) for n in names]}
-            ).with_columns(pl.lit(None, dtype=pl.Float64).alias("effect")),
-            neighbours=pl.DataFrame(
-                schema={
-                    "customer_id": pl.String,
-                    "tie": pl.String,
-                    "hops": pl.Int64,
-                    "effect": pl.Float64,
-                }
-            ),
-            facts=facts,
-        )
-    saved = load_model(root / "model.pt")
+    saved = load_model(model_file)
     names = saved["feature_names"]
-    features = CustomerFeatures(frame=frame, names=names, snapshot=saved["snapshot"])
-    data, _ = build_data(graph, features, saved["standardiser"], saved["max_device_users"])
+    customer_features = CustomerFeatures(frame=features, names=names, snapshot=saved["snapshot"])
+    data, _ = build_data(graph, customer_features, saved["standardiser"], saved["max_device_users"])
     if saved["prior"] is not None:
         add_prior_column(data, saved["prior"].column(data[NODE].x.numpy()))
     explanation = explain_customer(
@@ -257,12 +191,11 @@ def explain_run(run_dir: Path | str, customer_id: str, top: int = 10) -> Explana
         data,
         customer,
         names,
-        features.matrix()[customer],
+        customer_features.matrix()[customer],
         graph.keys("Customer"),
         saved["log_weight"],
         prior=saved["prior"],
     )
-    explanation.facts = facts
     explanation.features = explanation.features.head(top)
     explanation.neighbours = explanation.neighbours.head(top)
     return explanation

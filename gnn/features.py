@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -305,12 +304,13 @@ def device_uses(graph: RiskGraph, snapshot: datetime) -> pl.DataFrame:
     return graph.device_uses(snapshot)
 
 
-def _membership(graph: RiskGraph, results: dict[str, Any]) -> tuple[list[pl.LazyFrame], list[str]]:
+def _membership(
+    graph: RiskGraph, flows: pl.DataFrame | None, groups: dict[str, pl.DataFrame | None]
+) -> tuple[list[pl.LazyFrame], list[str]]:
     parts: list[pl.LazyFrame] = []
     names: list[str] = []
     keys = graph.nodes["Customer"].select("customer_id").with_row_index("cid").lazy()
     keys = keys.with_columns(pl.col("cid").cast(pl.Int32))
-    flows = results.get("customer_flows")
     if flows is not None:
         parts.append(
             keys.join(flows.lazy().select("customer_id", "banned_share"), on="customer_id").select(
@@ -318,12 +318,8 @@ def _membership(graph: RiskGraph, results: dict[str, Any]) -> tuple[list[pl.Lazy
             )
         )
         names.append("banned_share")
-    for result, group, prefix in (
-        ("circle_membership", "circle_id", "circle"),
-        ("cluster_membership", "cluster_id", "cluster"),
-        ("ring_membership", "ring_id", "ring"),
-    ):
-        frame = results.get(result)
+    for prefix, frame in groups.items():
+        group = f"{prefix}_id"
         if frame is None:
             continue
         sizes = (
@@ -344,8 +340,11 @@ def _membership(graph: RiskGraph, results: dict[str, Any]) -> tuple[list[pl.Lazy
 
 def customer_features(
     graph: RiskGraph,
-    results: dict[str, Any] | None = None,
     *,
+    customer_flows: pl.DataFrame | None = None,
+    circle_membership: pl.DataFrame | None = None,
+    cluster_membership: pl.DataFrame | None = None,
+    ring_membership: pl.DataFrame | None = None,
     snapshot: datetime | None = None,
     outflow_cap_hours: float = 30 * 24.0,
 ) -> CustomerFeatures:
@@ -353,15 +352,20 @@ def customer_features(
 
     Parameters:
         graph: the risk graph.
-        results: earlier stages' per-customer results (``customer_flows``, ``circle_membership``,
-            ``cluster_membership``, ``ring_membership``); missing ones are skipped.
+        customer_flows: customer_id, banned_share (the flows stage's); None: left out.
+        circle_membership, cluster_membership, ring_membership: customer_id and circle_id,
+            cluster_id or ring_id (the analytics stages'); None: left out.
         snapshot: no feature looks past this time.
         outflow_cap_hours: hours counted for a drawdown with no outflow (the flow window).
 
     Returns:
         :class:`CustomerFeatures`, one row per customer in Customer id order, no nulls.
     """
-    results = results or {}
+    groups = {
+        "circle": circle_membership,
+        "cluster": cluster_membership,
+        "ring": ring_membership,
+    }
     snap = snapshot if snapshot is not None else snapshot_time(graph)
     index = _customer_index(graph)
     base, base_names = _customer_columns(graph, snap)
@@ -402,10 +406,10 @@ def customer_features(
     dropped: dict[str, str] = {}
     latest = latest_event_time(graph)
     if latest is None or snap >= latest:
-        member_parts, member_names = _membership(graph, results)
+        member_parts, member_names = _membership(graph, customer_flows, groups)
         parts += member_parts
         names += member_names
-    elif any(k in results for k in ("customer_flows", "circle_membership", "ring_membership")):
+    elif any(f is not None for f in (customer_flows, circle_membership, ring_membership)):
         dropped["network facts"] = (
             f"snapshot {snap.isoformat()} is before the latest event {latest.isoformat()}; "
             "circle, cluster, ring and flow results cover the whole input"

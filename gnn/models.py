@@ -6,11 +6,22 @@ aggregation uses torch's own scatter; ``HeteroConv`` sums the per-relation messa
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 from torch import nn
 from torch_geometric.nn import HeteroConv, SAGEConv
 
 from gnn.data import NODE, RELATIONS, edge_type
+
+
+class ModelShape(Protocol):
+    """The hyper-parameters that fix the model's layers (a ``TrainSettings`` has them)."""
+
+    hidden: int
+    layers: int
+    dropout: float
+    aggr: str | list[str]
 
 
 class RelationalSAGE(nn.Module):
@@ -68,3 +79,15 @@ class RelationalSAGE(nn.Module):
             h = h + torch.relu(conv({NODE: h}, edges)[NODE])
             states.append(h)
         return (self.head(torch.cat(states, dim=-1)) + self.linear(x)).squeeze(-1)
+
+
+def build_model(in_features: int, settings: ModelShape) -> RelationalSAGE:
+    """The one way to build the scoring model: training, scoring a saved model and explaining
+    one all call this with the settings the model was (or is to be) trained with.
+
+    ``settings`` needs ``hidden``, ``layers``, ``dropout`` and ``aggr`` (a
+    :class:`gnn.train.TrainSettings`); ``in_features`` counts the tree prior's column too.
+    """
+    return RelationalSAGE(
+        in_features, settings.hidden, settings.layers, settings.dropout, aggr=settings.aggr
+    )

@@ -22,9 +22,11 @@ import torch
 from torch_geometric.data import HeteroData
 
 from gnn.data import Standardiser
-from gnn.models import RelationalSAGE
+from gnn.models import RelationalSAGE, build_model
 from gnn.prior import PRIOR_FILE, load_prior
 from gnn.train import TrainedModel, TrainSettings, predict_logits
+
+MODEL_FILE = "model.pt"  # the saved model's name in a run directory
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -95,13 +97,7 @@ def load_model(path: Path, prior_file: str = PRIOR_FILE) -> dict[str, Any]:
     prior = None
     if payload.get("prior_sha256"):
         prior = load_prior(path.parent / prior_file, payload["prior_sha256"])
-    model = RelationalSAGE(
-        len(payload["feature_names"]) + (prior is not None),
-        settings.hidden,
-        settings.layers,
-        settings.dropout,
-        aggr=settings.aggr,
-    )
+    model = build_model(len(payload["feature_names"]) + (prior is not None), settings)
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return {

@@ -24,7 +24,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torch_geometric.data import HeteroData
 
 from gnn.data import NODE, WHOLE_NEIGHBOURHOOD, NeighbourSampler, edge_index_dict
-from gnn.models import RelationalSAGE
+from gnn.models import RelationalSAGE, build_model
 from graphkit.progress import SILENT, Progress
 
 
@@ -152,7 +152,7 @@ def train_gnn(
     started = time.perf_counter()
     x = data[NODE].x
     y = data[NODE].y.float()
-    model = RelationalSAGE(x.shape[1], cfg.hidden, cfg.layers, cfg.dropout, aggr=cfg.aggr)
+    model = build_model(x.shape[1], cfg)
     optimiser = torch.optim.Adam(
         model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )

@@ -29,7 +29,6 @@ from graphkit.schema import TIERS
 
 if TYPE_CHECKING:
     from graphkit.graph import RiskGraph
-    from graphkit.pipeline import RunContext
 
 TIER_COLOURS: dict[str, str] = {
     "green": "#2e9d57",
@@ -76,14 +75,33 @@ svg text{font-family:inherit}
 
 @dataclass
 class ReportInputs:
-    """What the report draws from: the run's output frames and per-customer results."""
+    """What the report draws from: the run's parameters, graph, manifest sections and frames.
 
-    outputs: Mapping[str, pl.DataFrame]
-    results: Mapping[str, Any]
+    A frame that is None (its stage did not run) leaves its section saying so.
+
+    Attributes:
+        parameters: the run's configuration (``Config.to_dict()``).
+        graph: the risk graph (for the cluster drawings); None leaves them out.
+        extra: the manifest's extra sections (model, flows totals, ...).
+        run_id: the run's id.
+        scores: customer_id, contagion_score, gnn_score, risk_score, tier.
+        cluster_membership: customer_id, cluster_id.
+        cluster_risk: one row per cluster (cluster_id, size, risk_score, tier, ...).
+        flows: one row per drawdown (the flows.parquet frame).
+        alerts: every customer's final tier (customer_alerts.parquet).
+        alert_rows: the alerts.csv rows.
+    """
+
     parameters: Mapping[str, Any]
     graph: RiskGraph | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     run_id: str = ""
+    scores: pl.DataFrame | None = None
+    cluster_membership: pl.DataFrame | None = None
+    cluster_risk: pl.DataFrame | None = None
+    flows: pl.DataFrame | None = None
+    alerts: pl.DataFrame | None = None
+    alert_rows: pl.DataFrame | None = None
 
 
 def _e(value: Any) -> str:
@@ -168,7 +186,7 @@ def _absent(stage: str) -> str:
 
 
 def _tier_section(inputs: ReportInputs) -> str:
-    tiers = inputs.results.get("alerts")
+    tiers = inputs.alerts
     if tiers is None:
         return _section("Customers by tier", _absent("alerts"), "tiers")
     counts = dict(tiers.group_by("tier").len().iter_rows())
@@ -191,7 +209,7 @@ def _tier_section(inputs: ReportInputs) -> str:
             ],
         }
     )
-    alerts = inputs.outputs.get("alerts.csv")
+    alerts = inputs.alert_rows
     lines = ""
     if alerts is not None:
         advised = alerts.filter(pl.col("line_id").is_not_null()).height
@@ -203,7 +221,7 @@ def _tier_section(inputs: ReportInputs) -> str:
 
 
 def _alerts_section(inputs: ReportInputs) -> str:
-    tiers = inputs.results.get("alerts")
+    tiers = inputs.alerts
     if tiers is None:
         return _section("Most severe alerts", _absent("alerts"), "alerts")
     rank = {t: i for i, t in enumerate(TIERS)}
@@ -228,7 +246,7 @@ def _alerts_section(inputs: ReportInputs) -> str:
 
 
 def _cluster_sizes(inputs: ReportInputs) -> pl.DataFrame | None:
-    membership = inputs.results.get("cluster_membership")
+    membership = inputs.cluster_membership
     if membership is None:
         return None
     return membership.group_by("cluster_id").agg(pl.len().alias("size"))
@@ -325,11 +343,11 @@ def cluster_drawing(
 
 def _top_clusters_section(inputs: ReportInputs) -> str:
     title = "Riskiest clusters"
-    membership = inputs.results.get("cluster_membership")
+    membership = inputs.cluster_membership
     if membership is None:
         return _section(title, _absent("clusters"), "clusters")
     sizes = membership.group_by("cluster_id").agg(pl.len().alias("size"))
-    risk = inputs.outputs.get("cluster_risk.parquet")
+    risk = inputs.cluster_risk
     key = pl.col("cluster_id").cast(pl.String)
     table = sizes.with_columns(key)
     if risk is not None and "risk_score" in risk.columns:
@@ -341,7 +359,7 @@ def _top_clusters_section(inputs: ReportInputs) -> str:
     top = table.head(TOP_CLUSTERS)
     if top.is_empty():
         return _section(title, '<p class="muted">No clusters.</p>', "clusters")
-    tiers = inputs.results.get("alerts")
+    tiers = inputs.alerts
     legend = (
         '<p class="muted">Dots are customers coloured by their tier; grey lines guarantees, '
         "purple shareholdings, red shared devices, teal transfers.</p>"
@@ -384,7 +402,7 @@ _HOP_COLUMN = re.compile(r"^banned(?:_amount)?_hop_?(\d+)$")
 
 def _flows_section(inputs: ReportInputs) -> str:
     title = "Banned share by hop"
-    flows = inputs.outputs.get("flows.parquet")
+    flows = inputs.flows
     if flows is None or "banned_amount" not in flows.columns:
         return _section(title, _absent("flows"), "flows")
     drawn = float(flows.get_column("amount").sum() or 0.0)
@@ -435,7 +453,7 @@ def _flows_section(inputs: ReportInputs) -> str:
 
 def _score_section(inputs: ReportInputs) -> str:
     title = "Score distributions"
-    scores = inputs.results.get("scores")
+    scores = inputs.scores
     if scores is None:
         return _section(title, _absent("scores"), "scores")
     edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
@@ -506,17 +524,3 @@ def build_report(inputs: ReportInputs) -> str:
         f"{' · ' + _e(counts) if counts else ''}</p></header>"
         f"<main>{''.join(sections)}</main></body></html>\n"
     )
-
-
-def report_stage(ctx: RunContext) -> None:
-    """Pipeline stage (the last): write ``report.html`` into the run directory."""
-    inputs = ReportInputs(
-        outputs=ctx.outputs,
-        results=ctx.results,
-        parameters=ctx.config.to_dict(),
-        graph=ctx.graph,
-        extra=ctx.manifest_extra,
-        run_id=ctx.run_id,
-    )
-    (ctx.out_dir / "report.html").write_text(build_report(inputs), encoding="utf-8")
-    ctx.counts["report_bytes"] = (ctx.out_dir / "report.html").stat().st_size

@@ -20,7 +20,6 @@ from graphkit.alerts import (
     RESPONSES,
     LimitRule,
     PolicyError,
-    alerts_stage,
     banned_share_hits,
     burst_hits,
     circle_default_hits,
@@ -40,7 +39,7 @@ from graphkit.alerts import (
 )
 from graphkit.config import AlertsConfig, Config
 from graphkit.graph import RiskGraph
-from graphkit.pipeline import RunContext, write_outputs
+from graphkit.pipeline import RunContext, alerts_stage, write_outputs
 from graphkit.schema import OUTPUTS, TIERS
 from loaders.frames import make_tables
 
@@ -301,7 +300,7 @@ def test_tier_is_the_highest_hit_and_reasons_list_most_severe_first() -> None:
 
 def test_missing_stage_results_fire_nothing_and_are_not_mentioned() -> None:
     graph = graph_with_drawdowns({"c0-L1": ["2025-03-04T01:00:00"] * 6})
-    result = evaluate(graph, {}, {}, POLICY)
+    result = evaluate(graph, POLICY)
     rows = {r["customer_id"]: r for r in result.customers.iter_rows(named=True)}
     assert rows["c0"]["tier"] == "orange"
     assert rows["c0"]["reasons"] == "6 drawdowns on 2025-03-04 (threshold 5)"
@@ -548,7 +547,7 @@ def test_config_thresholds_out_of_order_name_the_key() -> None:
 def staged_run(tmp_path: Path) -> Path:
     graph = graph_with_drawdowns({"c0-L1": ["2025-03-04T01:00:00"] * 5, "c0-L2": ["2025-03-05"]})
     ctx = RunContext(graph=graph, config=Config(), out_dir=tmp_path)
-    ctx.results["scores"] = pl.DataFrame(
+    ctx.results.scores = pl.DataFrame(
         {
             "customer_id": ["c0", "c1", "c2"],
             "contagion_score": [0.1, 0.2, 0.3],

@@ -19,14 +19,20 @@ import polars as pl
 import pytest
 
 import cypher
-from graphkit.analytics.circles import circle_membership, circles_stage
-from graphkit.analytics.cluster_risk import cluster_risk_stage, customer_exposure
-from graphkit.analytics.clusters import clusters_stage
+from graphkit.analytics.circles import circle_membership
+from graphkit.analytics.cluster_risk import customer_exposure
 from graphkit.analytics.flows import FlowIndex, min_hops_to_banned, round_trips
-from graphkit.analytics.rings import device_rings, rings_stage
+from graphkit.analytics.rings import device_rings
 from graphkit.config import Config, FlowsConfig
 from graphkit.graph import RiskGraph
-from graphkit.pipeline import RunContext
+from graphkit.pipeline import (
+    RunContext,
+    circles_stage,
+    cluster_risk_stage,
+    clusters_stage,
+    rings_stage,
+    write_back,
+)
 from graphkit.schema import TIERS
 from graphkit.store.neo4j import Neo4jTarget
 from loaders.frames import make_tables
@@ -196,12 +202,12 @@ def library(neo4j_server, tmp_path_factory) -> Library:
     ctx = RunContext(graph=graph, config=Config(), out_dir=Path(tmp_path_factory.mktemp("run")))
     for stage in (circles_stage, rings_stage, clusters_stage):
         stage(ctx)
-    ctx.results["scores"] = scores_for(graph, 1)
+    ctx.results.scores = scores_for(graph, 1)
     cluster_risk_stage(ctx)
-    target.write_back(ctx, run_id="run-a")
-    ctx.results["scores"] = scores_for(graph, 2)
+    write_back(target, ctx, run_id="run-a")
+    ctx.results.scores = scores_for(graph, 2)
     cluster_risk_stage(ctx)
-    target.write_back(ctx, run_id="run-b")
+    write_back(target, ctx, run_id="run-b")
     return Library(graph, ctx, target, ("run-a", "run-b"))
 
 
@@ -257,7 +263,7 @@ def test_customer_360(library: Library) -> None:
     graph = library.graph
     tables = random_tables()
     exposure = customer_exposure(graph)
-    scores = library.ctx.results["scores"]
+    scores = library.ctx.results.scores
     for customer in ("C000", "C007", "C033", "C059"):
         row = library.run("customer_360", customer_id=customer).row(0, named=True)
         lines = tables["credit_lines"].filter(pl.col("customer_id") == customer)
@@ -355,7 +361,7 @@ def test_guarantee_chain_equals_bfs(library: Library, max_hops, start_from, star
 
 def test_cluster_members_and_top_clusters_equal_cluster_risk(library: Library) -> None:
     risk = library.ctx.outputs["cluster_risk.parquet"]
-    membership = library.ctx.results["cluster_membership"]
+    membership = library.ctx.results.cluster_membership
     assert risk.height > 0
     exposure = customer_exposure(library.graph)
     for cluster_id in risk["cluster_id"].to_list()[:5]:

@@ -11,8 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from cli import app
-from gnn.explain import ExplainError, explain_customer, explain_run
+from gnn.explain import explain_customer
 from graphkit.config import Config, apply_overrides
+from graphkit.explain import ExplainError, explain_run
 from graphkit.pipeline import run_pipeline
 from tests.scoring_fixtures import one_thread, planted_tables
 

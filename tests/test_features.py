@@ -202,10 +202,10 @@ def test_network_facts_only_when_the_snapshot_covers_the_input():
     }
     latest = snapshot_time(graph)
     assert latest == datetime(2024, 1, 9, 5, 0, tzinfo=UTC)
-    full = customer_features(graph, results)
+    full = customer_features(graph, **results)
     assert full.frame.get_column("ring_size").to_list() == [2.0, 0.0, 2.0]
     assert full.frame.get_column("banned_share").to_list() == [0.4, 0.0, 0.0]
-    early = customer_features(graph, results, snapshot=datetime(2024, 1, 1, tzinfo=UTC))
+    early = customer_features(graph, **results, snapshot=datetime(2024, 1, 1, tzinfo=UTC))
     assert "ring_size" not in early.names and "network facts" in early.dropped
 
 

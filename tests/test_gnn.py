@@ -25,8 +25,8 @@ from gnn.train import (
 )
 from graphkit.config import Config, apply_overrides
 from graphkit.graph import RiskGraph
-from graphkit.pipeline import RunContext
-from graphkit.scoring import contagion_stage, gnn_stage, scores_stage, tier_for
+from graphkit.pipeline import RunContext, contagion_stage, gnn_stage, scores_stage
+from graphkit.scoring import tier_for
 from tests.scoring_fixtures import one_thread, planted_tables
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
@@ -93,7 +93,7 @@ def test_sampler_respects_fanout():
 def test_gnn_beats_graphless_baselines_on_planted_contagion():
     """1,200 customers have too few defaults for the tree prior (gnn.tree_prior_min_positives),
     so this is the GNN alone; bench/scoring.py shows the prior's gain at 100k customers."""
-    from graphkit.scoring import model_evaluation
+    from gnn.fit import model_evaluation
 
     _, graph, _, data = _planted()
     labels = graph.defaulted()
@@ -243,7 +243,7 @@ def test_too_few_labels_skip_training_and_fall_back_to_label_free_scores(tmp_pat
     assert scores.get_column("gnn_score").null_count() == scores.height
     assert "rule_score" in ctx.manifest_extra["risk_score"]
     # A burst customer (six drawdowns in a day) is lifted to orange by the rules.
-    bursty = ctx.results["features"].frame.filter(pl.col("busiest_day_30d") >= 5)
+    bursty = ctx.results.features.frame.filter(pl.col("busiest_day_30d") >= 5)
     tiers = scores.join(bursty.select("customer_id"), on="customer_id").get_column("tier")
     assert bursty.height > 0 and set(tiers.to_list()) <= {"orange", "red"}
 

@@ -15,14 +15,18 @@ from typer.testing import CliRunner
 
 import cli
 import cypher
-from graphkit.analytics.circles import circles_stage
-from graphkit.analytics.cluster_risk import cluster_risk_stage
-from graphkit.analytics.clusters import clusters_stage
 from graphkit.analytics.flows import min_hops_to_banned
-from graphkit.analytics.rings import rings_stage
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
-from graphkit.pipeline import RunContext, run_pipeline
+from graphkit.pipeline import (
+    RunContext,
+    circles_stage,
+    cluster_risk_stage,
+    clusters_stage,
+    rings_stage,
+    run_pipeline,
+    write_back,
+)
 from graphkit.schema import CUSTOMER_SUBLABELS, RELATIONSHIPS, WRITEBACK_PROPERTIES
 from graphkit.store.neo4j import (
     LoadCounts,
@@ -167,9 +171,9 @@ def run_context(graph: RiskGraph, tmp_path: Path) -> RunContext:
     ctx = RunContext(graph=graph, config=Config(), out_dir=tmp_path)
     for stage in (circles_stage, rings_stage, clusters_stage):
         stage(ctx)
-    ctx.results["scores"] = scores_for(graph, 3)
+    ctx.results.scores = scores_for(graph, 3)
     share = np.linspace(0, 1, graph.n("Customer"))
-    ctx.results["customer_flows"] = pl.DataFrame(
+    ctx.results.customer_flows = pl.DataFrame(
         {
             "customer_id": graph.keys("Customer"),
             "drawn_amount": np.full(graph.n("Customer"), 100.0),
@@ -198,17 +202,17 @@ def test_write_back_replaces_the_current_view_and_keeps_history(
     target = target_for(neo4j_server, batch_size=50)
     target.load_graph(graph)
     ctx = run_context(graph, tmp_path)
-    counts = target.write_back(ctx, run_id="r1")
+    counts = write_back(target, ctx, run_id="r1")
     assert ctx.manifest_extra["neo4j_write_back"]["run_id"] == "r1"
 
     state = customer_state(neo4j_driver)
     expected = (
         graph.nodes["Customer"]
         .select(pl.col("customer_id").alias("id"))
-        .join(ctx.results["circle_membership"].rename({"customer_id": "id"}), on="id", how="left")
-        .join(ctx.results["ring_membership"].rename({"customer_id": "id"}), on="id", how="left")
-        .join(ctx.results["cluster_membership"].rename({"customer_id": "id"}), on="id", how="left")
-        .join(ctx.results["scores"].rename({"customer_id": "id"}), on="id", how="left")
+        .join(ctx.results.circle_membership.rename({"customer_id": "id"}), on="id", how="left")
+        .join(ctx.results.ring_membership.rename({"customer_id": "id"}), on="id", how="left")
+        .join(ctx.results.cluster_membership.rename({"customer_id": "id"}), on="id", how="left")
+        .join(ctx.results.scores.rename({"customer_id": "id"}), on="id", how="left")
         .sort("id")
     )
     for column in ("circle_id", "ring_id", "cluster_id", "tier"):
@@ -219,7 +223,7 @@ def test_write_back_replaces_the_current_view_and_keeps_history(
     risk = ctx.outputs["cluster_risk.parquet"]
     assert count(neo4j_driver, "(:Cluster)") == risk.height == counts.clusters
     assert count(neo4j_driver, "(:Customer)-[:IN_CLUSTER]->(:Cluster)") == counts.in_cluster
-    assert counts.in_cluster == ctx.results["cluster_membership"].height
+    assert counts.in_cluster == ctx.results.cluster_membership.height
     assert count(neo4j_driver, "(:Customer)-[:IN_CIRCLE]->(:Circle)") == counts.in_circle
     records, _, _ = neo4j_driver.execute_query(
         "MATCH (k:Cluster) RETURN k.cluster_id AS id, k.risk_score AS risk ORDER BY id"
@@ -227,16 +231,16 @@ def test_write_back_replaces_the_current_view_and_keeps_history(
     assert [r["id"] for r in records] == sorted(risk["cluster_id"])
 
     # Writing the same run again changes nothing.
-    target.write_back(ctx, run_id="r1")
+    write_back(target, ctx, run_id="r1")
     assert customer_state(neo4j_driver).equals(state)
     assert count(neo4j_driver, "()-[:SCORED_IN]->()") == graph.n("Customer")
 
     # A later run without clusters or circles: their nodes, links and properties go away,
     # the first run's tier history stays.
     later = RunContext(graph=graph, config=Config(), out_dir=tmp_path)
-    later.results["scores"] = scores_for(graph, 4)
-    later.results["ring_membership"] = ctx.results["ring_membership"].head(3)
-    target.write_back(later, run_id="r2")
+    later.results.scores = scores_for(graph, 4)
+    later.results.ring_membership = ctx.results.ring_membership.head(3)
+    write_back(target, later, run_id="r2")
     state = customer_state(neo4j_driver)
     assert state["cluster_id"].null_count() == state["circle_id"].null_count() == state.height
     assert state["ring_id"].drop_nulls().len() == 3

@@ -14,17 +14,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from graphkit.alerts import alerts_stage
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
-from graphkit.pipeline import RunContext, run_pipeline
+from graphkit.pipeline import RunContext, alerts_stage, report_stage, run_pipeline
 from graphkit.report import (
     TIER_COLOURS,
     ReportInputs,
     _member_edges,
     build_report,
     cluster_drawing,
-    report_stage,
 )
 from loaders.frames import make_tables
 
@@ -77,7 +75,7 @@ def full_context(out_dir: Path) -> RunContext:
     graph = RiskGraph.from_tables(sample_tables())
     ctx = RunContext(graph=graph, config=Config(), out_dir=out_dir)
     ids = [f"c{i}" for i in range(8)]
-    ctx.results["scores"] = pl.DataFrame(
+    ctx.results.scores = pl.DataFrame(
         {
             "customer_id": ids,
             "contagion_score": np.linspace(0, 0.7, 8),
@@ -86,19 +84,17 @@ def full_context(out_dir: Path) -> RunContext:
             "tier": ["green"] * 8,
         }
     )
-    ctx.results["circle_membership"] = pl.DataFrame(
-        {"customer_id": ["c0", "c1"], "circle_id": [1, 1]}
-    )
-    ctx.results["ring_membership"] = pl.DataFrame(
+    ctx.results.circle_membership = pl.DataFrame({"customer_id": ["c0", "c1"], "circle_id": [1, 1]})
+    ctx.results.ring_membership = pl.DataFrame(
         {"customer_id": ["c0", "c2", "c3"], "ring_id": [1, 1, 1]}
     )
-    ctx.results["cluster_membership"] = pl.DataFrame(
+    ctx.results.cluster_membership = pl.DataFrame(
         {"customer_id": ids, "cluster_id": [0, 0, 0, 0, 1, 1, 1, 2]}
     )
-    ctx.outputs["cluster_risk.parquet"] = pl.DataFrame(
+    ctx.results.cluster_risk = pl.DataFrame(
         {"cluster_id": [0, 1, 2], "size": [4, 3, 1], "risk_score": [0.8, 0.4, 0.1]}
     ).with_columns(tier=pl.Series(["red", "yellow", "green"]))
-    ctx.outputs["flows.parquet"] = pl.DataFrame(
+    ctx.results.flows = pl.DataFrame(
         {
             "drawdown_id": ["d0", "d1", "d2"],
             "amount": [1000.0, 1000.0, 1000.0],
@@ -199,7 +195,7 @@ def test_report_has_every_section_with_the_run_numbers(report: Path) -> None:
 
 def test_report_says_which_stages_did_not_run(tmp_path: Path) -> None:
     graph = RiskGraph.from_tables(sample_tables())
-    text = build_report(ReportInputs(outputs={}, results={}, parameters={}, graph=graph))
+    text = build_report(ReportInputs(parameters={}, graph=graph))
     assert text.count("did not run") == 6
     assert "the clusters stage did not run" in text
 

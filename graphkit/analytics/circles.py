@@ -20,7 +20,6 @@ and all of them count in the internal amount.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import igraph as ig
 import numpy as np
@@ -30,9 +29,6 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
-
-if TYPE_CHECKING:
-    from graphkit.pipeline import RunContext
 
 MEMBERSHIP_COLUMNS = {"circle_id": pl.Int64, "customer_id": pl.String}
 SUMMARY_COLUMNS = {
@@ -336,16 +332,3 @@ def _reach(
         ],
         dtype=np.int64,
     )
-
-
-def circles_stage(ctx: RunContext) -> None:
-    """Pipeline stage ``circles``: circles.parquet, circle_summary.parquet, circle_membership."""
-    cfg = ctx.config.circles
-    result = guarantee_circles(
-        ctx.graph, cfg.max_cycle_length, cfg.max_cycles_listed, progress=ctx.progress
-    )
-    ctx.outputs["circles.parquet"] = result.membership
-    ctx.outputs["circle_summary.parquet"] = result.summary
-    ctx.results["circle_membership"] = result.membership.select("customer_id", "circle_id")
-    ctx.counts["circles"] = result.summary.height
-    ctx.counts["circles_capped"] = int(result.summary.get_column("cycles_capped").sum())

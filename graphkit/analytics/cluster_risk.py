@@ -25,13 +25,11 @@ Per cluster (see :mod:`graphkit.analytics.clusters`):
     cluster counts fully). Weights are ``clusters.risk_weights`` (default 0.35, 0.25, 0.15,
     0.15, 0.10); a component that is null is left out and the remaining weights renormalised.
 ``tier``
-    green below ``alerts.yellow_score``, yellow below ``alerts.orange_score``, orange below
-    ``alerts.red_score``, red from there: the same thresholds as customer alerts.
+    :func:`graphkit.tiers.tier_for` of the run's alert policy: the same rule and thresholds as
+    customer scores and alerts.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -39,9 +37,7 @@ import polars as pl
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
-
-if TYPE_CHECKING:
-    from graphkit.pipeline import RunContext
+from graphkit.tiers import Thresholds, tier_for
 
 RISK_COLUMNS = {
     "cluster_id": pl.Int64,
@@ -103,19 +99,6 @@ def customer_exposure(graph: RiskGraph) -> pl.DataFrame:
     )
 
 
-def _tier(score: pl.Expr, config: Config) -> pl.Expr:
-    alerts = config.alerts
-    return (
-        pl.when(score >= alerts.red_score)
-        .then(pl.lit("red"))
-        .when(score >= alerts.orange_score)
-        .then(pl.lit("orange"))
-        .when(score >= alerts.yellow_score)
-        .then(pl.lit("yellow"))
-        .otherwise(pl.lit("green"))
-    )
-
-
 def cluster_risk(
     graph: RiskGraph,
     cluster_membership: pl.DataFrame,
@@ -124,6 +107,7 @@ def cluster_risk(
     customer_flows: pl.DataFrame | None = None,
     scores: pl.DataFrame | None = None,
     progress: Progress = SILENT,
+    thresholds: Thresholds | None = None,
 ) -> pl.DataFrame:
     """Risk profile of every cluster (columns :data:`RISK_COLUMNS`, see the module docstring).
 
@@ -134,6 +118,7 @@ def cluster_risk(
         config: clusters.risk_weights and the alerts thresholds for tiers; defaults if None.
         customer_flows: customer_id, drawn_amount, banned_amount (optional).
         scores: customer_id, risk_score (optional).
+        thresholds: the tier thresholds (the run's alert policy); ``config.alerts`` if None.
 
     Returns one row per cluster ordered by cluster_id. Complexity: O(V + E) joins.
     """
@@ -223,38 +208,9 @@ def cluster_risk(
     )
     score = pl.when(denominator > 0).then(numerator / denominator).otherwise(0.0)
     table = table.with_columns(score.clip(0.0, 1.0).alias("risk_score")).with_columns(
-        _tier(pl.col("risk_score"), cfg).alias("tier")
+        tier_for(pl.col("risk_score"), thresholds or cfg).alias("tier")
     )
     progress.log(f"cluster risk: {table.height} clusters")
     return table.select([pl.col(name).cast(dtype) for name, dtype in RISK_COLUMNS.items()]).sort(
         "cluster_id"
     )
-
-
-def cluster_risk_stage(ctx: RunContext) -> None:
-    """Pipeline stage ``cluster_risk``: cluster_risk.parquet and .csv.
-
-    Uses the clusters and circles of earlier stages, computing them when the run skipped them,
-    and the flows and scores results when present.
-    """
-    from graphkit.analytics.circles import circle_membership
-    from graphkit.analytics.clusters import related_clusters
-
-    clusters = ctx.results.get("cluster_membership")
-    if clusters is None:
-        clusters = related_clusters(ctx.graph, ctx.config, ctx.progress).membership
-    circles = ctx.results.get("circle_membership")
-    if circles is None:
-        circles = circle_membership(ctx.graph)
-    table = cluster_risk(
-        ctx.graph,
-        clusters,
-        circles,
-        ctx.config,
-        customer_flows=ctx.results.get("customer_flows"),
-        scores=ctx.results.get("scores"),
-        progress=ctx.progress,
-    )
-    ctx.outputs["cluster_risk.parquet"] = table
-    ctx.outputs["cluster_risk.csv"] = table
-    ctx.counts["clusters_red"] = int((table.get_column("tier") == "red").sum())

@@ -23,7 +23,6 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import igraph as ig
 import numpy as np
@@ -32,10 +31,7 @@ import polars as pl
 from graphkit.analytics.rings import classify_devices, device_customer_pairs
 from graphkit.config import CLUSTER_WEIGHT_KEYS, Config
 from graphkit.graph import RiskGraph
-from graphkit.progress import SILENT, Progress, task
-
-if TYPE_CHECKING:
-    from graphkit.pipeline import RunContext
+from graphkit.progress import SILENT, Progress
 
 LAYERS: tuple[str, ...] = CLUSTER_WEIGHT_KEYS
 MEMBERSHIP_COLUMNS = {"customer_id": pl.String, "cluster_id": pl.Int64, "cluster_size": pl.Int64}
@@ -333,16 +329,3 @@ def related_clusters(
     )
     frame = numbered_clusters(multiplex.customer_ids, membership, cfg.clusters.min_cluster_size)
     return ClusterResult(frame, modularity, int((weights > 0).sum()))
-
-
-def clusters_stage(ctx: RunContext) -> None:
-    """Pipeline stage ``clusters``: clusters.parquet and cluster_membership."""
-    # Building the weighted ties is a task of its own, so that its cost is reported apart from
-    # community detection's (a baseline handed the same ties compares against the latter).
-    with task(ctx.progress, "cluster ties"):
-        built = cluster_graph(ctx.graph, ctx.config)
-    result = related_clusters(ctx.graph, ctx.config, ctx.progress, built=built)
-    ctx.outputs["clusters.parquet"] = result.membership
-    ctx.results["cluster_membership"] = result.membership.select("customer_id", "cluster_id")
-    ctx.counts["clusters"] = result.membership.get_column("cluster_id").n_unique()
-    ctx.manifest_extra.setdefault("analytics", {})["cluster_modularity"] = result.modularity

@@ -21,7 +21,6 @@ least ``k`` members.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -29,10 +28,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from graphkit.graph import RiskGraph
-from graphkit.progress import SILENT, Progress, task
-
-if TYPE_CHECKING:
-    from graphkit.pipeline import RunContext
+from graphkit.progress import SILENT, Progress
 
 RING_COLUMNS = {
     "ring_id": pl.Int64,
@@ -172,24 +168,3 @@ def _number_groups(members: pl.DataFrame, group: str, id_name: str) -> pl.DataFr
         .select(pl.col(id_name).cast(pl.Int64), group)
     )
     return members.join(order, on=group, how="left").drop(group)
-
-
-def rings_stage(ctx: RunContext) -> None:
-    """Pipeline stage ``rings``: ``rings.parquet``, ``ring_hubs.parquet``, ring_membership."""
-    cfg = ctx.config.rings
-    # The device-use pairs are cached on the graph and serve the clusters, contagion and GNN
-    # features too; built here as a task of their own, so that their cost is reported apart
-    # from the ring kernel's.
-    with task(ctx.progress, "device uses"):
-        ctx.graph.device_uses()
-    result = device_rings(
-        ctx.graph,
-        cfg.min_customers_per_device,
-        cfg.max_customers_per_device,
-        progress=ctx.progress,
-    )
-    ctx.outputs["rings.parquet"] = result.membership
-    ctx.outputs["ring_hubs.parquet"] = result.hubs
-    ctx.results["ring_membership"] = result.membership.select("customer_id", "ring_id")
-    ctx.counts["rings"] = result.membership.get_column("ring_id").n_unique()
-    ctx.counts["ring_hub_devices"] = result.hubs.height

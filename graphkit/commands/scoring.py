@@ -79,12 +79,11 @@ def score(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Run the stages up to scoring (analytics, contagion, GNN, scores) and publish OUT."""
-    from graphkit.pipeline import _stages, run_pipeline
+    from graphkit.pipeline import run_pipeline, stages_until
     from loaders.sources import InputError
 
     cfg = _config(config)
-    names = [name for name, _ in _stages()]
-    wanted = names[: names.index("scores") + 1]
+    wanted = [name for name, _ in stages_until("scores")]
     try:
         with progress_bars(quiet) as progress:
             summary = run_pipeline(input_dir, out, cfg, progress=progress, stages=wanted)
@@ -112,7 +111,7 @@ def explain(
     top: Annotated[int, typer.Option(help="Features and neighbours shown.")] = 10,
 ) -> None:
     """Which features and neighbours drove a customer's score, and its network facts."""
-    from gnn.explain import ExplainError, explain_run
+    from graphkit.explain import ExplainError, explain_run
 
     try:
         result = explain_run(run, customer_id, top)

@@ -30,7 +30,6 @@ are exhausted :class:`Neo4jUnavailable` is raised. No message built here ever ho
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -58,9 +57,32 @@ from graphkit.schema import (
     DERIVED_RELATIONSHIPS,
     NODES,
     RELATIONSHIPS,
-    TABLES,
     WRITEBACK_PROPERTIES,
     RelSpec,
+)
+from graphkit.store.neo4j_frames import (
+    RUN_KEY,
+    RUN_LABEL,
+    SCORED_IN,
+    GraphFrames,
+    RowTotals,
+    _frame_like,
+    _native,
+    _q,
+    _row_key,
+    _rows,
+    _sorted,
+    bolt_frame,
+    keyed_frames,
+    relationship_merge_key,
+    schema_cypher,
+    schema_statements,
+)
+from graphkit.store.neo4j_writeback import (
+    WriteBackCounts,
+    WriteBackInputs,
+    derived_nodes,
+    writeback_frame,
 )
 
 __all__ = [
@@ -77,6 +99,8 @@ __all__ = [
     "Neo4jTarget",
     "Neo4jUnavailable",
     "WriteBackCounts",
+    "WriteBackInputs",
+    "bolt_frame",
     "keyed_frames",
     "relationship_merge_key",
     "schema_cypher",
@@ -88,19 +112,6 @@ USER_ENV = "NEO4J_USER"
 PASSWORD_ENV = "NEO4J_PASSWORD"
 DATABASE_ENV = "NEO4J_DATABASE"
 
-ROW_KEY = "row_key"
-RUN_LABEL = "RiskRun"
-RUN_KEY = "run_id"
-SCORED_IN = "SCORED_IN"
-# Indexes beyond the unique keys: the relationship keys loads merge on, and what investigators
-# filter by.
-EXTRA_INDEXES: tuple[tuple[str, str, str], ...] = (
-    ("relationship", "GUARANTEES", ROW_KEY),
-    ("relationship", "DRAWDOWN", "device_id"),
-    ("relationship", "TRANSFER", "ts"),
-    ("node", "Customer", "tier"),
-    ("node", "Customer", "ring_id"),
-)
 _RETRYABLE = (ServiceUnavailable, SessionExpired, TransientError)
 _REDACTED = "***"
 
@@ -115,79 +126,6 @@ class Neo4jUnavailable(Neo4jStoreError):
 
 class Neo4jQueryError(Neo4jStoreError):
     """The server rejected a query (syntax, types, a constraint); the message is the server's."""
-
-
-def _q(name: str) -> str:
-    """Quote a label, relationship type or property key as a Cypher identifier."""
-    return "`" + name.replace("`", "``") + "`"
-
-
-def schema_statements() -> list[str]:
-    """The constraint and index statements :meth:`Neo4jTarget.ensure_schema` runs, in order.
-
-    One unique constraint per node key of :data:`graphkit.schema.NODES` (derived labels
-    included) and of :data:`RUN_LABEL`; one per relationship whose table key is stored on it
-    (``drawdown_id``, ``transfer_id``); then the range indexes of :data:`EXTRA_INDEXES`.
-    """
-    statements = []
-    node_keys = [(label, spec.key) for label, spec in NODES.items()] + [(RUN_LABEL, RUN_KEY)]
-    for label, key in node_keys:
-        statements.append(
-            f"CREATE CONSTRAINT {label.lower()}_{key}_unique IF NOT EXISTS "
-            f"FOR (n:{_q(label)}) REQUIRE n.{_q(key)} IS UNIQUE"
-        )
-    for spec in RELATIONSHIPS.values():
-        mode, key = relationship_merge_key(spec)
-        if mode == "property":
-            statements.append(
-                f"CREATE CONSTRAINT {spec.type.lower()}_{key}_unique IF NOT EXISTS "
-                f"FOR ()-[r:{_q(spec.type)}]-() REQUIRE r.{_q(key)} IS UNIQUE"
-            )
-    for kind, name, prop in EXTRA_INDEXES:
-        pattern = f"(n:{_q(name)})" if kind == "node" else f"()-[n:{_q(name)}]-()"
-        statements.append(
-            f"CREATE INDEX {name.lower()}_{prop}_index IF NOT EXISTS "
-            f"FOR {pattern} ON (n.{_q(prop)})"
-        )
-    return statements
-
-
-def schema_cypher() -> str:
-    """The text of ``cypher/schema.cypher``: :func:`schema_statements` as a Cypher script."""
-    header = (
-        "// Constraints and indexes graphkit creates before loading (Neo4jTarget.ensure_schema).\n"
-        "// Generated from graphkit/schema.py by graphkit.store.neo4j.schema_cypher();\n"
-        "// regenerate with `graphkit cypher schema > cypher/schema.cypher`.\n"
-    )
-    return header + "".join(f"{s};\n" for s in schema_statements())
-
-
-def relationship_merge_key(spec: RelSpec) -> tuple[str, str | None]:
-    """How a relationship row is identified: ``("property", key)``, ``("pair", None)`` or
-    ``("row", "row_key")`` (see the module docstring)."""
-    table = TABLES[spec.table]
-    if len(table.key) == 1 and table.key[0] in spec.props:
-        return "property", table.key[0]
-    owns_table = any(n.table == spec.table for n in NODES.values())
-    if owns_table or (table.key and set(table.key) <= {spec.src_col, spec.dst_col}):
-        return "pair", None
-    return "row", ROW_KEY
-
-
-class RowTotals:
-    """Totals of the per-label ``nodes`` and per-relationship ``relationships`` row counts of a
-    load result (Bolt or bulk)."""
-
-    nodes: dict[str, int]
-    relationships: dict[str, int]
-
-    @property
-    def node_rows(self) -> int:
-        return sum(self.nodes.values())
-
-    @property
-    def relationship_rows(self) -> int:
-        return sum(self.relationships.values())
 
 
 @dataclass(frozen=True)
@@ -206,119 +144,9 @@ class LoadCounts(RowTotals):
     relationships_created: int
 
 
-@dataclass(frozen=True)
-class WriteBackCounts:
-    """What :meth:`Neo4jTarget.write_back` wrote for run ``run_id``."""
-
-    run_id: str
-    customers: int
-    clusters: int
-    circles: int
-    in_cluster: int
-    in_circle: int
-    scored: int
-
-
-@dataclass(frozen=True)
-class GraphFrames:
-    """A graph in key form: node frames (key column first) and relationship frames whose
-    ``src``/``dst`` are endpoint keys; rows sorted, so two equal graphs give equal frames."""
-
-    nodes: dict[str, pl.DataFrame]
-    edges: dict[str, pl.DataFrame]
-
-    def equals(self, other: GraphFrames) -> bool:
-        return (
-            self.nodes.keys() == other.nodes.keys()
-            and self.edges.keys() == other.edges.keys()
-            and all(self.nodes[k].equals(other.nodes[k]) for k in self.nodes)
-            and all(self.edges[k].equals(other.edges[k]) for k in self.edges)
-        )
-
-
-def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    sortable = [c for c, t in frame.schema.items() if not isinstance(t, pl.List | pl.Struct)]
-    return frame.sort(sortable, nulls_last=True, maintain_order=True) if sortable else frame
-
-
-def keyed_frames(graph: RiskGraph) -> GraphFrames:
-    """``graph`` in key form (see :class:`GraphFrames`), for comparing with a read-back."""
-    edges = {}
-    for name, spec in RELATIONSHIPS.items():
-        frame = graph.edges[name]
-        src = graph.keys(spec.src).gather(frame.get_column("src"))
-        dst = graph.keys(spec.dst).gather(frame.get_column("dst"))
-        edges[name] = _sorted(frame.with_columns(src=src, dst=dst))
-    nodes = {label: _sorted(frame) for label, frame in graph.nodes.items()}
-    return GraphFrames(nodes=nodes, edges=edges)
-
-
-def _bolt_column(name: str, dtype: pl.DataType) -> pl.Expr | None:
-    """An expression turning column ``name`` into values the Bolt driver can store as a
-    property, or None to leave the column out (an all-null column has nothing to store)."""
-    col = pl.col(name)
-    if isinstance(dtype, pl.Null):
-        return None
-    if isinstance(dtype, pl.Datetime):
-        zoned = col.dt.replace_time_zone("UTC") if dtype.time_zone is None else col
-        return zoned.dt.convert_time_zone("UTC")
-    if isinstance(dtype, pl.Categorical | pl.Enum):
-        return col.cast(pl.String)
-    if isinstance(dtype, pl.Decimal):
-        return col.cast(pl.Float64)
-    if isinstance(dtype, pl.UInt64):
-        return col.cast(pl.Int64)
-    if isinstance(dtype, pl.List) and not dtype.inner.is_nested():
-        # Neo4j arrays are homogeneous and hold no nulls.
-        return col.list.drop_nulls()
-    if dtype.is_nested() or isinstance(dtype, pl.Object):
-        return col.map_elements(
-            lambda v: json.dumps(v, default=str, ensure_ascii=False), return_dtype=pl.String
-        )
-    return col
-
-
-def bolt_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with every column converted to a Bolt-storable type (datetimes in UTC,
-    nested values as JSON text, lists without nulls; all-null columns dropped)."""
-    exprs = []
-    for name, dtype in frame.schema.items():
-        expr = _bolt_column(name, dtype)
-        if expr is not None:
-            exprs.append(expr.alias(name))
-    return frame.select(exprs)
-
-
-def _rows(frame: pl.DataFrame, key: str | None, props: list[str], **renames: str) -> pl.DataFrame:
-    """Rows as sent to the server: ``k`` (merge key), endpoint columns, and ``p`` (properties,
-    only when there are some; see :func:`_set_props`)."""
-    cols = [pl.col(src).alias(dst) for dst, src in renames.items()]
-    if key is not None:
-        cols.append(pl.col(key).alias("k"))
-    if props:
-        cols.append(pl.struct(props).alias("p"))
-    return frame.select(cols)
-
-
 def _set_props(var: str, props: list[str]) -> str:
     """``SET var += row.p`` when rows carry properties (a null in ``p`` removes that property)."""
     return f" SET {var} += row.p" if props else ""
-
-
-def _native(value: Any) -> Any:
-    """A driver value as a plain Python value (temporal types to datetime/date, nodes and
-    relationships to their property maps, paths to their node maps)."""
-    if isinstance(value, list):
-        return [_native(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _native(v) for k, v in value.items()}
-    if isinstance(value, neo4j.time.DateTime | neo4j.time.Date | neo4j.time.Time):
-        return value.to_native()
-    if isinstance(value, neo4j.graph.Path):
-        return [dict(_native(dict(n))) for n in value.nodes]
-    if isinstance(value, neo4j.graph.Node | neo4j.graph.Relationship):
-        return _native(dict(value))
-    return value
 
 
 def _redact_uri(uri: str) -> str:
@@ -709,26 +537,14 @@ class Neo4jTarget:
         return pl.DataFrame(records, infer_schema_length=None).select(keys)
 
     def write_back(
-        self, ctx: Any, progress: Progress = SILENT, run_id: str | None = None
+        self, inputs: WriteBackInputs, progress: Progress = SILENT, run_id: str | None = None
     ) -> WriteBackCounts:
-        """Write a run's results back (see the module docstring for the model).
-
-        ``ctx`` is a :class:`graphkit.pipeline.RunContext`; any of its results may be missing.
-        ``run_id`` defaults to ``ctx.run_id`` when the context has one, else a new id; it is
-        recorded in ``ctx.manifest_extra["neo4j_write_back"]``.
-        """
-        run_id = run_id or getattr(ctx, "run_id", None) or _new_run_id()
-        customers = writeback_frame(ctx.graph, ctx.results)
-        clusters = _derived_nodes(
-            ctx.outputs.get("cluster_risk.parquet"),
-            ctx.results.get("cluster_membership"),
-            "cluster_id",
-        )
-        circles = _derived_nodes(
-            ctx.outputs.get("circle_summary.parquet"),
-            ctx.results.get("circle_membership"),
-            "circle_id",
-        )
+        """Write a run's results back (see the module docstring for the model); returns what
+        was written. Any frame of ``inputs`` may be None. ``run_id`` defaults to a new id."""
+        run_id = run_id or _new_run_id()
+        customers = writeback_frame(inputs)
+        clusters = derived_nodes(inputs.cluster_risk, inputs.cluster_membership, "cluster_id")
+        circles = derived_nodes(inputs.circle_summary, inputs.circle_membership, "circle_id")
         what = "neo4j write-back"
         progress.start(what, customers.height + clusters.height + circles.height)
         with self._driver() as driver:
@@ -753,11 +569,11 @@ class Neo4jTarget:
             )
             links = {"in_cluster": 0, "in_circle": 0}
             for label, rel, key, nodes, membership in (
-                ("Cluster", "IN_CLUSTER", "cluster_id", clusters, "cluster_membership"),
-                ("Circle", "IN_CIRCLE", "circle_id", circles, "circle_membership"),
+                ("Cluster", "IN_CLUSTER", "cluster_id", clusters, inputs.cluster_membership),
+                ("Circle", "IN_CIRCLE", "circle_id", circles, inputs.circle_membership),
             ):
                 links[rel.lower()] = self._replace_derived(
-                    driver, label, rel, key, nodes, ctx.results.get(membership), run_id, progress
+                    driver, label, rel, key, nodes, membership, run_id, progress
                 )
             scored = self._write_history(driver, customers, run_id, progress)
         progress.finish(what)
@@ -770,7 +586,6 @@ class Neo4jTarget:
             in_circle=links["in_circle"],
             scored=scored,
         )
-        ctx.manifest_extra["neo4j_write_back"] = dict(counts.__dict__)
         return counts
 
     def _drain(
@@ -876,70 +691,3 @@ class Neo4jTarget:
             {"run_id": run_id},
         )
         return scored.height
-
-
-def _row_key(props: tuple[str, ...]) -> pl.Expr:
-    """A stable per-row key: the declared properties as text, plus the occurrence number of
-    identical rows between the same endpoints (1 for the first)."""
-    content = pl.concat_str(
-        [pl.col(c).cast(pl.String).fill_null("") for c in props] or [pl.lit("")], separator="|"
-    )
-    occurrence = pl.int_range(1, pl.len() + 1).over("src", "dst", content)
-    return pl.concat_str([content, occurrence.cast(pl.String)], separator="|").alias(ROW_KEY)
-
-
-# Where each write-back property comes from: (result key, column), first present wins.
-_WRITEBACK_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "cluster_id": (("cluster_membership", "cluster_id"),),
-    "circle_id": (("circle_membership", "circle_id"),),
-    "ring_id": (("ring_membership", "ring_id"),),
-    "banned_share": (("customer_flows", "banned_share"),),
-    "contagion_score": (("scores", "contagion_score"), ("contagion", "contagion_score")),
-    "gnn_score": (("scores", "gnn_score"), ("gnn", "gnn_score")),
-    "risk_score": (("scores", "risk_score"),),
-    "tier": (("scores", "tier"),),
-}
-
-
-def writeback_frame(graph: RiskGraph, results: Mapping[str, Any]) -> pl.DataFrame:
-    """One row per customer of ``graph``: ``customer_id`` and every write-back property
-    (:data:`graphkit.schema.WRITEBACK_PROPERTIES`, null where the run has no value)."""
-    frame = graph.nodes["Customer"].select("customer_id")
-    for prop, dtype in WRITEBACK_PROPERTIES.items():
-        values = pl.lit(None, dtype=dtype).alias(prop)
-        for result, column in _WRITEBACK_SOURCES[prop]:
-            source = results.get(result)
-            if isinstance(source, pl.DataFrame) and column in source.columns:
-                values = source.select("customer_id", pl.col(column).cast(dtype).alias(prop))
-                break
-        if isinstance(values, pl.Expr):
-            frame = frame.with_columns(values)
-        else:
-            unique = values.unique(subset="customer_id", keep="first", maintain_order=True)
-            frame = frame.join(unique, on="customer_id", how="left", maintain_order="left")
-    return frame
-
-
-def _derived_nodes(
-    summary: pl.DataFrame | None, membership: pl.DataFrame | None, key: str
-) -> pl.DataFrame:
-    """Cluster or Circle nodes: the summary output's rows, plus any id only the membership has."""
-    ids = pl.DataFrame(schema={key: pl.Int64})
-    if membership is not None and key in membership.columns:
-        ids = membership.select(pl.col(key).cast(pl.Int64)).unique().sort(key)
-    if summary is None or key not in summary.columns:
-        return ids
-    summary = summary.with_columns(pl.col(key).cast(pl.Int64)).unique(subset=key, keep="first")
-    missing = ids.join(summary.select(key), on=key, how="anti")
-    return pl.concat([summary, missing], how="diagonal_relaxed")
-
-
-def _frame_like(records: list[dict[str, Any]], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
-    """Records as a frame with exactly ``schema``'s columns and dtypes."""
-    columns = {name: [r.get(name) for r in records] for name in schema}
-    return pl.DataFrame(
-        [
-            pl.Series(name, values, dtype=dtype, strict=False)
-            for (name, dtype), values in zip(schema.items(), columns.values(), strict=True)
-        ]
-    )

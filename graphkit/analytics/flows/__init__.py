@@ -32,7 +32,6 @@ from graphkit.analytics.flows.cycles import round_trips
 from graphkit.analytics.flows.evidence import evidence_paths
 from graphkit.analytics.flows.index import DrawdownArrays, FlowIndex, TransferArrays
 from graphkit.analytics.flows.reachability import min_hops_to_banned, reach
-from graphkit.analytics.flows.stage import flows_stage
 from graphkit.analytics.flows.trace import FlowResult, customer_banned_share, trace_flows
 
 __all__ = [
@@ -44,7 +43,6 @@ __all__ = [
     "banned_amounts",
     "customer_banned_share",
     "evidence_paths",
-    "flows_stage",
     "min_hops_to_banned",
     "reach",
     "replay_window",

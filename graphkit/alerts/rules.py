@@ -1,43 +1,23 @@
-"""Alerts: four colours, three responses, and a recommended limit for every alerted credit line.
+"""The alert rules, how their hits combine into a customer's tier, and the limit advice.
 
-A customer's tier is the highest of
-
-* its **score tier**: ``risk_score`` against the policy's yellow/orange/red thresholds, and
-* the tier of every **rule** it hits: member of a guarantee circle with a defaulted member
-  (``circle_default``), banned share of drawn money at or above a threshold (``banned_share``),
-  a day with at least N drawdowns over all its lines (``burst``), member of a device-sharing ring
-  (``ring``), member of an orange or red related-enterprise cluster (``cluster_orange``,
-  ``cluster_red``).
-
-A rule whose input is missing (its stage did not run) does not fire and is not mentioned.
-Every hit carries a reason in plain words. The responses: green no action, yellow soft
-intervention, orange freeze further drawdowns or cut the limit, red suspend the line and open a
-case. Limit advice (see :func:`limit_advice`) gives each line of an alerted customer a
-recommended limit and the reason for it. The policy (thresholds, rule tiers, limit factors) is a
-TOML file: ``graphkit/policy.toml`` holds the documented defaults (docs/alerts.md).
+See :mod:`graphkit.alerts` for the rules and tiers; every function here is a polars
+computation over the earlier stages' frames (no per-row Python).
 """
 
 from __future__ import annotations
 
-import json
-import tomllib
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from graphkit.config import AlertsConfig, ConfigError
+from graphkit.alerts.policy import TIER_RANK, Policy
 from graphkit.schema import TIERS
+from graphkit.tiers import TOLERANCE, threshold_reached, tier_for
 
 if TYPE_CHECKING:
     from graphkit.graph import RiskGraph
-    from graphkit.pipeline import RunContext
-
-TIER_RANK: dict[str, int] = {tier: rank for rank, tier in enumerate(TIERS)}
 
 RESPONSES: dict[str, str] = {
     "green": "no action",
@@ -56,9 +36,6 @@ RULES: tuple[str, ...] = (
     "cluster_red",
 )
 
-# Shares and scores are computed in floating point: a share of exactly 30% may come out as
-# 0.29999999999999999; a threshold compares with this much slack so "at threshold" fires.
-TOLERANCE = 1e-9
 
 ALERT_COLUMNS: tuple[str, ...] = (
     "customer_id",
@@ -76,170 +53,6 @@ ALERT_COLUMNS: tuple[str, ...] = (
 )
 
 HITS_SCHEMA = {"customer_id": pl.String, "rule": pl.String, "tier": pl.String, "reason": pl.String}
-
-
-class PolicyError(ConfigError):
-    """An alert policy file is invalid; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class LimitRule:
-    """How much of a line's limit a tier cuts: ``min(1, min_cut + score_cut x risk_score)``."""
-
-    min_cut: float
-    score_cut: float
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Alert thresholds, the tier each rule raises a customer to, and limit-advice factors."""
-
-    yellow_score: float
-    orange_score: float
-    red_score: float
-    drawdowns_per_day: int
-    burst_lookback_days: int
-    banned_share: float
-    rule_tiers: dict[str, str]
-    round_to: float
-    limits: dict[str, LimitRule]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def default_policy_text() -> str:
-    """The packaged default policy (``graphkit/policy.toml``), comments included."""
-    return resources.files("graphkit").joinpath("policy.toml").read_text(encoding="utf-8")
-
-
-def _default_policy_data() -> dict[str, Any]:
-    return tomllib.loads(default_policy_text())
-
-
-def _merge(defaults: dict[str, Any], data: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """``defaults`` overlaid with ``data``; every key must exist with the default's type."""
-    merged = dict(defaults)
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else key
-        if key not in defaults:
-            raise PolicyError(f"{path}: unknown key (known: {', '.join(sorted(defaults))})")
-        current = defaults[key]
-        if isinstance(current, dict):
-            if not isinstance(value, dict):
-                raise PolicyError(f"{path}: expected a table, got {value!r}")
-            merged[key] = _merge(current, value, path)
-        elif isinstance(current, int) and not isinstance(current, bool):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise PolicyError(f"{path}: expected an integer, got {value!r}")
-            merged[key] = value
-        elif isinstance(current, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise PolicyError(f"{path}: expected a number, got {value!r}")
-            merged[key] = float(value)
-        elif isinstance(current, str):
-            if not isinstance(value, str):
-                raise PolicyError(f"{path}: expected a string, got {value!r}")
-            merged[key] = value
-        else:
-            raise PolicyError(f"{path}: unsupported value {value!r}")
-    return merged
-
-
-def _build(data: dict[str, Any]) -> Policy:
-    thresholds, tiers, limits = data["thresholds"], data["rule_tiers"], data["limits"]
-    for rule, tier in tiers.items():
-        if tier not in TIER_RANK:
-            raise PolicyError(f"rule_tiers.{rule}: {tier!r} is not a tier ({', '.join(TIERS)})")
-    if thresholds["yellow_score"] < 0:
-        raise PolicyError(f"thresholds.yellow_score: {thresholds['yellow_score']} must be >= 0")
-    if thresholds["red_score"] > 1:
-        raise PolicyError(f"thresholds.red_score: {thresholds['red_score']} must be <= 1")
-    for low_key, high_key in (("yellow_score", "orange_score"), ("orange_score", "red_score")):
-        low, high = thresholds[low_key], thresholds[high_key]
-        if low > high:
-            raise PolicyError(
-                f"thresholds.{high_key}: {high} is below thresholds.{low_key} {low}; "
-                "scores must satisfy yellow_score <= orange_score <= red_score"
-            )
-    if thresholds["drawdowns_per_day"] < 1:
-        raise PolicyError("thresholds.drawdowns_per_day: must be >= 1")
-    if thresholds["burst_lookback_days"] < 0:
-        raise PolicyError("thresholds.burst_lookback_days: must be >= 0 (0 = all history)")
-    if not 0 <= thresholds["banned_share"] <= 1:
-        raise PolicyError(f"thresholds.banned_share: {thresholds['banned_share']} not in [0, 1]")
-    if limits["round_to"] < 0:
-        raise PolicyError("limits.round_to: must be >= 0")
-    rules: dict[str, LimitRule] = {}
-    for tier in TIERS:
-        for key in ("min_cut", "score_cut"):
-            if not 0 <= limits[tier][key] <= 1:
-                raise PolicyError(f"limits.{tier}.{key}: {limits[tier][key]} not in [0, 1]")
-        rules[tier] = LimitRule(limits[tier]["min_cut"], limits[tier]["score_cut"])
-    return Policy(
-        yellow_score=thresholds["yellow_score"],
-        orange_score=thresholds["orange_score"],
-        red_score=thresholds["red_score"],
-        drawdowns_per_day=thresholds["drawdowns_per_day"],
-        burst_lookback_days=thresholds["burst_lookback_days"],
-        banned_share=thresholds["banned_share"],
-        rule_tiers=dict(tiers),
-        round_to=limits["round_to"],
-        limits=rules,
-    )
-
-
-def parse_policy(data: Mapping[str, Any], source: str = "policy") -> Policy:
-    """A :class:`Policy` from a TOML-shaped mapping over the packaged defaults.
-
-    Raises :class:`PolicyError` naming ``source`` and the offending key.
-    """
-    try:
-        return _build(_merge(_default_policy_data(), data, ""))
-    except PolicyError as exc:
-        raise PolicyError(f"{source}: {exc}") from None
-
-
-def load_policy(alerts: AlertsConfig | None = None, path: Path | str | None = None) -> Policy:
-    """The effective alert policy.
-
-    Layers, later wins: the packaged ``policy.toml``; the thresholds of the run config's
-    ``[alerts]`` section; the policy file (``path``, else ``alerts.policy_file`` when set).
-    """
-    data = _default_policy_data()
-    if alerts is not None:
-        data = _merge(
-            data,
-            {
-                "thresholds": {
-                    "yellow_score": alerts.yellow_score,
-                    "orange_score": alerts.orange_score,
-                    "red_score": alerts.red_score,
-                    "drawdowns_per_day": alerts.drawdowns_per_day,
-                    "banned_share": alerts.banned_share,
-                }
-            },
-            "",
-        )
-        if path is None and alerts.policy_file:
-            path = alerts.policy_file
-    source = "[alerts]"
-    if path is not None:
-        source = str(path)
-        try:
-            overrides = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PolicyError(f"{path}: policy file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise PolicyError(f"{path}: not valid TOML: {exc}") from None
-        try:
-            data = _merge(data, overrides, "")
-        except PolicyError as exc:
-            raise PolicyError(f"{path}: {exc}") from None
-    try:
-        return _build(data)
-    except PolicyError as exc:
-        raise PolicyError(f"{source}: {exc}") from None
 
 
 # -- formatting helpers (polars expressions, so reasons are built without row loops) ----------
@@ -289,19 +102,11 @@ def score_hits(scores: pl.DataFrame | None, policy: Policy) -> pl.DataFrame:
     """
     if scores is None or "risk_score" not in scores.columns:
         return _empty_hits()
-    bounds = [("red", policy.red_score), ("orange", policy.orange_score)]
-    bounds.append(("yellow", policy.yellow_score))
     s = pl.col("risk_score")
-    tier = pl.lit(None, dtype=pl.String)
-    threshold = pl.lit(None, dtype=pl.Float64)
-    for name, bound in reversed(bounds):
-        reached = s >= bound - TOLERANCE
-        tier = pl.when(reached).then(pl.lit(name)).otherwise(tier)
-        threshold = pl.when(reached).then(pl.lit(bound)).otherwise(threshold)
     scored = scores.select("customer_id", "risk_score").with_columns(
-        tier.alias("score_tier"), threshold.alias("bound")
+        tier_for(s, policy).alias("score_tier"), threshold_reached(s, policy).alias("bound")
     )
-    fired = scored.filter(pl.col("score_tier").is_not_null())
+    fired = scored.filter(pl.col("score_tier") != "green")
     reason = pl.format(
         "risk score {} at or above the {} threshold {}",
         _score(s),
@@ -671,31 +476,37 @@ class AlertResult:
 
 def evaluate(
     graph: RiskGraph,
-    results: Mapping[str, Any],
-    outputs: Mapping[str, pl.DataFrame],
     policy: Policy,
+    *,
+    scores: pl.DataFrame | None = None,
+    circle_membership: pl.DataFrame | None = None,
+    customer_flows: pl.DataFrame | None = None,
+    ring_membership: pl.DataFrame | None = None,
+    cluster_membership: pl.DataFrame | None = None,
+    cluster_risk: pl.DataFrame | None = None,
 ) -> AlertResult:
     """Apply every rule whose inputs exist, combine tiers, and advise limits.
 
-    ``results`` holds the pipeline's per-customer frames (scores, circle_membership,
-    ring_membership, customer_flows, cluster_membership); ``outputs`` may hold
-    ``cluster_risk.parquet``. Complexity: O(customers + lines + drawdowns) joins.
+    Parameters: the risk graph (customers, labels, lines, drawdowns), the policy, and the
+    earlier stages' frames, each optional (a rule whose input is None fires nothing):
+    ``scores`` (customer_id, risk_score), ``circle_membership`` (customer_id, circle_id),
+    ``customer_flows`` (customer_id, drawn_amount, banned_share), ``ring_membership``
+    (customer_id, ring_id), ``cluster_membership`` (customer_id, cluster_id) and
+    ``cluster_risk`` (cluster_id, size, risk_score, tier).
+    Complexity: O(customers + lines + drawdowns) joins.
     """
     customers = graph.nodes["Customer"]
     defaulted = customers.select(
         pl.col("customer_id").cast(pl.String), pl.col("defaulted").cast(pl.Boolean)
     )
-    scores = results.get("scores")
     hits = pl.concat(
         [
             score_hits(scores, policy),
-            circle_default_hits(results.get("circle_membership"), defaulted, policy),
-            banned_share_hits(results.get("customer_flows"), policy),
+            circle_default_hits(circle_membership, defaulted, policy),
+            banned_share_hits(customer_flows, policy),
             burst_hits(daily_drawdowns(graph), policy),
-            ring_hits(results.get("ring_membership"), policy),
-            cluster_hits(
-                results.get("cluster_membership"), outputs.get("cluster_risk.parquet"), policy
-            ),
+            ring_hits(ring_membership, policy),
+            cluster_hits(cluster_membership, cluster_risk, policy),
         ],
         how="vertical_relaxed",
     )
@@ -708,95 +519,3 @@ def count_tiers(tiers: pl.DataFrame) -> dict[str, int]:
     """Customers per tier, every tier present (green first)."""
     counts = dict(tiers.group_by("tier").len().iter_rows())
     return {tier: int(counts.get(tier, 0)) for tier in TIERS}
-
-
-def alerts_stage(ctx: RunContext) -> None:
-    """Pipeline stage: ``alerts.csv``, ``customer_alerts.parquet``, ``alert_hits.parquet``."""
-    policy = load_policy(ctx.config.alerts)
-    result = evaluate(ctx.graph, ctx.results, ctx.outputs, policy)
-    ctx.outputs["alerts.csv"] = result.alerts
-    ctx.outputs["customer_alerts.parquet"] = result.customers
-    ctx.outputs["alert_hits.parquet"] = result.hits
-    ctx.results["alerts"] = result.customers
-    tiers = count_tiers(result.customers)
-    for tier, count in tiers.items():
-        ctx.counts[f"customers_{tier}"] = count
-    ctx.manifest_extra["alerts"] = {
-        "tiers": tiers,
-        "alerted_lines": result.alerts.filter(pl.col("line_id").is_not_null()).height,
-        "policy": policy.to_dict(),
-        "policy_file": ctx.config.alerts.policy_file or None,
-    }
-
-
-# -- reading a run directory ---------------------------------------------------------------------
-
-
-class RunDirError(ValueError):
-    """A run directory is missing or lacks the file asked for."""
-
-
-def read_alerts(run_dir: Path | str, min_tier: str = "yellow") -> pl.DataFrame:
-    """The rows of ``run_dir/alerts.csv`` at ``min_tier`` or above, most severe first."""
-    if min_tier not in TIER_RANK:
-        raise ValueError(f"unknown tier {min_tier!r} (one of {', '.join(TIERS)})")
-    path = Path(run_dir) / "alerts.csv"
-    if not path.is_file():
-        raise RunDirError(f"{path}: not found (was the alerts stage run?)")
-    frame = pl.read_csv(
-        path,
-        schema_overrides={"customer_id": pl.String, "line_id": pl.String, "rules": pl.String},
-    )
-    wanted = [t for t in TIERS if TIER_RANK[t] >= TIER_RANK[min_tier]]
-    return frame.filter(pl.col("tier").is_in(wanted))
-
-
-def tier_counts(run_dir: Path | str) -> dict[str, int]:
-    """Customers per tier in a finished run (green first); all zero if no alerts were made.
-
-    Read from ``customer_alerts.parquet`` (every customer), for ``graphkit run``'s summary.
-    """
-    path = Path(run_dir) / "customer_alerts.parquet"
-    if not path.is_file():
-        manifest = Path(run_dir) / "manifest.json"
-        if manifest.is_file():
-            saved = json.loads(manifest.read_text()).get("alerts", {}).get("tiers")
-            if saved:
-                return {tier: int(saved.get(tier, 0)) for tier in TIERS}
-        return dict.fromkeys(TIERS, 0)
-    return count_tiers(pl.read_parquet(path, columns=["tier"]))
-
-
-def tier_summary(run_dir: Path | str) -> str:
-    """One line such as ``"green 1830, yellow 112, orange 49, red 9"``."""
-    return ", ".join(f"{tier} {n}" for tier, n in tier_counts(run_dir).items())
-
-
-__all__ = [
-    "RESPONSES",
-    "RULES",
-    "TIER_RANK",
-    "AlertResult",
-    "LimitRule",
-    "Policy",
-    "PolicyError",
-    "alerts_stage",
-    "banned_share_hits",
-    "burst_hits",
-    "circle_default_hits",
-    "cluster_hits",
-    "count_tiers",
-    "customer_tiers",
-    "daily_drawdowns",
-    "default_policy_text",
-    "evaluate",
-    "limit_advice",
-    "line_exposure",
-    "load_policy",
-    "parse_policy",
-    "read_alerts",
-    "ring_hits",
-    "score_hits",
-    "tier_counts",
-    "tier_summary",
-]

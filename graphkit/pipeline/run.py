@@ -1,24 +1,11 @@
-"""The graphkit run: validate, build the graph, analyse, score, alert, and publish a run directory.
+"""The graphkit run: validate, build the graph, run the stages, publish a run directory.
 
-:func:`run_pipeline` is what ``graphkit run`` calls. Each stage is a function of a
-:class:`RunContext`: it reads the graph, the config and earlier stages' ``results``, and adds
-output frames (``outputs``, keyed by file name in the run directory) and results for later
-stages. Stages never write files themselves except through ``ctx.out_dir`` (the temporary run
-directory), so the run directory is published whole or not at all.
-
-Shared per-customer results (``ctx.results``), each a polars frame keyed by ``customer_id``:
-
-=====================  ==============================================================
-key                    columns
-=====================  ==============================================================
-``circle_membership``  customer_id, circle_id
-``ring_membership``    customer_id, ring_id
-``customer_flows``     customer_id, drawn_amount, banned_amount, banned_share
-``cluster_membership`` customer_id, cluster_id
-``contagion``          customer_id, contagion_score, debtrank, pagerank
-``gnn``                customer_id, gnn_score
-``scores``             customer_id, contagion_score, gnn_score, risk_score, tier
-=====================  ==============================================================
+:func:`run_pipeline` is what ``graphkit run`` calls. Each stage (:mod:`graphkit.pipeline.stages`)
+is a function of a :class:`RunContext`: it reads the graph, the config and earlier stages'
+typed ``results``, and adds output frames (``outputs``, keyed by file name in the run directory)
+and results for later stages. Stages never write files themselves except through
+``ctx.out_dir`` (the temporary run directory), so the run directory is published whole or not
+at all; the manifest is written here, last.
 """
 
 from __future__ import annotations
@@ -28,11 +15,10 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -40,9 +26,14 @@ from graphkit import __version__
 from graphkit.atomic import atomic_directory
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
+from graphkit.pipeline.context import RunContext
+from graphkit.pipeline.stages import select_stages
 from graphkit.progress import SILENT, Progress, task
 from graphkit.store.embedded import save_snapshot
 from loaders.sources import LoadedInput, read_input
+
+if TYPE_CHECKING:
+    from graphkit.store.neo4j import Neo4jTarget, WriteBackCounts
 
 # torch's OpenMP threads spin while they wait for each other. On a 2-core machine that is busy
 # with anything else a spinning thread steals the core its partner needs, and GNN training ran
@@ -53,54 +44,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass
-class RunContext:
-    """What a stage sees: the graph, the config, earlier results, and where outputs go."""
-
-    graph: RiskGraph
-    config: Config
-    out_dir: Path
-    run_id: str = ""
-    progress: Progress = SILENT
-    outputs: dict[str, pl.DataFrame] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=dict)
-    manifest_extra: dict[str, Any] = field(default_factory=dict)
-
-
-Stage = Callable[[RunContext], None]
-
-
-@dataclass
 class RunSummary:
     """What a finished run reports back to the CLI."""
 
     run_dir: Path
     manifest: dict[str, Any]
-
-
-def _stages() -> list[tuple[str, Stage]]:
-    """The stage list, in dependency order; imported lazily so ``validate`` stays light."""
-    from graphkit.alerts import alerts_stage
-    from graphkit.analytics.circles import circles_stage
-    from graphkit.analytics.cluster_risk import cluster_risk_stage
-    from graphkit.analytics.clusters import clusters_stage
-    from graphkit.analytics.flows import flows_stage
-    from graphkit.analytics.rings import rings_stage
-    from graphkit.report import report_stage
-    from graphkit.scoring import contagion_stage, gnn_stage, scores_stage
-
-    return [
-        ("circles", circles_stage),
-        ("rings", rings_stage),
-        ("flows", flows_stage),
-        ("clusters", clusters_stage),
-        ("contagion", contagion_stage),
-        ("gnn", gnn_stage),
-        ("scores", scores_stage),
-        ("cluster_risk", cluster_risk_stage),
-        ("alerts", alerts_stage),
-        ("report", report_stage),
-    ]
 
 
 def load_graph(input_dir: Path | str, progress: Progress = SILENT) -> tuple[RiskGraph, LoadedInput]:
@@ -140,13 +88,38 @@ def write_outputs(outputs: dict[str, pl.DataFrame], directory: Path) -> dict[str
     return rows
 
 
+def write_back(
+    target: Neo4jTarget, ctx: RunContext, progress: Progress = SILENT, run_id: str | None = None
+) -> WriteBackCounts:
+    """Write ``ctx``'s results back to Neo4j (:meth:`Neo4jTarget.write_back`) and record what
+    was written in the manifest's ``neo4j_write_back``. ``run_id`` defaults to the context's."""
+    from graphkit.store.neo4j import WriteBackInputs
+
+    r = ctx.results
+    inputs = WriteBackInputs(
+        graph=ctx.graph,
+        circle_membership=r.circle_membership,
+        circle_summary=r.circle_summary,
+        ring_membership=r.ring_membership,
+        customer_flows=r.customer_flows,
+        cluster_membership=r.cluster_membership,
+        cluster_risk=r.cluster_risk,
+        contagion=r.contagion,
+        gnn=r.gnn,
+        scores=r.scores,
+    )
+    counts = target.write_back(inputs, progress=progress, run_id=run_id or ctx.run_id or None)
+    ctx.manifest_extra["neo4j_write_back"] = dict(counts.__dict__)
+    return counts
+
+
 def run_pipeline(
     input_dir: Path | str,
     out_dir: Path | str,
     config: Config,
     *,
     progress: Progress = SILENT,
-    neo4j: Any = None,
+    neo4j: Neo4jTarget | None = None,
     stages: list[str] | None = None,
 ) -> RunSummary:
     """Run graphkit on ``input_dir`` and publish the run directory ``out_dir`` atomically.
@@ -161,11 +134,7 @@ def run_pipeline(
     graph, loaded = load_graph(input_dir, progress)
     timings["load"] = round(time.perf_counter() - clock, 3)
 
-    selected = [(n, s) for n, s in _stages() if stages is None or n in stages]
-    if stages is not None:
-        unknown = sorted(set(stages) - {n for n, _ in _stages()})
-        if unknown:
-            raise ValueError(f"unknown stage(s): {', '.join(unknown)}")
+    selected = select_stages(stages)
     with atomic_directory(out_dir) as tmp:
         ctx = RunContext(graph=graph, config=config, out_dir=tmp, run_id=run_id, progress=progress)
         clock = time.perf_counter()
@@ -185,7 +154,7 @@ def run_pipeline(
             rows = write_outputs(ctx.outputs, tmp)
         if neo4j is not None:
             clock = time.perf_counter()
-            neo4j.write_back(ctx, progress=progress)
+            write_back(neo4j, ctx, progress=progress)
             timings["neo4j_write_back"] = round(time.perf_counter() - clock, 3)
         manifest = {
             "run_id": run_id,

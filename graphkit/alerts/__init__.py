@@ -1,0 +1,79 @@
+"""Alerts: four colours, three responses, and a recommended limit for every alerted credit line.
+
+A customer's tier is the highest of
+
+* its **score tier**: ``risk_score`` against the policy's yellow/orange/red thresholds, and
+* the tier of every **rule** it hits: member of a guarantee circle with a defaulted member
+  (``circle_default``), banned share of drawn money at or above a threshold (``banned_share``),
+  a day with at least N drawdowns over all its lines (``burst``), member of a device-sharing ring
+  (``ring``), member of an orange or red related-enterprise cluster (``cluster_orange``,
+  ``cluster_red``).
+
+A rule whose input is missing (its stage did not run) does not fire and is not mentioned.
+Every hit carries a reason in plain words. The responses: green no action, yellow soft
+intervention, orange freeze further drawdowns or cut the limit, red suspend the line and open a
+case. Limit advice (see :func:`limit_advice`) gives each line of an alerted customer a
+recommended limit and the reason for it. The policy (thresholds, rule tiers, limit factors) is a
+TOML file: ``graphkit/policy.toml`` holds the documented defaults (docs/alerts.md).
+"""
+
+from graphkit.alerts.policy import (
+    TIER_RANK,
+    LimitRule,
+    Policy,
+    PolicyError,
+    default_policy_text,
+    load_policy,
+    parse_policy,
+)
+from graphkit.alerts.rules import (
+    ALERT_COLUMNS,
+    HITS_SCHEMA,
+    RESPONSES,
+    RULES,
+    AlertResult,
+    banned_share_hits,
+    burst_hits,
+    circle_default_hits,
+    cluster_hits,
+    count_tiers,
+    customer_tiers,
+    daily_drawdowns,
+    evaluate,
+    limit_advice,
+    line_exposure,
+    ring_hits,
+    score_hits,
+)
+from graphkit.alerts.rundir import RunDirError, read_alerts, tier_counts, tier_summary
+
+__all__ = [
+    "ALERT_COLUMNS",
+    "HITS_SCHEMA",
+    "RESPONSES",
+    "RULES",
+    "TIER_RANK",
+    "AlertResult",
+    "LimitRule",
+    "Policy",
+    "PolicyError",
+    "RunDirError",
+    "banned_share_hits",
+    "burst_hits",
+    "circle_default_hits",
+    "cluster_hits",
+    "count_tiers",
+    "customer_tiers",
+    "daily_drawdowns",
+    "default_policy_text",
+    "evaluate",
+    "limit_advice",
+    "line_exposure",
+    "load_policy",
+    "parse_policy",
+    "read_alerts",
+    "ring_hits",
+    "score_hits",
+    "tier_counts",
+    "tier_summary",
+]

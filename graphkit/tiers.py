@@ -1,0 +1,89 @@
+"""The tier of a risk score: the one rule ``scores.parquet``, ``cluster_risk`` and the alerts use.
+
+A score at or above ``red_score`` is red, at or above ``orange_score`` orange, at or above
+``yellow_score`` yellow, else green; a null score is green. Scores are computed in floating
+point (a share of exactly 30% may come out as 0.29999999999999999), so "at or above" allows
+:data:`TOLERANCE` of slack: a score on a threshold gets the threshold's tier in every output.
+
+The thresholds come from one place per run, the effective alert policy
+(:func:`graphkit.alerts.load_policy`: the packaged policy, ``[alerts]``, the policy file); the
+pipeline loads it once and hands it to every stage that tiers.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, overload
+
+import polars as pl
+
+from graphkit.config import Config
+from graphkit.schema import TIERS
+
+# Slack of every threshold comparison (see the module docstring).
+TOLERANCE = 1e-9
+
+
+class Thresholds(Protocol):
+    """Score thresholds of the tiers (an ``AlertsConfig`` or an alert ``Policy``)."""
+
+    @property
+    def yellow_score(self) -> float: ...
+
+    @property
+    def orange_score(self) -> float: ...
+
+    @property
+    def red_score(self) -> float: ...
+
+
+def _bounds(thresholds: Thresholds | Config) -> list[tuple[str, float]]:
+    t = thresholds.alerts if isinstance(thresholds, Config) else thresholds
+    return [("red", t.red_score), ("orange", t.orange_score), ("yellow", t.yellow_score)]
+
+
+@overload
+def tier_for(score: float, thresholds: Thresholds | Config) -> str: ...
+@overload
+def tier_for(score: pl.Series, thresholds: Thresholds | Config) -> pl.Series: ...
+@overload
+def tier_for(score: pl.Expr, thresholds: Thresholds | Config) -> pl.Expr: ...
+
+
+def tier_for(
+    score: float | pl.Series | pl.Expr, thresholds: Thresholds | Config
+) -> str | pl.Series | pl.Expr:
+    """Tier (green, yellow, orange, red) of a score, a Series of scores or a score expression.
+
+    Parameters:
+        score: a number, a Series (the result keeps its name) or a polars expression.
+        thresholds: anything with ``yellow_score``, ``orange_score``, ``red_score`` (an alert
+            policy, an ``AlertsConfig``), or a :class:`~graphkit.config.Config` (its ``[alerts]``).
+
+    Returns the tier as text, a String Series or a String expression. O(1) per score.
+
+    Examples:
+        >>> from graphkit.config import AlertsConfig
+        >>> [tier_for(s, AlertsConfig()) for s in (0.1, 0.3, 0.6, 0.85)]
+        ['green', 'yellow', 'orange', 'red']
+    """
+    bounds = _bounds(thresholds)
+    if isinstance(score, int | float):
+        return next((name for name, bound in bounds if score >= bound - TOLERANCE), "green")
+    expr = score if isinstance(score, pl.Expr) else pl.lit(score)
+    tier: pl.Expr = pl.lit("green")
+    for name, bound in reversed(bounds):
+        tier = pl.when(expr >= bound - TOLERANCE).then(pl.lit(name)).otherwise(tier)
+    if isinstance(score, pl.Series):
+        return pl.select(tier.alias(score.name or "tier")).to_series()
+    return tier
+
+
+def threshold_reached(score: pl.Expr, thresholds: Thresholds | Config) -> pl.Expr:
+    """The threshold of the tier :func:`tier_for` gives ``score`` (null for green)."""
+    bound_expr: pl.Expr = pl.lit(None, dtype=pl.Float64)
+    for _, bound in reversed(_bounds(thresholds)):
+        bound_expr = pl.when(score >= bound - TOLERANCE).then(pl.lit(bound)).otherwise(bound_expr)
+    return bound_expr
+
+
+__all__ = ["TIERS", "TOLERANCE", "Thresholds", "threshold_reached", "tier_for"]

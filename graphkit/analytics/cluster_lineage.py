@@ -218,11 +218,15 @@ def warm_clusters(
     """Related-enterprise clusters of ``graph``, Leiden started from the ``previous`` partition.
 
     The clusters of :func:`graphkit.analytics.clusters.related_clusters` (same graph, weights,
-    resolution, seed, iterations and size filter), except that Leiden starts from
-    :func:`initial_membership` instead of singletons: each iteration only improves the
-    starting partition, so where the input did not change the previous communities return.
-    Cluster ids are numbered afresh (1.., largest first); :func:`carry_cluster_ids` makes them
-    stable.
+    resolution, seed and size filter), except that Leiden starts from
+    :func:`initial_membership` instead of singletons and runs
+    ``clusters.warm_leiden_iterations`` iterations (default -1: until an iteration no longer
+    improves modularity). Each iteration only improves its starting partition, so where the
+    input did not change the previous communities come back; and a converged partition is
+    (with the fixed seed, on the graphs tested) a fixed point: a re-run on identical input
+    returns it unchanged. A previous run cut short at ``clusters.leiden_iterations`` (a cold
+    run's default 2) is first optimised further, which moves some customers. Cluster ids are
+    numbered afresh (1.., largest first); :func:`carry_cluster_ids` makes them stable.
 
     Parameters:
         graph: the risk graph.
@@ -251,7 +255,7 @@ def warm_clusters(
         weights,
         cfg.clusters.resolution,
         cfg.clusters.seed,
-        cfg.clusters.leiden_iterations,
+        cfg.clusters.warm_leiden_iterations,
         initial_membership=start,
     )
     frame = numbered_clusters(multiplex.customer_ids, membership, cfg.clusters.min_cluster_size)

@@ -6,6 +6,7 @@ held under 1% tie churn)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -15,9 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graphkit.analytics.cluster_lineage import (
+    HIGH_WATER_KEY,
     LINEAGE_SCHEMA,
+    PreviousRunError,
     carry_cluster_ids,
     initial_membership,
+    read_previous_clusters,
     stable_clusters,
     warm_clusters,
 )
@@ -288,3 +292,33 @@ def test_warm_start_from_nothing_is_a_cold_start(generated):
     assert warm_clusters(graph, empty, cfg, built=built).membership.equals(
         related_clusters(graph, config, built=built).membership
     )
+
+
+def test_previous_run_gives_membership_and_the_ids_high_water(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(PreviousRunError, match=r"no clusters\.parquet"):
+        read_previous_clusters(run)
+    _membership({1: "ab", 2: "cd"}).with_columns(cluster_size=pl.lit(2, pl.Int64)).write_parquet(
+        run / "clusters.parquet"
+    )
+    assert read_previous_clusters(run).high_water == 2
+    # A run made before the mark was recorded: its lineage names a retired id 9.
+    pl.DataFrame(
+        [(1, 1, 2, "same"), (None, 9, 0, "gone")], schema=LINEAGE_SCHEMA, orient="row"
+    ).write_parquet(run / "cluster_lineage.parquet")
+    previous = read_previous_clusters(run)
+    assert previous.high_water == 9
+    assert _ids(previous.membership) == {"a": 1, "b": 1, "c": 2, "d": 2}
+    # The manifest's mark wins: ids up to 30 were issued earlier in the series.
+    (run / "manifest.json").write_text(json.dumps({"analytics": {HIGH_WATER_KEY: 30}}))
+    previous = read_previous_clusters(run)
+    assert previous.high_water == 30
+    membership, _ = carry_cluster_ids(
+        previous.membership, _membership({1: "abcd"}), previous.high_water + 1
+    )
+    assert set(_ids(membership).values()) == {31}
+    assert previous.next_high_water(membership) == 31
+    pl.DataFrame({"customer_id": ["a"]}).write_parquet(run / "clusters.parquet")
+    with pytest.raises(PreviousRunError, match=r"clusters\.parquet: previous membership: missing"):
+        read_previous_clusters(run)

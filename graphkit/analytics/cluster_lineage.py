@@ -39,6 +39,10 @@ Invariants (tested in ``tests/test_cluster_lineage.py``):
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
@@ -60,6 +64,68 @@ LINEAGE_SCHEMA = {
     "relation": pl.String,
 }
 RELATIONS: tuple[str, ...] = ("same", "split", "merge", "new", "gone")
+# manifest.json key (under "analytics") of the largest cluster id a run series has issued.
+HIGH_WATER_KEY = "cluster_id_high_water"
+
+
+class PreviousRunError(ValueError):
+    """A ``--previous`` run directory whose clusters cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
+class PreviousClusters:
+    """What a run needs from the previous run to keep cluster ids.
+
+    Attributes:
+        membership: customer_id, cluster_id of the previous run's ``clusters.parquet``.
+        high_water: the largest cluster id ever issued in the series up to that run (retired
+            ids included), so new ids start above it and are never reused.
+    """
+
+    membership: pl.DataFrame
+    high_water: int
+
+    def next_high_water(self, membership: pl.DataFrame) -> int:
+        """The high-water mark to record for a run whose membership is ``membership``."""
+        current = membership.get_column("cluster_id").max()
+        return max(self.high_water, int(current) if current is not None else 0)
+
+
+def read_previous_clusters(run_dir: Path) -> PreviousClusters:
+    """The previous run's membership and id high-water mark, from ``run_dir``.
+
+    Reads ``clusters.parquet`` (required) and the high-water mark from ``manifest.json``
+    (``analytics.cluster_id_high_water``), falling back, for runs made before it was recorded,
+    to the largest id in ``clusters.parquet`` and ``cluster_lineage.parquet``.
+
+    Raises:
+        PreviousRunError: ``clusters.parquet`` is missing, unreadable or lacks a column.
+    """
+    path = Path(run_dir) / "clusters.parquet"
+    if not path.is_file():
+        raise PreviousRunError(f"{path}: previous run has no clusters.parquet")
+    try:
+        membership = pl.read_parquet(path)
+        membership = _check_membership(membership, "previous")
+    except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
+        raise PreviousRunError(f"{path}: {exc}") from None
+    marks = [membership.get_column("cluster_id").max() or 0]
+    manifest = Path(run_dir) / "manifest.json"
+    recorded = None
+    if manifest.is_file():
+        try:
+            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("analytics", {})
+            recorded = recorded.get(HIGH_WATER_KEY)
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+    if isinstance(recorded, int):
+        marks.append(recorded)
+    else:
+        lineage = Path(run_dir) / "cluster_lineage.parquet"
+        if lineage.is_file():
+            ids = pl.read_parquet(lineage, columns=["cluster_id", "previous_cluster_id"])
+            marks += [ids.get_column(c).max() or 0 for c in ids.columns]
+    return PreviousClusters(membership, int(max(marks)))
 
 
 def _check_membership(frame: pl.DataFrame, name: str) -> pl.DataFrame:

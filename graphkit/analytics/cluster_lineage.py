@@ -9,8 +9,9 @@ unchanged, and then carries cluster ids over by overlap (:func:`carry_cluster_id
   (``2 * |p ∩ c| > |p|`` and ``2 * |p ∩ c| > |c|``, sizes as the two memberships list them).
   Both being strict majorities, each cluster has at most one such partner: the rule is a
   one-to-one matching, decided without any tie-break.
-* every other current cluster gets a **new** id, above every id the previous run used (ids are
-  never reused), numbered largest cluster first, then smallest customer_id.
+* every other current cluster gets a **new** id, above every id the series has issued (ids are
+  never reused; :func:`read_previous_clusters` gives the high-water mark), numbered largest
+  cluster first, then smallest customer_id.
 
 The lineage frame (:data:`LINEAGE_SCHEMA`) says where each current cluster came from. One row
 per pair of a current and a previous cluster sharing members, with ``shared_members`` =

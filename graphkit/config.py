@@ -69,10 +69,14 @@ class ClustersConfig:
     # Leiden iterations; -1 iterates until no vertex moves (slow on large graphs: the last
     # iterations move a few vertices each for tiny modularity gains; see docs/analytics.md).
     leiden_iterations: int = 2
-    # Leiden iterations of a warm start (`graphkit run --previous`): -1 runs to a partition
-    # Leiden no longer improves, so a re-run on identical input gives it back and keeps every
-    # cluster id (docs/analytics.md, "Stable cluster ids").
-    warm_leiden_iterations: int = -1
+    # Leiden iterations of a warm start (`graphkit run --previous`) when the previous partition
+    # is not kept (keep_tolerance); few iterations move few customers (docs/analytics.md,
+    # "Stable cluster ids").
+    warm_leiden_iterations: int = 2
+    # A warm start keeps the previous partition while its modularity is within this share of a
+    # cold start's: an unchanged input then changes no cluster, and small daily changes do not
+    # reshuffle communities for a gain in the fourth decimal.
+    keep_tolerance: float = 0.005
     # Cluster risk score: weights of its components (docs/analytics.md); missing components
     # (no labels, no flows, no scores) are left out and the rest renormalised.
     risk_weights: dict[str, float] = field(
@@ -213,6 +217,10 @@ def _validate(cfg: Config) -> None:
         (
             cfg.clusters.warm_leiden_iterations == -1 or cfg.clusters.warm_leiden_iterations >= 1,
             "[clusters] warm_leiden_iterations must be -1 (until stable) or >= 1",
+        ),
+        (
+            0.0 <= cfg.clusters.keep_tolerance < 1.0,
+            "[clusters] keep_tolerance must be in [0, 1)",
         ),
         (
             all(w >= 0 for w in cfg.clusters.risk_weights.values())

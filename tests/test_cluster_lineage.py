@@ -8,13 +8,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
+import cli
 from graphkit.analytics.cluster_lineage import (
     HIGH_WATER_KEY,
     LINEAGE_SCHEMA,
@@ -322,3 +325,50 @@ def test_previous_run_gives_membership_and_the_ids_high_water(tmp_path):
     pl.DataFrame({"customer_id": ["a"]}).write_parquet(run / "clusters.parquet")
     with pytest.raises(PreviousRunError, match=r"clusters\.parquet: previous membership: missing"):
         read_previous_clusters(run)
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+def test_run_with_previous_on_identical_input_keeps_every_cluster_id(tmp_path):
+    """`graphkit run --previous` on the same input: every id kept, lineage all `same`, and
+    the manifest names the previous run and the id high-water mark."""
+    runner = CliRunner()
+    first, second = tmp_path / "first", tmp_path / "second"
+    stages = ["--stage", "clusters", "-q"]
+    assert runner.invoke(cli.app, ["run", str(SAMPLE), "--out", str(first), *stages]).exit_code == 0
+    again = ["run", str(SAMPLE), "--out", str(second), "--previous", str(first), *stages]
+    result = runner.invoke(cli.app, again)
+    assert result.exit_code == 0, result.output
+    before = pl.read_parquet(first / "clusters.parquet").sort("customer_id")
+    after = pl.read_parquet(second / "clusters.parquet").sort("customer_id")
+    assert after.select("customer_id", "cluster_id").equals(
+        before.select("customer_id", "cluster_id")
+    )
+    lineage = pl.read_parquet(second / "cluster_lineage.parquet")
+    assert set(lineage.get_column("relation")) == {"same"}
+    assert lineage.height == before.get_column("cluster_id").n_unique()
+    assert lineage.get_column("shared_members").sum() == before.height
+    manifest = json.loads((second / "manifest.json").read_text())
+    first_manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["previous_run_id"] == first_manifest["run_id"]
+    assert manifest["analytics"]["cluster_id_high_water"] == before.get_column("cluster_id").max()
+
+
+def test_run_with_an_unusable_previous_run_writes_nothing(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "out"
+    missing = ["run", str(SAMPLE), "--out", str(out), "--previous", str(tmp_path / "nope"), "-q"]
+    result = runner.invoke(cli.app, missing)
+    assert result.exit_code == 2
+    assert "clusters.parquet" in result.output
+    assert not out.exists()
+    (tmp_path / "prev").mkdir()
+    pl.DataFrame({"customer_id": ["C1"], "cluster_id": [1]}).write_parquet(
+        tmp_path / "prev" / "clusters.parquet"
+    )
+    no_clusters = [*missing[:4], "--previous", str(tmp_path / "prev"), "--stage", "rings", "-q"]
+    result = runner.invoke(cli.app, no_clusters)
+    assert result.exit_code == 2
+    assert "clusters stage" in result.output
+    assert not out.exists()

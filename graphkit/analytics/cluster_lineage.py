@@ -53,6 +53,7 @@ from graphkit.analytics.clusters import (
     cluster_graph,
     leiden,
     numbered_clusters,
+    partition_quality,
 )
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
@@ -286,14 +287,13 @@ def warm_clusters(
 
     The clusters of :func:`graphkit.analytics.clusters.related_clusters` (same graph, weights,
     resolution, seed and size filter), except that Leiden starts from
-    :func:`initial_membership` instead of singletons and runs
-    ``clusters.warm_leiden_iterations`` iterations (default -1: until an iteration no longer
-    improves modularity). Each iteration only improves its starting partition, so where the
-    input did not change the previous communities come back; and a converged partition is
-    (with the fixed seed, on the graphs tested) a fixed point: a re-run on identical input
-    returns it unchanged. A previous run cut short at ``clusters.leiden_iterations`` (a cold
-    run's default 2) is first optimised further, which moves some customers. Cluster ids are
-    numbered afresh (1.., largest first); :func:`carry_cluster_ids` makes them stable.
+    :func:`initial_membership` instead of singletons. The previous partition (new customers
+    alone) is kept as it is when its modularity on the current graph is within
+    ``clusters.keep_tolerance`` (relative) of a cold start's: so a re-run on identical input
+    returns it unchanged, whether or not the previous run had converged. Otherwise Leiden runs
+    ``clusters.warm_leiden_iterations`` iterations from it (default 2); each only improves its
+    starting partition, so few customers move. Cluster ids are numbered afresh (1.., largest
+    first); :func:`carry_cluster_ids` makes them stable.
 
     Parameters:
         graph: the risk graph.
@@ -316,15 +316,32 @@ def warm_clusters(
         f"clusters: warm start from {int(start.max(initial=-1)) + 1} groups over "
         f"{len(multiplex.nodes)} tied customers"
     )
-    membership, modularity = leiden(
-        len(multiplex.nodes),
+    n = len(multiplex.nodes)
+    # Hysteresis: the previous partition stands while it is as good as a cold start within
+    # keep_tolerance (the bound a stable id is allowed to cost), so an unchanged input changes
+    # no cluster and a small change does not reshuffle communities for a tiny gain.
+    _, cold = leiden(
+        n,
         multiplex.pairs,
         weights,
         cfg.clusters.resolution,
         cfg.clusters.seed,
-        cfg.clusters.warm_leiden_iterations,
-        initial_membership=start,
+        cfg.clusters.leiden_iterations,
     )
+    kept = partition_quality(n, multiplex.pairs, weights, start)
+    if kept >= cold - cfg.clusters.keep_tolerance * abs(cold):
+        progress.log(f"clusters: previous partition kept (modularity {kept:.4f}, cold {cold:.4f})")
+        membership, modularity = start, kept
+    else:
+        membership, modularity = leiden(
+            n,
+            multiplex.pairs,
+            weights,
+            cfg.clusters.resolution,
+            cfg.clusters.seed,
+            cfg.clusters.warm_leiden_iterations,
+            initial_membership=start,
+        )
     frame = numbered_clusters(multiplex.customer_ids, membership, cfg.clusters.min_cluster_size)
     return ClusterResult(frame, modularity, int((weights > 0).sum()))
 

@@ -51,9 +51,18 @@ def run(
     neo4j_password: Annotated[
         str | None, typer.Option(help="Neo4j password (prefer --neo4j-password-env).")
     ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous",
+            help="Previous run directory: warm-start clusters and keep their ids "
+            "(writes cluster_lineage.parquet).",
+        ),
+    ] = None,
 ) -> None:
     """Validate, build the graph, analyse, score and alert; publish OUT atomically."""
     from graphkit.alerts import load_policy
+    from graphkit.analytics.cluster_lineage import PreviousRunError
     from graphkit.pipeline import run_pipeline
 
     try:
@@ -70,8 +79,16 @@ def run(
     try:
         with progress_bars(quiet) as progress:
             summary = run_pipeline(
-                input_dir, out, cfg, progress=progress, stages=stage, neo4j=target
+                input_dir,
+                out,
+                cfg,
+                progress=progress,
+                stages=stage,
+                neo4j=target,
+                previous_run=previous,
             )
+    except PreviousRunError as exc:
+        fail(str(exc), EXIT_INVALID_INPUT)
     except Neo4jStoreError as exc:
         store_failure(exc)
     except InputError as exc:

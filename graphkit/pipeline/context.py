@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from graphkit.alerts import Policy, load_policy
+from graphkit.analytics.cluster_lineage import PreviousClusters
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
@@ -74,6 +75,8 @@ class RunContext:
         results: what stages hand to later stages.
         counts: numbers for the manifest's ``counts``.
         manifest_extra: sections added to the manifest.
+        previous: the previous run's clusters (``--previous``): clusters warm-start from them
+            and keep their ids; None for a cold start.
     """
 
     graph: RiskGraph
@@ -86,6 +89,7 @@ class RunContext:
     results: StageResults = field(default_factory=StageResults)
     counts: dict[str, int] = field(default_factory=dict)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
+    previous: PreviousClusters | None = None
 
     def __post_init__(self) -> None:
         if self.policy is None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from graphkit import __version__
+from graphkit.analytics.cluster_lineage import PreviousRunError, read_previous_clusters
 from graphkit.atomic import atomic_directory
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
@@ -49,6 +50,14 @@ class RunSummary:
 
     run_dir: Path
     manifest: dict[str, Any]
+
+
+def _run_id_of(run_dir: Path) -> str | None:
+    """The run id in ``run_dir``'s manifest, or None when it has no readable one."""
+    try:
+        return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")).get("run_id")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_graph(input_dir: Path | str, progress: Progress = SILENT) -> tuple[RiskGraph, LoadedInput]:
@@ -121,12 +130,26 @@ def run_pipeline(
     progress: Progress = SILENT,
     neo4j: Neo4jTarget | None = None,
     stages: list[str] | None = None,
+    previous_run: Path | str | None = None,
 ) -> RunSummary:
     """Run graphkit on ``input_dir`` and publish the run directory ``out_dir`` atomically.
 
     ``neo4j`` (a :class:`graphkit.store.neo4j.Neo4jTarget`) also loads the graph into Neo4j and
     writes results back. ``stages`` restricts the run to the named stages (and no others).
+    ``previous_run`` (a run directory) warm-starts clusters from its membership and keeps their
+    ids (cluster_lineage.parquet); it is read before anything else, and
+    :class:`graphkit.analytics.cluster_lineage.PreviousRunError` names what is wrong with it.
     """
+    selected = select_stages(stages)
+    previous = None
+    previous_run_id = None
+    if previous_run is not None:
+        if "clusters" not in {name for name, _ in selected}:
+            raise PreviousRunError(
+                f"{previous_run}: --previous keeps cluster ids, but the clusters stage is not run"
+            )
+        previous = read_previous_clusters(Path(previous_run))
+        previous_run_id = _run_id_of(Path(previous_run))
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     timings: dict[str, float] = {}
@@ -134,9 +157,15 @@ def run_pipeline(
     graph, loaded = load_graph(input_dir, progress)
     timings["load"] = round(time.perf_counter() - clock, 3)
 
-    selected = select_stages(stages)
     with atomic_directory(out_dir) as tmp:
-        ctx = RunContext(graph=graph, config=config, out_dir=tmp, run_id=run_id, progress=progress)
+        ctx = RunContext(
+            graph=graph,
+            config=config,
+            out_dir=tmp,
+            run_id=run_id,
+            progress=progress,
+            previous=previous,
+        )
         clock = time.perf_counter()
         with task(progress, "write snapshot"):
             save_snapshot(graph, tmp / "snapshot")
@@ -178,6 +207,7 @@ def run_pipeline(
             "timings_seconds": timings,
             "counts": {"graph": graph.summary(), "outputs": rows, **ctx.counts},
             **({"neo4j": neo4j.describe()} if neo4j is not None else {}),
+            **({"previous_run_id": previous_run_id} if previous is not None else {}),
             **ctx.manifest_extra,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))

@@ -83,18 +83,39 @@ def flows_stage(ctx: RunContext) -> None:
 
 
 def clusters_stage(ctx: RunContext) -> None:
-    """``clusters``: clusters.parquet; cluster membership; modularity in the manifest."""
+    """``clusters``: clusters.parquet; cluster membership; modularity in the manifest.
+
+    With a previous run (``ctx.previous``) Leiden warm-starts from its membership and clusters
+    keep their ids by overlap; cluster_lineage.parquet says where each cluster came from. The
+    id high-water mark goes to the manifest on every run, so a later run never reuses an id.
+    """
+    from graphkit.analytics.cluster_lineage import HIGH_WATER_KEY, stable_clusters
     from graphkit.analytics.clusters import cluster_graph, related_clusters
 
     # Building the weighted ties is a task of its own, so that its cost is reported apart from
     # community detection's (a baseline handed the same ties compares against the latter).
     with task(ctx.progress, "cluster ties"):
         built = cluster_graph(ctx.graph, ctx.config)
-    result = related_clusters(ctx.graph, ctx.config, ctx.progress, built=built)
+    if ctx.previous is None:
+        result = related_clusters(ctx.graph, ctx.config, ctx.progress, built=built)
+        high_water = int(result.membership.get_column("cluster_id").max() or 0)
+    else:
+        result, lineage = stable_clusters(
+            ctx.graph,
+            ctx.previous.membership,
+            ctx.config,
+            ctx.progress,
+            built=built,
+            first_new_id=ctx.previous.high_water + 1,
+        )
+        ctx.outputs["cluster_lineage.parquet"] = lineage
+        high_water = ctx.previous.next_high_water(result.membership)
     ctx.outputs["clusters.parquet"] = result.membership
     ctx.results.cluster_membership = result.membership.select("customer_id", "cluster_id")
     ctx.counts["clusters"] = result.membership.get_column("cluster_id").n_unique()
-    ctx.manifest_extra.setdefault("analytics", {})["cluster_modularity"] = result.modularity
+    analytics = ctx.manifest_extra.setdefault("analytics", {})
+    analytics["cluster_modularity"] = result.modularity
+    analytics[HIGH_WATER_KEY] = high_water
 
 
 def contagion_stage(ctx: RunContext) -> None:

@@ -20,6 +20,7 @@ TOML file: ``graphkit/policy.toml`` holds the documented defaults (docs/alerts.m
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -657,6 +658,19 @@ def limit_advice(tiers: pl.DataFrame, lines: pl.DataFrame, policy: Policy) -> pl
         )
         .select(ALERT_COLUMNS)
     )
+
+
+def recommended_limit(
+    limit: float, outstanding: float, tier: str, risk_score: float | None, policy: Policy
+) -> float:
+    """The recommended limit of one line: the rule of :func:`limit_advice` for a single line
+    (the live path's decisions; tested against :func:`limit_advice`). O(1)."""
+    rule = policy.limits[tier]
+    cut = min(1.0, rule.min_cut + rule.score_cut * (risk_score or 0.0))
+    target = limit * (1 - cut)
+    if policy.round_to > 0:
+        target = math.floor((target + 1e-6) / policy.round_to) * policy.round_to
+    return min(limit, max(outstanding, target))
 
 
 @dataclass

@@ -263,3 +263,16 @@ def timeline_frame(state: LiveState) -> pl.DataFrame:
         },
         orient="row",
     ).with_columns(pl.col("first_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+
+
+def prepare_replay(
+    input_dir: Path | str, cut: datetime, work_dir: Path | str
+) -> tuple[Path, list[tuple[int, Event]]]:
+    """Validate ``input_dir`` (raises :class:`loaders.sources.InputError`), write its rows
+    before ``cut`` as an input directory under ``work_dir``, and return that directory and the
+    later rows as events in replay order."""
+    from loaders.sources import read_input
+
+    tables = read_input(Path(input_dir)).tables
+    before, events = split_tables(tables, cut)
+    return write_input(before, Path(work_dir) / "input"), events

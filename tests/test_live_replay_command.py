@@ -66,17 +66,21 @@ def test_replay_command_writes_the_backtest_equal_to_batch(tmp_path: Path, cut: 
     assert joined.height == batch.flows.height
     assert (joined["banned_amount"] - joined["banned_amount_live"]).abs().max() < 1e-6
     decisions = pl.read_parquet(out / "decisions.parquet")
-    assert decisions.columns[:9] == [
-        "event_id",
-        "event_type",
-        "ts",
-        "customer_id",
-        "line_id",
-        "decision",
-        "tier",
-        "reasons",
-        "recommended_limit",
-    ] and "apply_us" in decisions.columns
+    assert (
+        decisions.columns[:9]
+        == [
+            "event_id",
+            "event_type",
+            "ts",
+            "customer_id",
+            "line_id",
+            "decision",
+            "tier",
+            "reasons",
+            "recommended_limit",
+        ]
+        and "apply_us" in decisions.columns
+    )
     assert set(decisions["decision"]) <= {"ACCEPT", "REVIEW", "BLOCK"}
     timeline = pl.read_parquet(out / "timeline.parquet")
     assert timeline.columns == ["customer_id", "tier", "first_at", "event_id"]

@@ -57,7 +57,7 @@ class Trace:
     line_id: str
     hops: dict[str, int] = field(default_factory=dict)
     taint: dict[str, list[float]] = field(default_factory=dict)
-    seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    seen: dict[str, list[int]] = field(default_factory=dict)
     banned: list[float] = field(default_factory=list)
     min_hops: int | None = None
     capped: bool = False
@@ -111,6 +111,8 @@ class LiveFlows:
         self.out_log: dict[str, list[tuple[int, str, str, float]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
         self.closed: dict[str, dict[str, Any]] = {}
+        # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
+        self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.watchers: dict[str, set[str]] = defaultdict(set)
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
@@ -133,6 +135,7 @@ class LiveFlows:
         """
         trace = Trace(drawdown_id, account, amount, ts, ts + self.window_us, customer_id, line_id)
         self.traces[drawdown_id] = trace
+        self.origins[drawdown_id] = (account, ts, trace.end, amount)
         heapq.heappush(self._expiry, (trace.end + self.keep_us, drawdown_id))
         self.retrace(trace)
         return trace
@@ -181,11 +184,6 @@ class LiveFlows:
             if trace is None:
                 continue
             summary = trace.summary()
-            summary["paths"] = (
-                self.evidence_paths(drawdown_id, self.evidence_k)[0]
-                if trace.min_hops is not None
-                else []
-            )
             del self.traces[drawdown_id]
             for account in trace.hops:
                 watching = self.watchers.get(account)
@@ -214,6 +212,9 @@ class LiveFlows:
         hops = trace.hops.get(src)
         if hops is None or hops >= self.max_hops or src in self.sinks:
             return
+        known = trace.hops.get(dst)
+        if known is not None and known <= hops + 1:
+            return
         self._propagate(trace, [(dst, hops + 1)], ts)
 
     def _propagate(self, trace: Trace, arrivals: list[tuple[str, int]], ts: int) -> None:
@@ -240,20 +241,22 @@ class LiveFlows:
 
     def _step_amount(self, trace: Trace, src: str, dst: str, amount: float) -> None:
         """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``)."""
-        layers = trace.taint.get(src)
-        if layers is None or src in self.sinks:
+        counts = trace.seen.get(src)
+        if counts is None:
             return
+        layers = trace.taint[src]
         room = amount
         moved: list[tuple[int, float]] = []
+        cap = self.cap
         for layer in range(self.max_hops):
-            count = trace.seen.get((src, layer))
-            if count is None:
+            count = counts[layer]
+            if count < 0:
                 continue
-            if count >= self.cap:
+            if count >= cap:
                 if layers[layer] > 0:
                     trace.capped = True
                 continue
-            trace.seen[(src, layer)] = count + 1
+            counts[layer] = count + 1
             held = layers[layer]
             if room > 0 and held > 0:
                 take = held if held < room else room
@@ -271,8 +274,12 @@ class LiveFlows:
         if layers is None:
             layers = trace.taint[account] = [0.0] * (self.max_hops + 1)
         layers[layer] += amount
-        if layer < self.max_hops and (account, layer) not in trace.seen:
-            trace.seen[(account, layer)] = 0
+        if layer < self.max_hops:
+            counts = trace.seen.get(account)
+            if counts is None:
+                counts = trace.seen[account] = [-1] * self.max_hops
+            if counts[layer] < 0:
+                counts[layer] = 0
 
     # -- from scratch --------------------------------------------------------------------------
 
@@ -353,40 +360,40 @@ class LiveFlows:
     def evidence_paths(
         self, drawdown_id: str, k: int, max_visits: int = 100_000
     ) -> tuple[list[dict[str, Any]], bool]:
-        """The best ``k`` paths of an open trace into a sink, ranked as batch: amount
-        (``min(X, transfer amounts)``) descending, hops ascending, transfer ids in order.
+        """The best ``k`` paths of a drawdown (open trace or closed) into a sink, ranked as
+        batch: amount (``min(X, transfer amounts)``) descending, hops ascending, transfer ids
+        in order.
 
         Paths are simple and time-respecting (equal times in any order) inside the window, at
-        most H hops. Depth-first with a bound (a path's amount only falls as it grows, so one
-        below the k-th complete path is dropped). Returns (paths, capped): ``capped`` when
-        ``max_visits`` partial paths were reached. Cost: O(partial paths explored).
+        most H hops. First the window's transfers reachable from ``a0`` are collected (an
+        earliest-arrival search) and each account's hops to a sink over them (a backward
+        search); then a depth-first search enters only accounts that can still reach a sink in
+        the hops left, and drops a path below the k-th complete one (a path's amount only falls
+        as it grows). Returns (paths, capped): ``capped`` when ``max_visits`` partial paths
+        were reached. Cost: O(window transfers reachable + partial paths explored).
         """
-        trace = self.traces.get(drawdown_id)
-        if trace is None or k <= 0:
+        origin = self.origins.get(drawdown_id)
+        if origin is None or k <= 0:
             return [], False
-        if trace.account in self.sinks:
-            return [
-                {
-                    "hops": 0,
-                    "transfer_ids": [],
-                    "sink_account": trace.account,
-                    "amount": trace.amount,
-                }
-            ], False
+        a0, t0, end, x = origin
+        if a0 in self.sinks:
+            return [{"hops": 0, "transfer_ids": [], "sink_account": a0, "amount": x}], False
+        dist = self._distance_to_sink(a0, t0, end)
+        if a0 not in dist:
+            return [], False
         found: list[tuple[float, int, tuple[str, ...], str]] = []
         visits = 0
         capped = False
-
-        def kth() -> float:
-            return found[k - 1][0] * -1 if len(found) >= k else -1.0
+        max_hops = self.max_hops
 
         def dfs(account: str, arrival: int, amount: float, path: list[str], on: set[str]) -> None:
             nonlocal visits, capped
-            for ts, tid, dst, value in self._window(account, arrival, trace.end):
-                if dst in on:
+            left = max_hops - len(path) - 1
+            for ts, tid, dst, value in self._window(account, arrival, end):
+                if dst in on or dist.get(dst, max_hops + 1) > left:
                     continue
                 carried = value if value < amount else amount
-                if carried < kth():
+                if len(found) >= k and carried < -found[k - 1][0]:
                     continue
                 visits += 1
                 if visits > max_visits:
@@ -397,14 +404,46 @@ class LiveFlows:
                     found.append((-carried, len(path), tuple(path), dst))
                     found.sort()
                     del found[k:]
-                elif trace.hops.get(dst) is not None and len(path) < self.max_hops:
+                else:
                     on.add(dst)
                     dfs(dst, ts, carried, path, on)
                     on.discard(dst)
                 path.pop()
 
-        dfs(trace.account, trace.t0, trace.amount, [], {trace.account})
+        dfs(a0, t0, x, [], {a0})
         return [
             {"hops": hops, "transfer_ids": list(ids), "sink_account": sink, "amount": -neg}
             for neg, hops, ids, sink in found
         ], capped
+
+    def _distance_to_sink(self, a0: str, t0: int, end: int) -> dict[str, int]:
+        """Hops to a sink over the window's transfers reachable from ``a0`` (ignoring the time
+        order between them: a lower bound, so pruning with it is exact)."""
+        edges: dict[str, set[str]] = defaultdict(set)
+        best = {a0: t0}
+        frontier = {a0: t0}
+        for _ in range(self.max_hops):
+            nxt: dict[str, int] = {}
+            for account, arrival in frontier.items():
+                for ts, _, dst, _ in self._window(account, arrival, end):
+                    edges[dst].add(account)
+                    if dst in self.sinks:
+                        continue
+                    if ts < best.get(dst, _NEVER[0]) and ts < nxt.get(dst, _NEVER[0]):
+                        nxt[dst] = ts
+            best.update(nxt)
+            frontier = nxt
+            if not frontier:
+                break
+        dist: dict[str, int] = {}
+        level = [a for a in edges if a in self.sinks]
+        for hops in range(self.max_hops + 1):
+            todo = []
+            for account in level:
+                if account not in dist:
+                    dist[account] = hops
+                    todo.extend(edges.get(account, ()))
+            level = todo
+            if not level:
+                break
+        return dist

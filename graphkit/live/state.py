@@ -107,6 +107,14 @@ class LiveState(rules.RuleMixin):
         self.clock: int | None = None
         self.cut: int | None = None
         self.events_applied = 0
+        # key sets of the tables events refer to, for the reference checks
+        self._known: dict[str, dict[str, Any]] = {
+            "customers": self.customers,
+            "credit_lines": self.lines,
+            "accounts": self.accounts,
+            "merchants": self.merchants,
+            "sectors": self.sectors,
+        }
         rules.RuleMixin.__init__(self)
 
     # -- building ---------------------------------------------------------------------------
@@ -326,13 +334,7 @@ class LiveState(rules.RuleMixin):
         return "new"
 
     def _reference_issues(self, event: Event, file: str) -> list[ValidationIssue]:
-        known = {
-            "customers": self.customers,
-            "credit_lines": self.lines,
-            "accounts": self.accounts,
-            "merchants": self.merchants,
-            "sectors": self.sectors,
-        }
+        known = self._known
         issues = []
         for col in TABLES[event.table].columns:
             value = event.values.get(col.name)

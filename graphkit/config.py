@@ -129,9 +129,6 @@ class LiveConfig:
     # Night-time drawdowns: UTC hours [night_start_hour, night_end_hour).
     night_start_hour: int = 0
     night_end_hour: int = 6
-    # Alerts of a customer whose tier rises are kept in the feed; the feed keeps at most this
-    # many in memory (older ones stay counted; 0 keeps all).
-    alert_feed_limit: int = 0
 
 
 @dataclass
@@ -236,7 +233,6 @@ def _validate(cfg: Config) -> None:
             0 <= cfg.live.night_start_hour <= 23 and 0 <= cfg.live.night_end_hour <= 24,
             "[live] night_start_hour must be in 0..23 and night_end_hour in 0..24",
         ),
-        (cfg.live.alert_feed_limit >= 0, "[live] alert_feed_limit must be >= 0"),
         (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
         (
             cfg.gnn.tree_prior_folds == 0 or cfg.gnn.tree_prior_folds >= 2,

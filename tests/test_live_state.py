@@ -293,3 +293,16 @@ def test_recommended_limit_is_limit_advice_for_one_line() -> None:
     )
     for c, tier, score, limit, out in rows:
         assert recommended_limit(limit, out, tier, score, policy) == pytest.approx(advised[c])
+
+
+def test_live_settings_are_validated_and_a_non_streamed_policy_is_refused() -> None:
+    from graphkit.config import ConfigError
+    from graphkit.live import LiveError
+
+    with pytest.raises(ConfigError, match=r"\[live\] max_lateness_seconds must be >= 0"):
+        from_mapping({"live": {"max_lateness_seconds": -1}})
+    with pytest.raises(ConfigError, match=r"\[live\] tolerance: unknown key"):
+        from_mapping({"live": {"tolerance": 5}})
+    fifo = from_mapping({"flows": {"policy": "fifo"}})
+    with pytest.raises(LiveError, match="'fifo' is not replayed live"):
+        LiveState.from_graph(RiskGraph.from_tables(base_tables()), fifo)

@@ -128,8 +128,7 @@ class LiveState(rules.RuleMixin):
         """
         graph, outputs, manifest = read_run_outputs(Path(run_dir))
         if config is None:
-            params = {k: v for k, v in manifest.get("parameters", {}).items() if k != "live"}
-            config = from_mapping(params)
+            config = from_mapping(manifest.get("parameters", {}))
         state = cls.from_graph(graph, config, outputs)
         state.run_id = manifest.get("run_id", "")
         return state

@@ -31,12 +31,13 @@ Not kept live: the reach hub cap (batch ``capped`` drawdowns may differ) and rou
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 _NEVER = (1 << 62, "")
+_LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
 
 
 @dataclass
@@ -44,8 +45,10 @@ class Trace:
     """One drawdown's open fund-flow trace.
 
     ``hops``: account -> least hops at which the trace reaches it. ``taint``: account -> list of
-    H + 1 layer amounts. ``seen``: (account, layer) -> transfers out counted against the hub
-    cap since the layer's first tainted arrival. ``banned``: amount landed in sinks per layer.
+    H + 1 layer amounts. ``first``: account -> per layer < H, the (ts, transfer_id) of
+    the layer's first tainted arrival (None before it): the hub cap counts the account's
+    transfers out after it. ``via``: (account, layer) -> (transfer_id, source) of that first
+    arrival: the path the money took (evidence). ``banned``: amount landed in sinks per layer.
     """
 
     drawdown_id: str
@@ -57,7 +60,8 @@ class Trace:
     line_id: str
     hops: dict[str, int] = field(default_factory=dict)
     taint: dict[str, list[float]] = field(default_factory=dict)
-    seen: dict[str, list[int]] = field(default_factory=dict)
+    first: dict[str, list[tuple[int, str] | None]] = field(default_factory=dict)
+    via: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
     banned: list[float] = field(default_factory=list)
     min_hops: int | None = None
     capped: bool = False
@@ -158,16 +162,23 @@ class LiveFlows:
         if not late:
             self.last_transfer = (record.ts, record.transfer_id)
         changed = []
-        for drawdown_id in list(self.watchers.get(record.src, ())):
+        src, key = record.src, (record.ts, record.transfer_id)
+        watching = self.watchers.get(src, set())
+        for drawdown_id in list(watching):
             trace = self.traces[drawdown_id]
             if not trace.t0 <= record.ts <= trace.end:
+                continue
+            if not late and not self._useful(trace, src):
+                # no taint to move and no shorter way to a sink through it: stop offering
+                # (taint arriving or a lower hop count offers it again)
+                watching.discard(drawdown_id)
                 continue
             before = (trace.banned_amount, trace.min_hops)
             if late:
                 self.retrace(trace)
             else:
-                self._step_reach(trace, record.src, record.dst, record.ts)
-                self._step_amount(trace, record.src, record.dst, record.amount)
+                self._step_reach(trace, src, record.dst, record.ts)
+                self._step_amount(trace, src, record.dst, record.amount, key)
             if (trace.banned_amount, trace.min_hops) != before:
                 changed.append(trace)
         return changed
@@ -185,7 +196,7 @@ class LiveFlows:
                 continue
             summary = trace.summary()
             del self.traces[drawdown_id]
-            for account in trace.hops:
+            for account in trace.hops.keys() | trace.taint.keys():
                 watching = self.watchers.get(account)
                 if watching is not None:
                     watching.discard(drawdown_id)
@@ -207,6 +218,19 @@ class LiveFlows:
     def _watch(self, trace: Trace, account: str) -> None:
         if account not in self.sinks:
             self.watchers[account].add(trace.drawdown_id)
+
+    def _useful(self, trace: Trace, account: str) -> bool:
+        """Whether a transfer out of ``account`` can change ``trace``: it holds taint there
+        (below the last layer), or reaching on from there could lower ``min_hops``."""
+        layers = trace.taint.get(account)
+        if layers is not None and any(layers[: self.max_hops]):
+            return True
+        hops = trace.hops.get(account)
+        return (
+            hops is not None
+            and hops < self.max_hops
+            and (trace.min_hops is None or hops + 1 < trace.min_hops)
+        )
 
     def _step_reach(self, trace: Trace, src: str, dst: str, ts: int) -> None:
         hops = trace.hops.get(src)
@@ -239,34 +263,52 @@ class LiveFlows:
                 arrivals.append((log[at][2], hops + 1))
                 at += 1
 
-    def _step_amount(self, trace: Trace, src: str, dst: str, amount: float) -> None:
-        """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``)."""
-        counts = trace.seen.get(src)
-        if counts is None:
+    def _step_amount(
+        self, trace: Trace, src: str, dst: str, amount: float, key: tuple[int, str]
+    ) -> None:
+        """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``).
+
+        A layer may use the transfer when fewer than ``cap`` transfers out of ``src`` came
+        between its first tainted arrival and this one (batch's hub cap: the first ``cap``
+        outflows after the arrival), counted in the log by bisection, only for layers that
+        hold taint: O(H log n)."""
+        firsts = trace.first.get(src)
+        if firsts is None:
             return
         layers = trace.taint[src]
         room = amount
         moved: list[tuple[int, float]] = []
-        cap = self.cap
+        log: list[tuple[int, str, str, float]] | None = None
+        position = 0
         for layer in range(self.max_hops):
-            count = counts[layer]
-            if count < 0:
-                continue
-            if count >= cap:
-                if layers[layer] > 0:
-                    trace.capped = True
-                continue
-            counts[layer] = count + 1
             held = layers[layer]
-            if room > 0 and held > 0:
-                take = held if held < room else room
-                layers[layer] = held - take
-                room -= take
-                moved.append((layer + 1, take))
+            if held <= 0 or room <= 0:
+                continue
+            if log is None:
+                log = self.out_log[src]
+                position = bisect_left(log, key)
+            since = firsts[layer]
+            if since is not None and position - bisect_right(log, (*since, _LAST)) >= self.cap:
+                trace.capped = True
+                continue
+            take = held if held < room else room
+            layers[layer] = held - take
+            room -= take
+            moved.append((layer + 1, take))
         for layer, take in moved:
-            self._arrive(trace, dst, layer, take)
+            self._arrive(trace, dst, layer, take, key, src)
 
-    def _arrive(self, trace: Trace, account: str, layer: int, amount: float) -> None:
+    def _arrive(
+        self,
+        trace: Trace,
+        account: str,
+        layer: int,
+        amount: float,
+        key: tuple[int, str],
+        source: str,
+    ) -> None:
+        if (account, layer) not in trace.via:
+            trace.via[(account, layer)] = (key[1], source)
         if account in self.sinks:
             trace.banned[layer] += amount
             return
@@ -275,11 +317,29 @@ class LiveFlows:
             layers = trace.taint[account] = [0.0] * (self.max_hops + 1)
         layers[layer] += amount
         if layer < self.max_hops:
-            counts = trace.seen.get(account)
-            if counts is None:
-                counts = trace.seen[account] = [-1] * self.max_hops
-            if counts[layer] < 0:
-                counts[layer] = 0
+            firsts = trace.first.get(account)
+            if firsts is None:
+                firsts = trace.first[account] = [None] * self.max_hops
+            if firsts[layer] is None:
+                firsts[layer] = key
+            self._watch(trace, account)
+
+    def money_path(self, drawdown_id: str) -> list[str]:
+        """The transfers that first carried the drawdown's money into a sink (its lowest banned
+        layer), then the sink: the path the taint took, read back from first arrivals. O(H)."""
+        trace = self.traces.get(drawdown_id)
+        if trace is None:
+            return []
+        for layer, amount in enumerate(trace.banned):
+            if amount <= 0 or layer == 0:
+                continue
+            sink = next(a for (a, h) in trace.via if h == layer and a in self.sinks)
+            path, account = [], sink
+            for h in range(layer, 0, -1):
+                tid, account = trace.via[(account, h)]
+                path.append(tid)
+            return [*reversed(path), sink]
+        return []
 
     # -- from scratch --------------------------------------------------------------------------
 
@@ -290,11 +350,11 @@ class LiveFlows:
 
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
-        for account in trace.hops:
+        for account in trace.hops.keys() | trace.taint.keys():
             watching = self.watchers.get(account)
             if watching is not None:
                 watching.discard(trace.drawdown_id)
-        trace.hops, trace.taint, trace.seen = {}, {}, {}
+        trace.hops, trace.taint, trace.first, trace.via = {}, {}, {}, {}
         trace.banned = [0.0] * (self.max_hops + 1)
         trace.min_hops, trace.capped = None, False
         self._reach_from_scratch(trace)
@@ -338,7 +398,7 @@ class LiveFlows:
         if trace.account in self.sinks:
             trace.banned[0] = trace.amount
             return
-        self._arrive(trace, trace.account, 0, trace.amount)
+        self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
         queue: list[tuple[int, str, str, str, float]] = []
         pushed: set[str] = set()
 
@@ -351,7 +411,7 @@ class LiveFlows:
         push(trace.account, (trace.t0, ""))
         while queue:
             ts, tid, src, dst, amount = heapq.heappop(queue)
-            self._step_amount(trace, src, dst, amount)
+            self._step_amount(trace, src, dst, amount, (ts, tid))
             if dst not in pushed and dst not in self.sinks and dst in trace.taint:
                 push(dst, (ts, tid))
 

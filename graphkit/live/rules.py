@@ -198,9 +198,7 @@ class RuleMixin:
         evidence: tuple[str, ...] = (trace.drawdown_id,)
         if trace.drawdown_id not in self.first_banned:
             self.first_banned.add(trace.drawdown_id)
-            paths, _ = self.flows.evidence_paths(trace.drawdown_id, 1)
-            if paths:
-                evidence += (*paths[0]["transfer_ids"], paths[0]["sink_account"])
+            evidence += tuple(self.flows.money_path(trace.drawdown_id))
             self._alert(
                 customer,
                 "banned_flow",

@@ -301,7 +301,10 @@ class RuleMixin:
         return Decision(DECISIONS[tier], tier, customer_id, line_id, reasons, advised, notice)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
-        """Everything the live state knows about a customer, JSON-able (None if unknown)."""
+        """Everything the live state knows about a customer, JSON-able (None if unknown).
+
+        Cost: O(the customer's lines, drawdowns and rules) plus an evidence search per open
+        trace of the customer."""
         if customer_id not in self.customers:
             return None
         now = self.clock if self.clock is not None else 0
@@ -326,9 +329,7 @@ class RuleMixin:
         cluster = self.cluster_of.get(customer_id)
         tier = self.current_tier(customer_id)
         lines = []
-        for line_id, owner in self.lines.items():
-            if owner != customer_id:
-                continue
+        for line_id in self.customer_lines.get(customer_id, ()):
             line = self.velocity.lines[line_id]
             risk = self.scores.get(customer_id, {}).get("risk_score")
             lines.append(
@@ -345,10 +346,11 @@ class RuleMixin:
                 }
             )
         traces = []
-        for trace in self.flows.traces.values():
-            if trace.customer_id != customer_id:
+        for drawdown_id in self.customer_drawdowns.get(customer_id, ()):
+            trace = self.flows.traces.get(drawdown_id)
+            if trace is None:
                 continue
-            paths, _ = self.flows.evidence_paths(trace.drawdown_id, self.flows.evidence_k)
+            paths, _ = self.flows.evidence_paths(drawdown_id, self.flows.evidence_k)
             traces.append({**trace.summary(), "evidence_paths": paths})
         drawn, banned, banned3 = self.customer_flow.get(customer_id, [0.0, 0.0, 0.0])
         return {

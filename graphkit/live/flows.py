@@ -65,6 +65,8 @@ class Trace:
     banned: list[float] = field(default_factory=list)
     min_hops: int | None = None
     capped: bool = False
+    # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
+    version: int = 0
 
     @property
     def banned_amount(self) -> float:
@@ -173,13 +175,13 @@ class LiveFlows:
                 # (taint arriving or a lower hop count offers it again)
                 watching.discard(drawdown_id)
                 continue
-            before = (trace.banned_amount, trace.min_hops)
+            before = trace.version
             if late:
                 self.retrace(trace)
             else:
                 self._step_reach(trace, src, record.dst, record.ts)
                 self._step_amount(trace, src, record.dst, record.amount, key)
-            if (trace.banned_amount, trace.min_hops) != before:
+            if trace.version != before:
                 changed.append(trace)
         return changed
 
@@ -253,6 +255,7 @@ class LiveFlows:
             if account in self.sinks:
                 if trace.min_hops is None or hops < trace.min_hops:
                     trace.min_hops = hops
+                    trace.version += 1
                 continue
             self._watch(trace, account)
             if hops >= self.max_hops:
@@ -311,6 +314,7 @@ class LiveFlows:
             trace.via[(account, layer)] = (key[1], source)
         if account in self.sinks:
             trace.banned[layer] += amount
+            trace.version += 1
             return
         layers = trace.taint.get(account)
         if layers is None:
@@ -359,6 +363,7 @@ class LiveFlows:
         trace.min_hops, trace.capped = None, False
         self._reach_from_scratch(trace)
         self._replay_from_scratch(trace)
+        trace.version += 1
 
     def _window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
         log = self.out_log.get(account, ())

@@ -332,3 +332,30 @@ def test_velocity_signals_fast_draws_night_and_overdue() -> None:
     features = velocity.features("C", us("2025-03-08T00:00:00+00:00"))
     assert features["overdue_repayments"] == 1 and features["dpd_max"] == 3
     assert velocity.features("C", us("2025-03-02T02:00:00+00:00"))["night_drawdowns_1d"] == 1
+
+
+def test_a_new_customer_joins_its_strongest_ties_cluster_provisionally(state: LiveState) -> None:
+    state.cluster_of.update({"C0": 7, "C1": 9})
+    state.cluster_tier[9] = ("red", 0.9)
+    state.cluster_size.update({7: 2, 9: 3})
+    assert (
+        state.apply(
+            {
+                "type": "customer",
+                "customer_id": "N1",
+                "kind": "enterprise",
+                "created_at": "2025-01-02",
+            }
+        ).status
+        == "applied"
+    )
+    state.apply({"type": "guarantee", "guarantor_id": "N1", "borrower_id": "C0", "amount": 5.0})
+    assert state.customer("N1")["cluster"] == {"cluster_id": 7, "provisional": True}
+    state.apply({"type": "guarantee", "guarantor_id": "C1", "borrower_id": "N1", "amount": 5.0})
+    state.apply({"type": "shareholding", "holder_id": "C1", "company_id": "N1", "share": 0.5})
+    view = state.customer("N1")
+    assert view["cluster"] == {"cluster_id": 9, "provisional": True}
+    assert view["tier"] == "orange" and view["reasons"][0]["rule"] == "cluster_red"
+    # customers of the run keep the run's cluster
+    state.apply({"type": "guarantee", "guarantor_id": "C2", "borrower_id": "C1", "amount": 5.0})
+    assert state.customer("C2")["cluster"] is None

@@ -39,6 +39,7 @@ class RuleMixin:
         self.cluster_tier: dict[Any, tuple[str, float | None]] = {}
         self.cluster_size: dict[Any, int] = defaultdict(int)
         self.provisional: dict[str, dict[Any, float]] = {}
+        self.run_customers: set[str] = set()
         self.feed: list[Alert] = []
         self.timeline: list[tuple[str, str, int | None, str]] = []
         self.first_banned: set[str] = set()
@@ -49,6 +50,7 @@ class RuleMixin:
 
     def _load_batch(self, outputs: dict[str, Any]) -> None:
         """Scores, clusters, cluster tiers, batch tiers and hits of the run."""
+        self.run_customers = set(self.customers)
         if "scores.parquet" in outputs:
             for row in outputs["scores.parquet"].iter_rows(named=True):
                 self.scores[row["customer_id"]] = {
@@ -222,13 +224,14 @@ class RuleMixin:
     # -- provisional clusters --------------------------------------------------------------
 
     def _tie(self, a: str, b: str, kind: str) -> None:
-        """A tie of ``kind`` between customers; a customer without a batch cluster joins the
-        cluster of its strongest tie, provisionally. O(1)."""
+        """A tie of ``kind`` between customers; a customer created after the run joins the
+        cluster of its strongest tie, provisionally (customers of the run keep the run's
+        cluster, or none, until the next run). O(1)."""
         weight = self.config.clusters.weights.get(kind, 0.0)
         if weight <= 0:
             return
         for new, other in ((a, b), (b, a)):
-            if new in self.cluster_of and new not in self.provisional:
+            if new in self.run_customers:
                 continue
             cluster = self.cluster_of.get(other)
             if cluster is None or other in self.provisional:

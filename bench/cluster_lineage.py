@@ -4,7 +4,7 @@ On a generated network (``--customers``, default 20,000: about 100k nodes, the p
 benchmark's "small" size) the clusters of a scheduled series are settled first (a cold run,
 then a warm start from it, as the first ``--previous`` run does). Then, for each churn fraction
 (1%, 5%, 10% of ties changed, half removed and half added between uniformly random tied
-customers: :func:`loaders.perturb.perturb_ties`) and each seed:
+customers: :func:`graphkit.analytics.perturb.perturb_ties`) and each seed:
 
 * warm: :func:`graphkit.analytics.cluster_lineage.stable_clusters` from the settled membership;
 * cold: ``related_clusters`` from singletons on the same ties, ids then carried by the same
@@ -38,9 +38,9 @@ from graphkit.analytics.cluster_lineage import (  # noqa: E402
     warm_clusters,
 )
 from graphkit.analytics.clusters import cluster_graph, related_clusters  # noqa: E402
+from graphkit.analytics.perturb import perturb_ties  # noqa: E402
 from graphkit.config import Config  # noqa: E402
 from graphkit.graph import RiskGraph  # noqa: E402
-from loaders.perturb import perturb_ties  # noqa: E402
 from loaders.synthetic import generate_tables  # noqa: E402
 
 FRACTIONS = (0.01, 0.05, 0.10)

@@ -133,6 +133,19 @@ class AlertsConfig:
 
 
 @dataclass
+class LiveConfig:
+    # An event whose time is earlier than the latest event applied by more than this is refused
+    # (late events within it are applied, and the fund-flow traces they touch are re-traced).
+    max_lateness_seconds: float = 300.0
+    # Velocity signals (docs/live.md): a drawdown within this many minutes of its line opening
+    # or of the line's last repayment counts as a fast draw.
+    fast_draw_minutes: float = 10.0
+    # Night-time drawdowns: UTC hours [night_start_hour, night_end_hour).
+    night_start_hour: int = 0
+    night_end_hour: int = 6
+
+
+@dataclass
 class Config:
     circles: CirclesConfig = field(default_factory=CirclesConfig)
     rings: RingsConfig = field(default_factory=RingsConfig)
@@ -141,6 +154,7 @@ class Config:
     contagion: ContagionConfig = field(default_factory=ContagionConfig)
     gnn: GnnConfig = field(default_factory=GnnConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -237,6 +251,12 @@ def _validate(cfg: Config) -> None:
         ),
         (0 <= cfg.alerts.banned_share <= 1, "[alerts] banned_share must be in [0, 1]"),
         (cfg.alerts.drawdowns_per_day >= 1, "[alerts] drawdowns_per_day must be >= 1"),
+        (cfg.live.max_lateness_seconds >= 0, "[live] max_lateness_seconds must be >= 0"),
+        (cfg.live.fast_draw_minutes >= 0, "[live] fast_draw_minutes must be >= 0"),
+        (
+            0 <= cfg.live.night_start_hour <= 23 and 0 <= cfg.live.night_end_hour <= 24,
+            "[live] night_start_hour must be in 0..23 and night_end_hour in 0..24",
+        ),
         (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
         (
             cfg.gnn.tree_prior_folds == 0 or cfg.gnn.tree_prior_folds >= 2,

@@ -29,9 +29,9 @@ from graphkit.analytics.cluster_lineage import (
     warm_clusters,
 )
 from graphkit.analytics.clusters import cluster_graph, related_clusters
+from graphkit.analytics.perturb import perturb_ties
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
-from loaders.perturb import perturb_ties
 
 
 def _membership(groups: dict[int, str]) -> pl.DataFrame:

@@ -42,6 +42,7 @@ from graphkit.alerts.rules import (
     evaluate,
     limit_advice,
     line_exposure,
+    recommended_limit,
     ring_hits,
     score_hits,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "load_policy",
     "parse_policy",
     "read_alerts",
+    "recommended_limit",
     "ring_hits",
     "score_hits",
     "tier_counts",

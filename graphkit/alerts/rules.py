@@ -6,6 +6,7 @@ computation over the earlier stages' frames (no per-row Python).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -462,6 +463,19 @@ def limit_advice(tiers: pl.DataFrame, lines: pl.DataFrame, policy: Policy) -> pl
         )
         .select(ALERT_COLUMNS)
     )
+
+
+def recommended_limit(
+    limit: float, outstanding: float, tier: str, risk_score: float | None, policy: Policy
+) -> float:
+    """The recommended limit of one line: the rule of :func:`limit_advice` for a single line
+    (the live path's decisions; tested against :func:`limit_advice`). O(1)."""
+    rule = policy.limits[tier]
+    cut = min(1.0, rule.min_cut + rule.score_cut * (risk_score or 0.0))
+    target = limit * (1 - cut)
+    if policy.round_to > 0:
+        target = math.floor((target + 1e-6) / policy.round_to) * policy.round_to
+    return min(limit, max(outstanding, target))
 
 
 @dataclass

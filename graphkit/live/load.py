@@ -1,0 +1,95 @@
+"""What a live state starts from: the snapshot's rows and a run directory's outputs.
+
+:func:`snapshot_tables` turns a :class:`~graphkit.graph.RiskGraph` back into the input tables it
+was built from (keys instead of dense ids), so the live state reads the same rows the batch run
+read. :func:`read_run_outputs` reads the batch results the live path keeps between runs (scores,
+clusters, cluster tiers, alert hits and tiers, fund flows of closed windows).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from graphkit.graph import RiskGraph
+from graphkit.schema import TABLES
+
+RUN_OUTPUTS = (
+    "flows.parquet",
+    "flow_paths.parquet",
+    "scores.parquet",
+    "clusters.parquet",
+    "cluster_risk.parquet",
+    "customer_alerts.parquet",
+    "alert_hits.parquet",
+)
+
+
+class LiveError(ValueError):
+    """A run directory or configuration the live state cannot start from; says why."""
+
+
+def snapshot_tables(graph: RiskGraph) -> dict[str, pl.DataFrame]:
+    """The input tables of ``graph``: every schema table, schema columns first. O(V + E)."""
+
+    def keys(label: str, ids: pl.Series) -> pl.Series:
+        return graph.keys(label).gather(ids)
+
+    def edge(rel: str, src_label: str, dst_label: str, src: str, dst: str) -> pl.DataFrame:
+        frame = graph.edges[rel]
+        return frame.with_columns(
+            keys(src_label, frame.get_column("src")).alias(src),
+            keys(dst_label, frame.get_column("dst")).alias(dst),
+        ).drop("src", "dst")
+
+    customers = graph.nodes["Customer"]
+    labels = customers.filter(pl.col("defaulted").is_not_null()).select(
+        "customer_id", "defaulted", "default_date"
+    )
+    tables = {
+        "customers": customers.drop("defaulted", "default_date"),
+        "sectors": graph.nodes["Sector"],
+        "merchants": graph.nodes["Merchant"],
+        "accounts": graph.nodes["Account"],
+        "credit_lines": graph.nodes["CreditLine"],
+        "drawdowns": edge("drawdown", "CreditLine", "Account", "line_id", "account_id"),
+        "repayments": graph.repayments,
+        "transfers": edge("transfer", "Account", "Account", "src_account", "dst_account"),
+        "guarantees": edge("guarantees", "Customer", "Customer", "guarantor_id", "borrower_id"),
+        "shareholdings": edge("holds_shares", "Customer", "Customer", "holder_id", "company_id"),
+        "device_links": edge("uses_device", "Customer", "Device", "customer_id", "device_id"),
+        "labels": labels,
+    }
+    out = {}
+    for name, frame in tables.items():
+        schema = [c.name for c in TABLES[name].columns]
+        extras = [c for c in frame.columns if c not in schema]
+        out[name] = frame.select(*schema, *extras)
+    return out
+
+
+def rows_for_events(frame: pl.DataFrame, table: str) -> list[dict[str, Any]]:
+    """Rows of a schema table as dicts in the event kinds (datetimes as int microseconds)."""
+    datetimes = [c.name for c in TABLES[table].columns if c.kind.value == "datetime"]
+    return frame.with_columns(pl.col(c).dt.epoch("us") for c in datetimes).to_dicts()
+
+
+def read_run_outputs(run_dir: Path) -> tuple[RiskGraph, dict[str, pl.DataFrame], dict[str, Any]]:
+    """The snapshot graph, the outputs of :data:`RUN_OUTPUTS` that exist, and the manifest."""
+    from graphkit.store.embedded import SnapshotError, load_snapshot
+
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise LiveError(f"{run_dir}: not a run directory (no manifest.json)")
+    try:
+        graph = load_snapshot(run_dir / "snapshot")
+    except SnapshotError as exc:
+        raise LiveError(str(exc)) from None
+    outputs = {
+        name: pl.read_parquet(run_dir / name) for name in RUN_OUTPUTS if (run_dir / name).is_file()
+    }
+    return graph, outputs, json.loads(manifest_path.read_text())

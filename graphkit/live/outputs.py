@@ -1,0 +1,238 @@
+"""The batch contract tables as of a live state (ARCHITECTURE section 6), built at the end of a
+replay (never per event): circles, rings, flows, evidence paths, alerts, velocity features."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from graphkit.alerts import (
+    RESPONSES,
+    TIER_RANK,
+    banned_share_hits,
+    burst_hits,
+    circle_default_hits,
+    cluster_hits,
+    customer_tiers,
+    limit_advice,
+    ring_hits,
+    score_hits,
+)
+
+if TYPE_CHECKING:
+    from graphkit.live.state import LiveState
+
+
+def circles_frame(state: LiveState) -> pl.DataFrame:
+    """circle_id, customer_id; ids by each circle's smallest member, as batch numbers them."""
+    groups = sorted(sorted(ms) for ms in state.circles.members.values() if len(ms) >= 2)
+    rows = [(i, c) for i, members in enumerate(groups, start=1) for c in members]
+    return pl.DataFrame(
+        {"circle_id": [r[0] for r in rows], "customer_id": [r[1] for r in rows]},
+        schema={"circle_id": pl.Int64, "customer_id": pl.String},
+    )
+
+
+def rings_frame(state: LiveState) -> pl.DataFrame:
+    """ring_id, customer_id, ring_size, shared_devices; ids as batch (size desc, then first)."""
+    rings = state.rings
+    groups = sorted((sorted(ms) for ms in rings.members.values()), key=lambda ms: (-len(ms), ms[0]))
+    ids, customers, sizes, shared = [], [], [], []
+    for ring_id, members in enumerate(groups, start=1):
+        for c in members:
+            ids.append(ring_id)
+            customers.append(c)
+            sizes.append(len(members))
+            shared.append(sum(1 for d in rings.customer_devices[c] if rings.shared(d)))
+    return pl.DataFrame(
+        {"ring_id": ids, "customer_id": customers, "ring_size": sizes, "shared_devices": shared},
+        schema={
+            "ring_id": pl.Int64,
+            "customer_id": pl.String,
+            "ring_size": pl.Int64,
+            "shared_devices": pl.Int64,
+        },
+    )
+
+
+def flows_frame(state: LiveState) -> pl.DataFrame:
+    """flows.parquet: one row per drawdown (closed windows and open traces), by drawdown_id."""
+    hops = state.config.flows.max_hops
+    rows = sorted(state.flows.results(), key=lambda r: r["drawdown_id"])
+    by_hop = {
+        f"banned_hop_{h}": pl.Series([r["banned_hops"][h] for r in rows], dtype=pl.Float64)
+        for h in range(hops + 1)
+    }
+    return pl.DataFrame(
+        {
+            "drawdown_id": pl.Series([r["drawdown_id"] for r in rows], dtype=pl.String),
+            "amount": pl.Series([r["amount"] for r in rows], dtype=pl.Float64),
+            "banned_amount": pl.Series([r["banned_amount"] for r in rows], dtype=pl.Float64),
+            "banned_amount_3plus": pl.Series(
+                [r["banned_amount_3plus"] for r in rows], dtype=pl.Float64
+            ),
+            "banned_share": pl.Series([r["banned_share"] for r in rows], dtype=pl.Float64),
+            "min_hops_to_banned": pl.Series(
+                [r["min_hops_to_banned"] for r in rows], dtype=pl.Int32
+            ),
+            **by_hop,
+            "policy": pl.Series([state.config.flows.policy] * len(rows), dtype=pl.String),
+            "capped": pl.Series([bool(r["capped"]) for r in rows], dtype=pl.Boolean),
+            "line_id": pl.Series([r["line_id"] for r in rows], dtype=pl.String),
+            "customer_id": pl.Series([r["customer_id"] for r in rows], dtype=pl.String),
+        }
+    )
+
+
+def flow_paths_frame(state: LiveState) -> pl.DataFrame:
+    """flow_paths.parquet: the evidence paths of every drawdown reaching a sink."""
+    k = state.config.flows.evidence_paths
+    records: list[dict[str, Any]] = []
+    flows = state.flows
+    for summary in sorted(flows.results(), key=lambda r: r["drawdown_id"]):
+        if summary["min_hops_to_banned"] is None:
+            continue
+        did = summary["drawdown_id"]
+        # windows closed before the batch run keep the run's paths; the others are searched
+        paths = summary["paths"] if "paths" in summary else flows.evidence_paths(did, k)[0]
+        for rank, path in enumerate(paths, start=1):
+            records.append({"drawdown_id": did, "path_rank": rank, **path})
+    schema = {
+        "drawdown_id": pl.String,
+        "path_rank": pl.Int32,
+        "hops": pl.Int32,
+        "transfer_ids": pl.List(pl.String),
+        "sink_account": pl.String,
+        "amount": pl.Float64,
+    }
+    return (
+        pl.DataFrame(
+            [{name: r[name] for name in schema} for r in records], schema=schema, orient="row"
+        )
+        if records
+        else pl.DataFrame(schema=schema)
+    )
+
+
+def customer_flows_frame(state: LiveState) -> pl.DataFrame:
+    rows = [(c, *agg) for c, agg in state.customer_flow.items() if c is not None]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "customer_id": pl.String,
+            "drawn_amount": pl.Float64,
+            "banned_amount": pl.Float64,
+            "banned_amount_3plus": pl.Float64,
+        },
+        orient="row",
+    ).with_columns(banned_share=pl.col("banned_amount") / pl.col("drawn_amount"))
+
+
+def velocity_frame(state: LiveState, now: int) -> pl.DataFrame:
+    """Per customer, the velocity features as of ``now`` (``Velocity.features``)."""
+    rows = [{"customer_id": c, **state.velocity.features(c, now)} for c in sorted(state.customers)]
+    return pl.DataFrame(rows)
+
+
+def alert_frames(state: LiveState) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(alerts.csv rows, customer tiers) as of the state, by the batch alert functions; a
+    customer's tier is then raised to its live tier (tiers never drop between runs)."""
+    policy = state.policy
+    scores = (
+        pl.DataFrame(
+            [{"customer_id": c, **s} for c, s in state.scores.items()],
+            schema={
+                "customer_id": pl.String,
+                "risk_score": pl.Float64,
+                "contagion_score": pl.Float64,
+                "gnn_score": pl.Float64,
+            },
+        )
+        if state.scores
+        else None
+    )
+    defaulted = pl.DataFrame(
+        {
+            "customer_id": list(state.customers),
+            "defaulted": [v["defaulted"] for v in state.customers.values()],
+        },
+        schema={"customer_id": pl.String, "defaulted": pl.Boolean},
+    )
+    circles = circles_frame(state)
+    daily = pl.DataFrame(
+        [(c, day, n) for c, days in state.velocity.days.items() for day, n in days.items()],
+        schema={"customer_id": pl.String, "day": pl.Int32, "drawdowns": pl.Int64},
+        orient="row",
+    ).with_columns(pl.col("day").cast(pl.Date))
+    clusters = (
+        pl.DataFrame(
+            {"customer_id": list(state.cluster_of), "cluster_id": list(state.cluster_of.values())}
+        )
+        if state.cluster_of
+        else None
+    )
+    cluster_risk = (
+        pl.DataFrame(
+            [(c, t, r) for c, (t, r) in state.cluster_tier.items()],
+            schema={
+                "cluster_id": clusters.schema["cluster_id"] if clusters is not None else pl.Int64,
+                "tier": pl.String,
+                "risk_score": pl.Float64,
+            },
+            orient="row",
+        )
+        if state.cluster_tier
+        else None
+    )
+    hits = pl.concat(
+        [
+            score_hits(scores, policy),
+            circle_default_hits(circles, defaulted, policy),
+            banned_share_hits(customer_flows_frame(state), policy),
+            burst_hits(daily, policy),
+            ring_hits(rings_frame(state).select("customer_id", "ring_id"), policy),
+            cluster_hits(clusters, cluster_risk, policy),
+        ],
+        how="vertical_relaxed",
+    )
+    tiers = customer_tiers(pl.Series(list(state.customers), dtype=pl.String), hits, scores)
+    live = pl.DataFrame(
+        {"customer_id": list(state.tier), "live_tier": list(state.tier.values())},
+        schema={"customer_id": pl.String, "live_tier": pl.String},
+    )
+    rank = {v: k for k, v in TIER_RANK.items()}
+    tiers = (
+        tiers.join(live, on="customer_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.max_horizontal(
+                pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8),
+                pl.col("live_tier").replace_strict(TIER_RANK, default=0, return_dtype=pl.Int8),
+            )
+            .replace_strict(rank, return_dtype=pl.String)
+            .alias("tier")
+        )
+        .drop("live_tier")
+        .with_columns(
+            pl.col("tier").replace_strict(RESPONSES, return_dtype=pl.String).alias("response")
+        )
+    )
+    lines = pl.DataFrame(
+        [
+            (
+                line_id,
+                owner,
+                state.velocity.lines[line_id].limit,
+                state.velocity.outstanding(line_id),
+            )
+            for line_id, owner in state.lines.items()
+        ],
+        schema={
+            "line_id": pl.String,
+            "customer_id": pl.String,
+            "limit": pl.Float64,
+            "outstanding": pl.Float64,
+        },
+        orient="row",
+    )
+    return limit_advice(tiers, lines, policy), tiers

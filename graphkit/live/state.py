@@ -1,0 +1,507 @@
+"""LiveState: the risk network of a run kept current event by event.
+
+Built from a run directory (:meth:`LiveState.from_run`) or a graph (:meth:`from_graph`), then
+updated by :meth:`apply` in event-time order. Each event is validated like an input row, then
+passed to the structures it touches (each states its cost per event):
+
+=================  =====================================================================
+event              work
+=================  =====================================================================
+guarantee          :class:`~graphkit.live.structure.LiveCircles` (circles, new cycles)
+device_link        :class:`~graphkit.live.structure.LiveRings`
+drawdown           velocity, rings (its device), a new fund-flow trace, a decision
+transfer           :class:`~graphkit.live.flows.LiveFlows` (the traces that reached its source)
+repayment          velocity (outstanding, delinquency)
+others             a dictionary insert
+=================  =====================================================================
+
+Then the policy's rules are evaluated for the customers the event changed; a rule that newly
+fires is an alert in the feed and can raise the customer's tier, never lower it (a tier drops
+only with the next batch run). Batch scores, clusters and cluster tiers are read from the run
+and stay as they are; a customer created live joins, provisionally, the cluster of its
+strongest tie.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from graphkit.alerts import load_policy
+from graphkit.atomic import atomic_write_bytes
+from graphkit.config import Config, from_mapping
+from graphkit.live import rules
+from graphkit.live.events import (
+    TABLE_EVENTS,
+    US_PER_DAY,
+    US_PER_SECOND,
+    Event,
+    EventRejected,
+    event_key,
+    event_time,
+    key_text,
+    parse_event,
+    us_to_datetime,
+    us_to_iso,
+)
+from graphkit.live.flows import LiveFlows, TransferRecord
+from graphkit.live.load import LiveError, read_run_outputs, rows_for_events, snapshot_tables
+from graphkit.live.results import ApplyResult, Decision
+from graphkit.live.structure import LiveCircles, LiveRings
+from graphkit.live.velocity import Velocity
+from graphkit.schema import TABLES
+from loaders.sources import ValidationIssue
+
+# Tables in the order their snapshot rows are loaded (references first).
+_LOAD_ORDER = (
+    "sectors",
+    "merchants",
+    "customers",
+    "labels",
+    "accounts",
+    "credit_lines",
+    "shareholdings",
+    "guarantees",
+    "device_links",
+    "repayments",
+    "drawdowns",
+    "transfers",
+)
+
+
+class LiveState(rules.RuleMixin):
+    """The live risk network. Build with :meth:`from_run` or :meth:`from_graph`."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.policy = load_policy(config.alerts)
+        self.run_id = ""
+        flows = config.flows
+        self.lateness_us = round(config.live.max_lateness_seconds * US_PER_SECOND)
+        self.flows = LiveFlows(
+            round(flows.window_days * US_PER_DAY),
+            flows.max_hops,
+            flows.max_expand_per_hop,
+            self.lateness_us,
+            flows.evidence_paths,
+        )
+        self.circles = LiveCircles(
+            config.circles.max_cycle_length, config.circles.max_cycles_listed
+        )
+        self.rings = LiveRings(
+            config.rings.min_customers_per_device, config.rings.max_customers_per_device
+        )
+        live = config.live
+        self.velocity = Velocity(live.fast_draw_minutes, live.night_start_hour, live.night_end_hour)
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
+        self.lines: dict[str, str] = {}
+        self.accounts: dict[str, str] = {}
+        self.merchants: dict[str, str] = {}
+        self.sectors: dict[str, bool] = {}
+        self.drawdowns: dict[str, tuple[str, str, float, int]] = {}
+        # customer -> its credit lines and its drawdowns (the customer view reads only these)
+        self.customer_lines: dict[str, list[str]] = defaultdict(list)
+        self.customer_drawdowns: dict[str, list[str]] = defaultdict(list)
+        self.customer_flow: dict[str, list[float]] = {}
+        self.drawdown_banned: dict[str, tuple[float, float]] = {}
+        self.clock: int | None = None
+        self.cut: int | None = None
+        self.events_applied = 0
+        # key sets of the tables events refer to, for the reference checks
+        self._known: dict[str, dict[str, Any]] = {
+            "customers": self.customers,
+            "credit_lines": self.lines,
+            "accounts": self.accounts,
+            "merchants": self.merchants,
+            "sectors": self.sectors,
+        }
+        rules.RuleMixin.__init__(self)
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_run(cls, run_dir: Path | str, config: Config | None = None) -> LiveState:
+        """The live state of a run directory: its snapshot, outputs and parameters.
+
+        ``config`` defaults to the run's own parameters (manifest) with ``[live]`` defaults.
+        Cost: O(snapshot rows) plus re-tracing the drawdowns whose window is still open.
+        """
+        graph, outputs, manifest = read_run_outputs(Path(run_dir))
+        if config is None:
+            config = from_mapping(manifest.get("parameters", {}))
+        state = cls.from_graph(graph, config, outputs)
+        state.run_id = manifest.get("run_id", "")
+        return state
+
+    @classmethod
+    def from_graph(
+        cls, graph: Any, config: Config, outputs: dict[str, Any] | None = None
+    ) -> LiveState:
+        """The live state of ``graph`` (a RiskGraph) with batch ``outputs`` (frames by run file
+        name; missing fund flows are traced here with the batch kernel)."""
+        from graphkit.analytics.circles import circle_membership
+        from graphkit.analytics.flows import trace_flows
+        from graphkit.analytics.rings import device_rings
+
+        if config.flows.policy != "first":
+            raise LiveError(
+                f"flows.policy {config.flows.policy!r} is not replayed live: the live engine "
+                "keeps amounts under 'first' (docs/live.md)"
+            )
+        outputs = dict(outputs or {})
+        state = cls(config)
+        tables = snapshot_tables(graph)
+        clock = None
+        for name in _LOAD_ORDER:
+            rows = rows_for_events(tables[name], name)
+            kind = TABLE_EVENTS[name]
+            for values in rows:
+                event = Event(
+                    kind, name, values, event_time(name, values), event_key(kind, name, values)
+                )
+                if event.ts is not None and (clock is None or event.ts > clock):
+                    clock = event.ts
+                state._register(event)
+                state._load_row(event)
+        state.clock = state.cut = clock
+        circles = circle_membership(graph)
+        state.circles.load(
+            list(
+                zip(
+                    tables["guarantees"]["guarantor_id"],
+                    tables["guarantees"]["borrower_id"],
+                    strict=True,
+                )
+            ),
+            list(zip(circles["circle_id"], circles["customer_id"], strict=True)),
+        )
+        rings = device_rings(
+            graph, config.rings.min_customers_per_device, config.rings.max_customers_per_device
+        ).membership
+        pairs = graph.device_uses()
+        state.rings.load(
+            list(
+                zip(
+                    graph.keys("Customer").gather(pairs["customer"]),
+                    graph.keys("Device").gather(pairs["device"]),
+                    strict=True,
+                )
+            ),
+            list(zip(rings["ring_id"], rings["customer_id"], strict=True)),
+        )
+        if "flows.parquet" not in outputs:
+            result = trace_flows(graph, config.flows, cycles=False)
+            outputs["flows.parquet"], outputs["flow_paths.parquet"] = result.flows, result.paths
+        state._load_flows(tables, outputs)
+        state._load_batch(outputs)
+        return state
+
+    def _load_row(self, event: Event) -> None:
+        """Apply a snapshot row without traces, rules or decisions."""
+        v = event.values
+        if event.table == "drawdowns":
+            customer = self.lines.get(v["line_id"])
+            self.drawdowns[v["drawdown_id"]] = (v["line_id"], v["account_id"], v["amount"], v["ts"])
+            self.customer_drawdowns[customer].append(v["drawdown_id"])
+            self.velocity.add_drawdown(v["line_id"], v["amount"], v["ts"])
+            self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += v["amount"]
+        elif event.table in ("transfers", "guarantees", "device_links"):
+            return
+        else:
+            self._apply_entity(event)
+
+    def _load_flows(self, tables: dict[str, Any], outputs: dict[str, Any]) -> None:
+        """Closed windows from the batch flows; open ones re-traced from the logged transfers."""
+        clock = self.clock if self.clock is not None else 0
+        flows = self.flows
+        # Every transfer is logged, not only the last window's: a drawdown may arrive late (a
+        # row waiting for the line it refers to) and is then traced over its whole window.
+        for t in rows_for_events(tables["transfers"], "transfers"):
+            flows.out_log[t["src_account"]].append(
+                (t["ts"], t["transfer_id"], t["dst_account"], t["amount"])
+            )
+        for log in flows.out_log.values():
+            log.sort()
+        if flows.out_log:
+            flows.last_transfer = max((log[-1][0], log[-1][1]) for log in flows.out_log.values())
+        paths: dict[str, list[dict[str, Any]]] = {}
+        for row in outputs.get("flow_paths.parquet", _empty()).iter_rows(named=True):
+            paths.setdefault(row["drawdown_id"], []).append(
+                {k: row[k] for k in ("hops", "transfer_ids", "sink_account", "amount")}
+            )
+        hop_columns = [f"banned_hop_{h}" for h in range(flows.max_hops + 1)]
+        for row in outputs["flows.parquet"].iter_rows(named=True):
+            did = row["drawdown_id"]
+            line, account, amount, ts = self.drawdowns[did]
+            customer = self.lines.get(line)
+            if ts + flows.window_us + flows.keep_us >= clock:
+                trace = flows.add_drawdown(did, account, amount, ts, line, customer)
+                banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
+            else:
+                summary = {
+                    "drawdown_id": did,
+                    "amount": amount,
+                    "banned_amount": row["banned_amount"],
+                    "banned_amount_3plus": row["banned_amount_3plus"],
+                    "banned_share": row["banned_share"],
+                    "min_hops_to_banned": row["min_hops_to_banned"],
+                    "banned_hops": [row.get(c, 0.0) for c in hop_columns],
+                    "capped": row.get("capped", False),
+                    "line_id": line,
+                    "customer_id": customer,
+                    "paths": paths.get(did, []),
+                }
+                flows.closed[did] = summary
+                banned, banned3 = row["banned_amount"], row["banned_amount_3plus"]
+            self.drawdown_banned[did] = (banned, banned3)
+            agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
+            agg[1] += banned
+            agg[2] += banned3
+
+    # -- applying ----------------------------------------------------------------------------
+
+    def apply(self, event: Event | dict[str, Any], *, at: int | None = None) -> ApplyResult:
+        """Validate and apply one event; a rejected event changes nothing.
+
+        ``at`` (microseconds) is the time the event is applied at, for the lateness check and
+        for closing fund-flow windows; default the event's own time. Cost: the parse
+        (O(columns)) plus the work of the structures the event touches (module docstring).
+        """
+        started = time.perf_counter_ns()
+        try:
+            parsed = event if isinstance(event, Event) else parse_event(event)
+            status = self._check(parsed, at)
+        except EventRejected as exc:
+            key = event.key if isinstance(event, Event) else ""
+            return ApplyResult("rejected", key, exc.issues, [], None, _us_since(started))
+        if status == "duplicate":
+            return ApplyResult("duplicate", parsed.key, [], [], None, _us_since(started))
+        self._alerts_now = []
+        self._event = parsed
+        now = at if at is not None else parsed.ts
+        if now is not None:
+            self._expire(now)
+        self._register(parsed)
+        decision = self._apply(parsed)
+        if now is not None and (self.clock is None or now > self.clock):
+            self.clock = now
+        self.events_applied += 1
+        alerts = self._alerts_now
+        self._alerts_now = []
+        return ApplyResult("applied", parsed.key, [], alerts, decision, _us_since(started))
+
+    def apply_many(self, events: list[Event | dict[str, Any]]) -> list[ApplyResult]:
+        """:meth:`apply` each event in order (each accepted or rejected on its own)."""
+        return [self.apply(e) for e in events]
+
+    def _register(self, event: Event) -> None:
+        self.rows[event.key] = _row(event)
+
+    def _check(self, event: Event, at: int | None) -> str:
+        """References, duplicates and time; returns "new" or "duplicate", else raises."""
+        file = f"{event.type} event"
+        previous = self.rows.get(event.key)
+        if previous is not None:
+            if previous == _row(event):
+                return "duplicate"
+            raise EventRejected(
+                [
+                    ValidationIssue(
+                        file,
+                        None,
+                        ",".join(TABLES[event.table].key) or None,
+                        f"duplicate key {key_text(event.table, event.values)} with other values "
+                        "than the row already applied",
+                    )
+                ]
+            )
+        issues = self._reference_issues(event, file)
+        now = at if at is not None else event.ts
+        if now is not None and self.clock is not None and now < self.clock - self.lateness_us:
+            column = "ts" if "ts" in event.values else None
+            issues.append(
+                ValidationIssue(
+                    file,
+                    None,
+                    column,
+                    f"event time {us_to_iso(now)} is earlier than the latest event "
+                    f"{us_to_iso(self.clock)} by more than the tolerance of "
+                    f"{self.config.live.max_lateness_seconds:g} s ([live] max_lateness_seconds)",
+                )
+            )
+        if issues:
+            raise EventRejected(issues)
+        return "new"
+
+    def _reference_issues(self, event: Event, file: str) -> list[ValidationIssue]:
+        known = self._known
+        issues = []
+        for col in TABLES[event.table].columns:
+            value = event.values.get(col.name)
+            if not col.refs or value is None:
+                continue
+            hits = [t for t in col.refs if value in known[t]]
+            where = " or ".join(f"{t}.{TABLES[t].key[0]}" for t in col.refs)
+            if not hits:
+                issues.append(
+                    ValidationIssue(
+                        file, None, col.name, f"dangling reference {value!r}: not found in {where}"
+                    )
+                )
+            elif len(hits) > 1:
+                issues.append(
+                    ValidationIssue(
+                        file,
+                        None,
+                        col.name,
+                        f"ambiguous reference {value!r}: the id exists in both "
+                        + " and ".join(col.refs),
+                    )
+                )
+        if event.table == "shareholdings":
+            company = self.customers.get(event.values["company_id"])
+            if company is not None and company["kind"] != "enterprise":
+                issues.append(
+                    ValidationIssue(
+                        file,
+                        None,
+                        "company_id",
+                        f"company_id {event.values['company_id']!r} is a {company['kind']}, "
+                        "not an enterprise",
+                    )
+                )
+        return issues
+
+    def _apply_entity(self, event: Event) -> None:
+        v = event.values
+        table = event.table
+        if table == "sectors":
+            self.sectors[v["sector"]] = bool(v["banned"])
+        elif table == "merchants":
+            self.merchants[v["merchant_id"]] = v["sector"]
+        elif table == "accounts":
+            self.accounts[v["account_id"]] = v["owner_id"]
+            sector = self.merchants.get(v["owner_id"])
+            if sector is not None and self.sectors.get(sector):
+                self.flows.sinks.add(v["account_id"])
+        elif table == "customers":
+            self.customers[v["customer_id"]] = {"kind": v["kind"], "defaulted": None}
+        elif table == "labels":
+            self.customers[v["customer_id"]]["defaulted"] = bool(v["defaulted"])
+        elif table == "credit_lines":
+            self.lines[v["line_id"]] = v["customer_id"]
+            self.customer_lines[v["customer_id"]].append(v["line_id"])
+            self.velocity.add_line(v["line_id"], v["customer_id"], v["limit"], v["opened_at"])
+        elif table == "repayments":
+            self.velocity.add_repayment(
+                v["line_id"], v["due_date"], v["paid_at"], v["amount"], v["days_past_due"]
+            )
+
+    def _apply(self, event: Event) -> Decision | None:
+        v = event.values
+        table = event.table
+        if table == "guarantees":
+            self._tie(v["guarantor_id"], v["borrower_id"], "guarantee")
+            change = self.circles.add(v["guarantor_id"], v["borrower_id"])
+            if change is not None:
+                self._circle_changed(change)
+        elif table == "device_links":
+            self._device_use(v["customer_id"], v["device_id"])
+        elif table == "shareholdings":
+            if v["share"] >= self.config.clusters.shareholding_threshold:
+                self._tie(v["holder_id"], v["company_id"], "shareholding")
+        elif table == "drawdowns":
+            return self._drawdown(event)
+        elif table == "transfers":
+            record = TransferRecord(
+                v["ts"], v["transfer_id"], v["src_account"], v["dst_account"], v["amount"]
+            )
+            self._tie_accounts(record.src, record.dst)
+            for trace in self.flows.add_transfer(record):
+                self._trace_changed(trace)
+        else:
+            self._apply_entity(event)
+            if table == "labels" and v["defaulted"]:
+                self._label_defaulted(v["customer_id"])
+        return None
+
+    def _drawdown(self, event: Event) -> Decision:
+        v = event.values
+        line, account, amount, ts = v["line_id"], v["account_id"], v["amount"], v["ts"]
+        customer = self.lines[line]
+        self.drawdowns[v["drawdown_id"]] = (line, account, amount, ts)
+        self.customer_drawdowns[customer].append(v["drawdown_id"])
+        day_count = self.velocity.add_drawdown(line, amount, ts)
+        self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
+        self.drawdown_banned[v["drawdown_id"]] = (0.0, 0.0)
+        if v.get("device_id") is not None:
+            self._device_use(customer, v["device_id"])
+        self._burst(customer, ts, day_count)
+        trace = self.flows.add_drawdown(v["drawdown_id"], account, amount, ts, line, customer)
+        self._trace_changed(trace)
+        return self._decision(customer, line, amount, ts, {})
+
+    def _expire(self, now: int) -> None:
+        self.flows.expire(now)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def decide(self, proposed: dict[str, Any]) -> Decision:
+        """The decision for a proposed drawdown, without changing anything.
+
+        ``proposed``: ``line_id``, ``amount``, ``ts``, ``account_id``, optional ``device_id``,
+        ``channel``, ``drawdown_id``. Validated like a drawdown event (raises
+        :class:`EventRejected`). Counts the drawdown in its day (the burst rule) and its device
+        (rings) as if applied. Cost: O(rules of one customer).
+        """
+        data = {"type": "drawdown", "drawdown_id": "proposed", **proposed}
+        event = parse_event(data)
+        issues = self._reference_issues(event, "drawdown event")
+        if issues:
+            raise EventRejected(issues)
+        v = event.values
+        customer = self.lines[v["line_id"]]
+        extra = self._hypothetical_hits(customer, v["ts"], v.get("device_id"))
+        return self._decision(customer, v["line_id"], v["amount"], v["ts"], extra)
+
+    @property
+    def last_event_ts(self) -> Any:
+        return us_to_datetime(self.clock) if self.clock is not None else None
+
+    def checkpoint(self, path: Path | str) -> None:
+        """Write the whole state to ``path`` atomically (pickle)."""
+        atomic_write_bytes(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+    @classmethod
+    def restore(cls, path: Path | str) -> LiveState:
+        """Read a state written by :meth:`checkpoint` (only from a trusted state directory)."""
+        state = pickle.loads(Path(path).read_bytes())
+        if not isinstance(state, cls):
+            raise LiveError(f"{path}: not a live state checkpoint")
+        return state
+
+
+def _row(event: Event) -> tuple[Any, ...]:
+    return tuple(event.values.get(c.name) for c in TABLES[event.table].columns)
+
+
+def _empty() -> Any:
+    import polars as pl
+
+    return pl.DataFrame(
+        schema={
+            "drawdown_id": pl.String,
+            "hops": pl.Int32,
+            "transfer_ids": pl.List(pl.String),
+            "sink_account": pl.String,
+            "amount": pl.Float64,
+        }
+    )
+
+
+def _us_since(started: int) -> int:
+    return (time.perf_counter_ns() - started) // 1000

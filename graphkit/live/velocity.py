@@ -1,0 +1,200 @@
+"""Velocity: how fast customers draw, kept per customer and per credit line.
+
+Kept per event (O(log n) inserts into sorted time lists, O(1) counters):
+
+* drawdowns per customer and per line in the trailing hour and day, and 7 and 30 days
+  (``ts > now - window``, as :mod:`gnn.features` counts them), and per UTC day (the seed's
+  five-a-day rule: the policy's ``burst`` rule);
+* fast draws: the amount drawn on a line within ``[live] fast_draw_minutes`` of the line
+  opening or of its last repayment, as a share of the limit;
+* night drawdowns (UTC hours ``[night_start_hour, night_end_hour)``) in the trailing day;
+* repayments as of ``now``: overdue instalments (due and unpaid) and the days-past-due figures
+  computed exactly as :mod:`gnn.features` does at a snapshot.
+
+:meth:`Velocity.features` answers any ``now`` at or after the events it has seen; at the batch
+snapshot it equals the batch features of the same names (the exactness test).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from graphkit.live.events import US_PER_DAY, date_to_us
+
+US_PER_HOUR = 3_600_000_000
+_WINDOWS = {"1h": US_PER_HOUR, "1d": US_PER_DAY, "7d": 7 * US_PER_DAY, "30d": 30 * US_PER_DAY}
+
+
+@dataclass
+class _Repayment:
+    line_id: str
+    due_date: date
+    paid_at: int | None
+    amount: float
+    days_past_due: int | None
+
+
+@dataclass
+class _Line:
+    customer_id: str
+    limit: float
+    opened_at: int | None
+    times: list[int] = field(default_factory=list)
+    drawn: float = 0.0
+    repaid: float = 0.0
+    repaid_times: list[int] = field(default_factory=list)
+    fast_drawn: float = 0.0
+
+
+class Velocity:
+    """Per-customer and per-line drawdown times, day counts and repayments."""
+
+    def __init__(self, fast_minutes: float, night_start: int, night_end: int) -> None:
+        self.fast_us = round(fast_minutes * 60_000_000)
+        self.night_start = night_start
+        self.night_end = night_end
+        self.lines: dict[str, _Line] = {}
+        self.times: dict[str, list[int]] = defaultdict(list)
+        self.days: dict[str, dict[int, int]] = defaultdict(_day_counts)
+        self.night: dict[str, list[int]] = defaultdict(list)
+        self.repayments: dict[str, list[_Repayment]] = defaultdict(list)
+
+    def add_line(self, line_id: str, customer_id: str, limit: float, opened_at: int | None) -> None:
+        self.lines[line_id] = _Line(customer_id, limit, opened_at)
+
+    def add_drawdown(self, line_id: str, amount: float, ts: int) -> int:
+        """Count a drawdown; returns the customer's drawdowns on that UTC day. O(log n)."""
+        line = self.lines[line_id]
+        customer = line.customer_id
+        insort(line.times, ts)
+        insort(self.times[customer], ts)
+        day = ts // US_PER_DAY
+        self.days[customer][day] += 1
+        line.drawn += amount
+        at = bisect_right(line.repaid_times, ts)
+        last_repaid = line.repaid_times[at - 1] if at else None
+        anchor = max(
+            (t for t in (line.opened_at, last_repaid) if t is not None and t <= ts), default=None
+        )
+        if anchor is not None and ts - anchor <= self.fast_us:
+            line.fast_drawn += amount
+        if self._is_night(ts):
+            insort(self.night[customer], ts)
+        return self.days[customer][day]
+
+    def add_repayment(
+        self,
+        line_id: str,
+        due_date: date,
+        paid_at: int | None,
+        amount: float,
+        days_past_due: int | None,
+    ) -> None:
+        """Record an instalment. O(1)."""
+        line = self.lines[line_id]
+        self.repayments[line.customer_id].append(
+            _Repayment(line_id, due_date, paid_at, amount, days_past_due)
+        )
+        if paid_at is not None:
+            line.repaid += amount
+            insort(line.repaid_times, paid_at)
+
+    def _is_night(self, ts: int) -> bool:
+        hour = (ts % US_PER_DAY) // US_PER_HOUR
+        if self.night_start <= self.night_end:
+            return self.night_start <= hour < self.night_end
+        return hour >= self.night_start or hour < self.night_end
+
+    def day_count(self, customer_id: str, ts: int) -> int:
+        return self.days.get(customer_id, {}).get(ts // US_PER_DAY, 0)
+
+    def busiest_days(self, customer_id: str) -> dict[int, int]:
+        return dict(self.days.get(customer_id, {}))
+
+    def outstanding(self, line_id: str) -> float:
+        line = self.lines[line_id]
+        return max(0.0, line.drawn - line.repaid)
+
+    def line_features(self, line_id: str, now: int) -> dict[str, Any]:
+        """Trailing counts on one line and its fast-draw share. O(log n)."""
+        line = self.lines[line_id]
+        counts = {
+            f"line_drawdowns_{name}": _count_after(line.times, now, span)
+            for name, span in _WINDOWS.items()
+            if name in ("1h", "1d")
+        }
+        return {
+            **counts,
+            "fast_draw_share": line.fast_drawn / line.limit if line.limit else 0.0,
+            "outstanding": max(0.0, line.drawn - line.repaid),
+        }
+
+    def features(self, customer_id: str, now: int) -> dict[str, float]:
+        """The customer's velocity features as of ``now`` (events at or before it).
+
+        ``drawdowns_{1h,1d,7d,30d}``, ``busiest_day_drawdowns``, ``busiest_day_30d``,
+        ``night_drawdowns_1d``, ``overdue_repayments``, ``dpd_max``, ``dpd_mean``,
+        ``late_count``. O(log n + days + instalments of the customer).
+        """
+        times = self.times.get(customer_id, [])
+        upto = bisect_right(times, now)
+        out: dict[str, float] = {
+            f"drawdowns_{name}": float(upto - bisect_right(times, now - span, 0, upto))
+            for name, span in _WINDOWS.items()
+        }
+        day_now = now // US_PER_DAY
+        days = {d: n for d, n in self.days.get(customer_id, {}).items() if d <= day_now}
+        if upto < len(times):  # later drawdowns than now: recount the days up to now
+            days = defaultdict(int)
+            for t in times[:upto]:
+                days[t // US_PER_DAY] += 1
+        out["busiest_day_drawdowns"] = float(max(days.values(), default=0))
+        first_day = (now - 30 * US_PER_DAY) // US_PER_DAY
+        out["busiest_day_30d"] = float(
+            max((n for d, n in days.items() if d > first_day), default=0)
+        )
+        night = self.night.get(customer_id, [])
+        out["night_drawdowns_1d"] = float(
+            bisect_right(night, now) - bisect_right(night, now - US_PER_DAY)
+        )
+        out.update(self._delinquency(customer_id, now))
+        return out
+
+    def _delinquency(self, customer_id: str, now: int) -> dict[str, float]:
+        """Days past due as of ``now``, exactly as the batch features compute them."""
+        snap_day = now // US_PER_DAY
+        dpds: list[float] = []
+        overdue = 0
+        for rep in self.repayments.get(customer_id, ()):
+            due_day = date_to_us(rep.due_date) // US_PER_DAY
+            if due_day > snap_day:
+                continue
+            if rep.paid_at is not None and rep.paid_at <= now:
+                late = rep.days_past_due
+                if late is None:
+                    late = rep.paid_at // US_PER_DAY - due_day
+            else:
+                open_days = snap_day - due_day
+                late = open_days if rep.days_past_due is None else min(rep.days_past_due, open_days)
+                if due_day < snap_day:
+                    overdue += 1
+            dpds.append(float(max(late, 0)))
+        return {
+            "overdue_repayments": float(overdue),
+            "dpd_max": max(dpds, default=0.0),
+            "dpd_mean": sum(dpds) / len(dpds) if dpds else 0.0,
+            "late_count": float(sum(1 for d in dpds if d > 0)),
+        }
+
+
+def _day_counts() -> defaultdict[int, int]:
+    return defaultdict(int)
+
+
+def _count_after(times: list[int], now: int, span: int) -> int:
+    upto = bisect_right(times, now)
+    return upto - bisect_right(times, now - span, 0, upto)

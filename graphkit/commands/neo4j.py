@@ -40,6 +40,7 @@ from graphkit.store.neo4j import (
     Neo4jUnavailable,
     schema_cypher,
 )
+from graphkit.store.neo4j_server import HOME_ENV
 
 Uri = Annotated[
     str | None,
@@ -114,6 +115,14 @@ def start(
     ] = None,
     heap: Annotated[str, typer.Option(help="Java heap, e.g. 2g.")] = "1g",
     pagecache: Annotated[str, typer.Option(help="Page cache, e.g. 1g.")] = "512m",
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar=HOME_ENV,
+            help="Directory of the launcher `make neo4j` builds (services/neo4j/target).",
+        ),
+    ] = None,
 ) -> None:
     """Run a Neo4j server in the foreground until Ctrl-C, keeping its data in --data."""
     from graphkit.store.neo4j_server import Neo4jServer, Neo4jServerError
@@ -123,7 +132,7 @@ def start(
         password = os.environ.get(password_env)
         if not password:
             fail(f"--password-env {password_env}: that environment variable is not set", 2)
-    server = Neo4jServer()
+    server = Neo4jServer(home)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -206,6 +215,7 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
     """``load --bulk``: validate, build the graph and bulk-import it into ``data``."""
     from graphkit.pipeline import load_graph
     from graphkit.store.neo4j_bulk import BulkImportError, bulk_import
+    from graphkit.store.neo4j_server import Neo4jServerError
     from loaders.sources import InputError
 
     try:
@@ -214,7 +224,7 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
             result = bulk_import(graph, data, progress, overwrite=overwrite)
     except InputError as exc:
         invalid_input(input_dir, exc.issues, "loaded")
-    except BulkImportError as exc:
+    except (BulkImportError, Neo4jServerError) as exc:
         fail(str(exc), EXIT_FAILURE)
     if not quiet:
         rows = [

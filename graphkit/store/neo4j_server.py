@@ -6,9 +6,11 @@ the Neo4j community kernel with only a Bolt connector on 127.0.0.1, in its own p
     with Neo4jServer().start(password="pw") as server:
         driver = neo4j.GraphDatabase.driver(server.uri, auth=server.auth)
 
-The launcher and its jars are looked up in ``$GRAPHKIT_NEO4J_HOME`` when set, else in
-``<repo>/services/neo4j/target``. The password goes to the launcher through its environment, never
-its command line, and never appears in an exception raised here.
+The launcher and its jars are found in the directory named by ``$GRAPHKIT_NEO4J_HOME`` (in a
+checkout, ``services/neo4j/target`` after ``make neo4j``; the Makefile and the tests set it), or in
+the ``home`` given to :class:`Neo4jServer`. Nothing is guessed from where this file lies: an
+installed graphkit has no ``services/`` folder. The password goes to the launcher through its
+environment, never its command line, and never appears in an exception raised here.
 """
 
 from __future__ import annotations
@@ -62,15 +64,19 @@ class Neo4jServerError(RuntimeError):
 
 
 def default_home() -> Path:
-    """Return the directory holding ``launcher.jar`` and ``lib/``.
+    """Return the directory holding ``launcher.jar`` and ``lib/``: ``$GRAPHKIT_NEO4J_HOME``.
 
-    ``$GRAPHKIT_NEO4J_HOME`` wins; otherwise ``services/neo4j/target`` of the repository this
-    file belongs to.
+    Raises:
+        Neo4jServerError: The variable is not set; the message says what to set and run.
     """
-    override = os.environ.get(HOME_ENV)
-    if override:
-        return Path(override).expanduser().resolve()
-    return Path(__file__).resolve().parents[2] / "services" / "neo4j" / "target"
+    value = os.environ.get(HOME_ENV)
+    if not value:
+        raise Neo4jServerError(
+            f"${HOME_ENV} is not set: it names the directory holding the Neo4j launcher "
+            "(launcher.jar and lib/). In a graphkit checkout run `make neo4j`, then "
+            f"`export {HOME_ENV}=$PWD/services/neo4j/target`"
+        )
+    return Path(value).expanduser().resolve()
 
 
 class Neo4jServer:
@@ -81,8 +87,9 @@ class Neo4jServer:
     """
 
     def __init__(self, home: Path | str | None = None) -> None:
-        """Prepare a server whose launcher lives in ``home`` (default: :func:`default_home`)."""
-        self._home = Path(home).resolve() if home is not None else default_home()
+        """Prepare a server whose launcher lives in ``home`` (default: :func:`default_home`,
+        looked up when the server starts)."""
+        self._home = Path(home).expanduser().resolve() if home is not None else None
         self._process: subprocess.Popen[str] | None = None
         self._uri: str | None = None
         self._auth: tuple[str, str] | None = None
@@ -249,12 +256,14 @@ class Neo4jServer:
         self.stop()
 
     def _command(self, port: int, heap: str, pagecache: str) -> list[str]:
-        jar = self._home / "launcher.jar"
-        lib = self._home / "lib"
+        home = self._home if self._home is not None else default_home()
+        jar = home / "launcher.jar"
+        lib = home / "lib"
         if not jar.is_file() or not lib.is_dir():
             raise Neo4jServerError(
                 f"the Neo4j launcher is not built ({jar} or {lib}/ is missing): run `make neo4j` "
-                f"or `bash services/neo4j/build.sh` (or point ${HOME_ENV} at a built target/)"
+                f"(`bash services/neo4j/build.sh`) in a graphkit checkout and point ${HOME_ENV} "
+                "at its services/neo4j/target"
             )
         java = _find_java()
         classpath = os.pathsep.join([str(jar), str(lib / "*")])

@@ -1,7 +1,8 @@
 """A real Neo4j 5.26 LTS server for development and tests.
 
 :class:`Neo4jServer` runs the Java launcher built by ``services/neo4j/build.sh`` (``make neo4j``):
-the Neo4j community kernel with only a Bolt connector on 127.0.0.1, in its own process.
+the Neo4j community kernel with a Bolt connector on 127.0.0.1 and, when asked for an HTTP port,
+Neo4j Browser at ``http://127.0.0.1:PORT/browser/``, in its own process.
 
     with Neo4jServer().start(password="pw") as server:
         driver = neo4j.GraphDatabase.driver(server.uri, auth=server.auth)
@@ -39,6 +40,7 @@ HOME_ENV = "GRAPHKIT_NEO4J_HOME"
 _MAIN_CLASS = "graphkit.neo4j.Launcher"
 _PASSWORD_ENV = "GRAPHKIT_NEO4J_LAUNCHER_PASSWORD"
 _BOLT_LINE = re.compile(r"^BOLT (bolt://\S+)$")
+_HTTP_LINE = re.compile(r"^HTTP (http://\S+)$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _STDERR_TAIL = 40
 _REDACTED = "***"
@@ -92,6 +94,7 @@ class Neo4jServer:
         self._home = Path(home).expanduser().resolve() if home is not None else None
         self._process: subprocess.Popen[str] | None = None
         self._uri: str | None = None
+        self._http_url: str | None = None
         self._auth: tuple[str, str] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self._bolt_ready = threading.Event()
@@ -104,6 +107,12 @@ class Neo4jServer:
         if self._uri is None:
             raise Neo4jServerError("the Neo4j server is not running")
         return self._uri
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` when started with an HTTP port (Neo4j Browser at
+        ``/browser/``), else ``None``."""
+        return self._http_url
 
     @property
     def auth(self) -> tuple[str, str] | None:
@@ -134,6 +143,8 @@ class Neo4jServer:
         heap: str = "1g",
         pagecache: str = "256m",
         timeout: float = 120,
+        http_port: int | None = None,
+        guides_dir: Path | str | None = None,
     ) -> Self:
         """Start the server and wait until it answers ``RETURN 1`` over Bolt.
 
@@ -145,6 +156,12 @@ class Neo4jServer:
             heap: Java heap size (``-Xmx``), e.g. ``"1g"``.
             pagecache: Neo4j page cache size, e.g. ``"256m"``.
             timeout: Seconds to wait for the server to be ready.
+            http_port: Also serve HTTP (and Neo4j Browser) on this port of 127.0.0.1, behind the
+                same authentication as Bolt; 0 picks a free one (see :attr:`http_url`);
+                ``None``: Bolt only.
+            guides_dir: With ``http_port``: a directory served at ``/graphkit/`` whose
+                ``graphkit.grass`` and ``library.html`` the Browser loads when it connects
+                (see :func:`graphkit.browser.write_guides`).
 
         Returns:
             This server, so that ``with Neo4jServer().start(...) as server:`` works.
@@ -155,8 +172,11 @@ class Neo4jServer:
         """
         if self._process is not None:
             raise Neo4jServerError("the Neo4j server is already started")
-        if not 0 <= port <= 65535:
-            raise Neo4jServerError(f"invalid port {port}")
+        for name, value in (("port", port), ("HTTP port", http_port)):
+            if value is not None and not 0 <= value <= 65535:
+                raise Neo4jServerError(f"invalid {name} {value}")
+        if guides_dir is not None and http_port is None:
+            raise Neo4jServerError("a guides directory needs an HTTP port")
         for name, value in (("heap", heap), ("pagecache", pagecache)):
             if not _SIZE.match(value):
                 raise Neo4jServerError(f"invalid {name} size {value!r} (expected e.g. '512m')")
@@ -164,6 +184,10 @@ class Neo4jServer:
             raise Neo4jServerError("the password must not be empty")
 
         command = self._command(port, heap, pagecache)
+        if http_port is not None:
+            command += ["--http-port", str(http_port)]
+        if guides_dir is not None:
+            command += ["--guides", str(Path(guides_dir).expanduser().resolve())]
         env = dict(os.environ)
         env.pop(_PASSWORD_ENV, None)
         if password is not None:
@@ -240,6 +264,7 @@ class Neo4jServer:
         self._process = None
         self._threads = []
         self._uri = None
+        self._http_url = None
         self._auth = None
 
     def __enter__(self) -> Self:
@@ -283,6 +308,11 @@ class Neo4jServer:
 
     def _read_stdout(self, stream: IO[str]) -> None:
         for line in stream:
+            http = _HTTP_LINE.match(line.strip())
+            if http and not self._bolt_ready.is_set():
+                # Printed before the BOLT line, so it is set when start() sees Bolt ready.
+                self._http_url = http.group(1)
+                continue
             match = _BOLT_LINE.match(line.strip())
             if match and not self._bolt_ready.is_set():
                 self._uri = match.group(1)

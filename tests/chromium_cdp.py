@@ -131,13 +131,18 @@ class Chromium:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout: float = 120, what: str = "") -> Any:
-        """Poll ``expression`` until it is truthy; its value. Fails the test after ``timeout``."""
+    def wait_for(
+        self, expression: str, timeout: float = 120, what: str = "", fail: bool = True
+    ) -> Any:
+        """Poll ``expression`` until it is truthy; its value. After ``timeout`` seconds the test
+        fails (or, with ``fail=False``, ``None`` is returned)."""
         deadline = time.monotonic() + timeout
         while True:
             value = self.evaluate(expression)
             if value:
                 return value
+            if time.monotonic() > deadline and not fail:
+                return None
             if time.monotonic() > deadline:
                 # What the page showed instead, kept beside the profile for the failure report.
                 shot = self.screenshot(self._profile.with_name("timed-out.png"))
@@ -162,8 +167,9 @@ class Chromium:
     def click(self, selector: str) -> None:
         """Click the centre of the first element matching ``selector``."""
         box = self.evaluate(
-            f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
-            ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); "
+            "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect(); "
+            "return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):
             self.send(

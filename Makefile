@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 # torch from PyPI is a multi-gigabyte download that must not repeat on every run.
 STAMP     := $(VENV)/.graphkit-installed
 DEV_STAMP := $(VENV)/.graphkit-dev-installed
+# Where graphkit finds the Neo4j launcher that `make neo4j` builds (graphkit/store/neo4j_server.py).
+export GRAPHKIT_NEO4J_HOME ?= $(CURDIR)/services/neo4j/target
 
 .PHONY: run test bench neo4j browser lint format sample clean
 

@@ -5,20 +5,29 @@ Each file opens with a header comment block::
     // name: guarantee_chain
     // purpose: Customers guaranteed by $customer_id directly or through a chain ...
     //   (a line without a "key:" continues the previous key)
-    // params: customer_id (string, C000001), max_hops (int, 3), start_from (date?, 2024-01-01)
+    // params: customer_id (string, C000001), max_hops (int, 3, default 3),
+    //   start_from (date?, 2024-01-01)
     // columns: customer_id, hops, ...
     // example: graphkit cypher run guarantee_chain --param customer_id=C000001 ...
 
-Parameter types are ``string``, ``int``, ``float``, ``bool``, ``date``, ``datetime``; a trailing
-``?`` marks a parameter that may be left out (it is passed as null). The files are package data,
+A parameter is ``name (type, example)``, with ``, default VALUE`` before the closing parenthesis
+when it has one. Types are ``string``, ``int``, ``float``, ``bool``, ``date``, ``datetime``; a
+trailing ``?`` marks a parameter that may be left out (it is passed as null). A default is a
+literal (``default 10``) or a key of graphkit's run configuration (``default flows.max_hops``),
+so the query uses the same window and limits as the analysis: :func:`default_values` resolves
+them against a configuration mapping (``Config().to_dict()``, or a run's), and only parameters
+without a default are required from the caller. The files are package data,
 read with :mod:`importlib.resources`, so the library works from a wheel and from a checkout.
-``schema.cypher`` is the generated constraint script
+``draw/<name>.cypher`` holds, for some queries, a companion with the same header that returns
+paths for Neo4j Browser to draw (:func:`load_drawing`). ``schema.cypher`` is the generated
+constraint script
 (see :func:`graphkit.store.neo4j.schema_cypher`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from importlib.resources import files
@@ -30,13 +39,16 @@ __all__ = [
     "QueryInfo",
     "QueryParam",
     "convert_params",
+    "default_values",
     "list_queries",
+    "load_drawing",
     "load_query",
     "schema_text",
 ]
 
 _HEADER_LINE = re.compile(r"^//\s?(?:(\w+):\s*)?(.*)$")
-_PARAM = re.compile(r"(\w+)\s*\(\s*(\w+)(\?)?\s*,\s*([^)]*)\)")
+_PARAM = re.compile(r"(\w+)\s*\(\s*(\w+)(\?)?\s*,\s*([^,)]*?)\s*(?:,\s*default\s+([^,)]*?)\s*)?\)")
+_CONFIG_KEY = re.compile(r"^([a-z_]+)\.([a-z_]+)$")
 _HEADER_KEYS = ("name", "purpose", "params", "columns", "example")
 
 
@@ -70,12 +82,14 @@ PARAM_TYPES: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class QueryParam:
-    """One ``$parameter`` of a query: its type (a key of :data:`PARAM_TYPES`) and an example."""
+    """One ``$parameter`` of a query: its type (a key of :data:`PARAM_TYPES`), an example and,
+    when it has one, its default (a literal, or a ``section.key`` of the run configuration)."""
 
     name: str
     type: str
     example: str
     optional: bool = False
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,7 @@ def _parse(name: str, text: str) -> QueryInfo:
     if header["name"] != name:
         raise QueryError(f"{name}.cypher: header names it {header['name']!r}")
     params = tuple(
-        QueryParam(m.group(1), m.group(2), m.group(4).strip(), bool(m.group(3)))
+        QueryParam(m.group(1), m.group(2), m.group(4).strip(), bool(m.group(3)), m.group(5))
         for m in _PARAM.finditer(header["params"])
     )
     for param in params:
@@ -145,6 +159,16 @@ def load_query(name: str) -> QueryInfo:
     return _parse(name, resource.read_text(encoding="utf-8"))
 
 
+def load_drawing(name: str) -> QueryInfo | None:
+    """The drawing companion of query ``name`` (file ``draw/<name>.cypher``), or ``None``."""
+    if not re.fullmatch(r"\w+", name):
+        raise QueryError(f"no query named {name!r}")
+    resource = files(__name__) / "draw" / f"{name}.cypher"
+    if not resource.is_file():
+        return None
+    return _parse(name, resource.read_text(encoding="utf-8"))
+
+
 def convert_params(query: QueryInfo, raw: dict[str, str]) -> dict[str, Any]:
     """Typed parameters for ``query`` from ``key=value`` text, by the header's types.
 
@@ -169,6 +193,38 @@ def convert_params(query: QueryInfo, raw: dict[str, str]) -> dict[str, Any]:
             values[name] = PARAM_TYPES[param.type](raw[name])
         except ValueError as exc:
             raise QueryError(f"--param {name}: expected {param.type}, got {raw[name]!r}") from exc
+    return values
+
+
+def default_values(query: QueryInfo, config: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The defaults of ``query``'s parameters as ``key=value`` text, for :func:`convert_params`.
+
+    Args:
+        query: A library query.
+        config: The run configuration as a mapping of sections (``Config().to_dict()`` for
+            graphkit's defaults, or the ``parameters`` of a run's manifest); a default written as
+            ``section.key`` is read from it.
+
+    Raises:
+        QueryError: A default names a configuration key that ``config`` lacks.
+    """
+    values: dict[str, str] = {}
+    for param in query.params:
+        if param.default is None:
+            continue
+        key = _CONFIG_KEY.match(param.default)
+        if key is None:
+            values[param.name] = param.default
+            continue
+        section, name = key.groups()
+        try:
+            value = config[section][name]
+        except (KeyError, TypeError):
+            raise QueryError(
+                f"{query.name}.cypher: the default of {param.name} is the configuration key "
+                f"{param.default}, which the configuration lacks"
+            ) from None
+        values[param.name] = str(value).lower() if isinstance(value, bool) else str(value)
     return values
 
 

@@ -9,6 +9,7 @@ compared with graphkit's Python analytics or with a brute-force oracle written h
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -323,6 +324,35 @@ def test_guarantee_circle_equals_graphkit_circles(library: Library) -> None:
             assert math.isclose(amount, internal[member])
 
 
+def test_guarantee_circle_drawing_returns_the_guarantees_inside_the_circle(
+    library: Library, neo4j_server
+) -> None:
+    import neo4j
+
+    drawing = cypher.load_drawing("guarantee_circle")
+    assert drawing is not None and drawing.columns == ("path",)
+    membership = circle_membership(library.graph)
+    guarantees = random_tables()["guarantees"]
+    with neo4j.GraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth) as driver:
+        for customer in ("C000", *membership["customer_id"].head(8).to_list()):
+            records, _, _ = driver.execute_query(drawing.text, customer_id=customer, routing_="r")
+            drawn = sorted(
+                (rel.start_node["customer_id"], rel.end_node["customer_id"], rel["amount"])
+                for record in records
+                for rel in record["path"].relationships
+            )
+            mine = membership.filter(pl.col("customer_id") == customer)
+            members = (
+                set(membership.filter(pl.col("circle_id") == mine["circle_id"][0])["customer_id"])
+                if mine.height
+                else set()
+            )
+            inside = guarantees.filter(
+                pl.col("guarantor_id").is_in(members) & pl.col("borrower_id").is_in(members)
+            )
+            assert drawn == sorted(inside.select("guarantor_id", "borrower_id", "amount").rows())
+
+
 def multi_out(library: Library, customer: str) -> list[tuple[str, str, dict]]:
     guarantees = random_tables()["guarantees"].filter(pl.col("guarantor_id") == customer)
     return [(customer, row["borrower_id"], row) for row in guarantees.iter_rows(named=True)]
@@ -593,3 +623,116 @@ def test_tier_worsened_and_history(library: Library) -> None:
         a.filter(pl.col("customer_id") == "C005")["tier"][0],
         b.filter(pl.col("customer_id") == "C005")["tier"][0],
     ]
+
+
+# -- defaults from the header and the run's configuration; the CLI -----------------------------
+
+
+def key_values_for(library: Library) -> dict[str, str]:
+    """A value of each key parameter the library's queries require, present in the graph."""
+    risk = library.ctx.outputs["cluster_risk.parquet"]
+    return {
+        "customer_id": "C001",
+        "drawdown_id": "D003",
+        "account_id": "A-C001",
+        "cluster_id": str(risk["cluster_id"][0]),
+    }
+
+
+def test_every_query_runs_with_only_its_required_key_parameter(library: Library) -> None:
+    config = Config().to_dict()
+    keys = key_values_for(library)
+    for query in cypher.list_queries():
+        required = [p.name for p in query.params if not p.optional and p.default is None]
+        assert set(required) <= set(keys), (query.name, required)
+        values = cypher.convert_params(
+            query, cypher.default_values(query, config) | {k: keys[k] for k in required}
+        )
+        frame = library.target.run_query(query.text, values)
+        assert tuple(frame.columns) == query.columns, query.name
+    # Defaults are the analysis's: the same answer as the configuration's values given explicitly.
+    trace = cypher.load_query("fund_flow_trace")
+    by_default = cypher.convert_params(
+        trace, cypher.default_values(trace, config) | {"drawdown_id": keys["drawdown_id"]}
+    )
+    assert by_default["window_days"] == Config().flows.window_days
+    assert by_default["max_hops"] == Config().flows.max_hops
+    # Without run ids, tier_worsened compares the latest run with the one before it.
+    latest = library.run("tier_worsened")
+    assert latest.equals(library.run("tier_worsened", run_a="run-a", run_b="run-b"))
+    assert latest.height > 0
+    assert library.run("tier_worsened", run_b="run-a").height == 0  # nothing before run-a
+
+
+def test_defaults_follow_the_given_configuration() -> None:
+    trace = cypher.load_query("fund_flow_trace")
+    config = Config()
+    config.flows.window_days, config.flows.max_hops = 7.5, 3
+    assert cypher.default_values(trace, config.to_dict()) == {"window_days": "7.5", "max_hops": "3"}
+    ring = cypher.load_query("device_ring")
+    assert cypher.default_values(ring, Config().to_dict()) == {
+        "min_customers": str(Config().rings.min_customers_per_device),
+        "max_customers": str(Config().rings.max_customers_per_device),
+    }
+    assert cypher.default_values(cypher.load_query("top_clusters"), {}) == {"limit": "10"}
+    with pytest.raises(cypher.QueryError, match=r"flows\.window_days"):
+        cypher.default_values(trace, {"rings": {}})
+
+
+def test_cli_run_takes_defaults_and_prints_wide_rows_vertically(
+    library: Library, neo4j_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.setenv("NEO4J_URI", neo4j_server.uri)
+    monkeypatch.setenv("COLUMNS", "80")
+    if neo4j_server.auth:
+        monkeypatch.setenv("NEO4J_USER", neo4j_server.auth[0])
+        monkeypatch.setenv("NEO4J_PASSWORD", neo4j_server.auth[1])
+    runner = CliRunner()
+    # customer_360 has 23 columns: in 80 columns each row prints one field a line.
+    shown = runner.invoke(app, ["cypher", "run", "customer_360", "-p", "customer_id=C001"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    for column in cypher.load_query("customer_360").columns:
+        assert any(re.match(rf"^│ {column}\s+│", line) for line in lines), column
+    assert any(re.match(r"^│ customer_id\s+│ C001\s+│$", line) for line in lines)
+    # A narrow result stays a table.
+    history = runner.invoke(app, ["cypher", "run", "tier_history", "-p", "customer_id=C005"])
+    assert history.exit_code == 0 and "row 1" not in history.stdout
+    assert re.search(r"run_id\s+┃\s+created_at\s+┃\s+tier", history.stdout)
+
+    # A drawdown whose answer differs between the default window and a short one.
+    tables = random_tables()
+    drawdown = next(
+        d
+        for d in tables["drawdowns"]["drawdown_id"]
+        if brute_force_reach(tables, d, WINDOW_DAYS, MAX_HOPS)
+        != brute_force_reach(tables, d, 7.5, 3)
+    )
+
+    def trace(*extra: str) -> list[dict]:
+        args = ["cypher", "run", "fund_flow_trace", "-p", f"drawdown_id={drawdown}"]
+        args += ["--format", "json"]
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    explicit = trace("-p", f"window_days={WINDOW_DAYS}", "-p", f"max_hops={MAX_HOPS}")
+    assert trace() == explicit and explicit, "the header's defaults are the config's"
+    # A run's configuration (its manifest's parameters) gives the defaults instead.
+    run = tmp_path / "run"
+    run.mkdir()
+    parameters = Config()
+    parameters.flows.window_days, parameters.flows.max_hops = 7.5, 3
+    (run / "manifest.json").write_text(json.dumps({"parameters": parameters.to_dict()}))
+    short = trace("--run", str(run))
+    assert short == trace("-p", "window_days=7.5", "-p", "max_hops=3") and short != explicit
+    # Flags still win over any default.
+    assert trace("--run", str(run), "-p", "window_days=30", "-p", "max_hops=6") == explicit
+    missing = runner.invoke(app, ["cypher", "run", "fund_flow_trace", "--run", str(tmp_path)])
+    assert missing.exit_code == 2 and "manifest.json" in missing.output

@@ -103,3 +103,14 @@ def test_missing_launcher_tells_how_to_build(
     with pytest.raises(Neo4jServerError) as failed:
         Neo4jServer().start(password=PASSWORD)
     assert PASSWORD not in str(failed.value)
+
+
+def test_unset_launcher_home_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(HOME_ENV, raising=False)
+    server = Neo4jServer()  # the home is looked up when the server starts
+    with pytest.raises(Neo4jServerError) as failed:
+        server.start(password=PASSWORD)
+    message = str(failed.value)
+    assert f"${HOME_ENV} is not set" in message and "make neo4j" in message
+    assert f"export {HOME_ENV}=$PWD/services/neo4j/target" in message
+    assert PASSWORD not in message and not server.running

@@ -3,10 +3,10 @@
 //   customer (or of everyone when customer_id is left out) grouped by the fewest hops at which
 //   a banned sink is reachable on a time-respecting transfer path (as in fund_flow_trace),
 //   with their drawn amount. Drawdowns that reach no banned sink are left out.
-// params: customer_id (string?, C000001), window_days (float, 30), max_hops (int, 6)
+// params: customer_id (string?, C0000102), window_days (float, 30, default flows.window_days),
+//   max_hops (int, 6, default flows.max_hops)
 // columns: hops, drawdowns, drawn_amount, customers
-// example: graphkit cypher run banned_inflows_by_hop --param customer_id=C000001
-//   --param window_days=30 --param max_hops=6
+// example: graphkit cypher run banned_inflows_by_hop --param customer_id=C0000102
 // Method: breadth-first over hop layers keeping, per account, the earliest arrival time
 //   reachable in exactly k hops (an earlier arrival allows every continuation a later one
 //   does, and a shortest time-respecting walk never repeats an account), so the cost is

@@ -2,11 +2,11 @@
 // purpose: Everything about one customer on one row: profile and label, credit lines with
 //   their drawn amounts, accounts, devices, guarantees given and received, shareholdings, and
 //   the latest run's write-back (cluster, circle, ring, banned share, scores, tier).
-// params: customer_id (string, C000001)
+// params: customer_id (string, C0000367)
 // columns: customer_id, kind, name, sector, region, defaulted, lines, total_limit, drawn_amount,
 //   accounts, devices, guarantees_given, guarantees_received, holdings, cluster_id, circle_id,
 //   ring_id, banned_share, contagion_score, gnn_score, risk_score, tier, run_id
-// example: graphkit cypher run customer_360 --param customer_id=C000001
+// example: graphkit cypher run customer_360 --param customer_id=C0000367
 MATCH (c:Customer {customer_id: $customer_id})
 CALL (c) {
   OPTIONAL MATCH (c)-[:HAS_LINE]->(l:CreditLine)

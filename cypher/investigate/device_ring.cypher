@@ -3,10 +3,11 @@
 //   the shared devices that tie it in: devices it used (linked, or a drawdown on its lines
 //   made from it) that between min_customers and max_customers distinct customers used
 //   (the run's rings.min_customers_per_device and max_customers_per_device).
-// params: customer_id (string, C000001), min_customers (int, 3), max_customers (int, 50)
+// params: customer_id (string, C0000691),
+//   min_customers (int, 3, default rings.min_customers_per_device),
+//   max_customers (int, 50, default rings.max_customers_per_device)
 // columns: ring_id, customer_id, name, tier, shared_device_count, shared_devices
-// example: graphkit cypher run device_ring --param customer_id=C000001 --param min_customers=3
-//   --param max_customers=50
+// example: graphkit cypher run device_ring --param customer_id=C0000691
 MATCH (c:Customer {customer_id: $customer_id})
 WHERE c.ring_id IS NOT NULL
 MATCH (m:Customer {ring_id: c.ring_id})

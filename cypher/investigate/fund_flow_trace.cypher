@@ -5,11 +5,11 @@
 //   twice) that end in an account of a merchant in a banned sector. One row per banned sink
 //   reached: the fewest hops, the earliest arrival at that many hops and one such path (its
 //   transfer ids). A drawdown paid straight into a banned sink is reached at 0 hops.
-// params: drawdown_id (string, D0000001), window_days (float, 30), max_hops (int, 6)
+// params: drawdown_id (string, D000003), window_days (float, 30, default flows.window_days),
+//   max_hops (int, 6, default flows.max_hops)
 // columns: drawdown_id, account_id, merchant_id, sector, category, min_hops, arrived_at,
 //   shortest_path
-// example: graphkit cypher run fund_flow_trace --param drawdown_id=D0000001
-//   --param window_days=30 --param max_hops=6
+// example: graphkit cypher run fund_flow_trace --param drawdown_id=D000003
 // Method: breadth-first over hop layers keeping, per account, the earliest arrival time
 //   reachable in exactly k hops (an earlier arrival allows every continuation a later one
 //   does, and a shortest time-respecting walk never repeats an account), so the cost is

@@ -3,9 +3,9 @@
 //   is guaranteed by it through chains of guarantees (its strongly connected component in the
 //   guarantor -> borrower graph), found by traversal, so it needs no analysis run. Empty when
 //   the customer is in no circle. circle_id is the latest run's write-back (null before one).
-// params: customer_id (string, C000001)
+// params: customer_id (string, C0000182)
 // columns: circle_id, customer_id, name, kind, defaulted, tier, internal_given
-// example: graphkit cypher run guarantee_circle --param customer_id=C000001
+// example: graphkit cypher run guarantee_circle --param customer_id=C0000182
 MATCH (c:Customer {customer_id: $customer_id})
 OPTIONAL MATCH (c)-[:GUARANTEES*1..]->(down:Customer)
 WITH c, collect(DISTINCT down) AS downstream

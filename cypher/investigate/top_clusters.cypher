@@ -1,10 +1,10 @@
 // name: top_clusters
 // purpose: The riskiest related-enterprise clusters of the latest run, by cluster risk score
 //   (clusters without a score last), with their size, limits, drawn amount, defaults and tier.
-// params: limit (int, 10)
+// params: limit (int, 10, default 10)
 // columns: cluster_id, members, total_limit, drawn_amount, defaulted, default_rate,
 //   banned_share, risk_score, tier
-// example: graphkit cypher run top_clusters --param limit=10
+// example: graphkit cypher run top_clusters --param limit=5
 MATCH (k:Cluster)
 CALL (k) {
   OPTIONAL MATCH (k)<-[:IN_CLUSTER]-(c:Customer)

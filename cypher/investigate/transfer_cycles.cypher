@@ -4,10 +4,11 @@
 //   before, the last within window_days of the first, 2 to max_length transfers (<= 10),
 //   every account on the way a customer's and none twice (graphkit's round_trips rules; a
 //   merchant account is commerce, not a round trip). One row per cycle, oldest first.
-// params: account_id (string, A0000001), window_days (float, 30), max_length (int, 6)
+// params: account_id (string, A000190),
+//   window_days (float, 30, default flows.cycle_window_days),
+//   max_length (int, 6, default flows.cycle_max_length)
 // columns: account_id, length, transfer_ids, accounts, first_ts, last_ts, amounts, min_amount
-// example: graphkit cypher run transfer_cycles --param account_id=A0000001
-//   --param window_days=30 --param max_length=6
+// example: graphkit cypher run transfer_cycles --param account_id=A000190
 // Method: the open paths are extended one transfer per layer below, keeping only those still
 //   time-ordered, inside the window and simple, so the work is proportional to the
 //   time-respecting paths, not to every walk of up to max_length transfers.

@@ -1,7 +1,7 @@
 """Neo4j commands: run a local server, load an input directory, and the investigators' queries.
 
-``graphkit neo4j start``, ``graphkit load IN --neo4j URI``,
-``graphkit cypher list | show | run | schema``.
+``graphkit neo4j start`` (Bolt, and Neo4j Browser on the HTTP port),
+``graphkit load IN --neo4j URI``, ``graphkit cypher list | show | run | schema | browser``.
 Connection options fall back to ``NEO4J_URI`` / ``NEO4J_USER`` / ``NEO4J_DATABASE``; the password
 comes from the environment variable named by ``--password-env`` (default ``NEO4J_PASSWORD``), so
 it never has to be typed on a command line that lands in shell history.
@@ -40,6 +40,7 @@ from graphkit.store.neo4j import (
     Neo4jUnavailable,
     schema_cypher,
 )
+from graphkit.store.neo4j_server import HOME_ENV
 
 Uri = Annotated[
     str | None,
@@ -102,6 +103,14 @@ def store_failure(exc: Neo4jStoreError) -> None:
 @neo4j_app.command("start")
 def start(
     port: Annotated[int, typer.Option(help="Bolt port on 127.0.0.1 (0: any free port).")] = 7687,
+    http_port: Annotated[
+        int,
+        typer.Option(
+            "--http-port",
+            help="HTTP port on 127.0.0.1 serving Neo4j Browser and the library guide "
+            "(0: any free port).",
+        ),
+    ] = 7474,
     data: Annotated[
         Path, typer.Option("--data", help="Neo4j home kept between runs (data, logs).")
     ] = Path("neo4j-data"),
@@ -114,8 +123,22 @@ def start(
     ] = None,
     heap: Annotated[str, typer.Option(help="Java heap, e.g. 2g.")] = "1g",
     pagecache: Annotated[str, typer.Option(help="Page cache, e.g. 1g.")] = "512m",
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar=HOME_ENV,
+            help="Directory of the launcher `make neo4j` builds (services/neo4j/target).",
+        ),
+    ] = None,
 ) -> None:
-    """Run a Neo4j server in the foreground until Ctrl-C, keeping its data in --data."""
+    """Run a Neo4j server in the foreground until Ctrl-C, keeping its data in --data.
+
+    Neo4j Browser is served on --http-port, behind the same authentication as Bolt; when it
+    connects it loads graphkit's graph style and plays the Cypher library guide.
+    """
+    from graphkit.browser import guide_link, write_guides
+    from graphkit.config import Config
     from graphkit.store.neo4j_server import Neo4jServer, Neo4jServerError
 
     password = None
@@ -123,20 +146,30 @@ def start(
         password = os.environ.get(password_env)
         if not password:
             fail(f"--password-env {password_env}: that environment variable is not set", 2)
-    server = Neo4jServer()
+    server = Neo4jServer(home)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
+        # Rewritten at every start, so the guide always lists the installed library.
+        guides = write_guides(data / "graphkit-guides", Config().to_dict())
         with err_console.status("starting Neo4j ..."):
             server.start(
-                port=port, data_dir=data, password=password, heap=heap, pagecache=pagecache
+                port=port,
+                data_dir=data,
+                password=password,
+                heap=heap,
+                pagecache=pagecache,
+                http_port=http_port,
+                guides_dir=guides,
             )
     except Neo4jServerError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     try:
         auth = "user neo4j, password from $" + password_env if password_env else "auth off"
         console.print(f"{server.uri}  ({auth}; data in {data}; Ctrl-C stops)")
+        assert server.http_url is not None
+        console.print(f"Neo4j Browser: {guide_link(server.http_url, server.uri)}", soft_wrap=True)
         while not stop.wait(1.0):
             if not server.running:
                 fail("the Neo4j server exited", EXIT_UNAVAILABLE)
@@ -206,6 +239,7 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
     """``load --bulk``: validate, build the graph and bulk-import it into ``data``."""
     from graphkit.pipeline import load_graph
     from graphkit.store.neo4j_bulk import BulkImportError, bulk_import
+    from graphkit.store.neo4j_server import Neo4jServerError
     from loaders.sources import InputError
 
     try:
@@ -214,7 +248,7 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
             result = bulk_import(graph, data, progress, overwrite=overwrite)
     except InputError as exc:
         invalid_input(input_dir, exc.issues, "loaded")
-    except BulkImportError as exc:
+    except (BulkImportError, Neo4jServerError) as exc:
         fail(str(exc), EXIT_FAILURE)
     if not quiet:
         rows = [
@@ -232,22 +266,74 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
         console.print(key_values(rows, title="graphkit load --bulk"))
 
 
+def _param_summary(param: cypher.QueryParam, defaults: dict[str, str]) -> str:
+    if param.optional:
+        return f"{param.name}?"
+    if param.name in defaults:
+        return f"{param.name}={defaults[param.name]}"
+    return param.name
+
+
 @cypher_app.command("list")
 def list_(
     format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
 ) -> None:
-    """The queries of the library with their purpose and parameters."""
+    """The queries of the library with their purpose and parameters (name=default)."""
+    from graphkit.config import Config
+
     frame = pl.DataFrame(
         {
             "name": [q.name for q in cypher.list_queries()],
             "params": [
-                ", ".join(f"{p.name}{'?' if p.optional else ''}" for p in q.params)
+                ", ".join(_param_summary(p, defaults) for p in q.params)
                 for q in cypher.list_queries()
+                for defaults in [cypher.default_values(q, Config().to_dict())]
             ],
             "purpose": [q.purpose.split(". ")[0].split(": ")[0] for q in cypher.list_queries()],
         }
     )
     print_frame(frame, format)
+
+
+def run_config(run: Path | None, config: Path | None) -> dict:
+    """The run configuration as a mapping: a run directory's (its manifest's ``parameters``), a
+    TOML file's, or graphkit's defaults; exits 2 when both or an unreadable one are given."""
+    from graphkit.config import Config, ConfigError, from_mapping, load_config
+
+    if run is not None and config is not None:
+        fail("give --run or --config, not both", EXIT_INVALID_INPUT)
+    try:
+        if config is not None:
+            return load_config(config).to_dict()
+        if run is not None:
+            manifest = run / "manifest.json"
+            try:
+                parameters = json.loads(manifest.read_text(encoding="utf-8"))["parameters"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                fail(f"{manifest}: no run configuration ({exc})", EXIT_INVALID_INPUT)
+            return from_mapping(parameters).to_dict()
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INVALID_INPUT)
+    return Config().to_dict()
+
+
+@cypher_app.command("browser")
+def browser(
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http",
+            envvar="GRAPHKIT_BROWSER_URL",
+            help="Where Neo4j Browser is served (`graphkit neo4j start --http-port`).",
+        ),
+    ] = "http://127.0.0.1:7474",
+    neo4j: Uri = None,
+) -> None:
+    """Print the URL that opens Neo4j Browser on the library guide (connecting to --neo4j)."""
+    from graphkit.browser import guide_link
+
+    bolt = neo4j or os.environ.get("NEO4J_URI")
+    console.print(guide_link(http, bolt), soft_wrap=True, markup=False, highlight=False)
 
 
 @cypher_app.command("show")
@@ -276,22 +362,38 @@ def run_query(
         typer.Option("--param", "-p", help="A query parameter, key=value (repeatable)."),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            "--run", help="Run directory whose configuration gives the parameters' defaults."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="graphkit.toml giving the parameters' defaults."),
+    ] = None,
     neo4j: Uri = None,
     user: User = None,
     password_env: PasswordEnv = PASSWORD_ENV,
     password: Password = None,
     database: Database = None,
 ) -> None:
-    """Run a library query with typed parameters and print its rows."""
+    """Run a library query with typed parameters and print its rows.
+
+    Parameters left out take the defaults the query's header gives, read from the run
+    configuration where the header names a key (`graphkit cypher list` shows them): graphkit's
+    defaults, or those of --config FILE or of the run in --run DIR.
+    """
     raw: dict[str, str] = {}
     for item in param or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             fail(f"--param {item!r}: expected key=value", EXIT_INVALID_INPUT)
         raw[key.strip()] = value
+    settings = run_config(run, config)
     try:
         query = cypher.load_query(name)
-        values = cypher.convert_params(query, raw)
+        values = cypher.convert_params(query, cypher.default_values(query, settings) | raw)
     except cypher.QueryError as exc:
         fail(str(exc), EXIT_INVALID_INPUT)
     target = connect(neo4j, user, password_env, database, password=password)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import polars as pl
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -23,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from graphkit.progress import SILENT
 
@@ -98,6 +99,40 @@ def frame_table(frame: pl.DataFrame, title: str | None = None, max_rows: int = 5
     return table
 
 
+# A column folded to fewer characters than this is hard to read; narrower content is not folded.
+READABLE_COLUMN = 24
+
+
+def table_width(frame: pl.DataFrame, max_rows: int = 50) -> int:
+    """Terminal columns a readable table of ``frame`` needs: each column as wide as its widest
+    cell or header, up to :data:`READABLE_COLUMN` (longer text folds onto more lines), plus
+    rich's borders and padding (three characters a column, one more at the end)."""
+    widths = [
+        max(
+            [len(col)]
+            + [len("" if v is None else _fmt(v)) for v in frame.get_column(col).head(max_rows)]
+        )
+        for col in frame.columns
+    ]
+    return sum(min(w, READABLE_COLUMN) for w in widths) + 3 * len(widths) + 1
+
+
+def frame_records(frame: pl.DataFrame, title: str | None = None, max_rows: int = 50) -> Group:
+    """The first ``max_rows`` rows of ``frame`` vertically: one block per row, one field a
+    line (for results too wide for the terminal)."""
+    blocks: list[Any] = [Text(title, style="italic")] if title else []
+    for number, row in enumerate(frame.head(max_rows).iter_rows(named=True), start=1):
+        block = Table(title=f"row {number}", show_header=False, title_justify="left", expand=True)
+        block.add_column("field", style="bold", no_wrap=True)
+        block.add_column("value", overflow="fold", ratio=1)
+        for key, value in row.items():
+            block.add_row(key, "" if value is None else _fmt(value))
+        blocks.append(block)
+    if frame.height > max_rows:
+        blocks.append(Text(f"{max_rows} of {frame.height} rows"))
+    return Group(*blocks)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
@@ -107,7 +142,12 @@ def _fmt(value: Any) -> str:
 def print_frame(frame: pl.DataFrame, fmt: str = "table", title: str | None = None) -> None:
     """Print ``frame`` as a rich table, CSV or JSON on stdout."""
     if fmt == "table":
-        console.print(frame_table(frame, title))
+        # A table squeezed into a narrow terminal folds every cell to a character or two: rows
+        # that do not fit on one line are shown one field a line instead.
+        if frame.width > 1 and table_width(frame) > console.width:
+            console.print(frame_records(frame, title))
+        else:
+            console.print(frame_table(frame, title))
     elif fmt == "csv":
         sys.stdout.write(frame.write_csv())
     elif fmt == "json":

@@ -1,14 +1,17 @@
 """A real Neo4j 5.26 LTS server for development and tests.
 
 :class:`Neo4jServer` runs the Java launcher built by ``services/neo4j/build.sh`` (``make neo4j``):
-the Neo4j community kernel with only a Bolt connector on 127.0.0.1, in its own process.
+the Neo4j community kernel with a Bolt connector on 127.0.0.1 and, when asked for an HTTP port,
+Neo4j Browser at ``http://127.0.0.1:PORT/browser/``, in its own process.
 
     with Neo4jServer().start(password="pw") as server:
         driver = neo4j.GraphDatabase.driver(server.uri, auth=server.auth)
 
-The launcher and its jars are looked up in ``$GRAPHKIT_NEO4J_HOME`` when set, else in
-``<repo>/services/neo4j/target``. The password goes to the launcher through its environment, never
-its command line, and never appears in an exception raised here.
+The launcher and its jars are found in the directory named by ``$GRAPHKIT_NEO4J_HOME`` (in a
+checkout, ``services/neo4j/target`` after ``make neo4j``; the Makefile and the tests set it), or in
+the ``home`` given to :class:`Neo4jServer`. Nothing is guessed from where this file lies: an
+installed graphkit has no ``services/`` folder. The password goes to the launcher through its
+environment, never its command line, and never appears in an exception raised here.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ HOME_ENV = "GRAPHKIT_NEO4J_HOME"
 _MAIN_CLASS = "graphkit.neo4j.Launcher"
 _PASSWORD_ENV = "GRAPHKIT_NEO4J_LAUNCHER_PASSWORD"
 _BOLT_LINE = re.compile(r"^BOLT (bolt://\S+)$")
+_HTTP_LINE = re.compile(r"^HTTP (http://\S+)$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 _STDERR_TAIL = 40
 _REDACTED = "***"
@@ -62,15 +66,19 @@ class Neo4jServerError(RuntimeError):
 
 
 def default_home() -> Path:
-    """Return the directory holding ``launcher.jar`` and ``lib/``.
+    """Return the directory holding ``launcher.jar`` and ``lib/``: ``$GRAPHKIT_NEO4J_HOME``.
 
-    ``$GRAPHKIT_NEO4J_HOME`` wins; otherwise ``services/neo4j/target`` of the repository this
-    file belongs to.
+    Raises:
+        Neo4jServerError: The variable is not set; the message says what to set and run.
     """
-    override = os.environ.get(HOME_ENV)
-    if override:
-        return Path(override).expanduser().resolve()
-    return Path(__file__).resolve().parents[2] / "services" / "neo4j" / "target"
+    value = os.environ.get(HOME_ENV)
+    if not value:
+        raise Neo4jServerError(
+            f"${HOME_ENV} is not set: it names the directory holding the Neo4j launcher "
+            "(launcher.jar and lib/). In a graphkit checkout run `make neo4j`, then "
+            f"`export {HOME_ENV}=$PWD/services/neo4j/target`"
+        )
+    return Path(value).expanduser().resolve()
 
 
 class Neo4jServer:
@@ -81,10 +89,12 @@ class Neo4jServer:
     """
 
     def __init__(self, home: Path | str | None = None) -> None:
-        """Prepare a server whose launcher lives in ``home`` (default: :func:`default_home`)."""
-        self._home = Path(home).resolve() if home is not None else default_home()
+        """Prepare a server whose launcher lives in ``home`` (default: :func:`default_home`,
+        looked up when the server starts)."""
+        self._home = Path(home).expanduser().resolve() if home is not None else None
         self._process: subprocess.Popen[str] | None = None
         self._uri: str | None = None
+        self._http_url: str | None = None
         self._auth: tuple[str, str] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=_STDERR_TAIL)
         self._bolt_ready = threading.Event()
@@ -97,6 +107,12 @@ class Neo4jServer:
         if self._uri is None:
             raise Neo4jServerError("the Neo4j server is not running")
         return self._uri
+
+    @property
+    def http_url(self) -> str | None:
+        """``http://127.0.0.1:PORT`` when started with an HTTP port (Neo4j Browser at
+        ``/browser/``), else ``None``."""
+        return self._http_url
 
     @property
     def auth(self) -> tuple[str, str] | None:
@@ -127,6 +143,8 @@ class Neo4jServer:
         heap: str = "1g",
         pagecache: str = "256m",
         timeout: float = 120,
+        http_port: int | None = None,
+        guides_dir: Path | str | None = None,
     ) -> Self:
         """Start the server and wait until it answers ``RETURN 1`` over Bolt.
 
@@ -138,6 +156,12 @@ class Neo4jServer:
             heap: Java heap size (``-Xmx``), e.g. ``"1g"``.
             pagecache: Neo4j page cache size, e.g. ``"256m"``.
             timeout: Seconds to wait for the server to be ready.
+            http_port: Also serve HTTP (and Neo4j Browser) on this port of 127.0.0.1, behind the
+                same authentication as Bolt; 0 picks a free one (see :attr:`http_url`);
+                ``None``: Bolt only.
+            guides_dir: With ``http_port``: a directory served at ``/graphkit/`` whose
+                ``graphkit.grass`` and ``library.html`` the Browser loads when it connects
+                (see :func:`graphkit.browser.write_guides`).
 
         Returns:
             This server, so that ``with Neo4jServer().start(...) as server:`` works.
@@ -148,8 +172,11 @@ class Neo4jServer:
         """
         if self._process is not None:
             raise Neo4jServerError("the Neo4j server is already started")
-        if not 0 <= port <= 65535:
-            raise Neo4jServerError(f"invalid port {port}")
+        for name, value in (("port", port), ("HTTP port", http_port)):
+            if value is not None and not 0 <= value <= 65535:
+                raise Neo4jServerError(f"invalid {name} {value}")
+        if guides_dir is not None and http_port is None:
+            raise Neo4jServerError("a guides directory needs an HTTP port")
         for name, value in (("heap", heap), ("pagecache", pagecache)):
             if not _SIZE.match(value):
                 raise Neo4jServerError(f"invalid {name} size {value!r} (expected e.g. '512m')")
@@ -157,6 +184,10 @@ class Neo4jServer:
             raise Neo4jServerError("the password must not be empty")
 
         command = self._command(port, heap, pagecache)
+        if http_port is not None:
+            command += ["--http-port", str(http_port)]
+        if guides_dir is not None:
+            command += ["--guides", str(Path(guides_dir).expanduser().resolve())]
         env = dict(os.environ)
         env.pop(_PASSWORD_ENV, None)
         if password is not None:
@@ -233,6 +264,7 @@ class Neo4jServer:
         self._process = None
         self._threads = []
         self._uri = None
+        self._http_url = None
         self._auth = None
 
     def __enter__(self) -> Self:
@@ -249,12 +281,14 @@ class Neo4jServer:
         self.stop()
 
     def _command(self, port: int, heap: str, pagecache: str) -> list[str]:
-        jar = self._home / "launcher.jar"
-        lib = self._home / "lib"
+        home = self._home if self._home is not None else default_home()
+        jar = home / "launcher.jar"
+        lib = home / "lib"
         if not jar.is_file() or not lib.is_dir():
             raise Neo4jServerError(
                 f"the Neo4j launcher is not built ({jar} or {lib}/ is missing): run `make neo4j` "
-                f"or `bash services/neo4j/build.sh` (or point ${HOME_ENV} at a built target/)"
+                f"(`bash services/neo4j/build.sh`) in a graphkit checkout and point ${HOME_ENV} "
+                "at its services/neo4j/target"
             )
         java = _find_java()
         classpath = os.pathsep.join([str(jar), str(lib / "*")])
@@ -274,6 +308,11 @@ class Neo4jServer:
 
     def _read_stdout(self, stream: IO[str]) -> None:
         for line in stream:
+            http = _HTTP_LINE.match(line.strip())
+            if http and not self._bolt_ready.is_set():
+                # Printed before the BOLT line, so it is set when start() sees Bolt ready.
+                self._http_url = http.group(1)
+                continue
             match = _BOLT_LINE.match(line.strip())
             if match and not self._bolt_ready.is_set():
                 self._uri = match.group(1)

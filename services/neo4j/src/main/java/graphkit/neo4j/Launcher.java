@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.attribute.BasicFileAttributes;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -25,17 +26,27 @@ import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.io.ByteUnit;
 import org.neo4j.logging.NullLogProvider;
+import org.neo4j.server.configuration.ServerSettings;
+import org.neo4j.server.configuration.ThirdPartyJaxRsPackage;
 import sun.misc.Signal;
 
 /**
- * Runs a real Neo4j 5.26 DBMS (community kernel) with only a Bolt connector on 127.0.0.1.
+ * Runs a real Neo4j 5.26 DBMS (community kernel) with a Bolt connector on 127.0.0.1 and, on
+ * request, the HTTP connector serving Neo4j Browser.
  *
- * <p>Usage: {@code Launcher [--port N] [--data DIR] [--pagecache SIZE] [--password PW |
- * --password-env VAR] [--exit-on-stdin-eof]}. When the server accepts Bolt connections, exactly
- * one line {@code BOLT bolt://127.0.0.1:PORT} is printed on stdout; nothing else is ever written
- * there. SIGTERM and SIGINT shut the DBMS down cleanly and exit with status 0.
+ * <p>Usage: {@code Launcher [--port N] [--http-port N [--guides DIR]] [--data DIR]
+ * [--pagecache SIZE] [--password PW | --password-env VAR] [--exit-on-stdin-eof]}. When the server
+ * accepts connections, one line {@code HTTP http://127.0.0.1:PORT} (only with {@code --http-port})
+ * and then one line {@code BOLT bolt://127.0.0.1:PORT} are printed on stdout; nothing else is
+ * ever written there. SIGTERM and SIGINT shut the DBMS down cleanly and exit with status 0.
  *
- * <p>{@code --port 0} picks a free port. Without {@code --data} the home is a temporary directory
+ * <p>With {@code --http-port} the server serves Neo4j Browser at {@code /browser/} (the
+ * {@code org.neo4j.client:neo4j-browser} jar on the class path), behind the same authentication
+ * as Bolt. {@code --guides DIR} also serves the files of DIR at {@code /graphkit/} (graphkit's
+ * guide and graph style sheet) and makes the Browser load {@code graphkit.grass} and play
+ * {@code library.html} from there when it connects.
+ *
+ * <p>{@code --port 0} (and {@code --http-port 0}) picks a free port. Without {@code --data} the home is a temporary directory
  * deleted on exit. {@code --password-env} reads the password from an environment variable so it
  * stays out of the process list. {@code --exit-on-stdin-eof} shuts down when stdin closes, so a
  * parent that dies without stopping the server does not leave it running.
@@ -45,12 +56,27 @@ public final class Launcher {
     private static final String HOST = "127.0.0.1";
     private static final String DEFAULT_USER = "neo4j";
     private static final int PORT_ATTEMPTS = 5;
+    private static final String GUIDES_PACKAGE = "graphkit.neo4j.guide";
+    private static final String GUIDES_MOUNT = "/graphkit";
 
     private Launcher() {}
 
     /** Parsed command line. */
     private record Options(
-            int port, Path data, String pagecache, String password, boolean exitOnStdinEof) {}
+            int port,
+            int httpPort,
+            Path guides,
+            Path data,
+            String pagecache,
+            String password,
+            boolean exitOnStdinEof) {
+        boolean http() {
+            return httpPort >= 0;
+        }
+    }
+
+    /** The ports one start attempt binds; {@code http} is -1 without the HTTP connector. */
+    private record Ports(int bolt, int http) {}
 
     public static void main(String[] args) {
         // The real stdout is reserved for the single BOLT line; anything a library prints goes
@@ -89,21 +115,27 @@ public final class Launcher {
         long pagecache = ByteUnit.parse(options.pagecache());
         boolean authEnabled = options.password() != null;
 
+        if (options.guides() != null) {
+            graphkit.neo4j.guide.GuideResource.serve(options.guides().toAbsolutePath());
+        }
         DatabaseManagementService dbms = null;
-        int port = options.port();
+        Ports ports = null;
         Exception lastFailure = null;
+        boolean picked = options.port() == 0 || options.httpPort() == 0;
         // A port picked with ServerSocket(0) can be taken by someone else before Neo4j binds it,
         // so a failed start on a picked port is retried with a fresh one.
         for (int attempt = 0;
                 attempt < PORT_ATTEMPTS && dbms == null && terminate.getCount() > 0;
                 attempt++) {
-            int candidate = options.port() == 0 ? freePort() : options.port();
+            Ports candidate = new Ports(
+                    options.port() == 0 ? freePort() : options.port(),
+                    options.httpPort() == 0 ? freePort() : options.httpPort());
             try {
-                dbms = start(home, candidate, pagecache, authEnabled);
-                port = candidate;
+                dbms = start(home, candidate, options.guides() != null, pagecache, authEnabled);
+                ports = candidate;
             } catch (RuntimeException e) {
                 lastFailure = e;
-                if (options.port() != 0 || !isPortBindFailure(e)) {
+                if (!picked || !isPortBindFailure(e)) {
                     break;
                 }
             }
@@ -143,7 +175,10 @@ public final class Launcher {
         }
 
         if (terminate.getCount() > 0) {
-            boltOut.println("BOLT bolt://" + HOST + ":" + port);
+            if (ports.http() >= 0) {
+                boltOut.println("HTTP http://" + HOST + ":" + ports.http());
+            }
+            boltOut.println("BOLT bolt://" + HOST + ":" + ports.bolt());
             boltOut.flush();
         }
 
@@ -153,8 +188,9 @@ public final class Launcher {
     }
 
     private static DatabaseManagementService start(
-            Path home, int port, long pagecache, boolean authEnabled) {
-        return new DatabaseManagementServiceBuilder(home)
+            Path home, Ports ports, boolean guides, long pagecache, boolean authEnabled) {
+        int port = ports.bolt();
+        DatabaseManagementServiceBuilder builder = new DatabaseManagementServiceBuilder(home)
                 .setUserLogProvider(NullLogProvider.getInstance())
                 .setConfig(BoltConnector.enabled, true)
                 .setConfig(BoltConnector.listen_address, new SocketAddress(HOST, port))
@@ -163,7 +199,6 @@ public final class Launcher {
                 // Netty's default 5 s quiet period, paid twice, makes every stop take 10 s; the
                 // databases are already checkpointed and closed by the time it applies.
                 .setConfig(GraphDatabaseInternalSettings.netty_server_shutdown_quiet_period, 0)
-                .setConfig(HttpConnector.enabled, false)
                 .setConfig(HttpsConnector.enabled, false)
                 .setConfig(GraphDatabaseSettings.routing_enabled, false)
                 .setConfig(GraphDatabaseSettings.udc_enabled, false)
@@ -172,7 +207,28 @@ public final class Launcher {
                 // The caller chooses the password; Neo4j's 8-character minimum is a production
                 // policy that only gets in the way of dev and test servers.
                 .setConfig(GraphDatabaseSettings.auth_minimum_password_length, 1)
-                .build();
+                // The Browser would otherwise report usage to Neo4j: this server talks to no one.
+                .setConfig(ServerSettings.allow_telemetry, false)
+                .setConfig(HttpConnector.enabled, ports.http() >= 0);
+        if (ports.http() >= 0) {
+            SocketAddress http = new SocketAddress(HOST, ports.http());
+            builder.setConfig(HttpConnector.listen_address, http)
+                    .setConfig(HttpConnector.advertised_address, http)
+                    // Guides and style sheets may come from this server only.
+                    .setConfig(ServerSettings.browser_remote_content_hostname_whitelist,
+                            HOST + ",localhost");
+        }
+        if (ports.http() >= 0 && guides) {
+            String base = "http://" + HOST + ":" + ports.http() + GUIDES_MOUNT;
+            builder.setConfig(ServerSettings.third_party_packages,
+                            List.of(new ThirdPartyJaxRsPackage(GUIDES_PACKAGE, GUIDES_MOUNT)))
+                    // The guide is documentation, readable before logging in, like the Browser.
+                    .setConfig(ServerSettings.http_auth_allowlist,
+                            List.of("/", "/browser.*", GUIDES_MOUNT + "/.*"))
+                    .setConfig(ServerSettings.browser_post_connect_cmd,
+                            "style " + base + "/graphkit.grass; play " + base + "/library.html");
+        }
+        return builder.build();
     }
 
     /** Sets the password of user neo4j on the system database, with no change required. */
@@ -258,6 +314,8 @@ public final class Launcher {
 
     private static Options parse(String[] args) throws UsageException {
         int port = 0;
+        int httpPort = -1;
+        Path guides = null;
         Path data = null;
         String pagecache = "256m";
         String password = null;
@@ -265,9 +323,9 @@ public final class Launcher {
         for (int i = 0; i < args.length; i++) {
             String flag = args[i];
             if (flag.equals("-h") || flag.equals("--help")) {
-                throw new UsageException("usage: Launcher [--port N] [--data DIR] "
-                        + "[--pagecache SIZE] [--password PW | --password-env VAR] "
-                        + "[--exit-on-stdin-eof]");
+                throw new UsageException("usage: Launcher [--port N] [--http-port N "
+                        + "[--guides DIR]] [--data DIR] [--pagecache SIZE] "
+                        + "[--password PW | --password-env VAR] [--exit-on-stdin-eof]");
             }
             if (flag.equals("--exit-on-stdin-eof")) {
                 exitOnStdinEof = true;
@@ -278,7 +336,9 @@ public final class Launcher {
             }
             String value = args[++i];
             switch (flag) {
-                case "--port" -> port = parsePort(value);
+                case "--port" -> port = parsePort(value, flag);
+                case "--http-port" -> httpPort = parsePort(value, flag);
+                case "--guides" -> guides = Path.of(value);
                 case "--data" -> data = Path.of(value);
                 case "--pagecache" -> pagecache = value;
                 case "--password" -> password = requireNonEmpty(value, flag);
@@ -297,10 +357,16 @@ public final class Launcher {
         } catch (RuntimeException e) {
             throw new UsageException("invalid --pagecache size " + pagecache);
         }
-        return new Options(port, data, pagecache, password, exitOnStdinEof);
+        if (guides != null && httpPort < 0) {
+            throw new UsageException("--guides needs --http-port");
+        }
+        if (guides != null && !Files.isDirectory(guides)) {
+            throw new UsageException("--guides " + guides + ": not a directory");
+        }
+        return new Options(port, httpPort, guides, data, pagecache, password, exitOnStdinEof);
     }
 
-    private static int parsePort(String value) throws UsageException {
+    private static int parsePort(String value, String flag) throws UsageException {
         try {
             int port = Integer.parseInt(value);
             if (port < 0 || port > 65535) {
@@ -308,7 +374,7 @@ public final class Launcher {
             }
             return port;
         } catch (NumberFormatException e) {
-            throw new UsageException("invalid --port " + value);
+            throw new UsageException("invalid " + flag + " " + value);
         }
     }
 

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from graphkit.analytics.circles import CircleResult
+from graphkit.analytics.clusters import ClusterResult
 from graphkit.analytics.rings import RingResult
-from graphkit.config import CirclesConfig, FlowsConfig, RingsConfig
+from graphkit.config import CirclesConfig, Config, FlowsConfig, RingsConfig
 from graphkit.spark.circles import guarantee_circles_spark
+from graphkit.spark.clusters import related_clusters_spark
 from graphkit.spark.flows import flow_frames
 from graphkit.spark.rings import device_rings, to_polars
 from graphkit.spark.session import describe, start_session
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 # Stages the Spark engine runs; the others run on the driver as in the embedded engine.
-SPARK_STAGES = ("circles", "rings", "flows")
+SPARK_STAGES = ("circles", "rings", "flows", "clusters")
 # Drawdown buckets per core for the amount replay: several tasks per core balance uneven
 # buckets without making each task's graph tiny.
 BUCKETS_PER_CORE = 4
@@ -58,6 +60,9 @@ class SparkEngine:
 
     def rings(self, config: RingsConfig) -> RingResult:
         return device_rings(self.tables, config)
+
+    def clusters(self, config: Config) -> ClusterResult:
+        return related_clusters_spark(self.tables, config)
 
     def flows(self, config: FlowsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(flows, flow paths) with the embedded frames' columns, by drawdown_id."""

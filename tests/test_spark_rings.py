@@ -13,7 +13,7 @@ from graphkit.spark.tables import from_polars
 from tests.spark_cases import random_tables
 
 
-@settings(max_examples=3)
+@settings(max_examples=2)
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 3), extra=st.integers(0, 2))
 def test_spark_rings_equal_embedded(spark, seed, k, extra):
     tables = random_tables(seed)

@@ -43,11 +43,12 @@ def random_tables(seed: int, parts: int = 6, size: int = 8) -> dict[str, pl.Data
             add("merchants", merchant_id=f"p{p}M{m}", sector="casino" if m == 0 else "ok")
             add("accounts", account_id=f"p{p}MA{m}", owner_id=f"p{p}M{m}")
         accounts = [f"p{p}A{i}" for i in range(n)] + [f"p{p}MA{m}" for m in range(merchants)]
-        # guarantees: random directed pairs, some mutual, so circles of several sizes appear
+        # guarantees: random directed pairs, some mutual, so circles of several sizes appear;
+        # amounts with cents, so the circles' float sums depend on the order they are added in
         for _ in range(int(rng.integers(0, 3 * n))):
             a, b = rng.choice(n, 2, replace=False)
             add("guarantees", guarantor_id=customers[a], borrower_id=customers[b],
-                    amount=float(rng.integers(1, 100)))  # fmt: skip
+                    amount=round(float(rng.random()) * 100 + 0.01, 2))  # fmt: skip
         # devices: few devices per part, so some are shared by k or more customers
         for _ in range(int(rng.integers(0, 2 * n))):
             add("device_links", customer_id=customers[int(rng.integers(n))],

@@ -55,13 +55,13 @@ GROUP_DDL = (
 def component_circles(rows: pa.Table, config: CirclesConfig) -> pa.Table:
     """The grouped-map kernel: circles of one weak component.
 
-    ``rows`` holds the component's guarantees (``kind`` 0: guarantor, borrower, amount) and
-    members (``kind`` 1: customer_id in ``guarantor``, ``defaulted``). Returns one row per
-    circle with :data:`GROUP_SCHEMA` (circle ids are assigned later, across components).
+    ``rows`` holds the component's guarantees (``kind`` 0: guarantor, borrower, amount, input
+    ``row``) and members (``kind`` 1: customer_id in ``guarantor``, ``defaulted``). Returns one
+    row per circle with :data:`GROUP_SCHEMA` (circle ids are assigned later, across components).
     """
     frame = pl.from_arrow(rows)
     component = frame.get_column("component")[0]
-    edges = frame.filter(pl.col("kind") == 0)
+    edges = frame.filter(pl.col("kind") == 0).sort("row")
     members = frame.filter(pl.col("kind") == 1)
     labelled = members.filter(pl.col("defaulted").is_not_null())
     graph = group_graph(
@@ -94,10 +94,17 @@ def circle_frames(tables: dict[str, DataFrame], config: CirclesConfig) -> DataFr
     collected). Complexity: the components' joins, then the embedded kernel per component."""
     from pyspark.sql import functions as F
 
-    guarantees = tables["guarantees"].select(
-        F.col("guarantor_id").alias("guarantor"),
-        F.col("borrower_id").alias("borrower"),
-        F.col("amount"),
+    # ``row`` keeps the input order: the kernel sums each circle's internal amount in it, so
+    # the floating-point sums are the embedded engine's to the last bit.
+    guarantees = (
+        tables["guarantees"]
+        .select(
+            F.col("guarantor_id").alias("guarantor"),
+            F.col("borrower_id").alias("borrower"),
+            F.col("amount"),
+            F.monotonically_increasing_id().alias("row"),
+        )
+        .localCheckpoint()
     )
     vertices = (
         guarantees.select(F.col("guarantor").alias("customer_id"))
@@ -133,6 +140,7 @@ def circle_frames(tables: dict[str, DataFrame], config: CirclesConfig) -> DataFr
             F.col("customer_id").alias("guarantor"),
             F.lit(None).cast("string").alias("borrower"),
             F.lit(None).cast("double").alias("amount"),
+            F.lit(None).cast("long").alias("row"),
             "defaulted",
         )
     )
@@ -145,6 +153,7 @@ def circle_frames(tables: dict[str, DataFrame], config: CirclesConfig) -> DataFr
             "guarantor",
             "borrower",
             "amount",
+            "row",
             F.lit(None).cast("boolean").alias("defaulted"),
         )
     )

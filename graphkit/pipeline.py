@@ -148,11 +148,15 @@ def run_pipeline(
     progress: Progress = SILENT,
     neo4j: Any = None,
     stages: list[str] | None = None,
+    engine_stages: dict[str, Stage] | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Run graphkit on ``input_dir`` and publish the run directory ``out_dir`` atomically.
 
     ``neo4j`` (a :class:`graphkit.store.neo4j.Neo4jTarget`) also loads the graph into Neo4j and
     writes results back. ``stages`` restricts the run to the named stages (and no others).
+    ``engine_stages`` replaces stages by name (the Spark engine's, :mod:`graphkit.pipeline_spark`)
+    and ``engine`` describes that engine in the manifest (default: embedded).
     """
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -161,7 +165,8 @@ def run_pipeline(
     graph, loaded = load_graph(input_dir, progress)
     timings["load"] = round(time.perf_counter() - clock, 3)
 
-    selected = [(n, s) for n, s in _stages() if stages is None or n in stages]
+    replaced = engine_stages or {}
+    selected = [(n, replaced.get(n, s)) for n, s in _stages() if stages is None or n in stages]
     if stages is not None:
         unknown = sorted(set(stages) - {n for n, _ in _stages()})
         if unknown:
@@ -204,6 +209,7 @@ def run_pipeline(
                     for f in loaded.files
                 ],
             },
+            "engine": engine or {"engine": "embedded"},
             "parameters": config.to_dict(),
             "stages": [n for n, _ in selected],
             "timings_seconds": timings,

@@ -20,4 +20,4 @@ settings.register_profile(
 )
 settings.load_profile("graphkit")
 
-pytest_plugins = ("tests.neo4j_fixture",)
+pytest_plugins = ("tests.neo4j_fixture", "tests.spark_fixture")

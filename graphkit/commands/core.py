@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,7 @@ from graphkit.commands.render import (
 )
 from graphkit.config import ConfigError, apply_overrides, load_config, parse_assignments
 from graphkit.pipeline import RunSummary
+from graphkit.spark.session import DEFAULT_MASTER
 from loaders.sources import InputError, issues_frame, validate_directory
 
 
@@ -59,6 +60,16 @@ def run(
             "(writes cluster_lineage.parquet).",
         ),
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="embedded (one machine) or spark (docs/spark.md).")
+    ] = "embedded",
+    spark_master: Annotated[
+        str, typer.Option(help="Spark master URL for --engine spark, e.g. spark://host:7077.")
+    ] = DEFAULT_MASTER,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(help="A Spark setting for --engine spark, key=value (repeatable)."),
+    ] = None,
 ) -> None:
     """Validate, build the graph, analyse, score and alert; publish OUT atomically."""
     from graphkit.alerts import load_policy
@@ -73,10 +84,33 @@ def run(
     from graphkit.commands.neo4j import connect, store_failure
     from graphkit.store.neo4j import Neo4jStoreError
 
+    if engine not in ("embedded", "spark"):
+        fail(f"--engine must be embedded or spark, got {engine!r}", EXIT_INVALID_INPUT)
+    spark_settings: dict[str, str] = {}
+    if engine == "spark":
+        from graphkit.spark.flows import SPARK_POLICIES
+        from graphkit.spark.session import parse_conf
+
+        if cfg.flows.policy not in SPARK_POLICIES:
+            fail(f"flows.policy={cfg.flows.policy!r} needs --engine embedded", EXIT_INVALID_INPUT)
+        if previous is not None:
+            fail("--previous (stable cluster ids) needs --engine embedded", EXIT_INVALID_INPUT)
+        try:
+            spark_settings = parse_conf(spark_conf or [])
+        except ValueError as exc:
+            fail(str(exc), EXIT_INVALID_INPUT)
     target = None
     if neo4j is not None:
         target = connect(neo4j, neo4j_user, neo4j_password_env, password=neo4j_password)
+    spark = None
     try:
+        engine_args: dict[str, Any] = {}
+        if engine == "spark":
+            from graphkit.pipeline.spark_stages import spark_stages
+            from graphkit.spark.engine import SparkEngine
+
+            spark = SparkEngine.open(str(Path(input_dir).absolute()), spark_master, spark_settings)
+            engine_args = {"engine_stages": spark_stages(spark), "engine": spark.describe()}
         with progress_bars(quiet) as progress:
             summary = run_pipeline(
                 input_dir,
@@ -86,6 +120,7 @@ def run(
                 stages=stage,
                 neo4j=target,
                 previous_run=previous,
+                **engine_args,
             )
     except PreviousRunError as exc:
         fail(str(exc), EXIT_INVALID_INPUT)
@@ -93,6 +128,9 @@ def run(
         store_failure(exc)
     except InputError as exc:
         invalid_input(input_dir, exc.issues)
+    finally:
+        if spark is not None:
+            spark.close()
     if not quiet:
         console.print(key_values(run_summary_rows(summary), title="graphkit run"))
         report = summary.run_dir / "report.html"

@@ -27,7 +27,7 @@ from graphkit.analytics.cluster_lineage import PreviousRunError, read_previous_c
 from graphkit.atomic import atomic_directory
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
-from graphkit.pipeline.context import RunContext
+from graphkit.pipeline.context import RunContext, Stage
 from graphkit.pipeline.stages import select_stages
 from graphkit.progress import SILENT, Progress, task
 from graphkit.store.embedded import save_snapshot
@@ -131,6 +131,8 @@ def run_pipeline(
     neo4j: Neo4jTarget | None = None,
     stages: list[str] | None = None,
     previous_run: Path | str | None = None,
+    engine_stages: dict[str, Stage] | None = None,
+    engine: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Run graphkit on ``input_dir`` and publish the run directory ``out_dir`` atomically.
 
@@ -139,8 +141,12 @@ def run_pipeline(
     ``previous_run`` (a run directory) warm-starts clusters from its membership and keeps their
     ids (cluster_lineage.parquet); it is read before anything else, and
     :class:`graphkit.analytics.cluster_lineage.PreviousRunError` names what is wrong with it.
+    ``engine_stages`` replaces stages by name (the Spark engine's,
+    :mod:`graphkit.pipeline.spark_stages`) and ``engine`` describes that engine in the manifest
+    (default: embedded).
     """
-    selected = select_stages(stages)
+    replaced = engine_stages or {}
+    selected = [(name, replaced.get(name, stage)) for name, stage in select_stages(stages)]
     previous = None
     previous_run_id = None
     if previous_run is not None:
@@ -202,6 +208,7 @@ def run_pipeline(
                     for f in loaded.files
                 ],
             },
+            "engine": engine or {"engine": "embedded"},
             "parameters": config.to_dict(),
             "stages": [n for n, _ in selected],
             "timings_seconds": timings,

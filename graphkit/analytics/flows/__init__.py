@@ -32,7 +32,12 @@ from graphkit.analytics.flows.cycles import round_trips
 from graphkit.analytics.flows.evidence import evidence_paths
 from graphkit.analytics.flows.index import DrawdownArrays, FlowIndex, TransferArrays
 from graphkit.analytics.flows.reachability import min_hops_to_banned, reach
-from graphkit.analytics.flows.trace import FlowResult, customer_banned_share, trace_flows
+from graphkit.analytics.flows.trace import (
+    FlowResult,
+    customer_banned_share,
+    flow_totals,
+    trace_flows,
+)
 
 __all__ = [
     "AmountResult",
@@ -43,6 +48,7 @@ __all__ = [
     "banned_amounts",
     "customer_banned_share",
     "evidence_paths",
+    "flow_totals",
     "min_hops_to_banned",
     "reach",
     "replay_window",

@@ -17,7 +17,7 @@ from graphkit.config import FlowsConfig
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 
-__all__ = ["FlowResult", "customer_banned_share", "trace_flows"]
+__all__ = ["FlowResult", "customer_banned_share", "flow_totals", "trace_flows"]
 
 
 @dataclass
@@ -110,7 +110,7 @@ def trace_flows(
             max_expand_per_hop=cap,
         )
         progress.finish("flows: round trips")
-    totals = _totals(flows, cfg, len(cycle_frame), cycles_capped)
+    totals = flow_totals(flows, cfg, len(cycle_frame), cycles_capped)
     return FlowResult(flows, paths, cycle_frame, customer_flows, totals)
 
 
@@ -196,9 +196,12 @@ def customer_banned_share(flows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _totals(
+def flow_totals(
     flows: pl.DataFrame, cfg: FlowsConfig, n_cycles: int, cycles_capped: bool
 ) -> dict[str, Any]:
+    """Portfolio figures of a flows frame for the manifest (drawn, banned, banned at >= 3
+    hops and their shares, drawdowns reaching banned sectors, capped replays, cycles); the
+    Spark engine publishes the same figures from its own frame. O(drawdowns)."""
     drawn = float(flows.get_column("amount").sum())
     banned = float(flows.get_column("banned_amount").sum())
     banned_3plus = float(flows.get_column("banned_amount_3plus").sum())

@@ -1,0 +1,323 @@
+"""Fund-flow tracing on Spark: reach by hop-layered joins, amounts by the embedded replay.
+
+Definitions are those of :mod:`graphkit.analytics.flows` (ARCHITECTURE section 5).
+
+*Reach.* From each drawdown (``a0`` at ``t0``) the frontier of (drawdown, account, earliest
+arrival) is joined with the transfers out of each account at or after the arrival and within
+``t0 + W``, at most ``H`` times. A row is kept only when it arrives earlier than any arrival at
+that (drawdown, account) so far: a time-respecting walk of ``h`` hops to ``v`` at time ``t`` is
+then always dominated by a kept row of at most ``h`` hops and no later time, so the first hop
+whose join reaches a sink is ``min_hops_to_banned`` exactly (sinks do not forward).
+
+*Amounts.* The same joins mark every (drawdown, account) that can hold the drawdown's taint in a
+layer below ``H``: only those accounts' transfers inside the window can move it. Drawdowns are
+hashed into buckets; each bucket's drawdowns and the transfers out of their marked accounts are
+grouped onto one executor, where :func:`graphkit.analytics.flows.trace_flows` (the embedded
+replay, evidence paths and flags) runs on that small graph. A transfer that is in a bucket for
+another drawdown's sake leaves a drawdown's result unchanged: it starts at an account that holds
+none of its taint. The ``fifo`` and ``proportional`` policies read balances rebuilt over every
+event of an account, which a bucket does not hold; the Spark engine refuses them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+import pyarrow as pa
+
+from graphkit.analytics.flows import US_PER_DAY, trace_flows
+from graphkit.config import FlowsConfig
+from graphkit.spark.grouped import arrow_rows, group_graph
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+SPARK_POLICIES = ("first",)
+SINK_OWNER = "__banned_sink__"
+SINK_SECTOR = "__banned__"
+
+
+class UnsupportedPolicyError(ValueError):
+    """A flow policy the Spark engine cannot replay exactly."""
+
+
+def _paths_type() -> pa.DataType:
+    return pa.list_(
+        pa.struct(
+            [
+                ("path_rank", pa.int32()),
+                ("hops", pa.int32()),
+                ("transfer_ids", pa.list_(pa.string())),
+                ("sink_account", pa.string()),
+                ("amount", pa.float64()),
+            ]
+        )
+    )
+
+
+def bucket_schema(max_hops: int) -> tuple[pa.Schema, str]:
+    """Arrow schema and Spark DDL of the rows the amount kernel returns, one per drawdown."""
+    fields = [
+        ("drawdown_id", pa.string()),
+        ("banned_amount", pa.float64()),
+        ("banned_amount_3plus", pa.float64()),
+        ("banned_share", pa.float64()),
+        ("kernel_min_hops", pa.int32()),
+        *[(f"banned_hop_{h}", pa.float64()) for h in range(max_hops + 1)],
+        ("capped", pa.bool_()),
+        ("paths", _paths_type()),
+    ]
+    ddl = ", ".join(
+        [
+            "drawdown_id string, banned_amount double, banned_amount_3plus double",
+            "banned_share double, kernel_min_hops int",
+            *[f"banned_hop_{h} double" for h in range(max_hops + 1)],
+            "capped boolean",
+            "paths array<struct<path_rank:int, hops:int, transfer_ids:array<string>, "
+            "sink_account:string, amount:double>>",
+        ]
+    )
+    return pa.schema(fields), ddl
+
+
+def _sink_accounts(tables: dict[str, DataFrame]) -> DataFrame:
+    """account_id of every account owned by a merchant in a banned sector."""
+    from pyspark.sql import functions as F
+
+    banned = tables["sectors"].where(F.coalesce(F.col("banned"), F.lit(False))).select("sector")
+    merchants = (
+        tables["merchants"].join(banned, "sector").select(F.col("merchant_id").alias("owner_id"))
+    )
+    return tables["accounts"].join(merchants, "owner_id").select("account_id").distinct()
+
+
+def flow_inputs(tables: dict[str, DataFrame], config: FlowsConfig) -> tuple[DataFrame, DataFrame]:
+    """(drawdowns, transfers) as the joins use them: times in epoch microseconds, sink flags."""
+    from pyspark.sql import functions as F
+
+    sinks = _sink_accounts(tables).withColumn("sink", F.lit(True))
+    window = round(config.window_days * US_PER_DAY)
+    drawdowns = (
+        tables["drawdowns"]
+        .join(tables["credit_lines"].select("line_id", "customer_id"), "line_id", "left")
+        .join(
+            sinks.withColumnRenamed("account_id", "a0"), F.col("account_id") == F.col("a0"), "left"
+        )
+        .select(
+            "drawdown_id",
+            "line_id",
+            "customer_id",
+            F.col("account_id").alias("a0"),
+            "amount",
+            "ts",
+            F.unix_micros("ts").alias("t0"),
+            (F.unix_micros("ts") + F.lit(window)).alias("end"),
+            F.coalesce(F.col("sink"), F.lit(False)).alias("a0_sink"),
+        )
+    )
+    transfers = (
+        tables["transfers"]
+        .join(sinks.withColumnRenamed("account_id", "dst_account"), "dst_account", "left")
+        .select(
+            "transfer_id",
+            F.col("src_account").alias("src"),
+            F.col("dst_account").alias("dst"),
+            "amount",
+            "ts",
+            F.unix_micros("ts").alias("t"),
+            F.coalesce(F.col("sink"), F.lit(False)).alias("dst_sink"),
+        )
+    )
+    return drawdowns, transfers
+
+
+def hop_layers(
+    drawdowns: DataFrame, transfers: DataFrame, max_hops: int
+) -> tuple[DataFrame, DataFrame]:
+    """The hop-layered time-respecting joins.
+
+    Returns ``(min_hops, holders)``: (drawdown_id, min_hops_to_banned) for every drawdown that
+    reaches a sink within ``max_hops`` hops, and (drawdown_id, account, end) for every account
+    that can hold the drawdown's taint in a layer below ``max_hops`` (``a0`` included).
+
+    Complexity: at most ``max_hops`` joins of the frontier with the transfers; the frontier holds
+    only (drawdown, account) rows whose arrival improved.
+    """
+    from pyspark.sql import functions as F
+
+    hits = drawdowns.where("a0_sink").select("drawdown_id", F.lit(0).alias("hop"))
+    frontier = (
+        drawdowns.where(~F.col("a0_sink"))
+        .select("drawdown_id", F.col("a0").alias("account"), F.col("t0").alias("t"), "end")
+        .localCheckpoint()
+    )
+    best = frontier
+    for hop in range(1, max_hops + 1):
+        moves = frontier.join(
+            transfers,
+            (frontier.account == transfers.src)
+            & (transfers.t >= frontier.t)
+            & (transfers.t <= frontier.end),
+        ).select("drawdown_id", F.col("dst").alias("account"), transfers.t, "end", "dst_sink")
+        hits = hits.union(
+            moves.where("dst_sink").select("drawdown_id", F.lit(hop).alias("hop")).distinct()
+        )
+        if hop == max_hops:
+            break
+        arrivals = (
+            moves.where(~F.col("dst_sink"))
+            .groupBy("drawdown_id", "account")
+            .agg(F.min("t").alias("t"), F.first("end").alias("end"))
+        )
+        known = best.select("drawdown_id", "account", F.col("t").alias("known_t"))
+        frontier = (
+            arrivals.join(known, ["drawdown_id", "account"], "left")
+            .where(F.col("known_t").isNull() | (F.col("t") < F.col("known_t")))
+            .drop("known_t")
+            .localCheckpoint()
+        )
+        best = (
+            best.union(frontier)
+            .groupBy("drawdown_id", "account")
+            .agg(F.min("t").alias("t"), F.first("end").alias("end"))
+            .localCheckpoint()
+        )
+    min_hops = hits.groupBy("drawdown_id").agg(F.min("hop").cast("int").alias("min_hops_to_banned"))
+    return min_hops, best.select("drawdown_id", "account", "end")
+
+
+def bucket_flows(rows: pa.Table, config: FlowsConfig) -> pa.Table:
+    """The grouped-map kernel: trace one bucket of drawdowns with the embedded engine.
+
+    ``rows``: drawdowns (``kind`` 0) and the transfers their taint may use (``kind`` 1), with the
+    sink flag of every account they touch. Returns one row per drawdown (:func:`bucket_schema`).
+    """
+    frame = pl.from_arrow(rows)
+    draws = frame.filter(pl.col("kind") == 0)
+    moves = frame.filter(pl.col("kind") == 1)
+    accounts = pl.concat(
+        [
+            draws.select(account_id="dst", sink="dst_sink"),
+            moves.select(account_id="src", sink="src_sink"),
+            moves.select(account_id="dst", sink="dst_sink"),
+        ]
+    ).unique("account_id")
+    customers = draws.get_column("customer_id").unique()
+    graph = group_graph(
+        {
+            "customers": {"customer_id": customers.to_list(), "kind": ["person"] * len(customers)},
+            "credit_lines": draws.select(
+                line_id="src", customer_id="customer_id", limit=pl.lit(1.0)
+            ).unique("line_id"),
+            "sectors": {"sector": [SINK_SECTOR], "banned": [True]},
+            "merchants": {"merchant_id": [SINK_OWNER], "sector": [SINK_SECTOR]},
+            "accounts": accounts.select(
+                "account_id",
+                owner_id=pl.when(pl.col("sink")).then(pl.lit(SINK_OWNER)),
+            ),
+            "drawdowns": draws.select(
+                drawdown_id="id", line_id="src", account_id="dst", amount="amount", ts="ts"
+            ),
+            "transfers": moves.select(
+                transfer_id="id", src_account="src", dst_account="dst", amount="amount", ts="ts"
+            ),
+        }
+    )
+    result = trace_flows(graph, config, cycles=False)
+    paths = result.paths.group_by("drawdown_id").agg(
+        pl.struct("path_rank", "hops", "transfer_ids", "sink_account", "amount").alias("paths")
+    )
+    flows = result.flows.rename({"min_hops_to_banned": "kernel_min_hops"}).join(
+        paths, on="drawdown_id", how="left"
+    )
+    schema, _ = bucket_schema(config.max_hops)
+    return arrow_rows(flows, schema)
+
+
+def flow_frames(
+    tables: dict[str, DataFrame], config: FlowsConfig, buckets: int
+) -> tuple[DataFrame, DataFrame]:
+    """``(flows, paths)`` as DataFrames with the columns of the embedded ``flows.parquet`` and
+    ``flow_paths.parquet`` (nothing collected). ``buckets``: how many groups the drawdowns are
+    hashed into for the amount replay (each is one task's graph)."""
+    from pyspark.sql import functions as F
+
+    if config.policy not in SPARK_POLICIES:
+        raise UnsupportedPolicyError(
+            f"flows.policy={config.policy!r}: the Spark engine replays only "
+            f"{', '.join(SPARK_POLICIES)} (fifo and proportional need every account's whole "
+            "history in one place); use --engine embedded"
+        )
+    drawdowns, transfers = flow_inputs(tables, config)
+    drawdowns = drawdowns.withColumn(
+        "bucket", F.pmod(F.xxhash64("drawdown_id"), F.lit(buckets))
+    ).localCheckpoint()
+    min_hops, holders = hop_layers(drawdowns, transfers, config.max_hops)
+    holders = holders.join(drawdowns.select("drawdown_id", "bucket", "t0"), "drawdown_id")
+    used = (
+        holders.join(
+            transfers,
+            (holders.account == transfers.src)
+            & (transfers.t >= holders.t0)
+            & (transfers.t <= holders.end),
+        )
+        .select("bucket", *[transfers[c] for c in transfers.columns])
+        .distinct()
+    )
+    sinks = _sink_accounts(tables).withColumn("sink", F.lit(True))
+    transfer_rows = used.join(sinks.withColumnRenamed("account_id", "src"), "src", "left").select(
+        "bucket",
+        F.lit(1).alias("kind"),
+        F.col("transfer_id").alias("id"),
+        "src",
+        "dst",
+        "amount",
+        "ts",
+        F.lit(None).cast("string").alias("customer_id"),
+        F.coalesce(F.col("sink"), F.lit(False)).alias("src_sink"),
+        "dst_sink",
+    )
+    drawdown_rows = drawdowns.select(
+        "bucket",
+        F.lit(0).alias("kind"),
+        F.col("drawdown_id").alias("id"),
+        F.col("line_id").alias("src"),
+        F.col("a0").alias("dst"),
+        "amount",
+        "ts",
+        "customer_id",
+        F.lit(False).alias("src_sink"),
+        F.col("a0_sink").alias("dst_sink"),
+    )
+    _, ddl = bucket_schema(config.max_hops)
+    replayed = (
+        drawdown_rows.union(transfer_rows)
+        .groupBy("bucket")
+        .applyInArrow(lambda rows: bucket_flows(rows, config), ddl)
+        .localCheckpoint()
+    )
+    hops = [f"banned_hop_{h}" for h in range(config.max_hops + 1)]
+    flows = (
+        drawdowns.select("drawdown_id", "amount", "line_id", "customer_id")
+        .join(replayed, "drawdown_id")
+        .join(min_hops, "drawdown_id", "left")
+        .select(
+            "drawdown_id",
+            "amount",
+            "banned_amount",
+            "banned_amount_3plus",
+            "banned_share",
+            "min_hops_to_banned",
+            *hops,
+            F.lit(config.policy).alias("policy"),
+            "capped",
+            "line_id",
+            "customer_id",
+            "kernel_min_hops",
+        )
+    )
+    paths = replayed.select("drawdown_id", F.explode("paths").alias("p")).select(
+        "drawdown_id", "p.*"
+    )
+    return flows, paths

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 import polars as pl
 import pyarrow as pa
 
-from graphkit.analytics.flows import US_PER_DAY, trace_flows
+from graphkit.analytics.flows import trace_flows
+from graphkit.analytics.flows.index import US_PER_DAY
 from graphkit.config import FlowsConfig
 from graphkit.spark.grouped import arrow_rows, group_graph
 

@@ -19,7 +19,17 @@ app = typer.Typer(
     add_completion=False,
 )
 
-COMMAND_MODULES = ("core", "alerts", "analytics", "flows", "scoring", "data", "generate", "neo4j")
+COMMAND_MODULES = (
+    "core",
+    "alerts",
+    "analytics",
+    "flows",
+    "scoring",
+    "data",
+    "generate",
+    "neo4j",
+    "serve",
+)
 
 for module_name in COMMAND_MODULES:
     importlib.import_module(f"graphkit.commands.{module_name}").register(app)

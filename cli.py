@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "data",
     "generate",
     "neo4j",
+    "live",
     "serve",
 )
 

@@ -13,6 +13,7 @@ writes the backtest directory atomically: the batch contract tables as of the en
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from graphkit.live import outputs
 from graphkit.live.events import (
     TABLE_EVENTS,
     TABLE_RANK,
+    US_PER_SECOND,
     Event,
     datetime_to_us,
     event_key,
@@ -137,6 +139,21 @@ def split_tables(
     return before, events
 
 
+def replay_config(config: Config, events: list[tuple[int, Event]]) -> Config:
+    """``config`` with a lateness allowance covering every event of ``events``.
+
+    An event applies at its effective time; a row that waited for a row it refers to (a
+    transfer from an account whose owner is created later) carries an older own time. Fund-flow
+    windows stay open that much longer so that such a row still lands in them, as in batch.
+    """
+    delay = max((at - e.ts for at, e in events if e.ts is not None), default=0)
+    seconds = delay / US_PER_SECOND
+    if seconds <= config.live.max_lateness_seconds:
+        return config
+    live = dataclasses.replace(config.live, max_lateness_seconds=seconds)
+    return dataclasses.replace(config, live=live)
+
+
 def write_input(tables: dict[str, pl.DataFrame], directory: Path) -> Path:
     """Write tables as an input directory of Parquet files (the batch half of a replay)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -191,7 +208,7 @@ def replay(
     """Start from the batch run ``run_dir``, apply ``events`` (from :func:`split_tables`) and
     publish ``out_dir`` whole or not at all."""
     clock = time.perf_counter()
-    state = LiveState.from_run(run_dir, config)
+    state = LiveState.from_run(run_dir, replay_config(config, events))
     startup = time.perf_counter() - clock
     clock = time.perf_counter()
     decisions, counts = apply_events(state, events)
@@ -263,3 +280,16 @@ def timeline_frame(state: LiveState) -> pl.DataFrame:
         },
         orient="row",
     ).with_columns(pl.col("first_at").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"))
+
+
+def prepare_replay(
+    input_dir: Path | str, cut: datetime, work_dir: Path | str
+) -> tuple[Path, list[tuple[int, Event]]]:
+    """Validate ``input_dir`` (raises :class:`loaders.sources.InputError`), write its rows
+    before ``cut`` as an input directory under ``work_dir``, and return that directory and the
+    later rows as events in replay order."""
+    from loaders.sources import read_input
+
+    tables = read_input(Path(input_dir)).tables
+    before, events = split_tables(tables, cut)
+    return write_input(before, Path(work_dir) / "input"), events

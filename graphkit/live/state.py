@@ -206,8 +206,9 @@ class LiveState(rules.RuleMixin):
         """Closed windows from the batch flows; open ones re-traced from the logged transfers."""
         clock = self.clock if self.clock is not None else 0
         flows = self.flows
-        horizon = clock - flows.window_us - flows.keep_us
-        for t in rows_for_events(tables["transfers"].filter(_ts_at_least(horizon)), "transfers"):
+        # Every transfer is logged, not only the last window's: a drawdown may arrive late (a
+        # row waiting for the line it refers to) and is then traced over its whole window.
+        for t in rows_for_events(tables["transfers"], "transfers"):
             flows.out_log[t["src_account"]].append(
                 (t["ts"], t["transfer_id"], t["dst_account"], t["amount"])
             )
@@ -478,12 +479,6 @@ class LiveState(rules.RuleMixin):
 
 def _row(event: Event) -> tuple[Any, ...]:
     return tuple(event.values.get(c.name) for c in TABLES[event.table].columns)
-
-
-def _ts_at_least(horizon: int) -> Any:
-    import polars as pl
-
-    return pl.col("ts").dt.epoch("us") >= horizon
 
 
 def _empty() -> Any:

@@ -59,7 +59,7 @@ class Velocity:
         self.night_end = night_end
         self.lines: dict[str, _Line] = {}
         self.times: dict[str, list[int]] = defaultdict(list)
-        self.days: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.days: dict[str, dict[int, int]] = defaultdict(_day_counts)
         self.night: dict[str, list[int]] = defaultdict(list)
         self.repayments: dict[str, list[_Repayment]] = defaultdict(list)
 
@@ -189,6 +189,10 @@ class Velocity:
             "dpd_mean": sum(dpds) / len(dpds) if dpds else 0.0,
             "late_count": float(sum(1 for d in dpds if d > 0)),
         }
+
+
+def _day_counts() -> defaultdict[int, int]:
+    return defaultdict(int)
 
 
 def _count_after(times: list[int], now: int, span: int) -> int:

@@ -64,7 +64,9 @@ def serve(
             EXIT_INVALID_INPUT,
         )
     logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     app = create_app(Service(run_dir, state, cfg), token=token)
     uvicorn.run(

@@ -54,7 +54,9 @@ class Metrics:
             "graphkit_decisions", "Drawdown decisions answered", ["decision"], registry=r
         )
         self.decision_seconds = Histogram(
-            "graphkit_decision_seconds", "Decision handling time", buckets=LATENCY_BUCKETS,
+            "graphkit_decision_seconds",
+            "Decision handling time",
+            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.events = Counter("graphkit_events", "Events by outcome", ["status"], registry=r)
@@ -70,9 +72,9 @@ class Metrics:
         Gauge("graphkit_ready", "1 once the log is replayed", registry=r).set_function(
             lambda: float(service.ready)
         )
-        Gauge(
-            "graphkit_event_log_writable", "0 while events are refused", registry=r
-        ).set_function(lambda: float(service.log_error is None))
+        Gauge("graphkit_event_log_writable", "0 while events are refused", registry=r).set_function(
+            lambda: float(service.log_error is None)
+        )
         Gauge(
             "graphkit_events_applied", "Events applied to the live state", registry=r
         ).set_function(lambda: float(service.state.events_applied if service.state else 0))

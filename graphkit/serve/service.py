@@ -75,7 +75,9 @@ class Feed:
         out = self.prefix[cursor : cursor + limit]
         if len(out) < limit:
             local = self.base + max(0, cursor - len(self.prefix))
-            out += [self.to_global(a.to_dict()) for a in state.alerts_after(local, limit - len(out))]
+            out += [
+                self.to_global(a.to_dict()) for a in state.alerts_after(local, limit - len(out))
+            ]
         return out
 
     def freeze(self, state: LiveState) -> None:
@@ -249,7 +251,10 @@ class Service:
                     await asyncio.sleep(0)
             job.future.set_result(answers)
         self._since_checkpoint += len(bodies)
-        if self._since_checkpoint >= self.serve.checkpoint_events and not self._maintenance.locked():
+        if (
+            self._since_checkpoint >= self.serve.checkpoint_events
+            and not self._maintenance.locked()
+        ):
             self._since_checkpoint = 0
             self._spawn(self.checkpoint())
 

@@ -44,6 +44,7 @@ max_body_bytes = {max_body_bytes}
 
 @dataclass
 class ServeData:
+    input_dir: Path
     run_1: Path
     run_2: Path
     events: list[dict[str, Any]]  # every row after CUT_1, in replay order
@@ -59,7 +60,7 @@ def build_serve_data(root: Path) -> ServeData:
         runs.append(root / name)
         if name == "run_1":
             events = [json.loads(json.dumps(e.to_dict())) for _, e in later]
-    return ServeData(runs[0], runs[1], events)
+    return ServeData(root / "input", runs[0], runs[1], events)
 
 
 def free_port() -> int:
@@ -96,6 +97,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+    log_dir: Path | None = None  # default: beside the state directory
 
     @property
     def url(self) -> str:
@@ -118,7 +120,8 @@ class Server:
         env["PYTHONPATH"] = str(REPO)
         if self.token is not None:
             env["GRAPHKIT_API_TOKEN"] = self.token
-        self.log_path = self.state_dir.parent / f"{self.state_dir.name}-{self.port}.stderr"
+        log_dir = self.log_dir or self.state_dir.parent
+        self.log_path = log_dir / f"{self.state_dir.name}-{self.port}.stderr"
         with self.log_path.open("ab") as stderr:
             self.process = subprocess.Popen(
                 args,

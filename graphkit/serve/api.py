@@ -138,7 +138,6 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
-        app.state.failure = None
         starting = asyncio.create_task(_start(app, service))
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, lambda: service._spawn(_reload_on_signal()))
@@ -285,6 +284,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         on_refuse=lambda: metrics.refused.labels("body_too_large").inc(),
     )
     app.state.metrics = metrics
+    app.state.failure = None
     return app
 
 

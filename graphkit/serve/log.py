@@ -150,7 +150,7 @@ class EventLog:
         self.close()
         path = self.directory / segment_name(self.segment)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             _fsync_dir(self.directory)
         except OSError as exc:

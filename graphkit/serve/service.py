@@ -35,7 +35,7 @@ from typing import Any
 
 from graphkit.atomic import atomic_write_bytes
 from graphkit.config import Config
-from graphkit.live import EventRejected, LiveError, LiveState, parse_event
+from graphkit.live import Event, EventRejected, LiveError, LiveState, parse_event
 from graphkit.serve.log import EventLog, LogUnwritable, Record
 
 CHECKPOINT_NAME = "checkpoint.pkl"
@@ -182,21 +182,18 @@ class Service:
         if self.state is None:
             raise NotReady("the live state is still loading")
         results: list[dict[str, Any] | None] = [None] * len(events)
-        accepted: list[tuple[int, dict[str, Any]]] = []
+        accepted: list[tuple[int, dict[str, Any], Event]] = []
         for i, raw in enumerate(events):
             try:
-                parse_event(raw)
+                accepted.append((i, raw, parse_event(raw)))
             except EventRejected as exc:
                 results[i] = _rejected(exc)
-                continue
             except (TypeError, ValueError, AttributeError):
                 results[i] = {**_rejected(EventRejected([])), "issues": [_UNPARSABLE]}
-                continue
-            accepted.append((i, raw))
         if accepted:
             future = asyncio.get_running_loop().create_future()
-            await self._queue.put(_Job("events", [raw for _, raw in accepted], future))
-            for (i, _), result in zip(accepted, await future, strict=True):
+            await self._queue.put(_Job("events", [(raw, ev) for _, raw, ev in accepted], future))
+            for (i, _, _), result in zip(accepted, await future, strict=True):
                 results[i] = result
         return results  # type: ignore[return-value]
 
@@ -226,7 +223,7 @@ class Service:
                     start = max(end, start + 1)
 
     async def _commit_events(self, jobs: list[_Job]) -> None:
-        bodies = [{"event": raw} for job in jobs for raw in job.payload]
+        bodies = [{"event": raw} for job in jobs for raw, _ in job.payload]
         try:
             first = (await asyncio.to_thread(self.log.append, bodies))[0]
         except LogUnwritable as exc:
@@ -242,8 +239,8 @@ class Service:
         applied = 0
         for job in jobs:
             answers = []
-            for raw in job.payload:
-                answers.append(self._apply_logged(state, raw))
+            for _, event in job.payload:  # parsed once, in submit
+                answers.append(self._apply_logged(state, event))
                 self.applied_seq = seq
                 seq += 1
                 applied += 1
@@ -258,11 +255,11 @@ class Service:
             self._since_checkpoint = 0
             self._spawn(self.checkpoint())
 
-    def _apply_logged(self, state: LiveState, raw: dict[str, Any]) -> dict[str, Any]:
+    def _apply_logged(self, state: LiveState, event: dict[str, Any] | Event) -> dict[str, Any]:
         """Apply a logged event; an engine failure is that event's answer (and is the same
         on replay), never a lost request."""
         try:
-            return self._answer(state.apply(raw))
+            return self._answer(state.apply(event))
         except Exception:
             logger.exception("applying a logged event failed")
             return {**_rejected(EventRejected([])), "status": "error"}

@@ -179,6 +179,7 @@ async def step(
     events: list[dict[str, Any]],
     events_rate: float,
     cursor: int,
+    server: psutil.Process,
 ) -> tuple[dict[str, Any], int]:
     decisions, events_pool = Pool(port), Pool(port)
     d_lat: list[float] = []
@@ -201,9 +202,11 @@ async def step(
     runs = [open_loop(rate, seconds, decide, d_lat, d_status)]
     if events_rate > 0:
         runs.append(open_loop(batches / seconds, seconds, post_events, e_lat, e_status))
+    cpu_before = _cpu(server)
     started = time.perf_counter()
     await asyncio.gather(*runs)
     elapsed = time.perf_counter() - started
+    cpu = _cpu(server) - cpu_before
     decisions.close()
     events_pool.close()
     ms = np.array(d_lat) * 1000
@@ -217,12 +220,19 @@ async def step(
         "max_ms": round(float(ms.max()), 2),
         "achieved_per_s": round(len(d_lat) / elapsed, 1),
         "events_per_s": round(len(e_lat) * EVENT_BATCH / elapsed, 1) if e_lat else 0.0,
-        "event_batches_failed": sum(1 for s in e_status if s != 200),
+        "event_batches_busy": sum(1 for s in e_status if s == 503),
+        "event_batches_failed": sum(1 for s in e_status if s not in (200, 503)),
+        "server_cpu_s": round(cpu, 3),
         "event_batch_p99_ms": round(float(np.percentile(np.array(e_lat) * 1000, 99)), 2)
         if e_lat
         else None,
     }
     return row, cursor
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 # -- the server -----------------------------------------------------------------------------------
@@ -281,15 +291,26 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
     process, startup = start_server(run_dir, work, port)
     rss = PeakRss(process.pid)
     rss.start()
+    server = psutil.Process(process.pid)
     rows = []
-    cursor = 0
     try:
+        # Calibration: server CPU per event (fresh events: real applies) and per decision.
+        events_only, cursor = asyncio.run(
+            step(port, 1, args.seconds, requests, events, args.calibrate_events, 0, server)
+        )
+        applied = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["events_applied"]
+        decisions_only, _ = asyncio.run(
+            step(port, args.calibrate_decisions, args.seconds, requests, events, 0, 0, server)
+        )
+        sent_events = events_only["events_per_s"] * args.seconds
+        cpu_per_event = events_only["server_cpu_s"] / max(sent_events, 1) * 1e6
+        cpu_per_decision = decisions_only["server_cpu_s"] / decisions_only["sent"] * 1e6
         for rate in args.rates:
             row, cursor = asyncio.run(
-                step(port, rate, args.seconds, requests, events, args.events_rate, cursor)
+                step(port, rate, args.seconds, requests, events, args.events_rate, cursor, server)
             )
             rows.append(row)
-            if row["p99_ms"] > 10 * args.target_ms:
+            if row["p99_ms"] > 10 * args.target_ms or row["achieved_per_s"] < rate / 2:
                 break
         health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
     finally:
@@ -308,6 +329,13 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
         "stream_events": len(events),
         "events_applied": health["events_applied"],
         "startup_seconds": round(startup, 2),
+        "calibration": {
+            "events_only": events_only,
+            "events_applied_in_it": applied,
+            "decisions_only": decisions_only,
+            "server_cpu_us_per_event": round(cpu_per_event, 1),
+            "server_cpu_us_per_decision": round(cpu_per_decision, 1),
+        },
         "peak_rss_mb": round(rss.peak / 2**20, 1),
         "target_p99_ms": args.target_ms,
         "highest_rate_under_target": max(under) if under else None,
@@ -322,6 +350,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="Per rate step.")
     parser.add_argument("--events-rate", type=float, default=5000.0, help="Events per second.")
     parser.add_argument("--target-ms", type=float, default=20.0)
+    parser.add_argument("--name", default="serve", help="bench/results/<name>.json")
+    parser.add_argument(
+        "--calibrate-events", type=float, default=2000.0, help="Events/s, events-only step."
+    )
+    parser.add_argument(
+        "--calibrate-decisions", type=float, default=200.0, help="Decisions/s, decisions-only step."
+    )
     args = parser.parse_args()
     results = {}
     for size in args.size or ["sample"]:
@@ -363,7 +398,7 @@ def main() -> None:
             f"{result['highest_rate_under_target']}"
         )
     path = write_result(
-        "serve",
+        args.name,
         {
             "events_rate": args.events_rate,
             "seconds_per_step": args.seconds,

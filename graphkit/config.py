@@ -147,6 +147,9 @@ class ServeConfig:
     max_batch_events: int = 1000
     # A checkpoint after this many logged events bounds the log a restart replays.
     checkpoint_events: int = 100_000
+    # Events accepted but not yet applied; beyond this new batches get 503 + Retry-After, so an
+    # overload is pushed back to the senders instead of queueing without bound.
+    max_pending_events: int = 20_000
 
 
 @dataclass
@@ -257,6 +260,10 @@ def _validate(cfg: Config) -> None:
         (cfg.serve.max_body_bytes >= 1024, "[serve] max_body_bytes must be >= 1024"),
         (cfg.serve.max_batch_events >= 1, "[serve] max_batch_events must be >= 1"),
         (cfg.serve.checkpoint_events >= 1, "[serve] checkpoint_events must be >= 1"),
+        (
+            cfg.serve.max_pending_events >= cfg.serve.max_batch_events,
+            "[serve] max_pending_events must be >= max_batch_events",
+        ),
         (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
         (
             cfg.gnn.tree_prior_folds == 0 or cfg.gnn.tree_prior_folds >= 2,

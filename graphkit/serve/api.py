@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
 import signal
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import graphkit
 from graphkit.live import EventRejected
 from graphkit.serve import models
-from graphkit.serve.service import EventsRefused, NotReady, ReloadFailed, Service
+from graphkit.serve.service import Busy, EventsRefused, NotReady, ReloadFailed, Service
 
 logger = logging.getLogger("graphkit.serve")
 
@@ -153,7 +153,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     async def _reload_on_signal() -> None:
         try:
             await service.reload()
-        except ReloadFailed as exc:
+        except (ReloadFailed, NotReady) as exc:
             logger.error("SIGHUP reload refused: %s", exc)
 
     app = FastAPI(
@@ -169,22 +169,20 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
 
     @v1.post("/decisions/drawdown", response_model=models.DecisionResponse)
-    async def decide(request: models.DrawdownRequest) -> dict[str, Any]:
+    async def decide(request: models.DrawdownRequest) -> JSONResponse:
         """May this customer draw now? ACCEPT | REVIEW | BLOCK, the tier, reasons with evidence
         and the recommended limit. Asking changes nothing."""
         started = time.perf_counter()
         state = service.current()
-        proposed = request.model_dump(exclude_none=True)
-        proposed["ts"] = request.ts.isoformat()
-        decision = state.decide(proposed).to_dict()
+        decision = state.decide(request.model_dump(exclude_none=True)).to_dict()
         metrics.decisions.labels(decision["decision"]).inc()
+        decision["decision_id"] = os.urandom(16).hex()
+        decision["drawdown_id"] = request.drawdown_id
+        decision["run_id"] = state.run_id
         metrics.decision_seconds.observe(time.perf_counter() - started)
-        return {
-            **decision,
-            "decision_id": uuid.uuid4().hex,
-            "drawdown_id": request.drawdown_id,
-            "run_id": state.run_id,
-        }
+        # Returned as is: the engine's answer already has the documented shape (the hot path
+        # skips re-validating it against the response model).
+        return JSONResponse(decision)
 
     @v1.post("/events", response_model=models.EventsResponse)
     async def post_events(
@@ -337,6 +335,13 @@ def _error_handlers(app: FastAPI) -> None:
     async def refused(_: Request, exc: EventsRefused) -> JSONResponse:
         app.state.metrics.refused.labels("log_unwritable").inc()
         return _problem(503, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy) -> JSONResponse:
+        app.state.metrics.refused.labels("busy").inc()
+        response = _problem(503, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(ReloadFailed)
     async def reload_failed(_: Request, exc: ReloadFailed) -> JSONResponse:

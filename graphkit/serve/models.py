@@ -21,7 +21,12 @@ class DrawdownRequest(BaseModel):
 
     line_id: str = Field(min_length=1, examples=["L000001"])
     amount: float = Field(gt=0, examples=[5000.0])
-    ts: datetime = Field(description="When the drawdown would happen (ISO-8601; UTC if no zone).")
+    ts: str = Field(
+        min_length=1,
+        description="When the drawdown would happen (ISO-8601; UTC if no zone).",
+        json_schema_extra={"format": "date-time"},
+        examples=["2025-06-30T09:00:00Z"],
+    )
     account_id: str = Field(min_length=1, description="The account the money would go to.")
     device_id: str | None = None
     channel: str | None = Field(default=None, examples=["app"])

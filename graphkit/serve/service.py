@@ -55,6 +55,10 @@ class EventsRefused(RuntimeError):
     """The event log cannot be written; the message is safe to show to clients."""
 
 
+class Busy(RuntimeError):
+    """Too many events are waiting to be applied; the sender should retry shortly."""
+
+
 class ReloadFailed(RuntimeError):
     """A reload could not load the new run; the old state keeps serving."""
 
@@ -116,6 +120,7 @@ class Service:
         self._committer: asyncio.Task | None = None
         self._maintenance = asyncio.Lock()
         self._since_checkpoint = 0
+        self._pending = 0
         self._background: set[asyncio.Task] = set()
 
     # -- start-up ----------------------------------------------------------------------------
@@ -177,7 +182,8 @@ class Service:
         Events that fail the per-value checks are rejected without being logged; the others are
         logged (fsynced) and then applied in log order, where references, duplicates and time
         are checked against the state. Raises :class:`EventsRefused` when the log cannot be
-        written (nothing is applied then) and :class:`NotReady` before start-up ends.
+        written (nothing is applied then), :class:`Busy` when ``[serve] max_pending_events``
+        are already waiting, and :class:`NotReady` before start-up ends.
         """
         if self.state is None:
             raise NotReady("the live state is still loading")
@@ -191,9 +197,19 @@ class Service:
             except (TypeError, ValueError, AttributeError):
                 results[i] = {**_rejected(EventRejected([])), "issues": [_UNPARSABLE]}
         if accepted:
+            if self._pending + len(accepted) > self.serve.max_pending_events:
+                raise Busy(
+                    f"{self._pending} events are waiting to be applied (limit "
+                    f"{self.serve.max_pending_events}); retry shortly"
+                )
+            self._pending += len(accepted)
             future = asyncio.get_running_loop().create_future()
             await self._queue.put(_Job("events", [(raw, ev) for _, raw, ev in accepted], future))
-            for (i, _, _), result in zip(accepted, await future, strict=True):
+            try:
+                answers = await future
+            finally:
+                self._pending -= len(accepted)
+            for (i, _, _), result in zip(accepted, answers, strict=True):
                 results[i] = result
         return results  # type: ignore[return-value]
 

@@ -149,7 +149,7 @@ class ServeConfig:
     checkpoint_events: int = 100_000
     # Events accepted but not yet applied; beyond this new batches get 503 + Retry-After, so an
     # overload is pushed back to the senders instead of queueing without bound.
-    max_pending_events: int = 20_000
+    max_pending_events: int = 5_000
 
 
 @dataclass

@@ -5,14 +5,14 @@ Durability (kill -9, disk full) and reload are in test_serve_durability.py.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+import threading
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.serve_fixtures import REPO, ServeData, Server, build_serve_data, write_config
+from tests.serve_fixtures import ServeData, Server, build_serve_data, write_config
 
 TOKEN = "s3cret-token-7f3a9c51d0"
 
@@ -164,6 +164,34 @@ def test_batch_and_body_limits_are_413(server: Server, serve_data: ServeData) ->
         assert answer.status_code == 413
 
 
+def test_admin_reload_swaps_the_state_while_decisions_keep_coming(
+    server: Server, serve_data: ServeData
+) -> None:
+    """The same run again (a newer one, kill -9 after it and SIGHUP: the slow test in
+    test_serve_durability.py): every decision sent during the reload is answered."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def decide() -> None:
+        with server.client() as client:
+            while not stop.is_set():
+                answer = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data))
+                statuses.append(answer.status_code)
+
+    with server.client() as client:
+        before = client.get("/healthz").json()
+        sender = threading.Thread(target=decide)
+        sender.start()
+        reloaded = client.post("/v1/admin/reload")
+        stop.set()
+        sender.join()
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["run_id"] == before["run_id"]
+        assert statuses and set(statuses) == {200}
+        after = client.get("/healthz").json()
+        assert after["last_event_ts"] == before["last_event_ts"]
+
+
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tls")
@@ -226,11 +254,14 @@ def test_token_and_tls_guard_everything_but_healthz(
     assert TOKEN not in log and "s3cret" not in log
 
 
-def test_a_non_loopback_bind_needs_a_token(serve_data: ServeData, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "GRAPHKIT_API_TOKEN"}
-    env["PYTHONPATH"] = str(REPO)
-    args = [sys.executable, str(REPO / "cli.py"), "serve", str(serve_data.run_1)]
-    args += ["--state", str(tmp_path / "state"), "--host", "0.0.0.0"]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert "needs a bearer token" in done.stderr and "GRAPHKIT_API_TOKEN" in done.stderr
+def test_a_non_loopback_bind_needs_a_token(
+    serve_data: ServeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import app
+
+    monkeypatch.delenv("GRAPHKIT_API_TOKEN", raising=False)
+    args = ["serve", str(serve_data.run_1), "--state", str(tmp_path / "state")]
+    done = CliRunner().invoke(app, [*args, "--host", "0.0.0.0"])
+    assert done.exit_code == 2
+    assert "needs a bearer token" in done.output and "GRAPHKIT_API_TOKEN" in done.output
+    assert not (tmp_path / "state").exists()

@@ -204,6 +204,7 @@ def test_an_unwritable_state_directory_still_serves_decisions(
 # -- reload -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reload_under_load_drops_no_request_and_survives_kill_9(
     serve_data: ServeData, tmp_path: Path
 ) -> None:

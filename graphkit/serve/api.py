@@ -84,14 +84,22 @@ class Metrics:
 
 
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed; and event
+    batches while the service is busy, with 503 before their body is read or parsed (so an
+    event flood costs the loop little and decisions keep their latency)."""
 
-    def __init__(self, app: ASGIApp, limit: int, on_refuse: Any) -> None:
-        self.app, self.limit, self.on_refuse = app, limit, on_refuse
+    def __init__(self, app: ASGIApp, limit: int, on_refuse: Any, service: Service) -> None:
+        self.app, self.limit, self.on_refuse, self.service = app, limit, on_refuse, service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.service.busy and scope["path"] == "/v1/events":
+            self.on_refuse("busy")
+            body = {"error": "too many events are waiting to be applied; retry shortly"}
+            headers = {"Retry-After": "1"}
+            await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
@@ -115,7 +123,7 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.on_refuse()
+        self.on_refuse("body_too_large")
         body = {"error": f"request body larger than the limit of {self.limit} bytes"}
         await JSONResponse(body, status_code=413)(scope, receive, send)
 
@@ -279,7 +287,8 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     app.add_middleware(
         BodyLimit,
         limit=limits.max_body_bytes,
-        on_refuse=lambda: metrics.refused.labels("body_too_large").inc(),
+        on_refuse=lambda reason: metrics.refused.labels(reason).inc(),
+        service=service,
     )
     app.state.metrics = metrics
     app.state.failure = None

@@ -129,6 +129,11 @@ class Service:
     def ready(self) -> bool:
         return self.state is not None
 
+    @property
+    def busy(self) -> bool:
+        """As many events are waiting to be applied as ``[serve] max_pending_events``."""
+        return self._pending >= self.serve.max_pending_events
+
     async def start(self) -> None:
         """Load (checkpoint or run), replay the log tail, then accept events."""
         await asyncio.to_thread(self._load)

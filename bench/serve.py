@@ -134,12 +134,21 @@ class Pool:
         self.port, self.idle = port, []
 
     async def post(self, path: bytes, body: bytes) -> int:
-        conn = self.idle.pop() if self.idle else await Connection.open(self.port)
+        reused = bool(self.idle)
+        conn = self.idle.pop() if reused else await Connection.open(self.port)
         try:
             status = await conn.post(path, body)
         except (OSError, asyncio.IncompleteReadError):
             conn.writer.close()
-            return 599
+            if not reused:
+                return 599
+            # The server closes connections idle past its keep-alive timeout: reconnect once.
+            conn = await Connection.open(self.port)
+            try:
+                status = await conn.post(path, body)
+            except (OSError, asyncio.IncompleteReadError):
+                conn.writer.close()
+                return 599
         self.idle.append(conn)
         return status
 
@@ -214,6 +223,7 @@ async def step(
         "rate": rate,
         "sent": len(d_lat),
         "errors": sum(1 for s in d_status if s != 200),
+        "error_statuses": sorted(set(d_status) - {200}),
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
         "p999_ms": round(float(np.percentile(ms, 99.9)), 2),
@@ -270,7 +280,8 @@ def start_server(run_dir: Path, work: Path, port: int) -> tuple[subprocess.Popen
     args = [sys.executable, str(ROOT / "cli.py"), "serve", str(run_dir), "--state", str(work)]
     args += ["--port", str(port), "--config", str(config)]
     started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with (run_dir.parent / "server.log").open("ab") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=log)
     while True:
         if process.poll() is not None:
             raise RuntimeError("graphkit serve exited during start-up")

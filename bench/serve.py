@@ -320,8 +320,8 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
         decisions_only, _ = asyncio.run(
             step(port, args.calibrate_decisions, args.seconds, requests, events, 0, 0, server)
         )
-        sent_events = events_only["events_per_s"] * args.seconds  # accepted ones
-        cpu_per_event = events_only["server_cpu_s"] / max(sent_events, 1) * 1e6
+        # fresh events: every accepted one is applied (healthz counts them)
+        cpu_per_event = events_only["server_cpu_s"] / max(applied, 1) * 1e6
         cpu_per_decision = decisions_only["server_cpu_s"] / decisions_only["sent"] * 1e6
         for rate in args.rates:
             row, cursor = asyncio.run(

@@ -252,6 +252,86 @@ def _cpu(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+# -- where a decision's CPU goes (in this process, no network) ---------------------------------
+
+
+def in_process_costs(size: str, count: int = 2000) -> dict[str, float]:
+    """CPU microseconds per call: the engine alone, and the same call through the ASGI app
+    (FastAPI routing, validation, the token dependency, metrics, JSON), without sockets."""
+    from graphkit.config import from_mapping
+    from graphkit.serve import Service, create_app
+
+    run_dir, events, requests = prepare(size)
+    work = Path(tempfile.mkdtemp(prefix=f"serve-inproc-{size}-"))
+    config = from_mapping({"live": {"max_lateness_seconds": 31536000.0}})
+    service = Service(run_dir, work, config)
+    app = create_app(service)
+
+    async def call(path: str, body: bytes, method: str = "POST") -> int:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
+    async def measure() -> dict[str, float]:
+        await service.start()
+        state = service.current()
+        decoded = [json.loads(r) for r in requests]
+        out = {}
+        started = time.process_time()
+        for i in range(count):
+            state.decide(decoded[i % len(decoded)])
+        out["engine_decide_us"] = (time.process_time() - started) / count * 1e6
+        started = time.process_time()
+        for i in range(count):
+            await call("/v1/decisions/drawdown", requests[i % len(requests)])
+        out["app_decide_us"] = (time.process_time() - started) / count * 1e6
+        started = time.process_time()
+        for _ in range(count):
+            await call("/healthz", b"", "GET")
+        out["app_healthz_us"] = (time.process_time() - started) / count * 1e6
+        half = min(len(events) // 2, 5000)
+        started = time.process_time()
+        for event in events[:half]:
+            state.apply(event)
+        out["engine_apply_us_per_event"] = (time.process_time() - started) / half * 1e6
+        started = time.process_time()
+        for i in range(half, 2 * half, EVENT_BATCH):
+            body = json.dumps({"events": events[i : min(i + EVENT_BATCH, 2 * half)]}).encode()
+            await call("/v1/events", body)
+        out["app_events_us_per_event"] = (time.process_time() - started) / half * 1e6
+        await service.stop()
+        return {k: round(v, 1) for k, v in out.items()}
+
+    try:
+        return asyncio.run(measure())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # -- the server -----------------------------------------------------------------------------------
 
 
@@ -378,7 +458,10 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for size in args.size or ["sample"]:
+        costs = in_process_costs(size)
+        print(f"{size}: CPU us per call, in process: {costs}")
         result = bench_size(size, args)
+        result["in_process_cpu_us"] = costs
         results[size] = result
         print_table(
             f"graphkit serve, {size}: start-up {result['startup_seconds']} s, peak RSS "

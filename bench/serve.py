@@ -390,13 +390,14 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
     rss = PeakRss(process.pid)
     rss.start()
     server = psutil.Process(process.pid)
+    url = f"http://127.0.0.1:{port}"
     rows = []
     try:
         # Calibration: server CPU per event (fresh events: real applies) and per decision.
         events_only, cursor = asyncio.run(
             step(port, 1, args.seconds, requests, events, args.calibrate_events, 0, server)
         )
-        applied = httpx.get(f"http://127.0.0.1:{port}/healthz").json()["events_applied"]
+        applied = httpx.get(f"{url}/healthz", timeout=300).json()["events_applied"]
         decisions_only, _ = asyncio.run(
             step(port, args.calibrate_decisions, args.seconds, requests, events, 0, 0, server)
         )
@@ -410,11 +411,14 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
             rows.append(row)
             if row["p99_ms"] > 10 * args.target_ms or row["achieved_per_s"] < rate / 2:
                 break
-        health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+        health = httpx.get(f"{url}/healthz", timeout=300).json()
     finally:
         rss.stop.set()
         process.terminate()
-        process.wait(timeout=120)
+        try:
+            process.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()
         shutil.rmtree(work, ignore_errors=True)
     under = [r["rate"] for r in rows if r["p99_ms"] <= args.target_ms and r["errors"] == 0]
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -498,16 +502,16 @@ def main() -> None:
             f"{size}: highest rate with p99 <= {args.target_ms} ms: "
             f"{result['highest_rate_under_target']}"
         )
-    path = write_result(
-        args.name,
-        {
-            "events_rate": args.events_rate,
-            "seconds_per_step": args.seconds,
-            "baseline": "Neo4j per request: not measured yet",
-            "results": results,
-        },
-    )
-    print(f"wrote {path}")
+        path = write_result(  # after each size, so a later failure keeps the earlier ones
+            args.name,
+            {
+                "events_rate": args.events_rate,
+                "seconds_per_step": args.seconds,
+                "baseline": "Neo4j per request: not measured yet",
+                "results": results,
+            },
+        )
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

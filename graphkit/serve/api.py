@@ -173,8 +173,12 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    # Documented once for every route: all errors have the Problem shape.
+    problems: dict[int | str, dict[str, Any]] = {
+        code: {"model": models.Problem} for code in (401, 404, 409, 413, 422, 500, 503)
+    }
     guarded = APIRouter(dependencies=[Depends(require_token)])
-    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=problems)
 
     @v1.post("/decisions/drawdown", response_model=models.DecisionResponse)
     async def decide(request: models.DrawdownRequest) -> JSONResponse:

@@ -115,7 +115,6 @@ class Service:
         self.applied_seq = 0
         self.log_error: str | None = None
         self.replayed = 0
-        self.started_at = time.time()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._committer: asyncio.Task | None = None
         self._maintenance = asyncio.Lock()

@@ -129,9 +129,6 @@ class LiveConfig:
     # Night-time drawdowns: UTC hours [night_start_hour, night_end_hour).
     night_start_hour: int = 0
     night_end_hour: int = 6
-    # Alerts of a customer whose tier rises are kept in the feed; the feed keeps at most this
-    # many in memory (older ones stay counted; 0 keeps all).
-    alert_feed_limit: int = 0
 
 
 @dataclass
@@ -255,7 +252,6 @@ def _validate(cfg: Config) -> None:
             0 <= cfg.live.night_start_hour <= 23 and 0 <= cfg.live.night_end_hour <= 24,
             "[live] night_start_hour must be in 0..23 and night_end_hour in 0..24",
         ),
-        (cfg.live.alert_feed_limit >= 0, "[live] alert_feed_limit must be >= 0"),
         (0 < cfg.serve.port < 65536, "[serve] port must be in 1..65535"),
         (cfg.serve.max_body_bytes >= 1024, "[serve] max_body_bytes must be >= 1024"),
         (cfg.serve.max_batch_events >= 1, "[serve] max_batch_events must be >= 1"),

@@ -22,7 +22,7 @@ from graphkit.config import Config, from_mapping
 from graphkit.graph import RiskGraph
 from graphkit.live import LiveState
 from graphkit.live.events import datetime_to_us
-from graphkit.live.outputs import circles_frame, flows_frame, rings_frame
+from graphkit.live.outputs import circles_frame, flow_paths_frame, flows_frame, rings_frame
 from graphkit.live.replay import apply_events, effective_times, replay_config, split_tables
 from loaders.frames import make_tables
 
@@ -207,7 +207,9 @@ class Batch:
             ).membership,
             "ring_id",
         )
-        self.flows = trace_flows(graph, config.flows, cycles=False).flows.sort("drawdown_id")
+        traced = trace_flows(graph, config.flows, cycles=False)
+        self.flows = traced.flows.sort("drawdown_id")
+        self.paths = traced.paths.sort("drawdown_id", "path_rank")
         self.snapshot = snapshot_time(graph)
         self.features = customer_features(graph, snapshot=self.snapshot).frame.select(
             "customer_id", *VELOCITY
@@ -223,8 +225,9 @@ def replay_state(tables: dict[str, pl.DataFrame], cut: datetime, config: Config)
     return state
 
 
-def assert_same_as_batch(state: LiveState, batch: Batch, where: str) -> None:
-    """Circles, rings, flows and velocity features of ``state`` equal ``batch``'s."""
+def assert_same_as_batch(state: LiveState, batch: Batch, where: str, *, reach: bool = True) -> None:
+    """Circles, rings, flows and velocity features of ``state`` equal ``batch``'s
+    (``reach=False``: amounts only, for hub caps, which batch also applies to reach)."""
     assert groups(circles_frame(state), "circle_id") == batch.circles, f"circles {where}"
     assert groups(rings_frame(state), "ring_id") == batch.rings, f"rings {where}"
     live = flows_frame(state)
@@ -236,8 +239,16 @@ def assert_same_as_batch(state: LiveState, batch: Batch, where: str) -> None:
         assert bad.is_empty(), (
             f"{column} {where}: {bad.select('drawdown_id', column, f'{column}_live').to_dicts()}"
         )
+    if not reach:
+        return
     bad = joined.filter(pl.col("min_hops_to_banned").ne_missing(pl.col("min_hops_to_banned_live")))
     assert bad.is_empty(), f"min_hops_to_banned {where}: {bad.to_dicts()[:3]}"
+    paths = flow_paths_frame(state).sort("drawdown_id", "path_rank")
+    assert (
+        paths.select(batch.paths.columns)
+        .with_columns(pl.col("amount").round(6))
+        .equals(batch.paths.with_columns(pl.col("amount").round(6)))
+    ), f"evidence paths {where}"
     now = datetime_to_us(batch.snapshot)
     features = pl.DataFrame(
         [

@@ -66,17 +66,21 @@ def test_replay_command_writes_the_backtest_equal_to_batch(tmp_path: Path, cut: 
     assert joined.height == batch.flows.height
     assert (joined["banned_amount"] - joined["banned_amount_live"]).abs().max() < 1e-6
     decisions = pl.read_parquet(out / "decisions.parquet")
-    assert decisions.columns[:9] == [
-        "event_id",
-        "event_type",
-        "ts",
-        "customer_id",
-        "line_id",
-        "decision",
-        "tier",
-        "reasons",
-        "recommended_limit",
-    ] and "apply_us" in decisions.columns
+    assert (
+        decisions.columns[:9]
+        == [
+            "event_id",
+            "event_type",
+            "ts",
+            "customer_id",
+            "line_id",
+            "decision",
+            "tier",
+            "reasons",
+            "recommended_limit",
+        ]
+        and "apply_us" in decisions.columns
+    )
     assert set(decisions["decision"]) <= {"ACCEPT", "REVIEW", "BLOCK"}
     timeline = pl.read_parquet(out / "timeline.parquet")
     assert timeline.columns == ["customer_id", "tier", "first_at", "event_id"]
@@ -90,3 +94,29 @@ def test_replay_command_refuses_a_bad_cut(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "not an ISO-8601" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_state_from_a_run_directory_reads_its_parameters_and_results(tmp_path: Path) -> None:
+    import json
+
+    from graphkit.config import from_mapping
+    from graphkit.live import LiveState
+    from graphkit.pipeline import run_pipeline
+
+    write_input(random_tables(4, 8), tmp_path / "in")
+    config = from_mapping({"gnn": {"enabled": False}, "flows": {"max_hops": 4}})
+    run_pipeline(tmp_path / "in", tmp_path / "run", config)
+    state = LiveState.from_run(tmp_path / "run")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert state.run_id == manifest["run_id"]
+    assert state.config.flows.max_hops == 4  # the run's parameters, not the defaults
+    batch_tiers = dict(
+        pl.read_parquet(tmp_path / "run" / "customer_alerts.parquet")
+        .select("customer_id", "tier")
+        .iter_rows()
+    )
+    assert {c: state.current_tier(c) for c in batch_tiers} == batch_tiers
+    for customer in batch_tiers:
+        view = state.customer(customer)
+        assert view["batch_tier"] == batch_tiers[customer]
+        assert view["cluster"] is None or view["cluster"]["provisional"] is False

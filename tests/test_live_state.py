@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import random
+from datetime import datetime
 
 import polars as pl
 import pytest
@@ -293,3 +294,68 @@ def test_recommended_limit_is_limit_advice_for_one_line() -> None:
     )
     for c, tier, score, limit, out in rows:
         assert recommended_limit(limit, out, tier, score, policy) == pytest.approx(advised[c])
+
+
+def test_live_settings_are_validated_and_a_non_streamed_policy_is_refused() -> None:
+    from graphkit.config import ConfigError
+    from graphkit.live import LiveError
+
+    with pytest.raises(ConfigError, match=r"\[live\] max_lateness_seconds must be >= 0"):
+        from_mapping({"live": {"max_lateness_seconds": -1}})
+    with pytest.raises(ConfigError, match=r"\[live\] tolerance: unknown key"):
+        from_mapping({"live": {"tolerance": 5}})
+    fifo = from_mapping({"flows": {"policy": "fifo"}})
+    with pytest.raises(LiveError, match="'fifo' is not replayed live"):
+        LiveState.from_graph(RiskGraph.from_tables(base_tables()), fifo)
+
+
+def test_velocity_signals_fast_draws_night_and_overdue() -> None:
+    from datetime import date
+
+    from graphkit.live.events import datetime_to_us
+    from graphkit.live.velocity import Velocity
+
+    def us(text: str) -> int:
+        return datetime_to_us(datetime.fromisoformat(text))
+
+    velocity = Velocity(fast_minutes=10, night_start=0, night_end=6)
+    velocity.add_line("L", "C", 10_000.0, us("2025-03-01T12:00:00+00:00"))
+    velocity.add_drawdown("L", 3_000.0, us("2025-03-01T12:05:00+00:00"))  # 5 min after opening
+    velocity.add_drawdown("L", 1_000.0, us("2025-03-01T14:00:00+00:00"))  # not fast
+    velocity.add_repayment("L", date(2025, 3, 2), us("2025-03-02T01:00:00+00:00"), 500.0, 0)
+    velocity.add_drawdown("L", 2_000.0, us("2025-03-02T01:09:00+00:00"))  # 9 min after repaying
+    velocity.add_repayment("L", date(2025, 3, 5), None, 500.0, None)  # due, never paid
+    line = velocity.line_features("L", us("2025-03-02T01:30:00+00:00"))
+    assert line["fast_draw_share"] == pytest.approx(0.5)
+    assert line["line_drawdowns_1h"] == 1 and line["line_drawdowns_1d"] == 3
+    assert line["outstanding"] == 5_500.0
+    features = velocity.features("C", us("2025-03-08T00:00:00+00:00"))
+    assert features["overdue_repayments"] == 1 and features["dpd_max"] == 3
+    assert velocity.features("C", us("2025-03-02T02:00:00+00:00"))["night_drawdowns_1d"] == 1
+
+
+def test_a_new_customer_joins_its_strongest_ties_cluster_provisionally(state: LiveState) -> None:
+    state.cluster_of.update({"C0": 7, "C1": 9})
+    state.cluster_tier[9] = ("red", 0.9)
+    state.cluster_size.update({7: 2, 9: 3})
+    assert (
+        state.apply(
+            {
+                "type": "customer",
+                "customer_id": "N1",
+                "kind": "enterprise",
+                "created_at": "2025-01-02",
+            }
+        ).status
+        == "applied"
+    )
+    state.apply({"type": "guarantee", "guarantor_id": "N1", "borrower_id": "C0", "amount": 5.0})
+    assert state.customer("N1")["cluster"] == {"cluster_id": 7, "provisional": True}
+    state.apply({"type": "guarantee", "guarantor_id": "C1", "borrower_id": "N1", "amount": 5.0})
+    state.apply({"type": "shareholding", "holder_id": "C1", "company_id": "N1", "share": 0.5})
+    view = state.customer("N1")
+    assert view["cluster"] == {"cluster_id": 9, "provisional": True}
+    assert view["tier"] == "orange" and view["reasons"][0]["rule"] == "cluster_red"
+    # customers of the run keep the run's cluster
+    state.apply({"type": "guarantee", "guarantor_id": "C2", "borrower_id": "C1", "amount": 5.0})
+    assert state.customer("C2")["cluster"] is None

@@ -31,12 +31,13 @@ Not kept live: the reach hub cap (batch ``capped`` drawdowns may differ) and rou
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 _NEVER = (1 << 62, "")
+_LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
 
 
 @dataclass
@@ -44,8 +45,10 @@ class Trace:
     """One drawdown's open fund-flow trace.
 
     ``hops``: account -> least hops at which the trace reaches it. ``taint``: account -> list of
-    H + 1 layer amounts. ``seen``: (account, layer) -> transfers out counted against the hub
-    cap since the layer's first tainted arrival. ``banned``: amount landed in sinks per layer.
+    H + 1 layer amounts. ``first``: account -> per layer < H, the (ts, transfer_id) of
+    the layer's first tainted arrival (None before it): the hub cap counts the account's
+    transfers out after it. ``via``: (account, layer) -> (transfer_id, source) of that first
+    arrival: the path the money took (evidence). ``banned``: amount landed in sinks per layer.
     """
 
     drawdown_id: str
@@ -57,10 +60,13 @@ class Trace:
     line_id: str
     hops: dict[str, int] = field(default_factory=dict)
     taint: dict[str, list[float]] = field(default_factory=dict)
-    seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    first: dict[str, list[tuple[int, str] | None]] = field(default_factory=dict)
+    via: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
     banned: list[float] = field(default_factory=list)
     min_hops: int | None = None
     capped: bool = False
+    # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
+    version: int = 0
 
     @property
     def banned_amount(self) -> float:
@@ -111,6 +117,8 @@ class LiveFlows:
         self.out_log: dict[str, list[tuple[int, str, str, float]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
         self.closed: dict[str, dict[str, Any]] = {}
+        # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
+        self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.watchers: dict[str, set[str]] = defaultdict(set)
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
@@ -133,6 +141,7 @@ class LiveFlows:
         """
         trace = Trace(drawdown_id, account, amount, ts, ts + self.window_us, customer_id, line_id)
         self.traces[drawdown_id] = trace
+        self.origins[drawdown_id] = (account, ts, trace.end, amount)
         heapq.heappush(self._expiry, (trace.end + self.keep_us, drawdown_id))
         self.retrace(trace)
         return trace
@@ -155,17 +164,24 @@ class LiveFlows:
         if not late:
             self.last_transfer = (record.ts, record.transfer_id)
         changed = []
-        for drawdown_id in list(self.watchers.get(record.src, ())):
+        src, key = record.src, (record.ts, record.transfer_id)
+        watching = self.watchers.get(src, set())
+        for drawdown_id in list(watching):
             trace = self.traces[drawdown_id]
             if not trace.t0 <= record.ts <= trace.end:
                 continue
-            before = (trace.banned_amount, trace.min_hops)
+            if not late and not self._useful(trace, src):
+                # no taint to move and no shorter way to a sink through it: stop offering
+                # (taint arriving or a lower hop count offers it again)
+                watching.discard(drawdown_id)
+                continue
+            before = trace.version
             if late:
                 self.retrace(trace)
             else:
-                self._step_reach(trace, record.src, record.dst, record.ts)
-                self._step_amount(trace, record.src, record.dst, record.amount)
-            if (trace.banned_amount, trace.min_hops) != before:
+                self._step_reach(trace, src, record.dst, record.ts)
+                self._step_amount(trace, src, record.dst, record.amount, key)
+            if trace.version != before:
                 changed.append(trace)
         return changed
 
@@ -181,13 +197,8 @@ class LiveFlows:
             if trace is None:
                 continue
             summary = trace.summary()
-            summary["paths"] = (
-                self.evidence_paths(drawdown_id, self.evidence_k)[0]
-                if trace.min_hops is not None
-                else []
-            )
             del self.traces[drawdown_id]
-            for account in trace.hops:
+            for account in trace.hops.keys() | trace.taint.keys():
                 watching = self.watchers.get(account)
                 if watching is not None:
                     watching.discard(drawdown_id)
@@ -210,9 +221,25 @@ class LiveFlows:
         if account not in self.sinks:
             self.watchers[account].add(trace.drawdown_id)
 
+    def _useful(self, trace: Trace, account: str) -> bool:
+        """Whether a transfer out of ``account`` can change ``trace``: it holds taint there
+        (below the last layer), or reaching on from there could lower ``min_hops``."""
+        layers = trace.taint.get(account)
+        if layers is not None and any(layers[: self.max_hops]):
+            return True
+        hops = trace.hops.get(account)
+        return (
+            hops is not None
+            and hops < self.max_hops
+            and (trace.min_hops is None or hops + 1 < trace.min_hops)
+        )
+
     def _step_reach(self, trace: Trace, src: str, dst: str, ts: int) -> None:
         hops = trace.hops.get(src)
         if hops is None or hops >= self.max_hops or src in self.sinks:
+            return
+        known = trace.hops.get(dst)
+        if known is not None and known <= hops + 1:
             return
         self._propagate(trace, [(dst, hops + 1)], ts)
 
@@ -228,6 +255,7 @@ class LiveFlows:
             if account in self.sinks:
                 if trace.min_hops is None or hops < trace.min_hops:
                     trace.min_hops = hops
+                    trace.version += 1
                 continue
             self._watch(trace, account)
             if hops >= self.max_hops:
@@ -238,41 +266,84 @@ class LiveFlows:
                 arrivals.append((log[at][2], hops + 1))
                 at += 1
 
-    def _step_amount(self, trace: Trace, src: str, dst: str, amount: float) -> None:
-        """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``)."""
-        layers = trace.taint.get(src)
-        if layers is None or src in self.sinks:
+    def _step_amount(
+        self, trace: Trace, src: str, dst: str, amount: float, key: tuple[int, str]
+    ) -> None:
+        """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``).
+
+        A layer may use the transfer when fewer than ``cap`` transfers out of ``src`` came
+        between its first tainted arrival and this one (batch's hub cap: the first ``cap``
+        outflows after the arrival), counted in the log by bisection, only for layers that
+        hold taint: O(H log n)."""
+        firsts = trace.first.get(src)
+        if firsts is None:
             return
+        layers = trace.taint[src]
         room = amount
         moved: list[tuple[int, float]] = []
+        log: list[tuple[int, str, str, float]] | None = None
+        position = 0
         for layer in range(self.max_hops):
-            count = trace.seen.get((src, layer))
-            if count is None:
-                continue
-            if count >= self.cap:
-                if layers[layer] > 0:
-                    trace.capped = True
-                continue
-            trace.seen[(src, layer)] = count + 1
             held = layers[layer]
-            if room > 0 and held > 0:
-                take = held if held < room else room
-                layers[layer] = held - take
-                room -= take
-                moved.append((layer + 1, take))
+            if held <= 0 or room <= 0:
+                continue
+            if log is None:
+                log = self.out_log[src]
+                position = bisect_left(log, key)
+            since = firsts[layer]
+            if since is not None and position - bisect_right(log, (*since, _LAST)) >= self.cap:
+                trace.capped = True
+                continue
+            take = held if held < room else room
+            layers[layer] = held - take
+            room -= take
+            moved.append((layer + 1, take))
         for layer, take in moved:
-            self._arrive(trace, dst, layer, take)
+            self._arrive(trace, dst, layer, take, key, src)
 
-    def _arrive(self, trace: Trace, account: str, layer: int, amount: float) -> None:
+    def _arrive(
+        self,
+        trace: Trace,
+        account: str,
+        layer: int,
+        amount: float,
+        key: tuple[int, str],
+        source: str,
+    ) -> None:
+        if (account, layer) not in trace.via:
+            trace.via[(account, layer)] = (key[1], source)
         if account in self.sinks:
             trace.banned[layer] += amount
+            trace.version += 1
             return
         layers = trace.taint.get(account)
         if layers is None:
             layers = trace.taint[account] = [0.0] * (self.max_hops + 1)
         layers[layer] += amount
-        if layer < self.max_hops and (account, layer) not in trace.seen:
-            trace.seen[(account, layer)] = 0
+        if layer < self.max_hops:
+            firsts = trace.first.get(account)
+            if firsts is None:
+                firsts = trace.first[account] = [None] * self.max_hops
+            if firsts[layer] is None:
+                firsts[layer] = key
+            self._watch(trace, account)
+
+    def money_path(self, drawdown_id: str) -> list[str]:
+        """The transfers that first carried the drawdown's money into a sink (its lowest banned
+        layer), then the sink: the path the taint took, read back from first arrivals. O(H)."""
+        trace = self.traces.get(drawdown_id)
+        if trace is None:
+            return []
+        for layer, amount in enumerate(trace.banned):
+            if amount <= 0 or layer == 0:
+                continue
+            sink = next(a for (a, h) in trace.via if h == layer and a in self.sinks)
+            path, account = [], sink
+            for h in range(layer, 0, -1):
+                tid, account = trace.via[(account, h)]
+                path.append(tid)
+            return [*reversed(path), sink]
+        return []
 
     # -- from scratch --------------------------------------------------------------------------
 
@@ -283,15 +354,16 @@ class LiveFlows:
 
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
-        for account in trace.hops:
+        for account in trace.hops.keys() | trace.taint.keys():
             watching = self.watchers.get(account)
             if watching is not None:
                 watching.discard(trace.drawdown_id)
-        trace.hops, trace.taint, trace.seen = {}, {}, {}
+        trace.hops, trace.taint, trace.first, trace.via = {}, {}, {}, {}
         trace.banned = [0.0] * (self.max_hops + 1)
         trace.min_hops, trace.capped = None, False
         self._reach_from_scratch(trace)
         self._replay_from_scratch(trace)
+        trace.version += 1
 
     def _window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
         log = self.out_log.get(account, ())
@@ -331,7 +403,7 @@ class LiveFlows:
         if trace.account in self.sinks:
             trace.banned[0] = trace.amount
             return
-        self._arrive(trace, trace.account, 0, trace.amount)
+        self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
         queue: list[tuple[int, str, str, str, float]] = []
         pushed: set[str] = set()
 
@@ -344,7 +416,7 @@ class LiveFlows:
         push(trace.account, (trace.t0, ""))
         while queue:
             ts, tid, src, dst, amount = heapq.heappop(queue)
-            self._step_amount(trace, src, dst, amount)
+            self._step_amount(trace, src, dst, amount, (ts, tid))
             if dst not in pushed and dst not in self.sinks and dst in trace.taint:
                 push(dst, (ts, tid))
 
@@ -353,40 +425,40 @@ class LiveFlows:
     def evidence_paths(
         self, drawdown_id: str, k: int, max_visits: int = 100_000
     ) -> tuple[list[dict[str, Any]], bool]:
-        """The best ``k`` paths of an open trace into a sink, ranked as batch: amount
-        (``min(X, transfer amounts)``) descending, hops ascending, transfer ids in order.
+        """The best ``k`` paths of a drawdown (open trace or closed) into a sink, ranked as
+        batch: amount (``min(X, transfer amounts)``) descending, hops ascending, transfer ids
+        in order.
 
         Paths are simple and time-respecting (equal times in any order) inside the window, at
-        most H hops. Depth-first with a bound (a path's amount only falls as it grows, so one
-        below the k-th complete path is dropped). Returns (paths, capped): ``capped`` when
-        ``max_visits`` partial paths were reached. Cost: O(partial paths explored).
+        most H hops. First the window's transfers reachable from ``a0`` are collected (an
+        earliest-arrival search) and each account's hops to a sink over them (a backward
+        search); then a depth-first search enters only accounts that can still reach a sink in
+        the hops left, and drops a path below the k-th complete one (a path's amount only falls
+        as it grows). Returns (paths, capped): ``capped`` when ``max_visits`` partial paths
+        were reached. Cost: O(window transfers reachable + partial paths explored).
         """
-        trace = self.traces.get(drawdown_id)
-        if trace is None or k <= 0:
+        origin = self.origins.get(drawdown_id)
+        if origin is None or k <= 0:
             return [], False
-        if trace.account in self.sinks:
-            return [
-                {
-                    "hops": 0,
-                    "transfer_ids": [],
-                    "sink_account": trace.account,
-                    "amount": trace.amount,
-                }
-            ], False
+        a0, t0, end, x = origin
+        if a0 in self.sinks:
+            return [{"hops": 0, "transfer_ids": [], "sink_account": a0, "amount": x}], False
+        dist = self._distance_to_sink(a0, t0, end)
+        if a0 not in dist:
+            return [], False
         found: list[tuple[float, int, tuple[str, ...], str]] = []
         visits = 0
         capped = False
-
-        def kth() -> float:
-            return found[k - 1][0] * -1 if len(found) >= k else -1.0
+        max_hops = self.max_hops
 
         def dfs(account: str, arrival: int, amount: float, path: list[str], on: set[str]) -> None:
             nonlocal visits, capped
-            for ts, tid, dst, value in self._window(account, arrival, trace.end):
-                if dst in on:
+            left = max_hops - len(path) - 1
+            for ts, tid, dst, value in self._window(account, arrival, end):
+                if dst in on or dist.get(dst, max_hops + 1) > left:
                     continue
                 carried = value if value < amount else amount
-                if carried < kth():
+                if len(found) >= k and carried < -found[k - 1][0]:
                     continue
                 visits += 1
                 if visits > max_visits:
@@ -397,14 +469,46 @@ class LiveFlows:
                     found.append((-carried, len(path), tuple(path), dst))
                     found.sort()
                     del found[k:]
-                elif trace.hops.get(dst) is not None and len(path) < self.max_hops:
+                else:
                     on.add(dst)
                     dfs(dst, ts, carried, path, on)
                     on.discard(dst)
                 path.pop()
 
-        dfs(trace.account, trace.t0, trace.amount, [], {trace.account})
+        dfs(a0, t0, x, [], {a0})
         return [
             {"hops": hops, "transfer_ids": list(ids), "sink_account": sink, "amount": -neg}
             for neg, hops, ids, sink in found
         ], capped
+
+    def _distance_to_sink(self, a0: str, t0: int, end: int) -> dict[str, int]:
+        """Hops to a sink over the window's transfers reachable from ``a0`` (ignoring the time
+        order between them: a lower bound, so pruning with it is exact)."""
+        edges: dict[str, set[str]] = defaultdict(set)
+        best = {a0: t0}
+        frontier = {a0: t0}
+        for _ in range(self.max_hops):
+            nxt: dict[str, int] = {}
+            for account, arrival in frontier.items():
+                for ts, _, dst, _ in self._window(account, arrival, end):
+                    edges[dst].add(account)
+                    if dst in self.sinks:
+                        continue
+                    if ts < best.get(dst, _NEVER[0]) and ts < nxt.get(dst, _NEVER[0]):
+                        nxt[dst] = ts
+            best.update(nxt)
+            frontier = nxt
+            if not frontier:
+                break
+        dist: dict[str, int] = {}
+        level = [a for a in edges if a in self.sinks]
+        for hops in range(self.max_hops + 1):
+            todo = []
+            for account in level:
+                if account not in dist:
+                    dist[account] = hops
+                    todo.extend(edges.get(account, ()))
+            level = todo
+            if not level:
+                break
+        return dist

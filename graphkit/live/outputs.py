@@ -89,13 +89,13 @@ def flow_paths_frame(state: LiveState) -> pl.DataFrame:
     """flow_paths.parquet: the evidence paths of every drawdown reaching a sink."""
     k = state.config.flows.evidence_paths
     records: list[dict[str, Any]] = []
-    for did, summary in sorted(state.flows.closed.items()):
-        for rank, path in enumerate(summary.get("paths", []), start=1):
-            records.append({"drawdown_id": did, "path_rank": rank, **path})
-    for did in sorted(state.flows.traces):
-        if state.flows.traces[did].min_hops is None:
+    flows = state.flows
+    for summary in sorted(flows.results(), key=lambda r: r["drawdown_id"]):
+        if summary["min_hops_to_banned"] is None:
             continue
-        paths, _ = state.flows.evidence_paths(did, k)
+        did = summary["drawdown_id"]
+        # windows closed before the batch run keep the run's paths; the others are searched
+        paths = summary["paths"] if "paths" in summary else flows.evidence_paths(did, k)[0]
         for rank, path in enumerate(paths, start=1):
             records.append({"drawdown_id": did, "path_rank": rank, **path})
     schema = {

@@ -39,6 +39,7 @@ class RuleMixin:
         self.cluster_tier: dict[Any, tuple[str, float | None]] = {}
         self.cluster_size: dict[Any, int] = defaultdict(int)
         self.provisional: dict[str, dict[Any, float]] = {}
+        self.run_customers: set[str] = set()
         self.feed: list[Alert] = []
         self.timeline: list[tuple[str, str, int | None, str]] = []
         self.first_banned: set[str] = set()
@@ -49,6 +50,7 @@ class RuleMixin:
 
     def _load_batch(self, outputs: dict[str, Any]) -> None:
         """Scores, clusters, cluster tiers, batch tiers and hits of the run."""
+        self.run_customers = set(self.customers)
         if "scores.parquet" in outputs:
             for row in outputs["scores.parquet"].iter_rows(named=True):
                 self.scores[row["customer_id"]] = {
@@ -198,9 +200,7 @@ class RuleMixin:
         evidence: tuple[str, ...] = (trace.drawdown_id,)
         if trace.drawdown_id not in self.first_banned:
             self.first_banned.add(trace.drawdown_id)
-            paths, _ = self.flows.evidence_paths(trace.drawdown_id, 1)
-            if paths:
-                evidence += (*paths[0]["transfer_ids"], paths[0]["sink_account"])
+            evidence += tuple(self.flows.money_path(trace.drawdown_id))
             self._alert(
                 customer,
                 "banned_flow",
@@ -224,13 +224,14 @@ class RuleMixin:
     # -- provisional clusters --------------------------------------------------------------
 
     def _tie(self, a: str, b: str, kind: str) -> None:
-        """A tie of ``kind`` between customers; a customer without a batch cluster joins the
-        cluster of its strongest tie, provisionally. O(1)."""
+        """A tie of ``kind`` between customers; a customer created after the run joins the
+        cluster of its strongest tie, provisionally (customers of the run keep the run's
+        cluster, or none, until the next run). O(1)."""
         weight = self.config.clusters.weights.get(kind, 0.0)
         if weight <= 0:
             return
         for new, other in ((a, b), (b, a)):
-            if new in self.cluster_of and new not in self.provisional:
+            if new in self.run_customers:
                 continue
             cluster = self.cluster_of.get(other)
             if cluster is None or other in self.provisional:
@@ -303,7 +304,10 @@ class RuleMixin:
         return Decision(DECISIONS[tier], tier, customer_id, line_id, reasons, advised, notice)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
-        """Everything the live state knows about a customer, JSON-able (None if unknown)."""
+        """Everything the live state knows about a customer, JSON-able (None if unknown).
+
+        Cost: O(the customer's lines, drawdowns and rules) plus an evidence search per open
+        trace of the customer."""
         if customer_id not in self.customers:
             return None
         now = self.clock if self.clock is not None else 0
@@ -328,9 +332,7 @@ class RuleMixin:
         cluster = self.cluster_of.get(customer_id)
         tier = self.current_tier(customer_id)
         lines = []
-        for line_id, owner in self.lines.items():
-            if owner != customer_id:
-                continue
+        for line_id in self.customer_lines.get(customer_id, ()):
             line = self.velocity.lines[line_id]
             risk = self.scores.get(customer_id, {}).get("risk_score")
             lines.append(
@@ -347,10 +349,11 @@ class RuleMixin:
                 }
             )
         traces = []
-        for trace in self.flows.traces.values():
-            if trace.customer_id != customer_id:
+        for drawdown_id in self.customer_drawdowns.get(customer_id, ()):
+            trace = self.flows.traces.get(drawdown_id)
+            if trace is None:
                 continue
-            paths, _ = self.flows.evidence_paths(trace.drawdown_id, self.flows.evidence_k)
+            paths, _ = self.flows.evidence_paths(drawdown_id, self.flows.evidence_k)
             traces.append({**trace.summary(), "evidence_paths": paths})
         drawn, banned, banned3 = self.customer_flow.get(customer_id, [0.0, 0.0, 0.0])
         return {

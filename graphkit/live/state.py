@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import pickle
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,22 @@ class LiveState(rules.RuleMixin):
         self.merchants: dict[str, str] = {}
         self.sectors: dict[str, bool] = {}
         self.drawdowns: dict[str, tuple[str, str, float, int]] = {}
+        # customer -> its credit lines and its drawdowns (the customer view reads only these)
+        self.customer_lines: dict[str, list[str]] = defaultdict(list)
+        self.customer_drawdowns: dict[str, list[str]] = defaultdict(list)
         self.customer_flow: dict[str, list[float]] = {}
         self.drawdown_banned: dict[str, tuple[float, float]] = {}
         self.clock: int | None = None
         self.cut: int | None = None
         self.events_applied = 0
+        # key sets of the tables events refer to, for the reference checks
+        self._known: dict[str, dict[str, Any]] = {
+            "customers": self.customers,
+            "credit_lines": self.lines,
+            "accounts": self.accounts,
+            "merchants": self.merchants,
+            "sectors": self.sectors,
+        }
         rules.RuleMixin.__init__(self)
 
     # -- building ---------------------------------------------------------------------------
@@ -120,8 +132,7 @@ class LiveState(rules.RuleMixin):
         """
         graph, outputs, manifest = read_run_outputs(Path(run_dir))
         if config is None:
-            params = {k: v for k, v in manifest.get("parameters", {}).items() if k != "live"}
-            config = from_mapping(params)
+            config = from_mapping(manifest.get("parameters", {}))
         state = cls.from_graph(graph, config, outputs)
         state.run_id = manifest.get("run_id", "")
         return state
@@ -195,6 +206,7 @@ class LiveState(rules.RuleMixin):
         if event.table == "drawdowns":
             customer = self.lines.get(v["line_id"])
             self.drawdowns[v["drawdown_id"]] = (v["line_id"], v["account_id"], v["amount"], v["ts"])
+            self.customer_drawdowns[customer].append(v["drawdown_id"])
             self.velocity.add_drawdown(v["line_id"], v["amount"], v["ts"])
             self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += v["amount"]
         elif event.table in ("transfers", "guarantees", "device_links"):
@@ -326,13 +338,7 @@ class LiveState(rules.RuleMixin):
         return "new"
 
     def _reference_issues(self, event: Event, file: str) -> list[ValidationIssue]:
-        known = {
-            "customers": self.customers,
-            "credit_lines": self.lines,
-            "accounts": self.accounts,
-            "merchants": self.merchants,
-            "sectors": self.sectors,
-        }
+        known = self._known
         issues = []
         for col in TABLES[event.table].columns:
             value = event.values.get(col.name)
@@ -388,6 +394,7 @@ class LiveState(rules.RuleMixin):
             self.customers[v["customer_id"]]["defaulted"] = bool(v["defaulted"])
         elif table == "credit_lines":
             self.lines[v["line_id"]] = v["customer_id"]
+            self.customer_lines[v["customer_id"]].append(v["line_id"])
             self.velocity.add_line(v["line_id"], v["customer_id"], v["limit"], v["opened_at"])
         elif table == "repayments":
             self.velocity.add_repayment(
@@ -427,6 +434,7 @@ class LiveState(rules.RuleMixin):
         line, account, amount, ts = v["line_id"], v["account_id"], v["amount"], v["ts"]
         customer = self.lines[line]
         self.drawdowns[v["drawdown_id"]] = (line, account, amount, ts)
+        self.customer_drawdowns[customer].append(v["drawdown_id"])
         day_count = self.velocity.add_drawdown(line, amount, ts)
         self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
         self.drawdown_banned[v["drawdown_id"]] = (0.0, 0.0)

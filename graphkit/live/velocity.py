@@ -46,7 +46,7 @@ class _Line:
     times: list[int] = field(default_factory=list)
     drawn: float = 0.0
     repaid: float = 0.0
-    last_repaid_at: int | None = None
+    repaid_times: list[int] = field(default_factory=list)
     fast_drawn: float = 0.0
 
 
@@ -75,9 +75,10 @@ class Velocity:
         day = ts // US_PER_DAY
         self.days[customer][day] += 1
         line.drawn += amount
+        at = bisect_right(line.repaid_times, ts)
+        last_repaid = line.repaid_times[at - 1] if at else None
         anchor = max(
-            (t for t in (line.opened_at, line.last_repaid_at) if t is not None and t <= ts),
-            default=None,
+            (t for t in (line.opened_at, last_repaid) if t is not None and t <= ts), default=None
         )
         if anchor is not None and ts - anchor <= self.fast_us:
             line.fast_drawn += amount
@@ -100,8 +101,7 @@ class Velocity:
         )
         if paid_at is not None:
             line.repaid += amount
-            if line.last_repaid_at is None or paid_at > line.last_repaid_at:
-                line.last_repaid_at = paid_at
+            insort(line.repaid_times, paid_at)
 
     def _is_night(self, ts: int) -> bool:
         hour = (ts % US_PER_DAY) // US_PER_HOUR

@@ -1,0 +1,378 @@
+"""Live engine benchmark: speed of events, start-up, memory, and time to flag planted risk.
+
+For each size (customers; generated with ``graphkit generate`` into ``bench/data``):
+
+1. cut the input at ``T`` (``--cut``, else ``--days`` before its last event), run the batch
+   pipeline (GNN off: its training time is not what this measures) on the rows before ``T``;
+2. start a :class:`graphkit.live.LiveState` from that run directory (start-up time, RSS);
+3. apply every later row as an event, timing each (events/s, p50/p99/max per event, per type);
+4. time to flag, on the generator's planted truth: for each planted risk visible after ``T``
+   (laundering into banned sectors, guarantee circle with a defaulted member, device ring, five
+   drawdowns on a day), the delay in event time from the event that made it visible to the
+   customer's first orange or red tier (and first REVIEW/BLOCK decision) live, against a daily
+   batch run (00:00 UTC, taking the measured batch time), median and p90.
+
+Not measured here (see BENCHMARKS.md): 1M and 5M customers (the script takes ``--sizes`` but
+they are not run on the shared machine), and the "Neo4j shop" baseline (merge each event and
+re-run the Cypher trace).
+
+    python bench/live.py --sizes 100000 --days 7
+    python bench/live.py --sizes 2000 --cut 2025-01-15     # time to flag over most of the data
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import DATA_DIR, RssSampler, print_table, write_result
+from graphkit.config import from_mapping
+from graphkit.live import LiveState
+from graphkit.live.events import US_PER_DAY, US_PER_SECOND, datetime_to_us
+from graphkit.live.replay import replay_config, split_tables, write_input
+from graphkit.pipeline import run_pipeline
+from loaders.sources import read_input
+
+CONFIG = {"gnn": {"enabled": False}}
+
+
+def dataset(customers: int) -> Path:
+    path = (
+        DATA_DIR / f"gen-{customers // 1000}k"
+        if customers >= 1000
+        else DATA_DIR / f"gen-{customers}"
+    )
+    if not (path / "customers.parquet").is_file():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli",
+                "generate",
+                str(path),
+                "-n",
+                str(customers),
+                "--seed",
+                "1",
+                "-q",
+            ],
+            check=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    return path
+
+
+def last_event(tables: dict[str, pl.DataFrame]) -> datetime:
+    return max(tables["drawdowns"]["ts"].max(), tables["transfers"]["ts"].max())
+
+
+def measure(customers: int, cut: datetime | None, days: float, with_drift: bool) -> dict:
+    path = dataset(customers)
+    tables = read_input(path).tables
+    cut = cut or last_event(tables) - timedelta(days=days)
+    before, events = split_tables(tables, cut)
+    config = replay_config(from_mapping(CONFIG), events)
+    with tempfile.TemporaryDirectory(dir=DATA_DIR) as work:
+        work = Path(work)
+        clock = time.perf_counter()
+        run_pipeline(write_input(before, work / "input"), work / "run", config)
+        batch_seconds = time.perf_counter() - clock
+        with RssSampler() as rss:
+            rss.open("start")
+            clock = time.perf_counter()
+            state = LiveState.from_run(work / "run", config)
+            startup = time.perf_counter() - clock
+            start_rss = rss.close("start")
+            rss.open("apply")
+            costs: dict[str, list[int]] = {}
+            walls: list[int] = []
+            decisions: list[tuple[str, int, str]] = []
+            # the start-up heap never changes shape: keep the cyclic GC from rescanning it
+            gc.freeze()
+            clock = time.perf_counter()
+            for at, event in events:
+                t0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+                result = state.apply(event, at=at)
+                costs.setdefault(event.type, []).append(time.thread_time_ns() - t0)
+                walls.append(time.perf_counter_ns() - w0)
+                if result.decision is not None:
+                    d = result.decision
+                    decisions.append((d.customer_id, event.ts, d.decision))
+            apply_seconds = time.perf_counter() - clock
+            apply_rss = rss.close("apply")
+    every = np.concatenate([np.array(v) for v in costs.values()]) / 1000 if costs else np.zeros(1)
+    speed = {
+        "customers": customers,
+        "cut": cut.isoformat(),
+        "events": len(events),
+        "batch_seconds_before_cut": round(batch_seconds, 1),
+        "startup_seconds": round(startup, 2),
+        "startup_peak_rss_mb": round(start_rss),
+        "apply_seconds": round(apply_seconds, 2),
+        "events_per_second": round(len(events) / apply_seconds) if apply_seconds else None,
+        "p50_us": round(float(np.percentile(every, 50)), 1),
+        "p99_us": round(float(np.percentile(every, 99)), 1),
+        "p999_us": round(float(np.percentile(every, 99.9)), 1),
+        "max_us": round(float(every.max()), 1),
+        "wall_p50_us": round(float(np.percentile(walls, 50)) / 1000, 1) if walls else None,
+        "wall_p99_us": round(float(np.percentile(walls, 99)) / 1000, 1) if walls else None,
+        "peak_rss_mb": round(max(start_rss, apply_rss)),
+        "max_rss_mb_getrusage": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "per_type": {
+            kind: {
+                "events": len(v),
+                "p50_us": round(float(np.percentile(np.array(v) / 1000, 50)), 1),
+                "p99_us": round(float(np.percentile(np.array(v) / 1000, 99)), 1),
+            }
+            for kind, v in sorted(costs.items())
+        },
+    }
+    flags = time_to_flag(path, tables, state, decisions, datetime_to_us(cut), batch_seconds)
+    result = {"speed": speed, "time_to_flag": flags}
+    if with_drift:
+        result["drift"] = drift(path, state, config)
+    return result
+
+
+def drift(path: Path, state: LiveState, config) -> dict:
+    """What is not exact: tiers and clusters of the replay against batch on the whole input."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from graphkit.live.outputs import alert_frames
+
+    with tempfile.TemporaryDirectory(dir=DATA_DIR) as work:
+        run_pipeline(path, Path(work) / "full", config)
+        full_tiers = pl.read_parquet(Path(work) / "full" / "customer_alerts.parquet")
+        full_clusters = pl.read_parquet(Path(work) / "full" / "clusters.parquet")
+    _, tiers = alert_frames(state)
+    joined = full_tiers.select("customer_id", "tier").join(
+        tiers.select("customer_id", pl.col("tier").alias("live")), on="customer_id"
+    )
+    rank = {"green": 0, "yellow": 1, "orange": 2, "red": 3}
+    higher = joined.filter(
+        pl.col("live").replace_strict(rank) > pl.col("tier").replace_strict(rank)
+    ).height
+    lower = joined.filter(
+        pl.col("live").replace_strict(rank) < pl.col("tier").replace_strict(rank)
+    ).height
+    live_clusters = pl.DataFrame(
+        {"customer_id": list(state.cluster_of), "live": [str(c) for c in state.cluster_of.values()]}
+    )
+    both = (
+        full_clusters.select("customer_id", pl.col("cluster_id").cast(pl.String))
+        .join(live_clusters, on="customer_id", how="full", coalesce=True)
+        .fill_null("none")
+    )
+    return {
+        "customers": joined.height,
+        "tier_same": joined.height - higher - lower,
+        "tier_live_higher": higher,
+        "tier_live_lower": lower,
+        "cluster_ari": round(
+            float(adjusted_rand_score(both["cluster_id"].to_list(), both["live"].to_list())), 4
+        ),
+        "provisional_members": len(state.provisional),
+    }
+
+
+def visible_times(path: Path, tables: dict[str, pl.DataFrame]) -> dict[str, list[tuple[str, int]]]:
+    """Per planted risk kind, (customer, time the risk became visible) pairs."""
+    truth = path / "_truth"
+    us = {
+        "transfers": dict(
+            zip(
+                tables["transfers"]["transfer_id"],
+                tables["transfers"]["ts"].dt.epoch("us"),
+                strict=True,
+            )
+        )
+    }
+    out: dict[str, list[tuple[str, int]]] = {}
+    chains = pl.read_parquet(truth / "chains.parquet").filter(pl.col("kind") == "laundering")
+    out["laundering into banned sectors"] = [
+        (row["customer_id"], max(us["transfers"][t] for t in row["transfer_ids"]))
+        for row in chains.iter_rows(named=True)
+        if row["transfer_ids"]
+    ]
+    defaulted = set(tables["labels"].filter(pl.col("defaulted"))["customer_id"].to_list())
+    guarantees = tables["guarantees"].with_columns(
+        start_us=pl.col("start").cast(pl.Datetime("us")).dt.epoch("us")
+    )
+    circles = pl.read_parquet(truth / "circles.parquet").group_by("circle_id").agg("customer_id")
+    pairs = []
+    for members in circles["customer_id"]:
+        if not defaulted & set(members):
+            continue
+        inside = guarantees.filter(
+            pl.col("guarantor_id").is_in(members.to_list())
+            & pl.col("borrower_id").is_in(members.to_list())
+        )
+        closed = inside["start_us"].max()
+        if closed is not None:
+            pairs += [(m, closed) for m in members]
+    out["circle with a defaulted member"] = pairs
+    links = tables["device_links"].with_columns(seen=pl.col("first_seen").dt.epoch("us"))
+    rings = pl.read_parquet(truth / "rings.parquet").group_by("ring_id").agg("customer_id")
+    pairs = []
+    for members in rings["customer_id"]:
+        seen = links.filter(pl.col("customer_id").is_in(members.to_list()))["seen"]
+        if seen.len():
+            pairs += [(m, seen.max()) for m in members]
+    out["device ring"] = pairs
+    bursts = pl.read_parquet(truth / "bursts.parquet")
+    draws = (
+        tables["drawdowns"]
+        .join(tables["credit_lines"].select("line_id", "customer_id"), on="line_id")
+        .with_columns(day=pl.col("ts").dt.date(), us=pl.col("ts").dt.epoch("us"))
+        .sort("us")
+    )
+    fifth = (
+        draws.join(bursts.select("customer_id", "day"), on=["customer_id", "day"])
+        .group_by("customer_id", "day")
+        .agg(pl.col("us").sort().get(4).alias("visible"))
+    )
+    out["five drawdowns on a day"] = list(zip(fifth["customer_id"], fifth["visible"], strict=True))
+    return out
+
+
+def time_to_flag(
+    path: Path,
+    tables: dict[str, pl.DataFrame],
+    state: LiveState,
+    decisions: list[tuple[str, int, str]],
+    cut_us: int,
+    batch_seconds: float,
+) -> list[dict]:
+    first_decision: dict[str, list[int]] = {}
+    for customer, ts, decision in decisions:
+        if decision in ("REVIEW", "BLOCK"):
+            first_decision.setdefault(customer, []).append(ts)
+    rows = []
+    hours = 3_600 * US_PER_SECOND
+    rank = {"green": 0, "yellow": 1, "orange": 2, "red": 3}
+    target = {
+        "laundering into banned sectors": state.policy.rule_tiers["banned_share"],
+        "circle with a defaulted member": state.policy.rule_tiers["circle_default"],
+        "device ring": state.policy.rule_tiers["ring"],
+        "five drawdowns on a day": state.policy.rule_tiers["burst"],
+    }
+    for kind, pairs in visible_times(path, tables).items():
+        first_tier: dict[str, int] = {}
+        for customer, tier, at, _ in state.timeline:
+            if rank[tier] >= rank[target[kind]] and at is not None and customer not in first_tier:
+                first_tier[customer] = at
+        flagged_before = {c for c, t in state.batch_tier.items() if rank[t] >= rank[target[kind]]}
+        live, by_decision, batch, already, missed = [], [], [], 0, 0
+        for customer, visible in pairs:
+            if visible is None or visible < cut_us:
+                continue
+            next_run = (visible // US_PER_DAY + 1) * US_PER_DAY
+            batch.append((next_run - visible) / hours + batch_seconds / 3600)
+            if customer in flagged_before:
+                already += 1
+                live.append(0.0)
+                continue
+            at = first_tier.get(customer)
+            if at is None:
+                missed += 1
+                continue
+            live.append(max(at - visible, 0) / hours)
+            later = [t for t in first_decision.get(customer, []) if t >= visible]
+            if later:
+                by_decision.append((min(later) - visible) / hours)
+        rows.append(
+            {
+                "risk": kind,
+                "policy_tier": target[kind],
+                "cases": len(batch),
+                "already_orange_at_cut": already,
+                "not_flagged_live": missed,
+                "live_median_h": _q(live, 50),
+                "live_p90_h": _q(live, 90),
+                "live_decision_median_h": _q(by_decision, 50),
+                "batch_median_h": _q(batch, 50),
+                "batch_p90_h": _q(batch, 90),
+            }
+        )
+    return rows
+
+
+def _q(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100000", help="customers, comma-separated")
+    parser.add_argument("--cut", default=None, help="ISO time; default: --days before the end")
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--name", default="live")
+    parser.add_argument("--drift", action="store_true", help="also run batch on everything")
+    args = parser.parse_args()
+    cut = datetime.fromisoformat(args.cut).replace(tzinfo=UTC) if args.cut else None
+    results = [measure(int(n), cut, args.days, args.drift) for n in args.sizes.split(",")]
+    print_table(
+        "live engine: speed",
+        [
+            "customers",
+            "events",
+            "events/s",
+            "p50 us",
+            "p99 us",
+            "start-up s",
+            "peak RSS MB",
+            "batch s",
+        ],
+        [
+            [
+                r["speed"]["customers"],
+                r["speed"]["events"],
+                r["speed"]["events_per_second"],
+                r["speed"]["p50_us"],
+                r["speed"]["p99_us"],
+                r["speed"]["startup_seconds"],
+                r["speed"]["peak_rss_mb"],
+                r["speed"]["batch_seconds_before_cut"],
+            ]
+            for r in results
+        ],
+    )
+    for r in results:
+        print_table(
+            f"time to flag, {r['speed']['customers']:,} customers (hours of event time)",
+            [
+                "risk",
+                "tier",
+                "cases",
+                "already",
+                "missed",
+                "live med",
+                "live p90",
+                "REVIEW/BLOCK med",
+                "batch med",
+                "batch p90",
+            ],
+            [list(row.values()) for row in r["time_to_flag"]],
+        )
+    for r in results:
+        if "drift" in r:
+            print_table(
+                "drift against batch on everything", list(r["drift"]), [list(r["drift"].values())]
+            )
+    write_result(args.name, {"results": results, "config": CONFIG})
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "generate",
     "neo4j",
     "live",
+    "serve",
 )
 
 for module_name in COMMAND_MODULES:

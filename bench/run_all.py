@@ -38,6 +38,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ),
     # The 5M-node input pipeline_scale's "large" size generated just before.
     ("full_run", ["bench/data/c1000000_s20261129", "--name", "pipeline_5m_default"]),
+    ("serve", ["--size", "sample", "--size", "100k"]),
     ("neo4j_load", ["--sizes", "5000", "--naive-rows", "1000"]),
     ("neo4j_bulk", ["--relationships", "100000", "1000000", "--bolt-max", "100000"]),
 ]
@@ -108,6 +109,15 @@ def _scoring(doc: dict[str, Any]) -> str:
     return f"{doc['customers']:,} customers, ROC-AUC: {aucs}"
 
 
+def _serve(doc: dict[str, Any]) -> str:
+    parts = [
+        f"{size}: p99 <= {r['target_p99_ms']:g} ms up to {r['highest_rate_under_target'] or 0:g} "
+        f"decisions/s with {doc['events_rate']:g} events/s offered"
+        for size, r in doc["results"].items()
+    ]
+    return "; ".join(parts)
+
+
 HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "analytics": _analytics,
     "flows": _flows,
@@ -117,6 +127,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], str]] = {
     "neo4j_load": _neo4j_load,
     "neo4j_bulk": _neo4j_bulk,
     "scoring": _scoring,
+    "serve": _serve,
 }
 
 

@@ -146,6 +146,24 @@ class LiveConfig:
 
 
 @dataclass
+class ServeConfig:
+    # `graphkit serve` (docs/serve.md). Loopback unless the operator says otherwise.
+    host: str = "127.0.0.1"
+    port: int = 8700
+    # Environment variable holding the bearer token; unset or empty = no authentication.
+    token_env: str = "GRAPHKIT_API_TOKEN"
+    # A request body larger than this is refused with 413 before it is parsed.
+    max_body_bytes: int = 4 * 1024 * 1024
+    # Events per POST /v1/events (more is 413).
+    max_batch_events: int = 1000
+    # A checkpoint after this many logged events bounds the log a restart replays.
+    checkpoint_events: int = 100_000
+    # Events accepted but not yet applied; beyond this new batches get 503 + Retry-After, so an
+    # overload is pushed back to the senders instead of queueing without bound.
+    max_pending_events: int = 5_000
+
+
+@dataclass
 class Config:
     circles: CirclesConfig = field(default_factory=CirclesConfig)
     rings: RingsConfig = field(default_factory=RingsConfig)
@@ -155,6 +173,7 @@ class Config:
     gnn: GnnConfig = field(default_factory=GnnConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -256,6 +275,14 @@ def _validate(cfg: Config) -> None:
         (
             0 <= cfg.live.night_start_hour <= 23 and 0 <= cfg.live.night_end_hour <= 24,
             "[live] night_start_hour must be in 0..23 and night_end_hour in 0..24",
+        ),
+        (0 < cfg.serve.port < 65536, "[serve] port must be in 1..65535"),
+        (cfg.serve.max_body_bytes >= 1024, "[serve] max_body_bytes must be >= 1024"),
+        (cfg.serve.max_batch_events >= 1, "[serve] max_batch_events must be >= 1"),
+        (cfg.serve.checkpoint_events >= 1, "[serve] checkpoint_events must be >= 1"),
+        (
+            cfg.serve.max_pending_events >= cfg.serve.max_batch_events,
+            "[serve] max_pending_events must be >= max_batch_events",
         ),
         (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
         (

@@ -1,0 +1,366 @@
+"""The HTTP API over :class:`~graphkit.serve.service.Service` (FastAPI; OpenAPI at /docs).
+
+Routes are thin: validate (Pydantic), call the service, shape the answer. Cross-cutting rules
+live in one place each: the bearer token is one dependency on every router but ``/healthz``;
+the body limit is one ASGI middleware (413 before anything is parsed); every error, expected
+or not, leaves through the handlers at the bottom as ``{"error": ..., "fields": [...]}`` with
+no stack trace and no path of this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import graphkit
+from graphkit.live import EventRejected
+from graphkit.serve import models
+from graphkit.serve.service import Busy, EventsRefused, NotReady, ReloadFailed, Service
+
+logger = logging.getLogger("graphkit.serve")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    """Prometheus metrics of one app (its own registry, so apps in one process do not clash)."""
+
+    def __init__(self, service: Service) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter(
+            "graphkit_decisions", "Drawdown decisions answered", ["decision"], registry=r
+        )
+        self.decision_seconds = Histogram(
+            "graphkit_decision_seconds",
+            "Decision handling time",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events = Counter("graphkit_events", "Events by outcome", ["status"], registry=r)
+        self.events_seconds = Histogram(
+            "graphkit_events_request_seconds",
+            "POST /v1/events handling time (log fsync included)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.refused = Counter(
+            "graphkit_requests_refused", "Requests refused", ["reason"], registry=r
+        )
+        Gauge("graphkit_ready", "1 once the log is replayed", registry=r).set_function(
+            lambda: float(service.ready)
+        )
+        Gauge("graphkit_event_log_writable", "0 while events are refused", registry=r).set_function(
+            lambda: float(service.log_error is None)
+        )
+        Gauge(
+            "graphkit_events_applied", "Events applied to the live state", registry=r
+        ).set_function(lambda: float(service.state.events_applied if service.state else 0))
+        Gauge("graphkit_log_records", "Records in the event log", registry=r).set_function(
+            lambda: float(service.log.last_seq)
+        )
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed; and event
+    batches while the service is busy, with 503 before their body is read or parsed (so an
+    event flood costs the loop little and decisions keep their latency)."""
+
+    def __init__(self, app: ASGIApp, limit: int, on_refuse: Any, service: Service) -> None:
+        self.app, self.limit, self.on_refuse, self.service = app, limit, on_refuse, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.service.busy and scope["path"] == "/v1/events":
+            self.on_refuse("busy")
+            body = {"error": "too many events are waiting to be applied; retry shortly"}
+            headers = {"Retry-After": "1"}
+            await JSONResponse(body, status_code=503, headers=headers)(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        chunks: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunks.append(message)
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+
+        async def replay() -> Message:
+            return chunks.pop(0) if chunks else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.on_refuse("body_too_large")
+        body = {"error": f"request body larger than the limit of {self.limit} bytes"}
+        await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+def create_app(service: Service, token: str | None = None) -> FastAPI:
+    """The FastAPI app serving ``service``; ``token`` (if any) guards all but /healthz."""
+    limits = service.serve
+    metrics = Metrics(service)
+
+    async def require_token(request: Request) -> None:
+        if not token:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            metrics.refused.labels("unauthorized").inc()
+            raise HTTPException(401, "missing or wrong bearer token")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        starting = asyncio.create_task(_start(app, service))
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: service._spawn(_reload_on_signal()))
+        yield
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        if service.ready and service.log_error is None:
+            with contextlib.suppress(Exception):
+                await service.checkpoint()
+        await service.stop()
+
+    async def _reload_on_signal() -> None:
+        try:
+            await service.reload()
+        except (ReloadFailed, NotReady) as exc:
+            logger.error("SIGHUP reload refused: %s", exc)
+
+    app = FastAPI(
+        title="graphkit live risk service",
+        version=graphkit.__version__,
+        summary="Drawdown decisions, live events and the alert feed over the risk network.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    # Documented once for every route: all errors have the Problem shape.
+    problems: dict[int | str, dict[str, Any]] = {
+        code: {"model": models.Problem} for code in (401, 404, 409, 413, 422, 500, 503)
+    }
+    guarded = APIRouter(dependencies=[Depends(require_token)])
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=problems)
+
+    @v1.post("/decisions/drawdown", response_model=models.DecisionResponse)
+    async def decide(request: models.DrawdownRequest) -> JSONResponse:
+        """May this customer draw now? ACCEPT | REVIEW | BLOCK, the tier, reasons with evidence
+        and the recommended limit. Asking changes nothing."""
+        started = time.perf_counter()
+        state = service.current()
+        decision = state.decide(request.model_dump(exclude_none=True)).to_dict()
+        metrics.decisions.labels(decision["decision"]).inc()
+        decision["decision_id"] = os.urandom(16).hex()
+        decision["drawdown_id"] = request.drawdown_id
+        decision["run_id"] = state.run_id
+        metrics.decision_seconds.observe(time.perf_counter() - started)
+        # Returned as is: the engine's answer already has the documented shape (the hot path
+        # skips re-validating it against the response model).
+        return JSONResponse(decision)
+
+    @v1.post("/events", response_model=models.EventsResponse)
+    async def post_events(
+        body: Annotated[models.EventBatch | models.Event, Body()],
+    ) -> dict[str, Any]:
+        """One event or ``{"events": [...]}`` (at most ``[serve] max_batch_events``), applied in
+        order. Acknowledged only once written to the fsynced event log; a repeated event (same
+        key, same values) is a no-op. Each event is applied, a duplicate, or rejected with its
+        issues; the alerts raised come back with their feed positions."""
+        started = time.perf_counter()
+        events = body.events if isinstance(body, models.EventBatch) else [body]
+        if len(events) > limits.max_batch_events:
+            metrics.refused.labels("batch_too_large").inc()
+            raise HTTPException(
+                413,
+                f"a batch of {len(events)} events exceeds the limit of "
+                f"{limits.max_batch_events} ([serve] max_batch_events)",
+            )
+        answers = await service.submit([e.model_dump() for e in events])
+        counts = {"applied": 0, "duplicate": 0, "rejected": 0}
+        alerts = []
+        for index, answer in enumerate(answers):
+            answer["index"] = index
+            counts[answer["status"]] = counts.get(answer["status"], 0) + 1
+            alerts += answer["alerts"]
+            metrics.events.labels(answer["status"]).inc()
+        metrics.events_seconds.observe(time.perf_counter() - started)
+        return {
+            "applied": counts["applied"],
+            "duplicate": counts["duplicate"],
+            "rejected": counts["rejected"] + counts.get("error", 0),
+            "results": answers,
+            "alerts": alerts,
+        }
+
+    @v1.get("/customers/{customer_id}")
+    async def customer(customer_id: str) -> dict[str, Any]:
+        """Live tier, scores, reasons, circle, ring, cluster, velocity, lines and the open fund
+        traces with their evidence paths."""
+        view = service.current().customer(customer_id)
+        if view is None:
+            raise HTTPException(404, f"no customer {customer_id!r}")
+        return view
+
+    @v1.get("/alerts", response_model=models.AlertsResponse)
+    async def alerts(
+        after: Annotated[int, Query(ge=0, description="Last seq seen (0: from the start).")] = 0,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    ) -> dict[str, Any]:
+        """The alert feed in order; the cursor is durable across restarts and reloads."""
+        page = service.alerts_after(after, limit)
+        return {"alerts": page, "next_cursor": page[-1]["seq"] if page else after}
+
+    @v1.post("/admin/reload", response_model=models.ReloadResponse)
+    async def reload() -> dict[str, Any]:
+        """Swap in the run now at the service's run path (e.g. a repointed ``latest`` link);
+        logged events after its cut are applied on top. Requests keep being answered."""
+        return await service.reload()
+
+    @app.get("/healthz", response_model=models.Health)
+    async def healthz() -> dict[str, Any]:
+        """Liveness (no token needed): status, run, events applied, latest event time."""
+        state = service.state
+        status = "starting" if state is None else "degraded" if service.log_error else "ok"
+        return {
+            "status": status,
+            "run_id": state.run_id if state else None,
+            "events_applied": state.events_applied if state else 0,
+            "last_event_ts": state.last_event_ts if state else None,
+            "events_accepted": state is not None and service.log_error is None,
+            "message": service.log_error or app.state.failure,
+        }
+
+    @guarded.get("/readyz", response_model=models.Ready)
+    async def readyz() -> JSONResponse:
+        """200 once the state is loaded and the event log replayed, else 503."""
+        return JSONResponse({"ready": service.ready}, status_code=200 if service.ready else 503)
+
+    @guarded.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @guarded.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @guarded.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+
+    app.include_router(v1)
+    app.include_router(guarded)
+    _error_handlers(app)
+    app.add_middleware(
+        BodyLimit,
+        limit=limits.max_body_bytes,
+        on_refuse=lambda reason: metrics.refused.labels(reason).inc(),
+        service=service,
+    )
+    app.state.metrics = metrics
+    app.state.failure = None
+    return app
+
+
+async def _start(app: FastAPI, service: Service) -> None:
+    try:
+        await service.start()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        # The server cannot serve this state: say why in the log and stop the process.
+        logger.error("start-up failed: %s", exc)
+        app.state.failure = "start-up failed (see the server log)"
+        signal.raise_signal(signal.SIGTERM)
+
+
+def _problem(status: int, error: str, fields: list[dict[str, Any]] | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": error, "fields": fields or []}, status, headers=headers)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error leaves as a :class:`~graphkit.serve.models.Problem`; nothing internal."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = []
+        for error in exc.errors():
+            loc = [str(p) for p in error.get("loc", ())]
+            if loc and loc[0] in ("body", "query", "path"):
+                loc = loc[1:]
+            fields.append({"field": ".".join(loc) or None, "message": error.get("msg", "")})
+        names = ", ".join(f["field"] or "body" for f in fields)
+        return _problem(422, f"invalid request: {names}", fields)
+
+    @app.exception_handler(EventRejected)
+    async def rejected(_: Request, exc: EventRejected) -> JSONResponse:
+        fields = [{"field": i.column, "message": i.message} for i in exc.issues]
+        names = ", ".join(f["field"] or "request" for f in fields)
+        return _problem(422, f"invalid request: {names}", fields)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        return _problem(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(NotReady)
+    async def not_ready(_: Request, exc: NotReady) -> JSONResponse:
+        return _problem(503, str(exc))
+
+    @app.exception_handler(EventsRefused)
+    async def refused(_: Request, exc: EventsRefused) -> JSONResponse:
+        app.state.metrics.refused.labels("log_unwritable").inc()
+        return _problem(503, str(exc))
+
+    @app.exception_handler(Busy)
+    async def busy(_: Request, exc: Busy) -> JSONResponse:
+        app.state.metrics.refused.labels("busy").inc()
+        response = _problem(503, str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
+
+    @app.exception_handler(ReloadFailed)
+    async def reload_failed(_: Request, exc: ReloadFailed) -> JSONResponse:
+        return _problem(409, str(exc))
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        logger.error("internal error: %s", type(exc).__name__, exc_info=exc)
+        return _problem(500, "internal error (logged on the server)")

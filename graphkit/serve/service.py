@@ -1,0 +1,511 @@
+"""The service core: a live state behind a write-ahead event log, checkpoints and reloads.
+
+No HTTP here (that is :mod:`graphkit.serve.api`); everything runs on one asyncio loop, which
+is what makes the state safe without locks: the live state is only touched from the loop, and
+every mutation goes through one committer task, in the order of the log.
+
+Write path (group commit): requests put their events on a queue; the committer takes whatever
+has accumulated, writes it to the log and fsyncs once (in a thread, so decisions keep being
+answered meanwhile), then applies the events in log order and answers each request. An event is
+acknowledged only after its record is on disk, and the state only ever holds logged events, so
+whatever a client has seen (a decision, an alert) survives SIGKILL: restart = restore the last
+checkpoint + apply the log after it, which reproduces the same state and the same alert feed.
+
+Checkpoints go through the committer too (so they sit exactly between two log records): the log
+moves to a new segment, and a forked child pickles the state (copy-on-write: the parent keeps
+serving) and writes ``checkpoint.pkl`` atomically. A restart replays only the segments after it.
+
+Reload: a newer run is loaded in a thread while the old state keeps serving; the events logged
+since the old run's start whose time is after the new run's cut (and untimed ones) are applied
+on top of it; then the committer logs a ``reload`` record, catches up the last few events and
+swaps the state in between two requests. The alert feed keeps its cursor across the swap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphkit.atomic import atomic_write_bytes
+from graphkit.config import Config
+from graphkit.live import Event, EventRejected, LiveError, LiveState, parse_event
+from graphkit.serve.log import EventLog, LogUnwritable, Record
+
+CHECKPOINT_NAME = "checkpoint.pkl"
+CHECKPOINT_FORMAT = 1
+# Events applied between two yields to the loop, so decisions are not held behind a big group.
+APPLY_CHUNK = 64
+
+logger = logging.getLogger("graphkit.serve")
+_UNPARSABLE = {"field": None, "message": "not an event: expected an object of column values"}
+
+
+class NotReady(RuntimeError):
+    """The state is still being loaded or replayed."""
+
+
+class EventsRefused(RuntimeError):
+    """The event log cannot be written; the message is safe to show to clients."""
+
+
+class Busy(RuntimeError):
+    """Too many events are waiting to be applied; the sender should retry shortly."""
+
+
+class ReloadFailed(RuntimeError):
+    """A reload could not load the new run; the old state keeps serving."""
+
+
+@dataclass
+class Feed:
+    """The alert feed across reloads: alerts of replaced states (``prefix``) then the current
+    state's alerts after its first ``base`` (those raised while re-applying events on top of a
+    new run repeat what the feed already said). Global cursor = position in that sequence."""
+
+    prefix: list[dict[str, Any]] = field(default_factory=list)
+    base: int = 0
+
+    def to_global(self, alert: dict[str, Any]) -> dict[str, Any]:
+        return {**alert, "seq": len(self.prefix) + alert["seq"] - self.base}
+
+    def after(self, state: LiveState, cursor: int, limit: int) -> list[dict[str, Any]]:
+        out = self.prefix[cursor : cursor + limit]
+        if len(out) < limit:
+            local = self.base + max(0, cursor - len(self.prefix))
+            out += [
+                self.to_global(a.to_dict()) for a in state.alerts_after(local, limit - len(out))
+            ]
+        return out
+
+    def freeze(self, state: LiveState) -> None:
+        """Move the current state's alerts into the prefix (before a swap)."""
+        while True:
+            more = self.after(state, len(self.prefix), 10_000)
+            if not more:
+                return
+            self.prefix.extend(more)
+            self.base += len(more)
+
+
+@dataclass
+class _Job:
+    kind: str  # "events" | "reload" | "checkpoint"
+    payload: Any
+    future: asyncio.Future
+
+
+class Service:
+    """One live state, its event log and checkpoints in ``state_dir``."""
+
+    def __init__(self, run_dir: Path, state_dir: Path, config: Config | None = None) -> None:
+        self.run_path = Path(run_dir)
+        self.state_dir = Path(state_dir)
+        self.config = config
+        self.serve = (config or Config()).serve
+        self.log = EventLog(self.state_dir)
+        self.state: LiveState | None = None
+        self.feed = Feed()
+        self.applied_seq = 0
+        self.log_error: str | None = None
+        self.replayed = 0
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._committer: asyncio.Task | None = None
+        self._maintenance = asyncio.Lock()
+        self._since_checkpoint = 0
+        self._pending = 0
+        self._background: set[asyncio.Task] = set()
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.state is not None
+
+    @property
+    def busy(self) -> bool:
+        """As many events are waiting to be applied as ``[serve] max_pending_events``."""
+        return self._pending >= self.serve.max_pending_events
+
+    async def start(self) -> None:
+        """Load (checkpoint or run), replay the log tail, then accept events."""
+        await asyncio.to_thread(self._load)
+        self._committer = asyncio.create_task(self._commit_loop())
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        checkpoint = self.state_dir / CHECKPOINT_NAME
+        first_segment = 1
+        if checkpoint.is_file():
+            saved = _read_checkpoint(checkpoint)
+            state, self.feed = saved["state"], Feed(saved["feed_prefix"], saved["feed_base"])
+            self.applied_seq, first_segment = saved["seq"], saved["segment"]
+            logger.info("restored checkpoint at log record %d (run %s)", saved["seq"], state.run_id)
+        else:
+            state = LiveState.from_run(self.run_path, self.config)
+            logger.info("loaded run %s", state.run_id)
+        self.log.last_seq = self.applied_seq
+        for record in self.log.records(first_segment, self.applied_seq):
+            state = self._replay(state, record)
+            self.replayed += 1
+        try:
+            self.log.open()
+            if not checkpoint.is_file():
+                self.log.rotate()
+                _write_checkpoint(checkpoint, self._checkpoint_body(state, self.log.segment))
+        except (LogUnwritable, OSError) as exc:
+            self.log_error = _refusal(exc)
+            logger.error("state directory %s is not writable: %s", self.state_dir, exc)
+        self.state = state
+        logger.info(
+            "ready: %d log records replayed in %.1f s", self.replayed, time.perf_counter() - started
+        )
+
+    def _replay(self, state: LiveState, record: Record) -> LiveState:
+        body = record.body
+        self.applied_seq = record.seq
+        if "event" in body:
+            self._apply_logged(state, body["event"])
+            return state
+        new = self._load_run(Path(body["reload"]["run_dir"]), record.seq)
+        self.feed.freeze(state)
+        self.feed.base = _alert_count(new)
+        return new
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def submit(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apply events durably; per event ``status`` applied | duplicate | rejected.
+
+        Events that fail the per-value checks are rejected without being logged; the others are
+        logged (fsynced) and then applied in log order, where references, duplicates and time
+        are checked against the state. Raises :class:`EventsRefused` when the log cannot be
+        written (nothing is applied then), :class:`Busy` when ``[serve] max_pending_events``
+        are already waiting, and :class:`NotReady` before start-up ends.
+        """
+        if self.state is None:
+            raise NotReady("the live state is still loading")
+        results: list[dict[str, Any] | None] = [None] * len(events)
+        accepted: list[tuple[int, dict[str, Any], Event]] = []
+        for i, raw in enumerate(events):
+            try:
+                accepted.append((i, raw, parse_event(raw)))
+            except EventRejected as exc:
+                results[i] = _rejected(exc)
+            except (TypeError, ValueError, AttributeError):
+                results[i] = {**_rejected(EventRejected([])), "issues": [_UNPARSABLE]}
+        if accepted:
+            if self._pending + len(accepted) > self.serve.max_pending_events:
+                raise Busy(
+                    f"{self._pending} events are waiting to be applied (limit "
+                    f"{self.serve.max_pending_events}); retry shortly"
+                )
+            self._pending += len(accepted)
+            future = asyncio.get_running_loop().create_future()
+            await self._queue.put(_Job("events", [(raw, ev) for _, raw, ev in accepted], future))
+            try:
+                answers = await future
+            finally:
+                self._pending -= len(accepted)
+            for (i, _, _), result in zip(accepted, answers, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    async def _commit_loop(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            while not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            start = 0
+            while start < len(jobs):
+                end = start
+                while end < len(jobs) and jobs[end].kind == "events":
+                    end += 1
+                try:
+                    if end > start:
+                        await self._commit_events(jobs[start:end])
+                        start = end
+                    else:
+                        job = jobs[start]
+                        job.future.set_result(await self._run_job(job))
+                        start += 1
+                except Exception as exc:  # answered to the waiting request, never lost
+                    logger.exception("committer: %s failed", jobs[start].kind)
+                    for job in jobs[start : max(end, start + 1)]:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+                    start = max(end, start + 1)
+
+    async def _commit_events(self, jobs: list[_Job]) -> None:
+        bodies = [{"event": raw} for job in jobs for raw, _ in job.payload]
+        try:
+            first = (await asyncio.to_thread(self.log.append, bodies))[0]
+        except LogUnwritable as exc:
+            self.log_error = _refusal(exc)
+            logger.error("event log append failed: %s", exc)
+            for job in jobs:
+                job.future.set_exception(EventsRefused(self.log_error))
+            return
+        self.log_error = None
+        state = self.state
+        assert state is not None
+        seq = first
+        applied = 0
+        for job in jobs:
+            answers = []
+            for _, event in job.payload:  # parsed once, in submit
+                answers.append(self._apply_logged(state, event))
+                self.applied_seq = seq
+                seq += 1
+                applied += 1
+                if applied % APPLY_CHUNK == 0:
+                    await asyncio.sleep(0)
+            job.future.set_result(answers)
+        self._since_checkpoint += len(bodies)
+        if (
+            self._since_checkpoint >= self.serve.checkpoint_events
+            and not self._maintenance.locked()
+        ):
+            self._since_checkpoint = 0
+            self._spawn(self.checkpoint())
+
+    def _apply_logged(self, state: LiveState, event: dict[str, Any] | Event) -> dict[str, Any]:
+        """Apply a logged event; an engine failure is that event's answer (and is the same
+        on replay), never a lost request."""
+        try:
+            return self._answer(state.apply(event))
+        except Exception:
+            logger.exception("applying a logged event failed")
+            return {**_rejected(EventRejected([])), "status": "error"}
+
+    def _answer(self, result: Any) -> dict[str, Any]:
+        out = result.to_dict()
+        out["issues"] = [{"field": i["column"], "message": i["message"]} for i in out["issues"]]
+        out["alerts"] = [self.feed.to_global(a) for a in out["alerts"]]
+        return out
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def current(self) -> LiveState:
+        if self.state is None:
+            raise NotReady("the live state is still loading")
+        return self.state
+
+    def alerts_after(self, cursor: int, limit: int) -> list[dict[str, Any]]:
+        return self.feed.after(self.current(), cursor, limit)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    async def checkpoint(self) -> bool:
+        """Checkpoint now (between two log records); True when it was written."""
+        async with self._maintenance:
+            return await self._enqueue("checkpoint", None)
+
+    async def _enqueue(self, kind: str, payload: Any) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(kind, payload, future))
+        return await future
+
+    async def _run_job(self, job: _Job) -> Any:
+        if job.kind == "checkpoint":
+            return await self._checkpoint_now()
+        return await self._swap(job.payload)
+
+    async def _checkpoint_now(self) -> bool:
+        state = self.current()
+        try:
+            segment = self.log.rotate()
+        except LogUnwritable as exc:
+            logger.error("checkpoint skipped: %s", exc)
+            return False
+        body = self._checkpoint_body(state, segment)
+        path = self.state_dir / CHECKPOINT_NAME
+        # A forked child writes the copy-on-write image of this instant; the loop goes on.
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child only writes and exits
+            code = 0
+            try:
+                _write_checkpoint(path, body)
+            except BaseException:
+                code = 1
+            os._exit(code)
+        self._spawn(self._finish_checkpoint(pid, segment, state.cut))
+        return True
+
+    async def _finish_checkpoint(self, pid: int, segment: int, cut: int | None) -> None:
+        async with self._maintenance:
+            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+            if os.waitstatus_to_exitcode(status) != 0:
+                logger.error("checkpoint at segment %d failed; the previous one stays", segment)
+                return
+            await asyncio.to_thread(self._prune_segments, segment, cut)
+            logger.info("checkpoint written; restart replays from segment %d", segment)
+
+    def _prune_segments(self, checkpoint_segment: int, cut: int | None) -> None:
+        """Remove segments before the checkpoint whose timed events the run already covers
+        (kept ones are re-applied on top of the next run)."""
+        stale = []
+        for number in self.log.segments():
+            if number >= checkpoint_segment:
+                break
+            times = [_event_time(r.body) for r in self.log.records(number) if r.segment == number]
+            latest = max((t for t in times if t is not None), default=None)
+            if cut is not None and (latest is None or latest <= cut):
+                stale.append(number)
+        with contextlib.suppress(OSError):
+            self.log.remove_segments(stale)
+
+    def _checkpoint_body(self, state: LiveState, segment: int) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "seq": self.applied_seq,
+            "segment": segment,
+            "feed_prefix": self.feed.prefix,
+            "feed_base": self.feed.base,
+            "state": state,
+        }
+
+    # -- reload ------------------------------------------------------------------------------
+
+    async def reload(self) -> dict[str, Any]:
+        """Swap in the run now at the run path (e.g. a repointed ``latest`` link)."""
+        async with self._maintenance:
+            old = self.current()
+            run_dir = self.run_path.resolve()
+            upto = self.applied_seq
+            started = time.perf_counter()
+            try:
+                new = await asyncio.to_thread(self._load_run, run_dir, upto)
+            except (LiveError, OSError) as exc:
+                logger.error("reload from %s failed: %s", run_dir, exc)
+                raise ReloadFailed(
+                    "the run directory could not be loaded; the current run keeps serving "
+                    "(details in the server log)"
+                ) from None
+            if new.cut is not None and old.cut is not None and new.cut < old.cut:
+                raise ReloadFailed(
+                    f"run {new.run_id} ends before the current run {old.run_id}; a reload only "
+                    "moves forward (start from a fresh state directory to go back)"
+                )
+            reapplied = await self._enqueue("reload", (new, run_dir, upto))
+            logger.info("reloaded run %s (was %s)", new.run_id, old.run_id)
+            answer = {
+                "run_id": new.run_id,
+                "previous_run_id": old.run_id,
+                "events_reapplied": reapplied,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        await self.checkpoint()
+        return answer
+
+    def _load_run(self, run_dir: Path, upto: int) -> LiveState:
+        """The run at ``run_dir`` with the logged events up to ``upto`` that it does not cover."""
+        state = LiveState.from_run(run_dir, self.config)
+        for record in self.log.records():
+            if record.seq > upto:
+                break
+            _reapply(state, record)
+        return state
+
+    async def _swap(self, payload: tuple[LiveState, Path, int]) -> int:
+        new, run_dir, upto = payload
+        marker = {"reload": {"run_dir": str(run_dir), "run_id": new.run_id}}
+        try:
+            (seq,) = await asyncio.to_thread(self.log.append, [marker])
+        except LogUnwritable as exc:
+            raise ReloadFailed(f"the event log cannot be written ({exc.strerror})") from None
+        tail = await asyncio.to_thread(lambda: list(self.log.records(after_seq=upto)))
+        count = sum(_reapply(new, r) for r in tail if r.seq < seq)
+        old = self.current()
+        self.feed.freeze(old)
+        self.feed.base = _alert_count(new)
+        self.state = new
+        self.applied_seq = seq
+        return count
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def stop(self) -> None:
+        if self._committer is not None:
+            self._committer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._committer
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await task
+        self.log.close()
+
+
+def _reapply(state: LiveState, record: Record) -> bool:
+    """Apply a logged event on top of a newer run when the run does not cover it."""
+    if "event" not in record.body:
+        return False
+    ts = _event_time(record.body)
+    if ts is not None and state.cut is not None and ts <= state.cut:
+        return False
+    return state.apply(record.body["event"]).status == "applied"
+
+
+def _event_time(body: dict[str, Any]) -> int | None:
+    if "event" not in body:
+        return None
+    try:
+        return parse_event(body["event"]).ts
+    except EventRejected:
+        return None
+
+
+def _alert_count(state: LiveState) -> int:
+    count = 0
+    while batch := state.alerts_after(count, 10_000):
+        count = batch[-1].seq
+    return count
+
+
+def _rejected(exc: EventRejected) -> dict[str, Any]:
+    return {
+        "status": "rejected",
+        "key": "",
+        "issues": [{"field": i.column, "message": i.message} for i in exc.issues],
+        "alerts": [],
+        "decision": None,
+        "apply_us": 0,
+    }
+
+
+def _refusal(exc: OSError) -> str:
+    reason = exc.strerror or type(exc).__name__
+    return (
+        f"the event log cannot be written ({reason}); events are refused until it can, "
+        "decisions and reads are still served"
+    )
+
+
+def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
+    atomic_write_bytes(path, pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint this service wrote (pickle: only ever read from its own state directory)."""
+    body = pickle.loads(path.read_bytes())
+    if not isinstance(body, dict) or body.get("format") != CHECKPOINT_FORMAT:
+        raise LiveError(f"{path}: not a graphkit serve checkpoint")
+    if not isinstance(body["state"], LiveState):
+        raise LiveError(f"{path}: the checkpoint holds no live state")
+    return body

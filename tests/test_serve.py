@@ -1,0 +1,267 @@
+"""``graphkit serve`` as a real process: every endpoint, the error paths, the token, TLS.
+
+Durability (kill -9, disk full) and reload are in test_serve_durability.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.serve_fixtures import ServeData, Server, build_serve_data, write_config
+
+TOKEN = "s3cret-token-7f3a9c51d0"
+
+
+@pytest.fixture(scope="session")
+def serve_data(tmp_path_factory: pytest.TempPathFactory) -> ServeData:
+    return build_serve_data(tmp_path_factory.mktemp("serve-data"))
+
+
+@pytest.fixture(scope="module")
+def server(serve_data: ServeData, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    root = tmp_path_factory.mktemp("serve-open")
+    config = write_config(root / "serve.toml", max_batch_events=50)
+    with Server(serve_data.run_1, root / "state", config).start() as running:
+        yield running
+
+
+def drawdown_request(serve_data: ServeData, **change) -> dict:
+    first = next(e for e in serve_data.events if e["type"] == "drawdown")
+    request = {k: first[k] for k in ("line_id", "account_id", "amount", "ts")}
+    return request | change
+
+
+def test_health_ready_and_metrics(server: Server) -> None:
+    with server.client() as client:
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["run_id"]
+        assert health["events_accepted"] is True
+        assert client.get("/readyz").json() == {"ready": True}
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "graphkit_ready 1.0" in metrics.text
+        assert "graphkit_event_log_writable 1.0" in metrics.text
+        spec = client.get("/openapi.json").json()
+        assert {"/v1/decisions/drawdown", "/v1/events", "/v1/alerts"} <= set(spec["paths"])
+        assert "swagger" in client.get("/docs").text.lower()
+
+
+def test_a_decision_changes_nothing(server: Server, serve_data: ServeData) -> None:
+    with server.client() as client:
+        before = client.get("/healthz").json()
+        answer = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["decision"] in ("ACCEPT", "REVIEW", "BLOCK")
+        assert body["tier"] in ("green", "yellow", "orange", "red")
+        assert {"reasons", "recommended_limit", "decision_id", "customer_id"} <= set(body)
+        again = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data)).json()
+        assert again["decision_id"] != body["decision_id"]
+        assert client.get("/healthz").json()["events_applied"] == before["events_applied"]
+
+
+def test_events_are_applied_once_with_reasons_for_rejections(
+    server: Server, serve_data: ServeData
+) -> None:
+    events = serve_data.events[:40]
+    with server.client() as client:
+        single = client.post("/v1/events", json=events[0]).json()
+        assert single["applied"] == 1 and single["results"][0]["key"]
+        batch = client.post("/v1/events", json={"events": events}).json()
+        assert batch["duplicate"] == 1 and batch["applied"] == len(events) - 1
+        assert [r["index"] for r in batch["results"]] == list(range(len(events)))
+        repeat = client.post("/v1/events", json={"events": events}).json()
+        assert repeat["duplicate"] == len(events) and repeat["alerts"] == []
+        bad = [
+            {
+                "type": "transfer",
+                "transfer_id": "TX1",
+                "src_account": "NOPE",
+                "dst_account": events[0].get("account_id", "A000001"),
+                "amount": 5.0,
+                "ts": "2025-06-30T00:00:00Z",
+            },
+            {
+                "type": "drawdown",
+                "drawdown_id": "DX1",
+                "line_id": "L000001",
+                "account_id": "A000001",
+                "amount": -5,
+                "ts": "2025-06-30T00:00:00Z",
+            },
+            {"type": "spaceship", "id": "S1"},
+        ]
+        answer = client.post("/v1/events", json={"events": bad}).json()
+        assert answer["rejected"] == 3 and answer["applied"] == 0
+        first, second, third = answer["results"]
+        assert first["issues"][0]["field"] == "src_account"
+        assert "dangling reference 'NOPE'" in first["issues"][0]["message"]
+        assert second["issues"][0]["field"] == "amount"
+        assert "spaceship" in third["issues"][0]["message"]
+        health = client.get("/healthz").json()
+        assert health["events_applied"] == len(events)
+
+
+def test_alert_feed_pages_in_order_and_customer_view(server: Server, serve_data: ServeData) -> None:
+    with server.client() as client:
+        posted = client.post("/v1/events", json={"events": serve_data.events[:50]}).json()
+        raised = posted["alerts"]
+        feed = []
+        while page := client.get("/v1/alerts", params={"after": len(feed), "limit": 3}).json():
+            if not page["alerts"]:
+                break
+            assert page["next_cursor"] == page["alerts"][-1]["seq"]
+            feed += page["alerts"]
+        assert [a["seq"] for a in feed] == list(range(1, len(feed) + 1))
+        assert all(a in feed for a in raised)
+        customer = feed[0]["customer_id"] if feed else serve_data.events[0].get("customer_id")
+        view = client.get(f"/v1/customers/{customer}")
+        assert view.status_code == 200
+        assert view.json()["customer_id"] == customer and "open_traces" in view.json()
+        missing = client.get("/v1/customers/NO-SUCH-CUSTOMER")
+        assert missing.status_code == 404 and "NO-SUCH-CUSTOMER" in missing.json()["error"]
+
+
+def test_validation_errors_name_the_field_and_hide_internals(
+    server: Server, serve_data: ServeData
+) -> None:
+    with server.client() as client:
+        answer = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data, amount=0))
+        assert answer.status_code == 422
+        assert [f["field"] for f in answer.json()["fields"]] == ["amount"]
+        answer = client.post(
+            "/v1/decisions/drawdown", json=drawdown_request(serve_data, line_id="L-UNKNOWN")
+        )
+        assert answer.status_code == 422 and answer.json()["fields"][0]["field"] == "line_id"
+        answer = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data, ts="soon"))
+        assert answer.status_code == 422 and answer.json()["fields"][0]["field"] == "ts"
+        answer = client.post(
+            "/v1/decisions/drawdown",
+            content=b'{"line_id": "L1", "amount": ',
+            headers={"content-type": "application/json"},
+        )
+        assert answer.status_code == 422
+        assert client.get("/v1/alerts", params={"limit": 0}).status_code == 422
+        assert client.get("/v1/nowhere").status_code == 404
+        for response in (answer, client.get("/v1/nowhere")):
+            assert "Traceback" not in response.text and str(Path.cwd()) not in response.text
+            assert "/graphkit/" not in response.text
+
+
+def test_batch_and_body_limits_are_413(server: Server, serve_data: ServeData) -> None:
+    with server.client() as client:
+        too_many = client.post("/v1/events", json={"events": serve_data.events[:51]})
+        assert too_many.status_code == 413 and "limit of 50" in too_many.json()["error"]
+        huge = b'{"events": [' + b" " * (5 * 1024 * 1024) + b"]}"
+        answer = client.post(
+            "/v1/events", content=huge, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 413
+
+
+def test_admin_reload_swaps_the_state_while_decisions_keep_coming(
+    server: Server, serve_data: ServeData
+) -> None:
+    """The same run again (a newer one, kill -9 after it and SIGHUP: the slow test in
+    test_serve_durability.py): every decision sent during the reload is answered."""
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def decide() -> None:
+        with server.client() as client:
+            while not stop.is_set():
+                answer = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data))
+                statuses.append(answer.status_code)
+
+    with server.client() as client:
+        before = client.get("/healthz").json()
+        sender = threading.Thread(target=decide)
+        sender.start()
+        reloaded = client.post("/v1/admin/reload")
+        stop.set()
+        sender.join()
+        assert reloaded.status_code == 200, reloaded.text
+        assert reloaded.json()["run_id"] == before["run_id"]
+        assert statuses and set(statuses) == {200}
+        after = client.get("/healthz").json()
+        assert after["last_event_ts"] == before["last_event_ts"]
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tls")
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def test_token_and_tls_guard_everything_but_healthz(
+    serve_data: ServeData, tmp_path: Path, tls_files: tuple[Path, Path]
+) -> None:
+    config = write_config(tmp_path / "serve.toml")
+    with Server(serve_data.run_1, tmp_path / "state", config, token=TOKEN, tls=tls_files) as srv:
+        srv.start()
+        with srv.client(token="") as anonymous, srv.client(token="wrong") as wrong:
+            assert anonymous.get("/healthz").status_code == 200
+            for path in (
+                "/readyz",
+                "/metrics",
+                "/docs",
+                "/openapi.json",
+                "/v1/alerts",
+                "/v1/customers/C0000001",
+            ):
+                assert anonymous.get(path).status_code == 401, path
+                assert wrong.get(path).status_code == 401, path
+            refused = anonymous.post("/v1/decisions/drawdown", json=drawdown_request(serve_data))
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"] == "Bearer"
+            refused = wrong.post("/v1/events", json={"events": serve_data.events[:2]})
+            assert refused.status_code == 401
+        with srv.client() as client:
+            assert client.get("/readyz").status_code == 200
+            answer = client.post("/v1/decisions/drawdown", json=drawdown_request(serve_data))
+            assert answer.status_code == 200
+            assert client.post("/v1/events", json=serve_data.events[0]).status_code == 200
+    log = srv.stderr()
+    assert "Started server process" in log or "Uvicorn running" in log
+    assert TOKEN not in log and "s3cret" not in log
+
+
+def test_a_non_loopback_bind_needs_a_token(
+    serve_data: ServeData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cli import app
+
+    monkeypatch.delenv("GRAPHKIT_API_TOKEN", raising=False)
+    args = ["serve", str(serve_data.run_1), "--state", str(tmp_path / "state")]
+    done = CliRunner().invoke(app, [*args, "--host", "0.0.0.0"])
+    assert done.exit_code == 2
+    assert "needs a bearer token" in done.output and "GRAPHKIT_API_TOKEN" in done.output
+    assert not (tmp_path / "state").exists()

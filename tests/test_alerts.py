@@ -544,9 +544,13 @@ def test_config_thresholds_out_of_order_name_the_key() -> None:
 # -- the stage, the run directory and the command ------------------------------------------------
 
 
-def staged_run(tmp_path: Path) -> Path:
+def staged_run(tmp_path: Path, budget: str = "absolute") -> Path:
+    """Three customers: c0 bursts (orange), c1 scores 0.9 (red), c2 nothing. The default
+    budget leaves three customers no place (1% of 3 is 0), so the tier tests run with
+    ``budget = "absolute"``; ``"budget"`` shows the demanding burst overflowing it."""
     graph = graph_with_drawdowns({"c0-L1": ["2025-03-04T01:00:00"] * 5, "c0-L2": ["2025-03-05"]})
-    ctx = RunContext(graph=graph, config=Config(), out_dir=tmp_path)
+    policy = parse_policy({"budget": {"mode": budget}})
+    ctx = RunContext(graph=graph, config=Config(), out_dir=tmp_path, policy=policy)
     ctx.results.scores = pl.DataFrame(
         {
             "customer_id": ["c0", "c1", "c2"],
@@ -578,6 +582,27 @@ def test_stage_writes_alerts_csv_per_line_of_alerted_customers(tmp_path: Path) -
     assert red.get_column("recommended_limit").to_list() == [0.0, 0.0]
     assert tier_counts(run) == {"green": 1, "yellow": 0, "orange": 1, "red": 1}
     assert read_alerts(run, "red").get_column("customer_id").unique().to_list() == ["c1"]
+
+
+def test_a_demanding_rule_overflowing_the_budget_is_reported(tmp_path: Path) -> None:
+    run = staged_run(tmp_path, budget="budget")
+    # The burst keeps c0 orange with no place for it; c1's red score finds no place either.
+    assert tier_counts(run) == {"green": 2, "yellow": 0, "orange": 1, "red": 0}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["alerts"]["budget"]["orange"] == {
+        "budget": 0,
+        "kept": 1,
+        "over": 1,
+        "filled": 1,
+    }
+    customers = pl.read_parquet(run / "customer_alerts.parquet")
+    c1 = customers.filter(pl.col("customer_id") == "c1").row(0, named=True)
+    assert (c1["asked_tier"], c1["tier"]) == ("red", "green")
+    assert c1["reasons"].endswith("; alert budget: red asked, green given")
+    scores = pl.read_parquet(run / "scores.parquet")
+    assert dict(scores.select("customer_id", "tier").rows()) == dict.fromkeys(
+        ["c0", "c1", "c2"], "green"
+    )
 
 
 def test_tier_counts_without_alerts_is_zero(tmp_path: Path) -> None:

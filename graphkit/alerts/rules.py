@@ -6,7 +6,7 @@ computation over the earlier stages' frames (no per-row Python).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,7 +14,7 @@ import polars as pl
 
 from graphkit.alerts.policy import TIER_RANK, Policy
 from graphkit.schema import TIERS
-from graphkit.tiers import TOLERANCE, threshold_reached, tier_for
+from graphkit.tiers import TOLERANCE, budget_tiers, threshold_reached, tier_for
 
 if TYPE_CHECKING:
     from graphkit.graph import RiskGraph
@@ -341,6 +341,50 @@ def customer_tiers(
     )
 
 
+def apply_budget(
+    tiers: pl.DataFrame, hits: pl.DataFrame, policy: Policy
+) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
+    """``tiers`` (from :func:`customer_tiers`) within the policy's alert budget.
+
+    The tier asked for is the highest over the hits (kept as ``asked_tier``); demanding rules
+    (``policy.demanding``) keep their tier; the tier itself is decided by
+    :func:`graphkit.tiers.budget_tiers`. A customer the budget moves down gets the reason
+    ``alert budget: orange asked, yellow given`` after its other reasons. Returns the frame and
+    the budget report per tier (budget, kept, over, filled). O(n log n).
+    """
+    kept = (
+        hits.filter(pl.col("rule").is_in(list(policy.demanding)))
+        .with_columns(pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8).alias("r"))
+        .group_by("customer_id")
+        .agg(pl.col("r").max())
+    )
+    asked = tiers.rename({"tier": "asked_tier"}).join(
+        kept, on="customer_id", how="left", maintain_order="left"
+    )
+    frame = asked.select(
+        "customer_id",
+        pl.col("asked_tier").alias("asked"),
+        pl.col("r")
+        .fill_null(0)
+        .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
+        .alias("kept"),
+        "risk_score",
+    )
+    tier, report = budget_tiers(frame, policy.budget)
+    moved = pl.col("tier") != pl.col("asked_tier")
+    note = pl.format("alert budget: {} asked, {} given", pl.col("asked_tier"), pl.col("tier"))
+    out = asked.with_columns(tier).with_columns(
+        pl.col("tier").replace_strict(RESPONSES, return_dtype=pl.String).alias("response"),
+        pl.when(moved & (pl.col("reasons") != ""))
+        .then(pl.concat_str([pl.col("reasons"), note], separator="; "))
+        .otherwise(pl.col("reasons"))
+        .alias("reasons"),
+    )
+    return out.select(
+        "customer_id", "tier", "response", "risk_score", "rules", "reasons", "asked_tier"
+    ), report
+
+
 def line_exposure(graph: RiskGraph) -> pl.DataFrame:
     """Per credit line: its customer, limit and outstanding balance.
 
@@ -472,6 +516,9 @@ class AlertResult:
     alerts: pl.DataFrame  # limit_advice(): the alerts.csv rows
     hits: pl.DataFrame  # every rule hit (customer_id, rule, tier, reason)
     policy: Policy
+    # Per tier: budget, kept (by demanding rules), over (past the budget), filled; empty when
+    # the policy's budget mode is "absolute".
+    budget: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def evaluate(
@@ -511,8 +558,11 @@ def evaluate(
         how="vertical_relaxed",
     )
     tiers = customer_tiers(customers.get_column("customer_id"), hits, scores)
+    budget: dict[str, dict[str, int]] = {}
+    if policy.budget_mode == "budget":
+        tiers, budget = apply_budget(tiers, hits, policy)
     alerts = limit_advice(tiers, line_exposure(graph), policy)
-    return AlertResult(customers=tiers, alerts=alerts, hits=hits, policy=policy)
+    return AlertResult(customers=tiers, alerts=alerts, hits=hits, policy=policy, budget=budget)
 
 
 def count_tiers(tiers: pl.DataFrame) -> dict[str, int]:

@@ -206,7 +206,8 @@ def cluster_risk_stage(ctx: RunContext) -> None:
 
 def alerts_stage(ctx: RunContext) -> None:
     """``alerts``: alerts.csv, customer_alerts.parquet, alert_hits.parquet."""
-    from graphkit.alerts import count_tiers, evaluate
+    from graphkit.alerts import TIER_RANK, count_tiers, evaluate
+    from graphkit.schema import TIERS
 
     policy = ctx.alert_policy
     result = evaluate(
@@ -219,6 +220,20 @@ def alerts_stage(ctx: RunContext) -> None:
         cluster_membership=ctx.results.cluster_membership,
         cluster_risk=ctx.results.cluster_risk,
     )
+    if result.budget and ctx.results.scores is not None:
+        # The score's tier within the budget: never above the customer's tier, so that
+        # scores.parquet and the alerts agree (docs/alerts.md, "The alert budget").
+        rank = pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8)
+        final = result.customers.select("customer_id", rank.alias("final"))
+        scores = ctx.results.scores.join(final, on="customer_id", how="left", maintain_order="left")
+        scores = scores.with_columns(
+            pl.min_horizontal(rank, pl.col("final"))
+            .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
+            .alias("tier")
+        ).drop("final")
+        ctx.outputs["scores.parquet"] = ctx.results.scores = scores
+        for tier, count in count_tiers(scores).items():
+            ctx.counts[f"tier_{tier}"] = count
     ctx.outputs["alerts.csv"] = result.alerts
     ctx.outputs["customer_alerts.parquet"] = result.customers
     ctx.outputs["alert_hits.parquet"] = result.hits
@@ -233,6 +248,9 @@ def alerts_stage(ctx: RunContext) -> None:
         "policy": policy.to_dict(),
         "policy_file": ctx.config.alerts.policy_file or None,
     }
+    if result.budget:
+        ctx.manifest_extra["alerts"]["budget"] = result.budget
+        ctx.counts["budget_overflow"] = sum(t["over"] for t in result.budget.values())
 
 
 def report_stage(ctx: RunContext) -> None:

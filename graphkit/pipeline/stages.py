@@ -219,6 +219,8 @@ def alerts_stage(ctx: RunContext) -> None:
         ring_membership=ctx.results.ring_membership,
         cluster_membership=ctx.results.cluster_membership,
         cluster_risk=ctx.results.cluster_risk,
+        features=ctx.results.features.frame if ctx.results.features is not None else None,
+        flows=ctx.results.flows,
     )
     if result.budget and ctx.results.scores is not None:
         # The score's tier within the budget: never above the customer's tier, so that

@@ -49,6 +49,13 @@ def measure(run_dir: Path, input_dir: Path) -> dict[str, object]:
             "caught": caught,
             "caught_share": round(caught / max(ids.len(), 1), 4),
         }
+    risky = groups["planted_risky"].unique()
+    # Of the orange/red customers, how many are planted risky; and the most a run with this
+    # many orange/red customers could catch (every one of them planted risky).
+    out["orange_red_planted_risky_share"] = round(
+        int(hot.is_in(risky.implode()).sum()) / max(hot.len(), 1), 4
+    )
+    out["catch_ceiling"] = round(min(1.0, hot.len() / max(risky.len(), 1)), 4)
     return out
 
 

@@ -8,6 +8,9 @@ point (a share of exactly 30% may come out as 0.29999999999999999), so "at or ab
 The thresholds come from one place per run, the effective alert policy
 (:func:`graphkit.alerts.load_policy`: the packaged policy, ``[alerts]``, the policy file); the
 pipeline loads it once and hands it to every stage that tiers.
+
+Within an alert budget (the policy's ``[budget]``), :func:`budget_tiers` is the one place that
+decides how many customers each tier holds and who they are (docs/alerts.md).
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ from graphkit.alerts.rules import (
     line_exposure,
     ring_hits,
     score_hits,
+    scores_within_budget,
 )
 from graphkit.alerts.rundir import RunDirError, read_alerts, tier_counts, tier_summary
 
@@ -82,6 +83,7 @@ __all__ = [
     "read_alerts",
     "ring_hits",
     "score_hits",
+    "scores_within_budget",
     "tier_counts",
     "tier_summary",
 ]

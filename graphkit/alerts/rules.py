@@ -420,6 +420,23 @@ def apply_budget(
     ), report
 
 
+def scores_within_budget(scores: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """``scores`` (customer_id, ..., tier) with each score's tier lowered to its customer's tier
+    in ``customers`` (from :func:`apply_budget`) where the budget moved the customer down, so
+    that ``scores.parquet`` and the alerts agree. O(n)."""
+    rank = pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8)
+    final = customers.select(pl.col("customer_id").cast(pl.String), rank.alias("_final"))
+    return (
+        scores.join(final, on="customer_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.min_horizontal(rank, pl.col("_final").fill_null(rank))
+            .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
+            .alias("tier")
+        )
+        .drop("_final")
+    )
+
+
 # Features a high value of which says nothing against a customer (size, age, what was repaid);
 # they are not named as drivers. Indicator features (two values or fewer) are not either.
 NOT_DRIVERS: frozenset[str] = frozenset(

@@ -206,8 +206,7 @@ def cluster_risk_stage(ctx: RunContext) -> None:
 
 def alerts_stage(ctx: RunContext) -> None:
     """``alerts``: alerts.csv, customer_alerts.parquet, alert_hits.parquet."""
-    from graphkit.alerts import TIER_RANK, count_tiers, evaluate
-    from graphkit.schema import TIERS
+    from graphkit.alerts import count_tiers, evaluate, scores_within_budget
 
     policy = ctx.alert_policy
     result = evaluate(
@@ -223,16 +222,7 @@ def alerts_stage(ctx: RunContext) -> None:
         flows=ctx.results.flows,
     )
     if result.budget and ctx.results.scores is not None:
-        # The score's tier within the budget: never above the customer's tier, so that
-        # scores.parquet and the alerts agree (docs/alerts.md, "The alert budget").
-        rank = pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8)
-        final = result.customers.select("customer_id", rank.alias("final"))
-        scores = ctx.results.scores.join(final, on="customer_id", how="left", maintain_order="left")
-        scores = scores.with_columns(
-            pl.min_horizontal(rank, pl.col("final"))
-            .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
-            .alias("tier")
-        ).drop("final")
+        scores = scores_within_budget(ctx.results.scores, result.customers)
         ctx.outputs["scores.parquet"] = ctx.results.scores = scores
         for tier, count in count_tiers(scores).items():
             ctx.counts[f"tier_{tier}"] = count

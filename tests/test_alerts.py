@@ -699,3 +699,25 @@ def test_banned_share_names_the_drawdown_that_carried_the_most() -> None:
         "50% of drawn money reached banned sectors (threshold 30%), most through drawdown d2 "
         "(3 hops)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ({"mode": "quota"}, r"budget\.mode: 'quota' is not 'budget' or 'absolute'"),
+        ({"red": 1.5}, r"budget\.red: 1\.5 not in \[0, 1\]"),
+        ({"yellow": 0.5, "orange": 0.4, "red": 0.2}, r"budget: yellow \+ orange \+ red"),
+        ({"demanding": ["brust"]}, r"budget\.demanding: 'brust' is not a rule"),
+        ({"demanding": "burst"}, r"budget\.demanding: expected a list of strings"),
+    ],
+)
+def test_a_bad_budget_names_the_key(budget: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy({"budget": budget}, "strict.toml")
+
+
+def test_the_default_policy_has_the_documented_budget() -> None:
+    policy = load_policy()
+    assert policy.budget_mode == "budget"
+    assert policy.budget == {"yellow": 0.08, "orange": 0.03, "red": 0.01}
+    assert policy.demanding == ("burst", "circle_default")

@@ -217,7 +217,26 @@ def _tier_section(inputs: ReportInputs) -> str:
             f'<p class="muted">{advised:,} credit lines of alerted customers carry a recommended '
             "limit (alerts.csv).</p>"
         )
-    return _section("Customers by tier", chart + _table(responses) + lines, "tiers")
+    return _section(
+        "Customers by tier", chart + _table(responses) + lines + _budget_note(inputs), "tiers"
+    )
+
+
+def _budget_note(inputs: ReportInputs) -> str:
+    """The alert budget per tier and, when demanding rules overflow it, by how much."""
+    budget = inputs.extra.get("alerts", {}).get("budget")
+    if not budget:
+        return '<p class="muted">Alert budget off: tiers by the absolute thresholds.</p>'
+    parts = []
+    for tier in ("red", "orange", "yellow"):
+        row = {key: int(value) for key, value in budget[tier].items()}
+        over = f", <strong>{row['over']:,} over the budget</strong>" if row["over"] else ""
+        parts.append(
+            f"{tier} {row['filled']:,} of {row['budget']:,} places "
+            f"({row['kept']:,} kept by demanding rules{over})"
+        )
+    # Every value is a tier name or a count this run computed: nothing from the input.
+    return f'<p class="muted">Alert budget: {"; ".join(parts)}.</p>'
 
 
 def _alerts_section(inputs: ReportInputs) -> str:

@@ -8,12 +8,18 @@ point (a share of exactly 30% may come out as 0.29999999999999999), so "at or ab
 The thresholds come from one place per run, the effective alert policy
 (:func:`graphkit.alerts.load_policy`: the packaged policy, ``[alerts]``, the policy file); the
 pipeline loads it once and hands it to every stage that tiers.
+
+Within an alert budget (the policy's ``[budget]``), :func:`budget_tiers` is the one place that
+decides how many customers each tier holds and who they are (docs/alerts.md).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Protocol, overload
 
+import numpy as np
 import polars as pl
 
 from graphkit.config import Config
@@ -86,4 +92,79 @@ def threshold_reached(score: pl.Expr, thresholds: Thresholds | Config) -> pl.Exp
     return bound_expr
 
 
-__all__ = ["TIERS", "TOLERANCE", "Thresholds", "threshold_reached", "tier_for"]
+def budget_tiers(
+    customers: pl.DataFrame, shares: Mapping[str, float]
+) -> tuple[pl.Series, dict[str, dict[str, int]]]:
+    """Tiers within an alert budget: each tier holds at most ``shares[tier]`` of the customers.
+
+    Definition: ``customers`` has one row per customer with ``customer_id``, ``asked`` (the
+    tier its score and rules ask for), ``kept`` (the tier demanding rules keep whatever the
+    budget; green for none, never above ``asked``) and ``risk_score`` (null allowed). From red
+    down to yellow, with ``budget = floor(share x customers)``: every customer not yet placed
+    whose ``kept`` reaches the tier gets it (past the budget if need be); the remaining places
+    go to the customers not yet placed whose ``asked`` reaches the tier, most severe first:
+    higher ``asked``, then higher ``risk_score`` (nulls last), then smaller ``customer_id``
+    (so ties at the budget's edge are broken by customer id, deterministically). The others
+    compete for the next tier down; whoever is left is green.
+
+    Parameters:
+        customers: the frame above.
+        shares: the largest share of customers per tier (``yellow``, ``orange``, ``red``).
+
+    Returns the tier per row (a String Series named ``tier``, in the frame's row order) and,
+    per tier, ``budget`` (places), ``kept`` (customers demanding rules kept there), ``over``
+    (how far they overflow the budget, 0 when they fit) and ``filled`` (customers placed).
+    O(n log n): one sort, then vector passes.
+    """
+    rank = {tier: i for i, tier in enumerate(TIERS)}
+    n = customers.height
+    ordered = (
+        customers.with_row_index("_row")
+        .with_columns(
+            pl.col("asked").replace_strict(rank, return_dtype=pl.Int8).alias("_asked"),
+            pl.col("kept").replace_strict(rank, return_dtype=pl.Int8).alias("_kept"),
+        )
+        .sort(
+            ["_asked", "risk_score", "customer_id"],
+            descending=[True, True, False],
+            nulls_last=True,
+        )
+    )
+    asked = ordered.get_column("_asked").to_numpy()
+    kept = ordered.get_column("_kept").to_numpy()
+    placed = np.zeros(n, dtype=np.int8)  # green unless placed below
+    free = np.ones(n, dtype=bool)
+    report: dict[str, dict[str, int]] = {}
+    for tier in ("red", "orange", "yellow"):
+        level, budget = rank[tier], math.floor(shares[tier] * n + TOLERANCE)
+        keep = free & (kept >= level)
+        room = max(0, budget - int(keep.sum()))
+        contenders = free & ~keep & (asked >= level)
+        fill = contenders & (np.cumsum(contenders) <= room)
+        placed[keep | fill] = level
+        free &= ~(keep | fill)
+        report[tier] = {
+            "budget": budget,
+            "kept": int(keep.sum()),
+            "over": max(0, int(keep.sum()) - budget),
+            "filled": int((keep | fill).sum()),
+        }
+    tiers = pl.DataFrame(
+        {
+            "_row": ordered.get_column("_row"),
+            "tier": pl.Series(placed).replace_strict(
+                dict(enumerate(TIERS)), return_dtype=pl.String
+            ),
+        }
+    ).sort("_row")
+    return tiers.get_column("tier"), report
+
+
+__all__ = [
+    "TIERS",
+    "TOLERANCE",
+    "Thresholds",
+    "budget_tiers",
+    "threshold_reached",
+    "tier_for",
+]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ from graphkit.alerts import (
     daily_drawdowns,
     default_policy_text,
     evaluate,
+    feature_drivers,
     limit_advice,
     line_exposure,
     load_policy,
@@ -544,9 +546,13 @@ def test_config_thresholds_out_of_order_name_the_key() -> None:
 # -- the stage, the run directory and the command ------------------------------------------------
 
 
-def staged_run(tmp_path: Path) -> Path:
+def staged_run(tmp_path: Path, budget: str = "absolute") -> Path:
+    """Three customers: c0 bursts (orange), c1 scores 0.9 (red), c2 nothing. The default
+    budget leaves three customers no place (1% of 3 is 0), so the tier tests run with
+    ``budget = "absolute"``; ``"budget"`` shows the demanding burst overflowing it."""
     graph = graph_with_drawdowns({"c0-L1": ["2025-03-04T01:00:00"] * 5, "c0-L2": ["2025-03-05"]})
-    ctx = RunContext(graph=graph, config=Config(), out_dir=tmp_path)
+    policy = parse_policy({"budget": {"mode": budget}})
+    ctx = RunContext(graph=graph, config=Config(), out_dir=tmp_path, policy=policy)
     ctx.results.scores = pl.DataFrame(
         {
             "customer_id": ["c0", "c1", "c2"],
@@ -580,6 +586,27 @@ def test_stage_writes_alerts_csv_per_line_of_alerted_customers(tmp_path: Path) -
     assert read_alerts(run, "red").get_column("customer_id").unique().to_list() == ["c1"]
 
 
+def test_a_demanding_rule_overflowing_the_budget_is_reported(tmp_path: Path) -> None:
+    run = staged_run(tmp_path, budget="budget")
+    # The burst keeps c0 orange with no place for it; c1's red score finds no place either.
+    assert tier_counts(run) == {"green": 2, "yellow": 0, "orange": 1, "red": 0}
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["alerts"]["budget"]["orange"] == {
+        "budget": 0,
+        "kept": 1,
+        "over": 1,
+        "filled": 1,
+    }
+    customers = pl.read_parquet(run / "customer_alerts.parquet")
+    c1 = customers.filter(pl.col("customer_id") == "c1").row(0, named=True)
+    assert (c1["asked_tier"], c1["tier"]) == ("red", "green")
+    assert c1["reasons"].endswith("; alert budget: red asked, green given")
+    scores = pl.read_parquet(run / "scores.parquet")
+    assert dict(scores.select("customer_id", "tier").rows()) == dict.fromkeys(
+        ["c0", "c1", "c2"], "green"
+    )
+
+
 def test_tier_counts_without_alerts_is_zero(tmp_path: Path) -> None:
     assert tier_counts(tmp_path) == dict.fromkeys(TIERS, 0)
 
@@ -597,3 +624,100 @@ def test_alerts_command(tmp_path: Path) -> None:
     assert [r["customer_id"] for r in json.loads(result.stdout)] == ["c1", "c1"]
     assert runner.invoke(app, ["alerts", str(tmp_path / "missing")]).exit_code == 2
     assert runner.invoke(app, ["alerts", str(run), "--min-tier", "purple"]).exit_code == 2
+
+
+# -- reasons name drivers, not just the score ----------------------------------------------------
+
+# A reason that only restates the score (or the budget's move of it).
+SCORE_ONLY = r"^(risk score [0-9.]+ at or above the \w+ threshold [0-9.]+|alert budget: .*)$"
+
+
+def non_score_reasons(reasons: str) -> list[str]:
+    return [r for r in reasons.split("; ") if not re.match(SCORE_ONLY, r)]
+
+
+def test_feature_drivers_name_the_features_a_customer_stands_out_in() -> None:
+    features = pl.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(10)],
+            "dpd_max": [0.0] * 8 + [30.0, 90.0],  # c9 highest: top 10%
+            "late_count": [float(i) for i in range(10)],  # c9 top 10%, c8 top 20%
+            "age_days": [1e6] * 9 + [2e6],  # not a driver
+            "in_ring": [0.0] * 9 + [1.0],  # an indicator: not a driver
+        }
+    )
+    drivers = feature_drivers(features, pl.Series(["c9", "c8", "c0"]))
+    got = dict(drivers.rows())
+    assert got == {
+        "c9": "unusually high: dpd_max 90 (top 10%), late_count 9 (top 10%)",
+        "c8": "unusually high: dpd_max 30 (top 20%), late_count 8 (top 20%)",
+    }  # c0: nothing positive, no driver
+
+
+def test_an_alert_raised_by_the_score_alone_names_its_drivers() -> None:
+    graph = graph_with_drawdowns({}, customers=4)
+    scores = pl.DataFrame(
+        {"customer_id": ["c0", "c1", "c2", "c3"], "risk_score": [0.95, 0.7, 0.1, 0.0]}
+    )
+    features = pl.DataFrame(
+        {
+            "customer_id": ["c0", "c1", "c2", "c3"],
+            "dpd_max": [60.0, 5.0, 0.0, 0.0],
+            "late_count": [4.0, 0.0, 1.0, 0.0],
+        }
+    )
+    policy = parse_policy({"budget": {"mode": "absolute"}})
+    result = evaluate(graph, policy, scores=scores, features=features)
+    reasons = dict(result.customers.select("customer_id", "reasons").rows())
+    assert reasons["c0"] == (
+        "risk score 0.95 at or above the red threshold 0.85; "
+        "unusually high: dpd_max 60 (top 25%), late_count 4 (top 25%)"
+    )
+    assert non_score_reasons(reasons["c1"]) == ["unusually high: dpd_max 5 (top 50%)"]
+    assert reasons["c2"] == reasons["c3"] == ""  # green: no drivers listed
+
+
+def test_banned_share_names_the_drawdown_that_carried_the_most() -> None:
+    customer_flows = pl.DataFrame(
+        {
+            "customer_id": ["a"],
+            "drawn_amount": [300.0],
+            "banned_amount": [150.0],
+            "banned_share": [0.5],
+        }
+    )
+    flows = pl.DataFrame(
+        {
+            "drawdown_id": ["d1", "d2", "d3"],
+            "customer_id": ["a"] * 3,
+            "banned_amount": [50.0, 100.0, 0.0],
+            "min_hops_to_banned": [1, 3, None],
+        }
+    )
+    hits = banned_share_hits(customer_flows, load_policy(), flows)
+    assert hits.get_column("reason").to_list() == [
+        "50% of drawn money reached banned sectors (threshold 30%), most through drawdown d2 "
+        "(3 hops)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        ({"mode": "quota"}, r"budget\.mode: 'quota' is not 'budget' or 'absolute'"),
+        ({"red": 1.5}, r"budget\.red: 1\.5 not in \[0, 1\]"),
+        ({"yellow": 0.5, "orange": 0.4, "red": 0.2}, r"budget: yellow \+ orange \+ red"),
+        ({"demanding": ["brust"]}, r"budget\.demanding: 'brust' is not a rule"),
+        ({"demanding": "burst"}, r"budget\.demanding: expected a list of strings"),
+    ],
+)
+def test_a_bad_budget_names_the_key(budget: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy({"budget": budget}, "strict.toml")
+
+
+def test_the_default_policy_has_the_documented_budget() -> None:
+    policy = load_policy()
+    assert policy.budget_mode == "budget"
+    assert policy.budget == {"yellow": 0.08, "orange": 0.03, "red": 0.01}
+    assert policy.demanding == ("burst", "circle_default")

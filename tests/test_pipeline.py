@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -99,3 +100,21 @@ def test_stage_selection_runs_only_those(tmp_path: Path) -> None:
     assert "scores.parquet" not in produced
     with pytest.raises(ValueError, match="unknown stage"):
         run_pipeline(SAMPLE, tmp_path / "x", Config(), stages=["circels"])
+
+
+def test_the_default_budget_holds_and_every_orange_or_red_alert_names_a_driver(
+    sample_run: Path,
+) -> None:
+    tiers = pl.read_parquet(sample_run / "customer_alerts.parquet")
+    counts = dict(tiers.group_by("tier").len().iter_rows())
+    # The default budget (graphkit/policy.toml): red <= 1%, orange <= 3%, yellow <= 8%, and no
+    # demanding rule overflows it on the sample.
+    assert counts.get("red", 0) <= 20 and counts.get("orange", 0) <= 60
+    assert counts.get("yellow", 0) <= 160
+    manifest = json.loads((sample_run / "manifest.json").read_text())
+    assert all(t["over"] == 0 for t in manifest["alerts"]["budget"].values())
+    alerts = pl.read_csv(sample_run / "alerts.csv").filter(pl.col("tier").is_in(["orange", "red"]))
+    assert alerts.height > 0
+    score_only = r"^(risk score [0-9.]+ at or above the \w+ threshold [0-9.]+|alert budget: .*)$"
+    for reasons in alerts.get_column("reasons"):
+        assert [r for r in reasons.split("; ") if not re.match(score_only, r)], reasons

@@ -259,7 +259,15 @@ def test_every_run_has_a_report(tmp_path: Path) -> None:
         "orange": 1,
         "red": 0,
     }
-    assert "Customers by tier" in (run / "report.html").read_text()
+    page = (run / "report.html").read_text()
+    assert "Customers by tier" in page
+    # Eight customers leave a 3% orange budget no place: the burst keeps its customer orange,
+    # and manifest and report say it overflows the budget by one.
+    assert summary.manifest["alerts"]["budget"]["orange"]["over"] == 1
+    assert (
+        "orange 1 of 0 places (1 kept by demanding rules, <strong>1 over the budget</strong>)"
+        in page
+    )
 
 
 # -- headless Chromium ---------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """One tier rule, one threshold source: a score on a threshold gets the same tier in
 scores.parquet, cluster_risk.parquet, alerts.csv and customer_alerts.parquet, also when a policy
-file moves the thresholds away from the config's ``[alerts]``."""
+file moves the thresholds away from the config's ``[alerts]``. The threshold tests run with the
+budget off (``[budget] mode = "absolute"``): eleven customers leave a 1% budget no red place.
+Within an alert budget, the tier of every customer output agrees too, and the budget holds
+against an oracle that sorts by hand."""
 
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ from graphkit.pipeline import (
     scores_stage,
     write_outputs,
 )
-from graphkit.tiers import TOLERANCE, tier_for
+from graphkit.schema import TIERS
+from graphkit.tiers import TOLERANCE, budget_tiers, tier_for
 from loaders.frames import make_tables
 
 # The policy file's thresholds (the config's [alerts] keeps 0.3 / 0.6 / 0.85).
@@ -61,10 +65,12 @@ def oracle(score: float) -> str:
     return "green"
 
 
-def staged(tmp_path: Path) -> RunContext:
+def staged(
+    tmp_path: Path, scores: dict[str, float] = SCORES, budget: str = 'mode = "absolute"\n'
+) -> RunContext:
     """Each customer alone in its cluster, cluster risk = the member's score, no other rule
     input: every output's tier can only come from the score."""
-    ids = list(SCORES)
+    ids = list(scores)
     graph = RiskGraph.from_tables(
         make_tables(
             customers={"customer_id": ids, "kind": ["person"] * len(ids)},
@@ -78,6 +84,7 @@ def staged(tmp_path: Path) -> RunContext:
     policy = tmp_path / "policy.toml"
     policy.write_text(
         f"[thresholds]\nyellow_score = {YELLOW}\norange_score = {ORANGE}\nred_score = {RED}\n"
+        f"[budget]\n{budget}"
     )
     config = apply_overrides(
         Config(),
@@ -96,7 +103,7 @@ def staged(tmp_path: Path) -> RunContext:
     keys = graph.keys("Customer")
     ctx.results.contagion = pl.DataFrame({"customer_id": keys, "contagion_score": [0.0] * len(ids)})
     ctx.results.gnn = pl.DataFrame(
-        {"customer_id": keys, "gnn_score": [SCORES[k] for k in keys.to_list()]}
+        {"customer_id": keys, "gnn_score": [scores[k] for k in keys.to_list()]}
     )
     ctx.results.cluster_membership = pl.DataFrame(
         {"customer_id": keys, "cluster_id": list(range(1, len(ids) + 1))}
@@ -143,3 +150,95 @@ def test_tier_for_agrees_on_numbers_series_and_expressions(score: float) -> None
     series = tier_for(pl.Series("s", [score]), policy)
     expr = pl.select(tier_for(pl.lit(score), policy)).item()
     assert tier_for(score, policy) == series.item() == expr == oracle(score)
+
+
+# -- the alert budget ---------------------------------------------------------------------------
+
+
+def budget_oracle(scores: dict[str, float], shares: dict[str, float]) -> dict[str, str]:
+    """Tiers within a budget, by hand: customers sorted by the tier their score asks for, then
+    score, then id; from red down each tier takes its places from whoever asks for it or more."""
+    n = len(scores)
+    order = sorted(scores, key=lambda c: (-TIERS.index(oracle(scores[c])), -scores[c], c))
+    tiers = dict.fromkeys(scores, "green")
+    free = list(order)
+    for tier in ("red", "orange", "yellow"):
+        places = int(shares[tier] * n + 1e-9)
+        asking = [c for c in free if TIERS.index(oracle(scores[c])) >= TIERS.index(tier)]
+        for c in asking[:places]:
+            tiers[c] = tier
+            free.remove(c)
+    return tiers
+
+
+# 40 customers: ten each on and just above the thresholds, with ties at the budget's edges.
+BUDGET_SCORES = {f"c{i:02d}": [RED, 0.9, ORANGE, YELLOW][i % 4] for i in range(40)}
+SHARES = {"red": 0.1, "orange": 0.1, "yellow": 0.3}
+
+
+def test_the_budget_oracle_breaks_ties_by_customer_id() -> None:
+    tiers = budget_oracle(BUDGET_SCORES, SHARES)
+    at = {tier: sorted(c for c, t in tiers.items() if t == tier) for tier in TIERS}
+    # Four red places for the ten customers at 0.9: the smallest ids win; the next four 0.9s
+    # take orange (they ask for red, more than the 0.5s ask for); yellow's twelve places go to
+    # the last two 0.9s and the ten 0.7s; whoever asked for orange or yellow is left green.
+    nines = [f"c{i:02d}" for i in range(1, 40, 4)]
+    assert at["red"] == nines[:4]
+    assert at["orange"] == nines[4:8]
+    assert at["yellow"] == sorted(nines[8:] + [f"c{i:02d}" for i in range(0, 40, 4)])
+    assert len(at["green"]) == 20
+
+
+def test_scores_and_alerts_agree_within_the_budget(tmp_path: Path) -> None:
+    budget = "".join(f"{tier} = {share}\n" for tier, share in SHARES.items())
+    ctx = staged(tmp_path, BUDGET_SCORES, 'mode = "budget"\n' + budget)
+    expected = budget_oracle(BUDGET_SCORES, SHARES)
+    scores = pl.read_parquet(tmp_path / "scores.parquet")
+    assert dict(scores.select("customer_id", "tier").rows()) == expected
+    customers = pl.read_parquet(tmp_path / "customer_alerts.parquet")
+    assert dict(customers.select("customer_id", "tier").rows()) == expected
+    assert dict(customers.select("customer_id", "asked_tier").rows()) == {
+        c: oracle(s) for c, s in BUDGET_SCORES.items()
+    }
+    alerts = pl.read_csv(tmp_path / "alerts.csv", schema_overrides={"customer_id": pl.String})
+    assert dict(alerts.select("customer_id", "tier").rows()) == {
+        c: t for c, t in expected.items() if t != "green"
+    }
+    # A cluster's tier is its own score's (the budget counts customers): the singletons keep
+    # the threshold tier, which is never below the member's budgeted tier.
+    risk = pl.read_parquet(tmp_path / "cluster_risk.parquet").join(
+        ctx.results.cluster_membership, on="cluster_id"
+    )
+    assert dict(risk.select("customer_id", "tier").rows()) == {
+        c: oracle(s) for c, s in BUDGET_SCORES.items()
+    }
+    assert ctx.manifest_extra["alerts"]["budget"]["red"] == {
+        "budget": 4,
+        "kept": 0,
+        "over": 0,
+        "filled": 4,
+    }
+    moved = customers.filter(pl.col("tier") != pl.col("asked_tier"))
+    assert moved.height > 0
+    assert moved.get_column("reasons").str.contains("alert budget: .* asked, .* given").all()
+
+
+def test_demanding_rules_keep_their_tier_past_the_budget() -> None:
+    n = 20
+    frame = pl.DataFrame(
+        {
+            "customer_id": [f"c{i:02d}" for i in range(n)],
+            "asked": ["orange"] * 5 + ["red"] * 3 + ["green"] * (n - 8),
+            "kept": ["orange"] * 5 + ["green"] * (n - 5),
+            "risk_score": [0.1] * 5 + [0.9, 0.95, 0.9] + [0.0] * (n - 8),
+        }
+    )
+    tiers, report = budget_tiers(frame, {"red": 0.05, "orange": 0.1, "yellow": 0.1})
+    got = dict(zip(frame.get_column("customer_id"), tiers, strict=True))
+    # Red: one place, the highest score. Orange: two places, all five kept: three over.
+    assert got["c06"] == "red"
+    assert [got[f"c{i:02d}"] for i in range(5)] == ["orange"] * 5
+    # The two red-askers left over compete for yellow (two places), by score then id.
+    assert (got["c05"], got["c07"]) == ("yellow", "yellow")
+    assert report["orange"] == {"budget": 2, "kept": 5, "over": 3, "filled": 5}
+    assert report["red"] == {"budget": 1, "kept": 0, "over": 0, "filled": 1}

@@ -29,9 +29,12 @@ from graphkit.alerts.policy import (
 from graphkit.alerts.rules import (
     ALERT_COLUMNS,
     HITS_SCHEMA,
+    NOT_DRIVERS,
     RESPONSES,
     RULES,
     AlertResult,
+    add_drivers,
+    apply_budget,
     banned_share_hits,
     burst_hits,
     circle_default_hits,
@@ -40,17 +43,20 @@ from graphkit.alerts.rules import (
     customer_tiers,
     daily_drawdowns,
     evaluate,
+    feature_drivers,
     limit_advice,
     line_exposure,
     recommended_limit,
     ring_hits,
     score_hits,
+    scores_within_budget,
 )
 from graphkit.alerts.rundir import RunDirError, read_alerts, tier_counts, tier_summary
 
 __all__ = [
     "ALERT_COLUMNS",
     "HITS_SCHEMA",
+    "NOT_DRIVERS",
     "RESPONSES",
     "RULES",
     "TIER_RANK",
@@ -59,6 +65,8 @@ __all__ = [
     "Policy",
     "PolicyError",
     "RunDirError",
+    "add_drivers",
+    "apply_budget",
     "banned_share_hits",
     "burst_hits",
     "circle_default_hits",
@@ -68,6 +76,7 @@ __all__ = [
     "daily_drawdowns",
     "default_policy_text",
     "evaluate",
+    "feature_drivers",
     "limit_advice",
     "line_exposure",
     "load_policy",
@@ -76,6 +85,7 @@ __all__ = [
     "recommended_limit",
     "ring_hits",
     "score_hits",
+    "scores_within_budget",
     "tier_counts",
     "tier_summary",
 ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,11 @@ class Policy:
     rule_tiers: dict[str, str]
     round_to: float
     limits: dict[str, LimitRule]
+    # The alert budget: "budget" or "absolute"; the largest share of customers per tier
+    # (yellow, orange, red); the rules whose tier is kept whatever the budget.
+    budget_mode: str = "absolute"
+    budget: dict[str, float] = field(default_factory=dict)
+    demanding: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +87,10 @@ def _merge(defaults: dict[str, Any], data: Mapping[str, Any], where: str) -> dic
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise PolicyError(f"{path}: expected a number, got {value!r}")
             merged[key] = float(value)
+        elif isinstance(current, list):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise PolicyError(f"{path}: expected a list of strings, got {value!r}")
+            merged[key] = list(value)
         elif isinstance(current, str):
             if not isinstance(value, str):
                 raise PolicyError(f"{path}: expected a string, got {value!r}")
@@ -93,6 +102,19 @@ def _merge(defaults: dict[str, Any], data: Mapping[str, Any], where: str) -> dic
 
 def _build(data: dict[str, Any]) -> Policy:
     thresholds, tiers, limits = data["thresholds"], data["rule_tiers"], data["limits"]
+    budget = data["budget"]
+    if budget["mode"] not in ("budget", "absolute"):
+        raise PolicyError(f"budget.mode: {budget['mode']!r} is not 'budget' or 'absolute'")
+    for tier in ("yellow", "orange", "red"):
+        if not 0 <= budget[tier] <= 1:
+            raise PolicyError(f"budget.{tier}: {budget[tier]} not in [0, 1]")
+    if budget["yellow"] + budget["orange"] + budget["red"] > 1 + 1e-9:
+        raise PolicyError("budget: yellow + orange + red must not exceed 1 (all customers)")
+    for rule in budget["demanding"]:
+        if rule not in tiers:
+            raise PolicyError(
+                f"budget.demanding: {rule!r} is not a rule (known: {', '.join(sorted(tiers))})"
+            )
     for rule, tier in tiers.items():
         if tier not in TIER_RANK:
             raise PolicyError(f"rule_tiers.{rule}: {tier!r} is not a tier ({', '.join(TIERS)})")
@@ -131,6 +153,9 @@ def _build(data: dict[str, Any]) -> Policy:
         rule_tiers=dict(tiers),
         round_to=limits["round_to"],
         limits=rules,
+        budget_mode=budget["mode"],
+        budget={tier: float(budget[tier]) for tier in ("yellow", "orange", "red")},
+        demanding=tuple(budget["demanding"]),
     )
 
 

@@ -7,7 +7,7 @@ computation over the earlier stages' frames (no per-row Python).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +15,7 @@ import polars as pl
 
 from graphkit.alerts.policy import TIER_RANK, Policy
 from graphkit.schema import TIERS
-from graphkit.tiers import TOLERANCE, threshold_reached, tier_for
+from graphkit.tiers import TOLERANCE, budget_tiers, threshold_reached, tier_for
 
 if TYPE_CHECKING:
     from graphkit.graph import RiskGraph
@@ -145,21 +145,56 @@ def circle_default_hits(
     return _hits(fired, "circle_default", policy.rule_tiers["circle_default"], reason)
 
 
-def banned_share_hits(customer_flows: pl.DataFrame | None, policy: Policy) -> pl.DataFrame:
+def banned_share_hits(
+    customer_flows: pl.DataFrame | None, policy: Policy, flows: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Customers whose drawn money reached banned sectors at a share >= ``policy.banned_share``.
 
-    Parameters: ``customer_flows`` (customer_id, drawn_amount, banned_amount, banned_share).
-    Customers with nothing drawn never fire. O(n).
+    Parameters: ``customer_flows`` (customer_id, drawn_amount, banned_amount, banned_share);
+    ``flows`` (per drawdown: drawdown_id, customer_id, banned_amount, min_hops_to_banned), when
+    given, names the evidence: the drawdown that landed the most money in banned sectors and
+    its hops (its paths are ``flow_paths.parquet``'s rows of that drawdown_id). Customers with
+    nothing drawn never fire. O(n + drawdowns).
     """
     if customer_flows is None or customer_flows.is_empty():
         return _empty_hits()
     fired = customer_flows.filter(
         (pl.col("drawn_amount") > 0) & (pl.col("banned_share") >= policy.banned_share - TOLERANCE)
     )
+    evidence = pl.lit("")
+    if flows is not None and {"drawdown_id", "banned_amount"} <= set(flows.columns):
+        top = (
+            flows.filter(pl.col("banned_amount") > 0)
+            .sort(["banned_amount", "drawdown_id"], descending=[True, False])
+            .group_by(pl.col("customer_id").cast(pl.String), maintain_order=True)
+            .first()
+            .select(
+                "customer_id",
+                pl.col("drawdown_id").alias("top_drawdown"),
+                pl.col("min_hops_to_banned").alias("top_hops"),
+            )
+        )
+        fired = fired.with_columns(pl.col("customer_id").cast(pl.String)).join(
+            top, on="customer_id", how="left", maintain_order="left"
+        )
+        plural = pl.when(pl.col("top_hops") == 1).then(pl.lit("")).otherwise(pl.lit("s"))
+        evidence = (
+            pl.when(pl.col("top_drawdown").is_not_null())
+            .then(
+                pl.format(
+                    ", most through drawdown {} ({} hop{})",
+                    pl.col("top_drawdown"),
+                    pl.col("top_hops"),
+                    plural,
+                )
+            )
+            .otherwise(pl.lit(""))
+        )
     reason = pl.format(
-        "{} of drawn money reached banned sectors (threshold {})",
+        "{} of drawn money reached banned sectors (threshold {}){}",
         _pct(pl.col("banned_share")),
         pl.lit(f"{policy.banned_share * 100:g}%"),
+        evidence,
     )
     return _hits(fired, "banned_share", policy.rule_tiers["banned_share"], reason)
 
@@ -342,6 +377,164 @@ def customer_tiers(
     )
 
 
+def apply_budget(
+    tiers: pl.DataFrame, hits: pl.DataFrame, policy: Policy
+) -> tuple[pl.DataFrame, dict[str, dict[str, int]]]:
+    """``tiers`` (from :func:`customer_tiers`) within the policy's alert budget.
+
+    The tier asked for is the highest over the hits (kept as ``asked_tier``); demanding rules
+    (``policy.demanding``) keep their tier; the tier itself is decided by
+    :func:`graphkit.tiers.budget_tiers`. A customer the budget moves down gets the reason
+    ``alert budget: orange asked, yellow given`` after its other reasons. Returns the frame and
+    the budget report per tier (budget, kept, over, filled). O(n log n).
+    """
+    kept = (
+        hits.filter(pl.col("rule").is_in(list(policy.demanding)))
+        .with_columns(pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8).alias("r"))
+        .group_by("customer_id")
+        .agg(pl.col("r").max())
+    )
+    asked = tiers.rename({"tier": "asked_tier"}).join(
+        kept, on="customer_id", how="left", maintain_order="left"
+    )
+    frame = asked.select(
+        "customer_id",
+        pl.col("asked_tier").alias("asked"),
+        pl.col("r")
+        .fill_null(0)
+        .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
+        .alias("kept"),
+        "risk_score",
+    )
+    tier, report = budget_tiers(frame, policy.budget)
+    moved = pl.col("tier") != pl.col("asked_tier")
+    note = pl.format("alert budget: {} asked, {} given", pl.col("asked_tier"), pl.col("tier"))
+    out = asked.with_columns(tier).with_columns(
+        pl.col("tier").replace_strict(RESPONSES, return_dtype=pl.String).alias("response"),
+        pl.when(moved & (pl.col("reasons") != ""))
+        .then(pl.concat_str([pl.col("reasons"), note], separator="; "))
+        .otherwise(pl.col("reasons"))
+        .alias("reasons"),
+    )
+    return out.select(
+        "customer_id", "tier", "response", "risk_score", "rules", "reasons", "asked_tier"
+    ), report
+
+
+def scores_within_budget(scores: pl.DataFrame, customers: pl.DataFrame) -> pl.DataFrame:
+    """``scores`` (customer_id, ..., tier) with each score's tier lowered to its customer's tier
+    in ``customers`` (from :func:`apply_budget`) where the budget moved the customer down, so
+    that ``scores.parquet`` and the alerts agree. O(n)."""
+    rank = pl.col("tier").replace_strict(TIER_RANK, return_dtype=pl.Int8)
+    final = customers.select(pl.col("customer_id").cast(pl.String), rank.alias("_final"))
+    return (
+        scores.join(final, on="customer_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.min_horizontal(rank, pl.col("_final").fill_null(rank))
+            .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
+            .alias("tier")
+        )
+        .drop("_final")
+    )
+
+
+# Features a high value of which says nothing against a customer (size, age, what was repaid);
+# they are not named as drivers. Indicator features (two values or fewer) are not either.
+NOT_DRIVERS: frozenset[str] = frozenset(
+    {"registered_capital", "age_days", "limit_total", "repaid_total", "hours_to_outflow"}
+)
+
+
+def feature_drivers(
+    features: pl.DataFrame,
+    customers: pl.Series,
+    top: int = 2,
+    not_drivers: frozenset[str] = NOT_DRIVERS,
+) -> pl.DataFrame:
+    """The features in which each of ``customers`` stands out most, with their values.
+
+    Definition: for feature f and customer c, the top share of c is the share of all customers
+    whose f is at least c's; the drivers of c are its ``top`` features of smallest top share
+    among those where c's value is positive (indicator features and :data:`NOT_DRIVERS` left
+    out). Parameters: ``features`` (customer_id, one numeric column per feature, every
+    customer); ``customers`` the ids to explain. Returns (customer_id, reason), the reason
+    ``unusually high: dpd_max 92 (top 1% of customers), late_count 7 (top 3%)``; customers with
+    no positive feature are left out. O(features x n log n) for the ranks.
+    """
+    n = features.height
+    names = [
+        c
+        for c in features.columns
+        if c != "customer_id"
+        and c not in not_drivers
+        and features.schema[c].is_numeric()
+        and features.get_column(c).n_unique() > 2
+    ]
+    if not names or n == 0:
+        return pl.DataFrame(schema={"customer_id": pl.String, "reason": pl.String})
+    shares = features.select(
+        pl.col("customer_id").cast(pl.String),
+        *[
+            pl.struct(
+                pl.col(c).cast(pl.Float64).alias("value"),
+                (pl.col(c).rank("min", descending=True) / n).alias("top"),
+            ).alias(c)
+            for c in names
+        ],
+    ).filter(pl.col("customer_id").is_in(customers.cast(pl.String).implode()))
+    long = (
+        shares.unpivot(index="customer_id", variable_name="feature")
+        .unnest("value")
+        .filter(pl.col("value") > 0)
+        .sort(["customer_id", "top", "feature"])
+        .group_by("customer_id", maintain_order=True)
+        .head(top)
+    )
+    pct = pl.when(pl.col("top") < 0.01).then(pl.lit("<1%")).otherwise(_pct(pl.col("top")))
+    text = pl.format("{} {} (top {})", pl.col("feature"), _num(pl.col("value")), pct)
+    return (
+        long.with_columns(text.alias("driver"))
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.col("driver").str.join(", "))
+        .select("customer_id", pl.format("unusually high: {}", pl.col("driver")).alias("reason"))
+    )
+
+
+def add_drivers(
+    tiers: pl.DataFrame,
+    defaulted: pl.DataFrame,
+    features: pl.DataFrame | None,
+) -> pl.DataFrame:
+    """Append to every non-green customer's reasons what drove it besides the rules: a default
+    label (``labelled as defaulted``) and its :func:`feature_drivers`, so that no alert's only
+    reason restates the score. O(n log n)."""
+    alerted = tiers.filter(pl.col("tier") != "green").get_column("customer_id")
+    parts = [
+        defaulted.filter(
+            pl.col("defaulted").fill_null(False) & pl.col("customer_id").is_in(alerted.implode())
+        ).select("customer_id", pl.lit("labelled as defaulted").alias("reason"))
+    ]
+    if features is not None:
+        parts.append(feature_drivers(features, alerted))
+    drivers = (
+        pl.concat(parts)
+        .group_by("customer_id", maintain_order=True)
+        .agg(pl.col("reason").str.join("; ").alias("drivers"))
+    )
+    return (
+        tiers.join(drivers, on="customer_id", how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("drivers").is_null())
+            .then(pl.col("reasons"))
+            .when(pl.col("reasons") == "")
+            .then(pl.col("drivers"))
+            .otherwise(pl.concat_str([pl.col("reasons"), pl.col("drivers")], separator="; "))
+            .alias("reasons")
+        )
+        .drop("drivers")
+    )
+
+
 def line_exposure(graph: RiskGraph) -> pl.DataFrame:
     """Per credit line: its customer, limit and outstanding balance.
 
@@ -486,6 +679,9 @@ class AlertResult:
     alerts: pl.DataFrame  # limit_advice(): the alerts.csv rows
     hits: pl.DataFrame  # every rule hit (customer_id, rule, tier, reason)
     policy: Policy
+    # Per tier: budget, kept (by demanding rules), over (past the budget), filled; empty when
+    # the policy's budget mode is "absolute".
+    budget: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def evaluate(
@@ -498,6 +694,8 @@ def evaluate(
     ring_membership: pl.DataFrame | None = None,
     cluster_membership: pl.DataFrame | None = None,
     cluster_risk: pl.DataFrame | None = None,
+    features: pl.DataFrame | None = None,
+    flows: pl.DataFrame | None = None,
 ) -> AlertResult:
     """Apply every rule whose inputs exist, combine tiers, and advise limits.
 
@@ -506,7 +704,10 @@ def evaluate(
     ``scores`` (customer_id, risk_score), ``circle_membership`` (customer_id, circle_id),
     ``customer_flows`` (customer_id, drawn_amount, banned_share), ``ring_membership``
     (customer_id, ring_id), ``cluster_membership`` (customer_id, cluster_id) and
-    ``cluster_risk`` (cluster_id, size, risk_score, tier).
+    ``cluster_risk`` (cluster_id, size, risk_score, tier), ``features`` (customer_id, one
+    column per feature: the drivers named in the reasons) and ``flows`` (per drawdown:
+    drawdown_id, customer_id, banned_amount, min_hops_to_banned: the evidence of
+    ``banned_share``).
     Complexity: O(customers + lines + drawdowns) joins.
     """
     customers = graph.nodes["Customer"]
@@ -517,7 +718,7 @@ def evaluate(
         [
             score_hits(scores, policy),
             circle_default_hits(circle_membership, defaulted, policy),
-            banned_share_hits(customer_flows, policy),
+            banned_share_hits(customer_flows, policy, flows),
             burst_hits(daily_drawdowns(graph), policy),
             ring_hits(ring_membership, policy),
             cluster_hits(cluster_membership, cluster_risk, policy),
@@ -525,8 +726,12 @@ def evaluate(
         how="vertical_relaxed",
     )
     tiers = customer_tiers(customers.get_column("customer_id"), hits, scores)
+    budget: dict[str, dict[str, int]] = {}
+    if policy.budget_mode == "budget":
+        tiers, budget = apply_budget(tiers, hits, policy)
+    tiers = add_drivers(tiers, defaulted, features)
     alerts = limit_advice(tiers, line_exposure(graph), policy)
-    return AlertResult(customers=tiers, alerts=alerts, hits=hits, policy=policy)
+    return AlertResult(customers=tiers, alerts=alerts, hits=hits, policy=policy, budget=budget)
 
 
 def count_tiers(tiers: pl.DataFrame) -> dict[str, int]:

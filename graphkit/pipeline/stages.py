@@ -227,7 +227,7 @@ def cluster_risk_stage(ctx: RunContext) -> None:
 
 def alerts_stage(ctx: RunContext) -> None:
     """``alerts``: alerts.csv, customer_alerts.parquet, alert_hits.parquet."""
-    from graphkit.alerts import count_tiers, evaluate
+    from graphkit.alerts import count_tiers, evaluate, scores_within_budget
 
     policy = ctx.alert_policy
     result = evaluate(
@@ -239,7 +239,14 @@ def alerts_stage(ctx: RunContext) -> None:
         ring_membership=ctx.results.ring_membership,
         cluster_membership=ctx.results.cluster_membership,
         cluster_risk=ctx.results.cluster_risk,
+        features=ctx.results.features.frame if ctx.results.features is not None else None,
+        flows=ctx.results.flows,
     )
+    if result.budget and ctx.results.scores is not None:
+        scores = scores_within_budget(ctx.results.scores, result.customers)
+        ctx.outputs["scores.parquet"] = ctx.results.scores = scores
+        for tier, count in count_tiers(scores).items():
+            ctx.counts[f"tier_{tier}"] = count
     ctx.outputs["alerts.csv"] = result.alerts
     ctx.outputs["customer_alerts.parquet"] = result.customers
     ctx.outputs["alert_hits.parquet"] = result.hits
@@ -254,6 +261,9 @@ def alerts_stage(ctx: RunContext) -> None:
         "policy": policy.to_dict(),
         "policy_file": ctx.config.alerts.policy_file or None,
     }
+    if result.budget:
+        ctx.manifest_extra["alerts"]["budget"] = result.budget
+        ctx.counts["budget_overflow"] = sum(t["over"] for t in result.budget.values())
 
 
 def report_stage(ctx: RunContext) -> None:

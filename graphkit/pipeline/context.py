@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from graphkit.alerts import Policy, load_policy
-from graphkit.analytics.cluster_lineage import PreviousClusters
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 
 if TYPE_CHECKING:
     from gnn.features import CustomerFeatures
+    from graphkit.analytics.cluster_lineage import PreviousClusters
 
 
 @dataclass

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from graphkit import __version__
-from graphkit.analytics.cluster_lineage import PreviousRunError, read_previous_clusters
 from graphkit.atomic import atomic_directory
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
@@ -150,6 +149,10 @@ def run_pipeline(
     previous = None
     previous_run_id = None
     if previous_run is not None:
+        # Imported here: clusters bring igraph (and with it matplotlib), which `graphkit
+        # validate` must not pay for under a tight memory limit (tests/test_limits.py).
+        from graphkit.analytics.cluster_lineage import PreviousRunError, read_previous_clusters
+
         if "clusters" not in {name for name, _ in selected}:
             raise PreviousRunError(
                 f"{previous_run}: --previous keeps cluster ids, but the clusters stage is not run"

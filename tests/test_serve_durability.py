@@ -134,7 +134,11 @@ def test_kill_9_at_any_point_loses_nothing_acknowledged(
 
             sender = threading.Thread(target=stream, args=(acknowledged,))
             sender.start()
-            time.sleep(rng.uniform(0.05, 0.6))
+            # Kill once a random number of batches is acknowledged (a sleep let a fast machine
+            # finish the stream first), while the next batch is in flight.
+            target = rng.randint(1, max(1, (len(parts) - acknowledged) // (stream_kills + 1)))
+            while len(acked) < target and sender.is_alive():
+                time.sleep(0.0005)
             server.kill()
             sender.join()
             acknowledged = max([acknowledged - 1, *acked]) + 1

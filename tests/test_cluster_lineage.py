@@ -22,13 +22,17 @@ from graphkit.analytics.cluster_lineage import (
     HIGH_WATER_KEY,
     LINEAGE_SCHEMA,
     PreviousRunError,
+    adopt_changes,
     carry_cluster_ids,
+    connected_pieces,
     initial_membership,
+    lineage_problems,
     read_previous_clusters,
+    restore_identities,
     stable_clusters,
     warm_clusters,
 )
-from graphkit.analytics.clusters import cluster_graph, related_clusters
+from graphkit.analytics.clusters import cluster_graph, cluster_quality, leiden, related_clusters
 from graphkit.analytics.perturb import perturb_ties
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
@@ -215,6 +219,124 @@ def test_carry_matches_the_oracle_and_lineage_adds_up(previous_ids, current_ids)
     assert set(stable_ids.values()) <= set(lineage.get_column("cluster_id").to_list())
     # Customers kept: membership holds exactly the current customers, in one cluster each.
     assert membership.height == current.height
+    # The library's own check agrees.
+    assert lineage_problems(previous, membership, lineage) == []
+
+
+def test_lineage_problems_names_what_does_not_add_up():
+    previous = _membership({1: "abc", 2: "de", 3: "fg"})
+    membership, lineage = carry_cluster_ids(previous, _membership({10: "abcx", 11: "defg"}))
+    assert lineage_problems(previous, membership, lineage) == []
+    short = lineage.with_columns(
+        pl.when(pl.col("relation") == "same")
+        .then(2)
+        .otherwise("shared_members")
+        .alias("shared_members")
+    )
+    assert any("wrong counts" in p for p in lineage_problems(previous, membership, short))
+    dropped = lineage.filter(pl.col("previous_cluster_id") != 3)
+    problems = lineage_problems(previous, membership, dropped)
+    assert any("previous cluster(s) missing" in p for p in problems)
+    gone_too = pl.concat(
+        [lineage, pl.DataFrame([(None, 1, 0, "gone")], LINEAGE_SCHEMA, orient="row")]
+    )
+    assert any("more than once" in p for p in lineage_problems(previous, membership, gone_too))
+    relabelled = lineage.with_columns(
+        pl.when(pl.col("relation") == "merge")
+        .then(pl.lit("split"))
+        .otherwise("relation")
+        .alias("relation")
+    )
+    assert any("contradict" in p for p in lineage_problems(previous, membership, relabelled))
+
+
+def _random_graph(rng: np.random.Generator, n: int, groups: int, inside: int, across: int):
+    """Planted groups: ``inside`` random pairs within groups, ``across`` between, a few
+    self-loops; integer weights 1-3."""
+    group = rng.integers(0, groups, size=n)
+    pairs = []
+    while len(pairs) < inside:
+        a, b = rng.integers(0, n, size=2)
+        if group[a] == group[b]:
+            pairs.append((min(a, b), max(a, b)))
+    pairs += [tuple(sorted(rng.integers(0, n, size=2))) for _ in range(across)]
+    pairs = np.array(sorted(set(pairs)), dtype=np.int64)
+    weights = rng.integers(1, 4, size=len(pairs)).astype(float)
+    return pairs, weights
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cluster_quality_sums_to_igraphs_modularity(seed):
+    import igraph as ig
+
+    rng = np.random.default_rng(seed)
+    pairs, weights = _random_graph(rng, 60, 6, 150, 30)
+    membership = rng.integers(0, 8, size=60)
+    graph = ig.Graph(n=60, edges=pairs.tolist())
+    for gamma in (0.5, 1.0, 2.0):
+        expected = graph.modularity(membership.tolist(), weights=weights.tolist(), resolution=gamma)
+        assert cluster_quality(pairs, weights, membership, gamma).sum() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_adopting_changes_keeps_the_floor_and_the_start_where_it_can(seed):
+    """adopt_changes against the definition: its quality is the exact modularity of what it
+    returns, never below the floor when the proposal is not; every vertex is where start or
+    proposal put it, by whole components; no floor (-inf) keeps start but for growth; an
+    unreachable floor adopts every change of positive gain."""
+    rng = np.random.default_rng(seed)
+    n = 80
+    pairs, weights = _random_graph(rng, n, 8, 200, 25)
+    proposal, _ = leiden(n, pairs, weights, seed=seed, iterations=-1)
+    start = rng.integers(0, 12, size=n)
+    alone = rng.random(n) < 0.1  # customers new since the previous run start alone
+    start[alone] = 1000 + np.flatnonzero(alone)
+    start = connected_pieces(n, pairs, start)
+    q = lambda m: cluster_quality(pairs, weights, m).sum()  # noqa: E731
+    for floor in (-np.inf, q(start), (q(start) + q(proposal)) / 2, q(proposal), np.inf):
+        result = adopt_changes(pairs, weights, start, proposal, floor)
+        assert result.quality == pytest.approx(q(result.membership))
+        if floor <= q(proposal):
+            assert result.quality >= floor - 1e-12
+        # Each vertex's community is its start or its proposal community, as a whole component:
+        # two vertices together in the result were together in start or in proposal.
+        same = result.membership[:, None] == result.membership[None, :]
+        together = (start[:, None] == start[None, :]) | (proposal[:, None] == proposal[None, :])
+        assert not (same & ~together).any()
+    everything = adopt_changes(pairs, weights, start, proposal, np.inf)
+    assert everything.quality >= q(proposal) - 1e-12
+    nothing = adopt_changes(pairs, weights, start, proposal, -np.inf)
+    assert nothing.adopted <= everything.adopted
+    # Identical input: a start that is good enough comes back unchanged.
+    same_again = adopt_changes(pairs, weights, proposal, start, q(proposal) - 1e-9)
+    assert _same_partition(same_again.membership, proposal)
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    pairs_a = {(x, y) for x, y in zip(a.tolist(), b.tolist(), strict=True)}
+    return len(pairs_a) == len(set(a.tolist())) == len(set(b.tolist()))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_restoring_identities_stays_above_the_floor(seed):
+    rng = np.random.default_rng(seed)
+    n = 90
+    pairs, weights = _random_graph(rng, n, 9, 220, 30)
+    start, _ = leiden(n, pairs, weights, seed=seed, iterations=-1)
+    changed_pairs = np.vstack(
+        [pairs, [tuple(sorted(rng.integers(0, n, size=2))) for _ in range(15)]]
+    )
+    changed_weights = np.concatenate([weights, np.ones(15)])
+    start = connected_pieces(n, changed_pairs, start)
+    proposal, _ = leiden(n, changed_pairs, changed_weights, seed=seed, iterations=-1)
+    q = lambda m: cluster_quality(changed_pairs, changed_weights, m).sum()  # noqa: E731
+    for floor in (q(proposal) - 0.05, q(proposal) - 0.01, q(proposal)):
+        result = restore_identities(changed_pairs, changed_weights, start, proposal, floor)
+        assert result.quality == pytest.approx(q(result.membership))
+        assert result.quality >= floor - 1e-12
+        assert result.ids_saved + result.adopted == result.ids_at_stake
+    generous = restore_identities(changed_pairs, changed_weights, start, proposal, -np.inf)
+    assert generous.adopted == 0
 
 
 def test_initial_membership_starts_previous_clusters_together_and_the_rest_alone():

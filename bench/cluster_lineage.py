@@ -138,7 +138,7 @@ def main() -> None:
                 round(100 * mean["kept_warm_3plus"], 1),
                 round(100 * mean["kept_cold"], 1),
                 round(100 * min(r["modularity_warm"] / r["modularity_cold"] - 1 for r in runs), 2),
-                all(r["lineage_adds_up"] for r in runs),
+                "yes" if all(r["lineage_adds_up"] for r in runs) else "NO",
                 round(mean["seconds_warm"], 2),
                 round(mean["seconds_cold"], 2),
             ]

@@ -1,8 +1,10 @@
 """Stable cluster identities across runs: warm-started Leiden and ids carried by overlap.
 
-A run given the previous run's membership (customer_id, cluster_id) starts Leiden from that
-partition (:func:`warm_clusters`), so communities the new input did not disturb come back
-unchanged, and then carries cluster ids over by overlap (:func:`carry_cluster_ids`):
+A run given the previous run's membership (customer_id, cluster_id) starts from that partition
+and changes it only where the new ties make it worth more than ``clusters.keep_tolerance`` of a
+cold start's modularity, change by change (:func:`warm_clusters`, :func:`adopt_changes`,
+:func:`restore_identities`), so communities the new input did not disturb come back unchanged;
+it then carries cluster ids over by overlap (:func:`carry_cluster_ids`):
 
 * a current cluster ``c`` **keeps** the id of a previous cluster ``p`` when they share more than
   half of ``p``'s members *and* more than half of ``c``'s members

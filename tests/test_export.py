@@ -507,3 +507,22 @@ def test_scheduled_rerun_exports_no_cluster_change(tmp_path: Path) -> None:
     assert delta.height == 0
     assert "lineage" in delta.columns  # compared through day 2's lineage from day 1
     assert pl.read_parquet(first / "cluster_risk.parquet").height > 10
+
+
+def test_exported_run_dir_resolves_an_export_root_to_its_latest_run(
+    tmp_path: Path, two_runs: tuple[Path, Path]
+) -> None:
+    from graphkit.export import exported_run_dir
+
+    prev, cur = two_runs
+    assert exported_run_dir(prev) is None  # a run directory is used as it is
+    assert exported_run_dir(tmp_path / "nothing") is None  # reading it as a run says why
+    root = tmp_path / "out"
+    export_run(prev, root, "parquet")
+    result = export_run(cur, root, "parquet", since=root)  # --since EXPORTS: the latest's run
+    assert result.since_run_id == "run-1"
+    assert exported_run_dir(root) == cur.absolute()
+    assert exported_run_dir(root / "run-1") == prev.absolute()
+    (root / "run-1" / EXPORT_MANIFEST).write_text("{")
+    with pytest.raises(ExportInputError, match="unreadable"):
+        exported_run_dir(root / "run-1")

@@ -518,3 +518,32 @@ def test_run_with_an_unusable_previous_run_writes_nothing(tmp_path):
     assert result.exit_code == 2
     assert "clusters stage" in result.output
     assert not out.exists()
+
+
+def test_run_with_previous_on_changed_input_has_a_lineage_that_adds_up(tmp_path):
+    """`graphkit run --previous` on the sample with a tenth of its guarantees removed: the
+    files written (clusters.parquet of both runs, cluster_lineage.parquet) add up, kept ids are
+    the previous run's, and new ids start above its high-water mark."""
+    import shutil
+
+    changed = tmp_path / "input"
+    shutil.copytree(SAMPLE, changed, ignore=shutil.ignore_patterns("_control.*", "_truth"))
+    guarantees = pl.read_csv(changed / "guarantees.csv", infer_schema=False)
+    guarantees.filter(pl.int_range(pl.len()) % 10 != 3).write_csv(changed / "guarantees.csv")
+    runner = CliRunner()
+    first, second = tmp_path / "first", tmp_path / "second"
+    stages = ["--stage", "clusters", "-q"]
+    assert runner.invoke(cli.app, ["run", str(SAMPLE), "--out", str(first), *stages]).exit_code == 0
+    again = ["run", str(changed), "--out", str(second), "--previous", str(first), *stages]
+    result = runner.invoke(cli.app, again)
+    assert result.exit_code == 0, result.output
+    before = pl.read_parquet(first / "clusters.parquet")
+    after = pl.read_parquet(second / "clusters.parquet")
+    lineage = pl.read_parquet(second / "cluster_lineage.parquet")
+    assert lineage_problems(before, after, lineage) == []
+    relations = set(lineage.get_column("relation"))
+    assert "same" in relations and relations != {"same"}
+    high = before.get_column("cluster_id").max()
+    kept = set(lineage.filter(pl.col("relation") == "same").get_column("cluster_id"))
+    assert kept <= set(before.get_column("cluster_id"))
+    assert all(c > high for c in set(after.get_column("cluster_id")) - kept)

@@ -69,13 +69,12 @@ class ClustersConfig:
     # Leiden iterations; -1 iterates until no vertex moves (slow on large graphs: the last
     # iterations move a few vertices each for tiny modularity gains; see docs/analytics.md).
     leiden_iterations: int = 2
-    # Leiden iterations of a warm start (`graphkit run --previous`) when the previous partition
-    # is not kept (keep_tolerance); few iterations move few customers (docs/analytics.md,
-    # "Stable cluster ids").
+    # Leiden iterations of a warm start's proposals (`graphkit run --previous`): merges of
+    # whole clusters, then, if needed, customer moves (docs/analytics.md, "Stable cluster ids").
     warm_leiden_iterations: int = 2
-    # A warm start keeps the previous partition while its modularity is within this share of a
-    # cold start's: an unchanged input then changes no cluster, and small daily changes do not
-    # reshuffle communities for a gain in the fourth decimal.
+    # A warm start keeps previous clusters as they were while its modularity stays within this
+    # share of a cold start's (hysteresis, change by change): an unchanged input then changes no
+    # cluster, and small daily changes do not cost cluster ids for a gain in the fourth decimal.
     keep_tolerance: float = 0.005
     # Cluster risk score: weights of its components (docs/analytics.md); missing components
     # (no labels, no flows, no scores) are left out and the rest renormalised.

@@ -49,11 +49,20 @@ class ExportInputError(ValueError):
 
 @dataclass
 class Run:
-    """A finished run directory: its id and the exportable tables it holds."""
+    """A finished run directory: its id and the exportable tables it holds.
+
+    ``membership`` (customer_id, cluster_id from clusters.parquet), ``lineage``
+    (cluster_lineage.parquet) and ``previous_run_id`` (the run its lineage is from) are read
+    when present, to tell a cluster that carried its id unchanged from one that did not; they
+    are not exported.
+    """
 
     path: Path
     run_id: str
     tables: dict[str, pl.DataFrame] = field(default_factory=dict)
+    membership: pl.DataFrame | None = None
+    lineage: pl.DataFrame | None = None
+    previous_run_id: str | None = None
 
 
 @dataclass
@@ -90,12 +99,27 @@ def read_run(run_dir: Path | str) -> Run:
     if not manifest_path.is_file():
         raise ExportInputError(f"{path}: not a run directory (no manifest.json)")
     try:
-        run_id = json.loads(manifest_path.read_text(encoding="utf-8"))["run_id"]
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        run_id = manifest["run_id"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ExportInputError(f"{manifest_path}: unreadable manifest ({exc})") from None
     if not isinstance(run_id, str) or not _SAFE_RUN_ID.match(run_id):
         raise ExportInputError(f"{manifest_path}: run_id {run_id!r} is not a safe directory name")
-    run = Run(path=path, run_id=run_id)
+    previous_run_id = manifest.get("previous_run_id")
+    run = Run(
+        path=path,
+        run_id=run_id,
+        previous_run_id=previous_run_id if isinstance(previous_run_id, str) else None,
+    )
+    for attribute, file, columns in (
+        ("membership", "clusters.parquet", ["customer_id", "cluster_id"]),
+        ("lineage", "cluster_lineage.parquet", None),
+    ):
+        if (path / file).is_file():
+            try:
+                setattr(run, attribute, pl.read_parquet(path / file, columns=columns))
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                raise ExportInputError(f"{path / file}: unreadable ({exc})") from None
     for name, (file, _key) in TABLES.items():
         file_path = path / file
         if not file_path.is_file():
@@ -141,6 +165,140 @@ def _cluster_state(run: Run) -> pl.DataFrame | None:
         pl.col("risk_score").cast(pl.Float64)
         if "risk_score" in frame.columns
         else pl.lit(None, dtype=pl.Float64).alias("risk_score"),
+    )
+
+
+def _moved_clusters(current: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
+    """cluster_id of the clusters in both memberships whose members differ. O(n) joins."""
+    ids = ["customer_id", "cluster_id"]
+    now = current.select(pl.col("customer_id"), pl.col("cluster_id").cast(pl.Int64))
+    before = previous.select(pl.col("customer_id"), pl.col("cluster_id").cast(pl.Int64))
+    both = now.join(before, on=ids, how="inner").group_by("cluster_id").len("kept")
+    sizes = (
+        now.group_by("cluster_id")
+        .len("now")
+        .join(before.group_by("cluster_id").len("before"), on="cluster_id", how="inner")
+        .join(both, on="cluster_id", how="left")
+    )
+    kept = pl.col("kept").fill_null(0)
+    return sizes.filter((kept != pl.col("now")) | (kept != pl.col("before"))).select("cluster_id")
+
+
+def _lineage_summary(lineage: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per current cluster and per previous cluster: its relation and the ids on the other side.
+
+    A current cluster is ``same`` (kept an id), else ``merge`` (members from 2+ previous
+    clusters), ``split`` (from one) or ``new``; ``lineage_cluster_ids`` lists the previous
+    clusters it drew members from. A previous cluster is ``gone``, ``merge`` (some of its
+    members now in a cluster drawing from several) or ``split``; ``lineage_cluster_ids`` lists
+    the clusters its members are in now.
+    """
+    relation = pl.col("relation")
+
+    def summary(own: str, other: str, order: list[str]) -> pl.DataFrame:
+        rank = pl.lit(len(order))
+        for i, name in reversed(list(enumerate(order))):
+            rank = pl.when(relation == name).then(pl.lit(i)).otherwise(rank)
+        return (
+            lineage.filter(pl.col(own).is_not_null())
+            .group_by(own)
+            .agg(
+                rank.min().alias("_rank"),
+                pl.col(other).drop_nulls().unique().sort().alias("lineage_cluster_ids"),
+            )
+            .select(
+                pl.col(own).cast(pl.Int64).alias("cluster_id"),
+                pl.col("_rank")
+                .replace_strict(list(range(len(order))), order, return_dtype=pl.String)
+                .alias("lineage"),
+                pl.col("lineage_cluster_ids").cast(pl.List(pl.Int64)),
+            )
+        )
+
+    return (
+        summary("cluster_id", "previous_cluster_id", ["same", "merge", "split", "new"]),
+        summary("previous_cluster_id", "cluster_id", ["same", "gone", "merge", "split"]),
+    )
+
+
+def cluster_changes(
+    current: Run, previous: Run, epsilon: float = DEFAULT_EPSILON
+) -> pl.DataFrame | None:
+    """Clusters whose state or members changed between two runs, with their lineage.
+
+    :func:`changes` on (cluster_id, tier, risk_score) of ``cluster_risk.parquet``, plus, when
+    both runs have ``clusters.parquet``, change ``members`` for a cluster id present in both
+    whose member set differs (ranked after ``new``/``removed``, before ``tier``/``risk``).
+    When ``current``'s ``cluster_lineage.parquet`` was made from ``previous`` (``graphkit run
+    --previous``; its manifest's ``previous_run_id``), every row also carries ``lineage``
+    (``same``/``split``/``merge``/``new`` for a current cluster; ``gone``/``split``/``merge``
+    for a removed one) and ``lineage_cluster_ids`` (the clusters on the other side that share
+    members). A cluster that kept its id, its members and its tier, and whose risk moved no
+    more than ``epsilon``, is not listed.
+
+    Returns ``None`` when either run lacks ``cluster_risk.parquet``. O(n) joins.
+    """
+    now, before = _cluster_state(current), _cluster_state(previous)
+    if now is None or before is None:
+        return None
+    diff = changes(now, before, "cluster_id", epsilon)
+    key = diff.schema["cluster_id"]
+    if current.membership is not None and previous.membership is not None:
+        moved = _moved_clusters(current.membership, previous.membership).with_columns(
+            pl.col("cluster_id").cast(key), pl.lit(True).alias("_moved")
+        )
+        states = before.select(
+            pl.col("cluster_id").cast(key),
+            pl.col("tier").alias("previous_tier"),
+            pl.col("risk_score").alias("previous_risk_score"),
+        )
+        extra = moved.join(diff, on="cluster_id", how="anti").join(states, on="cluster_id")
+        diff = (
+            pl.concat(
+                [
+                    diff,
+                    extra.select(
+                        "cluster_id",
+                        pl.lit("members").alias("change"),
+                        "previous_tier",
+                        "previous_risk_score",
+                    ),
+                ],
+                how="diagonal_relaxed",
+            )
+            .join(moved, on="cluster_id", how="left")
+            .with_columns(
+                pl.when(pl.col("_moved") & pl.col("change").is_in(["tier", "risk"]))
+                .then(pl.lit("members"))
+                .otherwise(pl.col("change"))
+                .alias("change")
+            )
+            .drop("_moved")
+            .sort("cluster_id")
+        )
+    lineage = current.lineage
+    if lineage is None or current.previous_run_id != previous.run_id:
+        return diff
+    now_side, before_side = _lineage_summary(lineage)
+    removed = pl.col("change") == "removed"
+    return (
+        diff.join(
+            now_side.with_columns(pl.col("cluster_id").cast(key)), on="cluster_id", how="left"
+        )
+        .join(
+            before_side.with_columns(pl.col("cluster_id").cast(key)),
+            on="cluster_id",
+            how="left",
+            suffix="_before",
+        )
+        .with_columns(
+            pl.when(removed).then("lineage_before").otherwise("lineage").alias("lineage"),
+            pl.when(removed)
+            .then("lineage_cluster_ids_before")
+            .otherwise("lineage_cluster_ids")
+            .alias("lineage_cluster_ids"),
+        )
+        .drop("lineage_before", "lineage_cluster_ids_before")
     )
 
 
@@ -254,9 +412,11 @@ def export_run(
         run_dir: a finished run directory.
         to_dir: the export root (created if needed).
         formats: any of ``parquet``, ``csv``, ``json`` (a comma list or a sequence).
-        since: an earlier run directory; only changed clusters and customers are exported
-            (:func:`changes`), each row with ``change``, ``previous_tier``,
-            ``previous_risk_score``; ``alerts`` keeps the rows of changed customers.
+        since: an earlier run directory, or an export root or export (the run it was made
+            from: :func:`exported_run_dir`); only changed clusters (:func:`cluster_changes`)
+            and customers (:func:`changes`) are exported, each row with ``change``,
+            ``previous_tier``, ``previous_risk_score``; ``alerts`` keeps the rows of changed
+            customers.
         epsilon: risk-score movement that counts as a change.
 
     Raises :class:`ExportInputError` for a bad run, ``since`` or format (nothing is written),
@@ -266,6 +426,8 @@ def export_run(
     if epsilon < 0:
         raise ExportInputError(f"--epsilon: {epsilon} must be >= 0")
     run = read_run(run_dir)
+    if since is not None:
+        since = exported_run_dir(since) or since
     previous = read_run(since) if since is not None else None
     frames = dict(run.tables)
     changed_customers = changed_clusters = None
@@ -319,9 +481,8 @@ def _deltas(
 ) -> tuple[dict[str, pl.DataFrame], int | None, int | None]:
     frames: dict[str, pl.DataFrame] = {}
     changed_customers = changed_clusters = None
-    clusters_now, clusters_before = _cluster_state(run), _cluster_state(previous)
-    if clusters_now is not None and clusters_before is not None:
-        diff = changes(clusters_now, clusters_before, "cluster_id", epsilon)
+    diff = cluster_changes(run, previous, epsilon)
+    if diff is not None:
         frames["cluster_risk"] = _delta(run.tables["cluster_risk"], diff, "cluster_id")
         changed_clusters = diff.height
     customers_now, customers_before = _customer_state(run), _customer_state(previous)
@@ -347,3 +508,31 @@ def latest_export(to_dir: Path | str) -> Path | None:
     """The directory ``to_dir/latest`` points at, or ``None``."""
     link = Path(to_dir) / LATEST
     return link.resolve() if link.is_symlink() else None
+
+
+def exported_run_dir(path: Path | str) -> Path | None:
+    """The run directory an export root (its ``latest``) or an export directory was made from.
+
+    ``path/latest/export.json`` or ``path/export.json`` names the run (``run_dir``): that
+    directory. ``None`` when ``path`` is a run directory (has ``manifest.json``) or not an
+    export at all: use it as it is (reading it as a run says what it lacks). Lets a scheduled
+    job pass its export root as the previous run (``graphkit run --previous EXPORTS``,
+    ``graphkit export --since EXPORTS``).
+
+    Raises :class:`ExportInputError` when the export's ``export.json`` is unreadable.
+    """
+    path = Path(path)
+    if (path / "manifest.json").is_file():
+        return None
+    summary = path / LATEST / EXPORT_MANIFEST
+    if not summary.is_file():
+        summary = path / EXPORT_MANIFEST
+    if not summary.is_file():
+        return None
+    try:
+        run_dir = json.loads(summary.read_text(encoding="utf-8"))["run_dir"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ExportInputError(f"{summary}: unreadable ({exc})") from None
+    if not isinstance(run_dir, str):
+        raise ExportInputError(f"{summary}: run_dir is not a path")
+    return Path(run_dir)

@@ -381,3 +381,148 @@ def test_export_killed_at_arbitrary_moments(tmp_path: Path, two_runs: tuple[Path
         assert_latest_complete(out, latest)
     export_run(cur, out, ("parquet", "csv", "json"))
     assert_latest_complete(out, "run-2")
+
+
+def _with_clusters(
+    run: Path, groups: dict[int, str], previous_run_id: str | None = None, lineage=None
+) -> None:
+    """Add clusters.parquet ({cluster_id: "abc"}: customers a, b, c) and, optionally, a
+    lineage and the manifest's previous_run_id, as `graphkit run --previous` writes them."""
+    rows = [(c, k) for k, members in groups.items() for c in members]
+    membership = pl.DataFrame(
+        rows, schema={"customer_id": pl.String, "cluster_id": pl.Int64}, orient="row"
+    )
+    membership.write_parquet(run / "clusters.parquet")
+    if lineage is not None:
+        lineage.write_parquet(run / "cluster_lineage.parquet")
+    if previous_run_id is not None:
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["previous_run_id"] = previous_run_id
+        (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_cluster_changes_follow_the_lineage(tmp_path: Path) -> None:
+    """Ids carried by graphkit's own rule (carry_cluster_ids): a cluster that kept its id,
+    members and tier is not exported even with new ids around it; one that kept its id but
+    gained a member is `members`; a merged and a split cluster are `removed` with where their
+    members went, the split's pieces `new` with where they came from."""
+    from graphkit.analytics.cluster_lineage import carry_cluster_ids
+
+    before = {1: "abcd", 2: "efg", 3: "hij", 4: "kl", 5: "mnop"}
+    # Raw ids as a fresh clustering numbers them; carry_cluster_ids makes them stable.
+    after_raw = {10: "abcd", 11: "efgx", 12: "hijkl", 13: "mn", 14: "op"}
+
+    def frame(groups: dict[int, str]) -> pl.DataFrame:
+        rows = [(c, k) for k, members in groups.items() for c in members]
+        return pl.DataFrame(
+            rows, schema={"customer_id": pl.String, "cluster_id": pl.Int64}, orient="row"
+        )
+
+    membership, lineage = carry_cluster_ids(frame(before), frame(after_raw))
+    after = {
+        k: "".join(sorted(g.get_column("customer_id")))
+        for (k,), g in membership.group_by("cluster_id")
+    }
+    assert after == {1: "abcd", 2: "efgx", 3: "hijkl", 6: "mn", 7: "op"}
+    risk = {1: ("orange", 0.7), 2: ("red", 0.9), 3: ("green", 0.1), 4: ("yellow", 0.4)}
+    customers = {"a": ("green", 0.1)}
+    prev = make_run(tmp_path / "r1", "r1", {**risk, 5: ("yellow", 0.4)}, customers)
+    cur = make_run(
+        tmp_path / "r2",
+        "r2",
+        {
+            1: ("orange", 0.705),
+            2: ("red", 0.9),
+            3: ("green", 0.1),
+            6: ("red", 0.8),
+            7: ("green", 0.2),
+        },
+        customers,
+    )
+    _with_clusters(prev, before)
+    _with_clusters(cur, after, previous_run_id="r1", lineage=lineage)
+    result = export_run(cur, tmp_path / "out", ("parquet", "csv"), since=prev)
+    clusters = pl.read_parquet(result.directory / "cluster_risk.parquet")
+    got = {
+        row["cluster_id"]: (row["change"], row["lineage"], row["lineage_cluster_ids"])
+        for row in clusters.iter_rows(named=True)
+    }
+    assert got == {
+        2: ("members", "same", [2]),
+        3: ("members", "same", [3, 4]),
+        4: ("removed", "merge", [3]),
+        5: ("removed", "split", [6, 7]),
+        6: ("new", "split", [5]),
+        7: ("new", "split", [5]),
+    }
+    assert result.changed_clusters == 6
+    csv = pl.read_csv(result.directory / "cluster_risk.csv")
+    assert csv.filter(pl.col("cluster_id") == 5).get_column("lineage_cluster_ids").to_list() == [
+        "6;7"
+    ]
+    # A lineage made from another run does not describe this comparison: ids and members only.
+    other = make_run(tmp_path / "r0", "r0", {**risk, 5: ("yellow", 0.4)}, customers)
+    _with_clusters(other, before)
+    plain = export_run(cur, tmp_path / "out2", "parquet", since=other)
+    frame_plain = pl.read_parquet(plain.directory / "cluster_risk.parquet")
+    assert "lineage" not in frame_plain.columns
+    assert dict(frame_plain.select("cluster_id", "change").iter_rows()) == {
+        2: "members",
+        3: "members",
+        4: "removed",
+        5: "removed",
+        6: "new",
+        7: "new",
+    }
+
+
+SAMPLE = REPO / "data" / "sample"
+
+
+def test_scheduled_rerun_exports_no_cluster_change(tmp_path: Path) -> None:
+    """The nightly script on unchanged input: `run --previous EXPORTS` warm-starts from the run
+    of the latest export, and `export --since EXPORTS` compares with it: no cluster changed."""
+    import cli
+
+    runner = CliRunner()
+    exports = tmp_path / "exports"
+    stages = ["--stage", "clusters", "--stage", "cluster_risk", "-q"]
+    first, second = tmp_path / "day1", tmp_path / "day2"
+    result = runner.invoke(cli.app, ["run", str(SAMPLE), "--out", str(first), *stages])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli.app, ["export", str(first), "--to", str(exports), "-q"])
+    assert result.exit_code == 0, result.output
+    again = ["run", str(SAMPLE), "--out", str(second), "--previous", str(exports), *stages]
+    result = runner.invoke(cli.app, again)
+    assert result.exit_code == 0, result.output
+    first_id = json.loads((first / "manifest.json").read_text())["run_id"]
+    assert json.loads((second / "manifest.json").read_text())["previous_run_id"] == first_id
+    export = ["export", str(second), "--to", str(exports), "--since", str(exports), "-q"]
+    result = runner.invoke(cli.app, export)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((exports / "latest" / EXPORT_MANIFEST).read_text())
+    assert summary["since_run_id"] == first_id
+    assert summary["changed"]["clusters"] == 0
+    delta = pl.read_parquet(exports / "latest" / "cluster_risk.parquet")
+    assert delta.height == 0
+    assert "lineage" in delta.columns  # compared through day 2's lineage from day 1
+    assert pl.read_parquet(first / "cluster_risk.parquet").height > 10
+
+
+def test_exported_run_dir_resolves_an_export_root_to_its_latest_run(
+    tmp_path: Path, two_runs: tuple[Path, Path]
+) -> None:
+    from graphkit.export import exported_run_dir
+
+    prev, cur = two_runs
+    assert exported_run_dir(prev) is None  # a run directory is used as it is
+    assert exported_run_dir(tmp_path / "nothing") is None  # reading it as a run says why
+    root = tmp_path / "out"
+    export_run(prev, root, "parquet")
+    result = export_run(cur, root, "parquet", since=root)  # --since EXPORTS: the latest's run
+    assert result.since_run_id == "run-1"
+    assert exported_run_dir(root) == cur.absolute()
+    assert exported_run_dir(root / "run-1") == prev.absolute()
+    (root / "run-1" / EXPORT_MANIFEST).write_text("{")
+    with pytest.raises(ExportInputError, match="unreadable"):
+        exported_run_dir(root / "run-1")

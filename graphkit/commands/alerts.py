@@ -65,7 +65,11 @@ def export(
     ] = "parquet",
     since: Annotated[
         Path | None,
-        typer.Option("--since", help="An earlier run: export only what changed since it."),
+        typer.Option(
+            "--since",
+            help="An earlier run, or an export root (the run of its latest export): "
+            "export only what changed.",
+        ),
     ] = None,
     epsilon: Annotated[
         float, typer.Option(help="Risk-score movement that counts as a change (--since).")

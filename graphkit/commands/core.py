@@ -56,8 +56,8 @@ def run(
         Path | None,
         typer.Option(
             "--previous",
-            help="Previous run directory: warm-start clusters and keep their ids "
-            "(writes cluster_lineage.parquet).",
+            help="Previous run directory, or an export root (the run its latest export is "
+            "from): warm-start clusters and keep their ids (writes cluster_lineage.parquet).",
         ),
     ] = None,
     engine: Annotated[
@@ -98,6 +98,14 @@ def run(
         try:
             spark_settings = parse_conf(spark_conf or [])
         except ValueError as exc:
+            fail(str(exc), EXIT_INVALID_INPUT)
+    if previous is not None:
+        # A scheduled job passes its export root: the previous run is the one `latest` shows.
+        from graphkit.export import ExportInputError, exported_run_dir
+
+        try:
+            previous = exported_run_dir(previous) or previous
+        except ExportInputError as exc:
             fail(str(exc), EXIT_INVALID_INPUT)
     target = None
     if neo4j is not None:

@@ -22,6 +22,10 @@ Feature groups (names as in the returned frame):
 - delinquency: ``dpd_max``, ``dpd_mean``, ``late_count`` over instalments due by the snapshot;
   an instalment unpaid at the snapshot is late by the days since it fell due, so a payment made
   after the snapshot cannot change the feature.
+- credit cosmetics (``cosmetics=True``, :mod:`gnn.cosmetics`): ``draw_amount_regularity``,
+  ``draw_interval_regularity``, ``quick_repaid_share``, ``draw_share_of_limit``,
+  ``cosmetic_score`` and the flag ``cosmetic_pattern``: small, regular drawdowns each repaid at
+  once, a record kept perfect on purpose.
 - network facts from earlier stages: ``banned_share`` (results["customer_flows"]),
   ``in_circle``/``circle_size``, ``in_cluster``/``cluster_size``, ``in_ring``/``ring_size``.
   Those stages see the whole input, so they are used only when the snapshot is at or after the
@@ -42,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from gnn.cosmetics import COSMETIC_NAMES, cosmetic_features
 from graphkit.graph import RiskGraph
 from graphkit.schema import TABLES
 
@@ -347,6 +352,7 @@ def customer_features(
     ring_membership: pl.DataFrame | None = None,
     snapshot: datetime | None = None,
     outflow_cap_hours: float = 30 * 24.0,
+    cosmetics: bool = True,
 ) -> CustomerFeatures:
     """Compute every customer's features as of ``snapshot`` (default: latest event time).
 
@@ -357,6 +363,8 @@ def customer_features(
             cluster_id or ring_id (the analytics stages'); None: left out.
         snapshot: no feature looks past this time.
         outflow_cap_hours: hours counted for a drawdown with no outflow (the flow window).
+        cosmetics: add the credit-cosmetics features (:mod:`gnn.cosmetics`); False gives the
+            feature set from before them.
 
     Returns:
         :class:`CustomerFeatures`, one row per customer in Customer id order, no nulls.
@@ -403,6 +411,9 @@ def customer_features(
         *_degrees(graph, snap),
     ]
     names = base_names + credit_names + burst_names + speed_names + dpd_names + degree_names
+    if cosmetics:
+        parts.append(cosmetic_features(graph, snap))
+        names += COSMETIC_NAMES
     dropped: dict[str, str] = {}
     latest = latest_event_time(graph)
     if latest is None or snap >= latest:

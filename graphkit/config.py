@@ -119,6 +119,8 @@ class GnnConfig:
     # too noisy to lean on (on 1,200 customers the prior cost the GNN 6-10 ROC-AUC points).
     tree_prior_min_positives: int = 500
     snapshot: str = ""  # ISO date; empty means the latest event time in the input
+    # The credit-cosmetics features (gnn/cosmetics.py); false gives the feature set before them.
+    cosmetic_features: bool = True
 
 
 @dataclass

@@ -7,7 +7,8 @@ A customer's tier is the highest of
   (``circle_default``), banned share of drawn money at or above a threshold (``banned_share``),
   a day with at least N drawdowns over all its lines (``burst``), member of a device-sharing ring
   (``ring``), member of an orange or red related-enterprise cluster (``cluster_orange``,
-  ``cluster_red``).
+  ``cluster_red``), a record showing the credit-cosmetics pattern (``cosmetic``: small regular
+  drawdowns each repaid at once, the ``cosmetic_pattern`` feature of gnn/cosmetics.py).
 
 A rule whose input is missing (its stage did not run) does not fire and is not mentioned.
 Every hit carries a reason in plain words. The responses: green no action, yellow soft
@@ -39,6 +40,7 @@ from graphkit.alerts.rules import (
     burst_hits,
     circle_default_hits,
     cluster_hits,
+    cosmetic_hits,
     count_tiers,
     customer_tiers,
     daily_drawdowns,
@@ -71,6 +73,7 @@ __all__ = [
     "burst_hits",
     "circle_default_hits",
     "cluster_hits",
+    "cosmetic_hits",
     "count_tiers",
     "customer_tiers",
     "daily_drawdowns",

@@ -35,6 +35,7 @@ RULES: tuple[str, ...] = (
     "ring",
     "cluster_orange",
     "cluster_red",
+    "cosmetic",
 )
 
 
@@ -328,6 +329,27 @@ def cluster_hits(
     )
     fired = fired.with_columns(rule=pl.concat_str(pl.lit("cluster_"), pl.col("cluster_tier")))
     return fired.select("customer_id", "rule", rule_tier.alias("tier"), reason.alias("reason"))
+
+
+def cosmetic_hits(features: pl.DataFrame | None, policy: Policy) -> pl.DataFrame:
+    """Customers whose record shows the credit-cosmetics pattern (``cosmetic_pattern`` = 1).
+
+    Parameters: ``features`` (customer_id, cosmetic_pattern, draw_share_of_limit,
+    quick_repaid_share, draw_amount_regularity, draw_interval_regularity: gnn/cosmetics.py).
+    A run without those features fires nothing. O(customers).
+    """
+    if features is None or "cosmetic_pattern" not in features.columns:
+        return _empty_hits()
+    fired = features.filter(pl.col("cosmetic_pattern") > 0)
+    reason = pl.format(
+        "credit cosmetics: small regular drawdowns ({} of the limit), {} repaid within a day; "
+        "amount regularity {}, interval regularity {}",
+        _pct(pl.col("draw_share_of_limit")),
+        _pct(pl.col("quick_repaid_share")),
+        _score(pl.col("draw_amount_regularity")),
+        _score(pl.col("draw_interval_regularity")),
+    )
+    return _hits(fired, "cosmetic", policy.rule_tiers["cosmetic"], reason)
 
 
 # -- combining -----------------------------------------------------------------------------------
@@ -722,6 +744,7 @@ def evaluate(
             burst_hits(daily_drawdowns(graph), policy),
             ring_hits(ring_membership, policy),
             cluster_hits(cluster_membership, cluster_risk, policy),
+            cosmetic_hits(features, policy),
         ],
         how="vertical_relaxed",
     )

@@ -54,6 +54,7 @@ def generate_command(
         ("fund chains (hops: count)", f"{planted['chains']} ({hops})"),
         ("noise paths", planted["noise_paths"]),
         ("burst days", planted["burst_days"]),
+        ("credit cosmetics", f"{planted['cosmetics']} ({planted['cosmetic_defaults']} default)"),
         ("defaults", f"{planted['defaults']} ({planted['default_rate']:.1%}): {causes}"),
         ("truth", str(Path(out) / "_truth")),
         ("control totals", str(control)),

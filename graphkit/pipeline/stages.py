@@ -146,6 +146,7 @@ def _features(ctx: RunContext) -> CustomerFeatures:
             ring_membership=ctx.results.ring_membership,
             snapshot=snapshot_time(ctx.graph, cfg.gnn.snapshot),
             outflow_cap_hours=cfg.flows.window_days * 24.0,
+            cosmetics=cfg.gnn.cosmetic_features,
         )
     return ctx.results.features
 

@@ -30,6 +30,10 @@ What is planted (details and rates in ``docs/generator.md`` and :class:`Rates`):
   ``shared_risk`` of it: related firms rise and fall together), burst-driven ones, and
   contagion along guarantee, circle and ring ties. Default dates fall in the 90 days after the
   observation window.
+* **Credit cosmetics** (信用美容): ``cosmetic_share`` of customers, persons picked among the
+  risky, draw small, nearly constant amounts on a fixed schedule and repay each within hours, so
+  their record looks perfect while they default far more often (``_truth/cosmetics.parquet``).
+  Planted last, from a stream of its own: nothing else changes.
 
 Customers are generated in chunks of independent communities (no tie crosses a chunk; only the
 shared merchants and sectors do), so memory is bounded by the chunk size and the time is linear
@@ -39,7 +43,8 @@ chunk_customers): same arguments, byte-identical files.
 The package is split by concern: :mod:`.world` (shared constants, rates, the world and a chunk's
 state), :mod:`.customers` (customers, lines, accounts, repayments), :mod:`.drawdowns`
 (drawdowns, laundering and every transfer), :mod:`.guarantees`, :mod:`.shareholdings`,
-:mod:`.devices`, :mod:`.truth` (defaults, planted structures, counts) and :mod:`.generator`
+:mod:`.devices`, :mod:`.truth` (defaults, planted structures, counts), :mod:`.cosmetics`
+(the credit-cosmetics customers' records) and :mod:`.generator`
 (chunks assembled in memory or into files). The steps draw from one random stream per chunk in
 a fixed order (:func:`loaders.synthetic.generator._generate_chunk`), so moving code between
 modules never changes a byte of output; reordering the calls would.

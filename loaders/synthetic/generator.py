@@ -18,6 +18,7 @@ from graphkit.atomic import atomic_directory
 from graphkit.progress import SILENT, Progress
 from graphkit.schema import TABLES
 from loaders.frames import empty_table
+from loaders.synthetic.cosmetics import _cosmetics
 from loaders.synthetic.customers import (
     CUSTOMER_EXTRAS,
     _customers,
@@ -80,6 +81,7 @@ def _generate_chunk(
     _shareholdings(c, roles)
     _repayments(c, roles, acc, dd)
     _defaults(c, roles)
+    _cosmetics(c, roles, acc, dev, dd)
     _structure_truth(c, roles)
     if c.conduits:
         numbers = np.concatenate([n for n, _ in c.conduits])

@@ -45,6 +45,12 @@ TRUTH_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "default_date": pl.Date(),
         "labelled": pl.Boolean(),
     },
+    "cosmetics": {
+        "customer_id": pl.String(),
+        "drawdowns": pl.Int64(),
+        "period_days": pl.Float64(),
+        "amount_share": pl.Float64(),
+    },
 }
 
 
@@ -236,5 +242,9 @@ class _Counts:
                 },
                 "labelled": labelled,
                 "default_rate": round(defaults.height / max(rows["customers"], 1), 4),
+                "cosmetics": truth["cosmetics"].height,
+                "cosmetic_defaults": truth["cosmetics"]
+                .join(defaults, on="customer_id", how="semi")
+                .height,
             },
         }

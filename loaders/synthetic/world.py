@@ -111,6 +111,12 @@ class Rates:
     # have in common (a shared sector or owner shock); 0 makes every customer's risk its own.
     shared_risk: float = 0.5
     label_share: float = 0.8
+    # Credit cosmetics (loaders/synthetic/cosmetics.py): risky customers keeping a perfect record
+    # with small drawdowns every few days, each repaid within hours.
+    cosmetic_share: float = 0.05
+    cosmetic_risk_tilt: float = 2.0  # P(cosmetic) grows as exp(tilt * latent risk)
+    cosmetic_min_drawdowns: int = 6  # ordinary drawdowns a customer needs to be picked
+    cosmetic_amount_share: tuple[float, float] = (0.01, 0.05)  # drawdown / limit
 
 
 def _ids(prefix: str, numbers: np.ndarray, width: int) -> pl.Series:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -255,9 +256,51 @@ def _cpu(process: psutil.Process) -> float:
 # -- where a decision's CPU goes (in this process, no network) ---------------------------------
 
 
+async def in_process_call(
+    app: Any, path: str, body: bytes, method: str = "POST", target: Any = None
+) -> int:
+    """One request through the ASGI ``app`` (or only its ``target`` part, e.g. ``app.router``)
+    in this process, without sockets; returns the status code."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+        "app": app,
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    if target is None:
+        await app(scope, receive, send)
+    else:  # the router alone expects the exit stack FastAPI's own middleware would set
+        async with contextlib.AsyncExitStack() as stack:
+            scope["fastapi_middleware_astack"] = stack
+            await target(scope, receive, send)
+    return sent[0]["status"]
+
+
 def in_process_costs(size: str, count: int = 2000) -> dict[str, float]:
-    """CPU microseconds per call: the engine alone, and the same call through the ASGI app
-    (FastAPI routing, validation, the token dependency, metrics, JSON), without sockets."""
+    """CPU microseconds per call: the engine alone, the same call through the ASGI app (the
+    decision fast path: validation, token, metrics, JSON), and, as the baseline in the same
+    process, through FastAPI's own route (its router: dependency solving, request objects,
+    response handling), all without sockets."""
     from graphkit.config import from_mapping
     from graphkit.serve import Service, create_app
 
@@ -267,34 +310,8 @@ def in_process_costs(size: str, count: int = 2000) -> dict[str, float]:
     service = Service(run_dir, work, config)
     app = create_app(service)
 
-    async def call(path: str, body: bytes, method: str = "POST") -> int:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "root_path": "",
-            "headers": headers,
-            "client": ("127.0.0.1", 1),
-            "server": ("127.0.0.1", 80),
-            "state": {},
-        }
-        messages = [{"type": "http.request", "body": body, "more_body": False}]
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            return messages.pop() if messages else {"type": "http.disconnect"}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await app(scope, receive, send)
-        return sent[0]["status"]
+    async def call(path: str, body: bytes, method: str = "POST", target: Any = None) -> int:
+        return await in_process_call(app, path, body, method, target)
 
     async def measure() -> dict[str, float]:
         await service.start()
@@ -307,8 +324,16 @@ def in_process_costs(size: str, count: int = 2000) -> dict[str, float]:
         out["engine_decide_us"] = (time.process_time() - started) / count * 1e6
         started = time.process_time()
         for i in range(count):
-            await call("/v1/decisions/drawdown", requests[i % len(requests)])
+            assert await call("/v1/decisions/drawdown", requests[i % len(requests)]) == 200
         out["app_decide_us"] = (time.process_time() - started) / count * 1e6
+        started = time.process_time()
+        for i in range(count):
+            route = app.router
+            assert (
+                await call("/v1/decisions/drawdown", requests[i % len(requests)], "POST", route)
+                == 200
+            )
+        out["framework_route_decide_us"] = (time.process_time() - started) / count * 1e6
         started = time.process_time()
         for _ in range(count):
             await call("/healthz", b"", "GET")

@@ -162,6 +162,23 @@ def test_batch_and_body_limits_are_413(server: Server, serve_data: ServeData) ->
             "/v1/events", content=huge, headers={"content-type": "application/json"}
         )
         assert answer.status_code == 413
+        # The decision route answers outside the framework (DecisionRoute): same limits, both
+        # for a declared length and for a body streamed without one.
+        padded = b'{"line_id": "' + b"L" * (5 * 1024 * 1024) + b'"}'
+        declared = client.post(
+            "/v1/decisions/drawdown", content=padded, headers={"content-type": "application/json"}
+        )
+        assert declared.status_code == 413 and "larger than the limit" in declared.json()["error"]
+        streamed = client.post(
+            "/v1/decisions/drawdown",
+            content=iter([padded[i : i + 65536] for i in range(0, len(padded), 65536)]),
+            headers={"content-type": "application/json"},
+        )
+        assert streamed.status_code == 413
+        broken = client.post(
+            "/v1/decisions/drawdown", content=b'{"line_id": ', headers={"content-type": "x"}
+        )
+        assert broken.status_code == 422 and broken.json()["error"].startswith("invalid request")
 
 
 def test_admin_reload_swaps_the_state_while_decisions_keep_coming(

@@ -1,10 +1,18 @@
 """The HTTP API over :class:`~graphkit.serve.service.Service` (FastAPI; OpenAPI at /docs).
 
 Routes are thin: validate (Pydantic), call the service, shape the answer. Cross-cutting rules
-live in one place each: the bearer token is one dependency on every router but ``/healthz``;
-the body limit is one ASGI middleware (413 before anything is parsed); every error, expected
-or not, leaves through the handlers at the bottom as ``{"error": ..., "fields": [...]}`` with
-no stack trace and no path of this machine.
+live in one place each: the bearer token is one check (:func:`bearer_ok`) on every route but
+``/healthz``; the body limit is one ASGI middleware (413 before anything is parsed); every
+error, expected or not, leaves as ``{"error": ..., "fields": [...]}`` with no stack trace and no
+path of this machine.
+
+The decision route is the hot path (the issue's target: p99 <= 20 ms at 1,000 decisions/s on
+two cores), and FastAPI's per-request machinery (dependency solving, request objects, response
+handling) cost about 160 of its 190 CPU microseconds in process. So :class:`DecisionRoute`
+answers ``POST /v1/decisions/drawdown`` as a plain ASGI handler in front of the framework, with
+the same Pydantic model (validated by pydantic-core straight from the bytes), the same token
+check, body limit, metrics and error shapes, and one function (:func:`answer_decision`) behind
+both it and the FastAPI route that declares the path for OpenAPI.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import ValidationError
+from pydantic_core import to_json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +91,122 @@ class Metrics:
         Gauge("graphkit_log_records", "Records in the event log", registry=r).set_function(
             lambda: float(service.log.last_seq)
         )
+
+
+def bearer_ok(authorization: str, token: str | None) -> bool:
+    """True when no token is configured or ``authorization`` is ``Bearer <token>`` (compared in
+    constant time)."""
+    if not token:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def validation_fields(errors: list[Any]) -> list[dict[str, Any]]:
+    """Pydantic errors as ``[{"field": "a.b", "message": ...}]`` (no ``body.`` prefix)."""
+    fields = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path"):
+            loc = loc[1:]
+        fields.append({"field": ".".join(loc) or None, "message": error.get("msg", "")})
+    return fields
+
+
+def _invalid_message(fields: list[dict[str, Any]]) -> str:
+    return "invalid request: " + ", ".join(f["field"] or "body" for f in fields)
+
+
+class DecisionRoute:
+    """``POST /v1/decisions/drawdown`` without the framework's per-request machinery (see the
+    module docstring); every other request goes on to ``app``."""
+
+    PATH = "/v1/decisions/drawdown"
+    _JSON = ((b"content-type", b"application/json"),)
+
+    def __init__(
+        self, app: ASGIApp, service: Service, metrics: Metrics, token: str | None, limit: int
+    ) -> None:
+        self.app, self.service, self.metrics = app, service, metrics
+        self.token, self.limit = token, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        status, answer, extra = await self._answer(scope, receive)
+        body = to_json(answer)
+        headers = [*self._JSON, (b"content-length", b"%d" % len(body)), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        if not bearer_ok(headers.get(b"authorization", b"").decode("latin-1"), self.token):
+            self.metrics.refused.labels("unauthorized").inc()
+            return 401, _problem_body("missing or wrong bearer token"), [_CHALLENGE]
+        raw = await _read_body(receive, headers.get(b"content-length"), self.limit)
+        if raw is None:
+            self.metrics.refused.labels("body_too_large").inc()
+            return (
+                413,
+                _problem_body(f"request body larger than the limit of {self.limit} bytes"),
+                [],
+            )
+        try:
+            request = models.DrawdownRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            fields = validation_fields(exc.errors(include_url=False, include_context=False))
+            return 422, _problem_body(_invalid_message(fields), fields), []
+        try:
+            return 200, answer_decision(self.service, self.metrics, request, started), []
+        except NotReady as exc:
+            return 503, _problem_body(str(exc)), []
+        except EventRejected as exc:
+            fields = [{"field": i.column, "message": i.message} for i in exc.issues]
+            return 422, _problem_body(_invalid_message(fields), fields), []
+        except Exception as exc:
+            logger.error("internal error: %s", type(exc).__name__, exc_info=exc)
+            return 500, _problem_body("internal error (logged on the server)"), []
+
+
+_CHALLENGE = (b"www-authenticate", b"Bearer")
+
+
+def answer_decision(
+    service: Service, metrics: Metrics, request: models.DrawdownRequest, started: float
+) -> dict[str, Any]:
+    """The engine's decision for ``request`` with its ids, counted in the metrics."""
+    state = service.current()
+    decision = state.decide(request.model_dump(exclude_none=True)).to_dict()
+    metrics.decisions.labels(decision["decision"]).inc()
+    decision["decision_id"] = os.urandom(16).hex()
+    decision["drawdown_id"] = request.drawdown_id
+    decision["run_id"] = state.run_id
+    metrics.decision_seconds.observe(time.perf_counter() - started)
+    return decision
+
+
+async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes | None:
+    """The whole request body, or None once it is (declared or streamed) over ``limit``."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return b"".join(parts)
 
 
 class BodyLimit:
@@ -134,12 +260,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     metrics = Metrics(service)
 
     async def require_token(request: Request) -> None:
-        if not token:
-            return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
+        if not bearer_ok(request.headers.get("authorization", ""), token):
             metrics.refused.labels("unauthorized").inc()
             raise HTTPException(401, "missing or wrong bearer token")
 
@@ -184,17 +305,10 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     async def decide(request: models.DrawdownRequest) -> JSONResponse:
         """May this customer draw now? ACCEPT | REVIEW | BLOCK, the tier, reasons with evidence
         and the recommended limit. Asking changes nothing."""
-        started = time.perf_counter()
-        state = service.current()
-        decision = state.decide(request.model_dump(exclude_none=True)).to_dict()
-        metrics.decisions.labels(decision["decision"]).inc()
-        decision["decision_id"] = os.urandom(16).hex()
-        decision["drawdown_id"] = request.drawdown_id
-        decision["run_id"] = state.run_id
-        metrics.decision_seconds.observe(time.perf_counter() - started)
-        # Returned as is: the engine's answer already has the documented shape (the hot path
-        # skips re-validating it against the response model).
-        return JSONResponse(decision)
+        # DecisionRoute answers these requests in front of the framework; this route declares
+        # the API and answers the same way when the app is mounted without it (the bench's
+        # baseline). The engine's answer already has the documented shape: not re-validated.
+        return JSONResponse(answer_decision(service, metrics, request, time.perf_counter()))
 
     @v1.post("/events", response_model=models.EventsResponse)
     async def post_events(
@@ -294,6 +408,14 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
         on_refuse=lambda reason: metrics.refused.labels(reason).inc(),
         service=service,
     )
+    # Added last, so it is the outermost of ours: a decision skips the rest.
+    app.add_middleware(
+        DecisionRoute,
+        service=service,
+        metrics=metrics,
+        token=token,
+        limit=limits.max_body_bytes,
+    )
     app.state.metrics = metrics
     app.state.failure = None
     return app
@@ -311,9 +433,13 @@ async def _start(app: FastAPI, service: Service) -> None:
         signal.raise_signal(signal.SIGTERM)
 
 
+def _problem_body(error: str, fields: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"error": error, "fields": fields or []}
+
+
 def _problem(status: int, error: str, fields: list[dict[str, Any]] | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": error, "fields": fields or []}, status, headers=headers)
+    return JSONResponse(_problem_body(error, fields), status, headers=headers)
 
 
 def _error_handlers(app: FastAPI) -> None:
@@ -321,20 +447,13 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        fields = []
-        for error in exc.errors():
-            loc = [str(p) for p in error.get("loc", ())]
-            if loc and loc[0] in ("body", "query", "path"):
-                loc = loc[1:]
-            fields.append({"field": ".".join(loc) or None, "message": error.get("msg", "")})
-        names = ", ".join(f["field"] or "body" for f in fields)
-        return _problem(422, f"invalid request: {names}", fields)
+        fields = validation_fields(list(exc.errors()))
+        return _problem(422, _invalid_message(fields), fields)
 
     @app.exception_handler(EventRejected)
     async def rejected(_: Request, exc: EventRejected) -> JSONResponse:
         fields = [{"field": i.column, "message": i.message} for i in exc.issues]
-        names = ", ".join(f["field"] or "request" for f in fields)
-        return _problem(422, f"invalid request: {names}", fields)
+        return _problem(422, _invalid_message(fields), fields)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:

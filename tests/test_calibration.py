@@ -109,6 +109,28 @@ def test_isotonic_ties_are_broken_or_platt_is_preferred():
     assert ("why_platt" in report) == (cv["isotonic"]["brier"] < cv["platt"]["brier"])
 
 
+def test_an_isotonic_calibration_breaks_its_ties_by_the_stackers_logit():
+    from graphkit.calibration import TIE_BREAK, Calibrator
+
+    calibrator = Calibrator(
+        names=["gnn_score"],
+        mean=np.zeros(1),
+        scale=np.ones(1),
+        coef=np.ones(1),
+        intercept=0.0,
+        method="isotonic",
+        platt=(1.0, 0.0),
+        iso_x=np.array([-2.0, 0.0, 0.0001, 2.0]),
+        iso_y=np.array([0.1, 0.1, 1.0, 1.0]),  # two flat steps, the top one at 1.0
+    )
+    gnn = np.linspace(0.02, 0.98, 500)
+    risk = calibrator.predict({"gnn_score": gnn})
+    assert (np.diff(risk) > 0).all()  # strictly increasing: no two customers tie
+    assert risk.max() <= 1.0
+    step = np.interp(calibrator.logit({"gnn_score": gnn}), calibrator.iso_x, calibrator.iso_y)
+    assert np.abs(risk - step).max() <= TIE_BREAK
+
+
 def test_too_few_validation_defaults_refuse_to_calibrate():
     parts, labels = _planted_parts(300, seed=3)
     labels[:] = 0

@@ -50,11 +50,14 @@ class GnnResult:
             or the model file, its sha256, the tree prior, features, snapshot and training facts).
         evaluation: ROC-AUC and PR-AUC of the GNN and both baselines on the test customers
             (:func:`model_evaluation`); None when nothing was trained.
+        split: the train / validation / test split of the labelled customers (the stacking
+            and calibration of ``risk_score`` reuse it); None when nothing was trained.
     """
 
     scores: np.ndarray | None
     model: dict[str, Any]
     evaluation: dict[str, Any] | None = None
+    split: Split | None = None
 
     @property
     def trained(self) -> bool:
@@ -214,7 +217,7 @@ def fit_and_score(
         "stopped_by": trained.stopped_by,
         "dropped_features": features.dropped,
     }
-    return GnnResult(scores=scores, model=model, evaluation=evaluation)
+    return GnnResult(scores=scores, model=model, evaluation=evaluation, split=split)
 
 
 __all__ = [

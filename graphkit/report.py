@@ -6,8 +6,9 @@ piece of data is HTML-escaped, because customer names, ids and sectors come from
 may hold markup.
 
 Sections: counts by tier, the most severe alerts, cluster size distribution, the riskiest
-clusters with a small drawing of each, banned share by hop, score distributions, and the run's
-parameters. A section whose stage did not run says so.
+clusters with a small drawing of each, banned share by hop, score distributions, the scores'
+calibration (a reliability plot and held-out metrics, or why risk_score is uncalibrated), and
+the run's parameters. A section whose stage did not run says so.
 """
 
 from __future__ import annotations
@@ -492,6 +493,111 @@ def _score_section(inputs: ReportInputs) -> str:
     return _section(title, f'<div class="grid">{"".join(charts)}</div>', "scores")
 
 
+RELIABILITY_COLOURS: dict[str, str] = {
+    "risk_score": "#d2352b",
+    "gnn_score": NEUTRAL,
+    "contagion_score": "#8a5cb8",
+    "rule_score": "#6b7785",
+}
+
+
+def reliability_chart(columns: Mapping[str, Any], size: int = 320) -> str:
+    """A reliability plot as inline SVG: per score column, mean score (x) against the default
+    rate (y) of each equal-mass bin, with the diagonal of perfect calibration. Both axes span
+    [0, the largest value shown], so the low scores of a rare event are not squeezed."""
+    points = {
+        name: [(b["mean_score"], b["default_rate"]) for b in m.get("reliability", [])]
+        for name, m in columns.items()
+    }
+    peak = max((max(x, y) for pts in points.values() for x, y in pts), default=1.0)
+    peak = min(1.0, max(0.05, math.ceil(peak * 10) / 10))
+    pad, span = 36, size - 50
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return pad + span * x / peak, 10 + span * (1 - y / peak)
+
+    x0, y0 = xy(0, 0)
+    x1, y1 = xy(peak, peak)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size + 140}" height="{size}" '
+        f'viewBox="0 0 {size + 140} {size}" role="img" aria-label="reliability plot">',
+        f'<rect x="{pad}" y="10" width="{span}" height="{span}" fill="none" stroke="#dde3ea"/>',
+        f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#9aa5b1" '
+        'stroke-dasharray="4 3"/>',
+        f'<text x="{pad}" y="{size - 8}" font-size="11">0</text>',
+        f'<text x="{pad + span}" y="{size - 8}" font-size="11" text-anchor="end">{peak:g}</text>',
+        f'<text x="{pad + span / 2}" y="{size - 8}" font-size="11" text-anchor="middle">'
+        "mean score</text>",
+        f'<text x="{pad - 4}" y="20" font-size="11" text-anchor="end">{peak:g}</text>',
+        f'<text x="12" y="{10 + span / 2}" font-size="11" '
+        f'transform="rotate(-90 12 {10 + span / 2})" text-anchor="middle">default rate</text>',
+    ]
+    for i, (name, pts) in enumerate(points.items()):
+        colour = RELIABILITY_COLOURS.get(name, NEUTRAL)
+        coords = [xy(min(x, peak), min(y, peak)) for x, y in pts]
+        if coords:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+            parts.append(
+                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>'
+            )
+            parts.extend(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{colour}"/>' for x, y in coords
+            )
+        parts.append(
+            f'<rect x="{size - 4}" y="{14 + 18 * i}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{size + 10}" y="{23 + 18 * i}" font-size="12">{_e(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _calibration_section(inputs: ReportInputs) -> str:
+    title = "Calibration of the scores"
+    evaluation = inputs.extra.get("model_eval") or {}
+    calibration = inputs.extra.get("calibration") or evaluation.get("calibration") or {}
+    held_out = evaluation.get("scores")
+    if inputs.scores is None and not calibration:
+        return _section(title, _absent("scores"), "calibration")
+    if not calibration.get("calibrated") or not held_out:
+        reason = calibration.get("reason", "the run recorded no calibration")
+        return _section(
+            title,
+            f'<p class="muted">risk_score is <b>uncalibrated</b>: {_e(reason)}. It is the '
+            "label-free score, not a probability of default.</p>",
+            "calibration",
+        )
+    columns = held_out.get("columns", {})
+    frame = pl.DataFrame(
+        {
+            "score": list(columns),
+            "ROC-AUC": [m["roc_auc"] for m in columns.values()],
+            "PR-AUC": [m["pr_auc"] for m in columns.values()],
+            "Brier": [m["brier"] for m in columns.values()],
+            "ECE": [m["ece"] for m in columns.values()],
+        },
+        schema={
+            "score": pl.String,
+            "ROC-AUC": pl.Float64,
+            "PR-AUC": pl.Float64,
+            "Brier": pl.Float64,
+            "ECE": pl.Float64,
+        },
+    )
+    first = next(iter(columns.values()), {})
+    note = (
+        f"risk_score is the calibrated probability of default ({_e(calibration.get('method'))}"
+        f" calibration of a stack of {_e(', '.join(calibration.get('parts', [])))}, fitted on "
+        f"the validation split). Held-out test customers: {first.get('customers', 0):,}, "
+        f"{first.get('positives', 0):,} defaulted; ECE over {_e(held_out.get('ece_binning'))}."
+        " contagion_score here is seeded by the training split's defaults only."
+    )
+    body = (
+        f'<p class="muted">{note}</p><div class="grid"><div>{reliability_chart(columns)}</div>'
+        f"<div>{_table(frame, tier_column=None)}</div></div>"
+    )
+    return _section(title, body, "calibration")
+
+
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
     if isinstance(value, Mapping):
         for key, inner in value.items():
@@ -529,6 +635,7 @@ def build_report(inputs: ReportInputs) -> str:
         _top_clusters_section(inputs),
         _flows_section(inputs),
         _score_section(inputs),
+        _calibration_section(inputs),
         _parameters_section(inputs),
     ]
     return (

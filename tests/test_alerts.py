@@ -28,6 +28,7 @@ from graphkit.alerts import (
     customer_tiers,
     daily_drawdowns,
     default_policy_text,
+    defaulted_hits,
     evaluate,
     feature_drivers,
     limit_advice,
@@ -208,6 +209,30 @@ def test_circle_with_defaulted_member_fires_for_every_member() -> None:
     }
     one = circle_default_hits(membership, defaulted.filter(pl.col("customer_id") != "b"), POLICY)
     assert set(one.get_column("reason")) == {"member of guarantee circle 7 with 1 defaulted member"}
+
+
+def test_a_labelled_default_asks_its_rule_tier_with_its_own_reason() -> None:
+    defaulted = pl.DataFrame(
+        {"customer_id": ["a", "b", "c"], "defaulted": [True, False, None]},
+        schema={"customer_id": pl.String, "defaulted": pl.Boolean},
+    )
+    hits = defaulted_hits(defaulted, POLICY)
+    assert hits.rows() == [("a", "defaulted", "red", "labelled as defaulted")]
+    quiet = parse_policy({"rule_tiers": {"defaulted": "orange"}})
+    assert defaulted_hits(defaulted, quiet).get_column("tier").to_list() == ["orange"]
+    # Through evaluate: the label is named once (the rule's reason, not again as a driver),
+    # and the customer is red although its (calibrated) score alone asks for nothing.
+    graph = RiskGraph.from_tables(
+        make_tables(
+            customers={"customer_id": ["a", "b"], "kind": ["person"] * 2},
+            labels={"customer_id": ["a", "b"], "defaulted": [True, False]},
+        )
+    )
+    scores = pl.DataFrame({"customer_id": ["a", "b"], "risk_score": [0.2, 0.1]})
+    result = evaluate(graph, parse_policy({"budget": {"mode": "absolute"}}), scores=scores)
+    rows = {r["customer_id"]: r for r in result.customers.iter_rows(named=True)}
+    assert rows["a"]["tier"] == "red" and rows["b"]["tier"] == "green"
+    assert rows["a"]["reasons"].count("labelled as defaulted") == 1
 
 
 def test_circle_without_defaulted_member_does_not_fire() -> None:

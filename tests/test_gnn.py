@@ -179,9 +179,16 @@ def test_stages_write_scores_in_range_model_and_evaluation(tmp_path):
     for stage in (contagion_stage, gnn_stage, scores_stage):
         stage(ctx)
     scores = ctx.outputs["scores.parquet"]
-    assert scores.columns == ["customer_id", "contagion_score", "gnn_score", "risk_score", "tier"]
+    assert scores.columns == [
+        "customer_id",
+        "contagion_score",
+        "gnn_score",
+        "risk_score",
+        "tier",
+        "rule_score",
+    ]
     assert scores.height == ctx.graph.n("Customer")
-    for col in ("contagion_score", "gnn_score", "risk_score"):
+    for col in ("contagion_score", "gnn_score", "rule_score", "risk_score"):
         values = scores.get_column(col)
         assert values.null_count() == 0 and values.min() >= 0 and values.max() <= 1
     assert (
@@ -192,7 +199,8 @@ def test_stages_write_scores_in_range_model_and_evaluation(tmp_path):
     assert model["sha256"] == hashlib.sha256((tmp_path / "model.pt").read_bytes()).hexdigest()
     evaluation = json.loads((tmp_path / "model_eval.json").read_text())
     assert set(evaluation["models"]) == {"gnn", "logistic_regression", "gradient_boosting"}
-    assert evaluation == ctx.manifest_extra["model_eval"]
+    assert evaluation["calibration"]["calibrated"] is True
+    assert evaluation == json.loads(json.dumps(ctx.manifest_extra["model_eval"]))
     # Defaulted customers score higher than the rest, on average.
     defaulted = ctx.graph.defaulted() == 1
     risk = scores.get_column("gnn_score").to_numpy()

@@ -179,10 +179,13 @@ def test_report_has_every_section_with_the_run_numbers(report: Path) -> None:
         "Riskiest clusters",
         "Banned share by hop",
         "Score distributions",
+        "Calibration of the scores",
         "Run parameters",
     ):
         assert heading in text
     assert "did not run" not in text
+    # The fixture records no calibration: the risk score is said to be uncalibrated.
+    assert "uncalibrated" in text and "the run recorded no calibration" in text
     # Banned share over the traced drawdowns: 600 of 3000 drawn = 20.0%.
     assert "600 (20.0%)" in text
     assert "66.7%" in text  # 400 of the 600 banned reached at >= 3 hops
@@ -196,7 +199,7 @@ def test_report_has_every_section_with_the_run_numbers(report: Path) -> None:
 def test_report_says_which_stages_did_not_run(tmp_path: Path) -> None:
     graph = RiskGraph.from_tables(sample_tables())
     text = build_report(ReportInputs(parameters={}, graph=graph))
-    assert text.count("did not run") == 6
+    assert text.count("did not run") == 7  # six sections, and the scores' calibration
     assert "the clusters stage did not run" in text
 
 

@@ -3,12 +3,13 @@
 A customer's tier is the highest of
 
 * its **score tier**: ``risk_score`` against the policy's yellow/orange/red thresholds, and
-* the tier of every **rule** it hits: member of a guarantee circle with a defaulted member
-  (``circle_default``), banned share of drawn money at or above a threshold (``banned_share``),
-  a day with at least N drawdowns over all its lines (``burst``), member of a device-sharing ring
-  (``ring``), member of an orange or red related-enterprise cluster (``cluster_orange``,
-  ``cluster_red``), a record showing the credit-cosmetics pattern (``cosmetic``: small regular
-  drawdowns each repaid at once, the ``cosmetic_pattern`` feature of gnn/cosmetics.py).
+* the tier of every **rule** it hits: labelled as defaulted (``defaulted``), member of a
+  guarantee circle with a defaulted member (``circle_default``), banned share of drawn money at
+  or above a threshold (``banned_share``), a day with at least N drawdowns over all its lines
+  (``burst``), member of a device-sharing ring (``ring``), member of an orange or red
+  related-enterprise cluster (``cluster_orange``, ``cluster_red``), a record showing the
+  credit-cosmetics pattern (``cosmetic``: small regular drawdowns each repaid at once, the
+  ``cosmetic_pattern`` feature of gnn/cosmetics.py).
 
 A rule whose input is missing (its stage did not run) does not fire and is not mentioned.
 Every hit carries a reason in plain words. The responses: green no action, yellow soft
@@ -44,6 +45,7 @@ from graphkit.alerts.rules import (
     count_tiers,
     customer_tiers,
     daily_drawdowns,
+    defaulted_hits,
     evaluate,
     feature_drivers,
     limit_advice,
@@ -78,6 +80,7 @@ __all__ = [
     "customer_tiers",
     "daily_drawdowns",
     "default_policy_text",
+    "defaulted_hits",
     "evaluate",
     "feature_drivers",
     "limit_advice",

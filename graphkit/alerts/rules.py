@@ -29,6 +29,7 @@ RESPONSES: dict[str, str] = {
 
 # Rules in the order their reasons are listed (after the score reason).
 RULES: tuple[str, ...] = (
+    "defaulted",
     "circle_default",
     "banned_share",
     "burst",
@@ -116,6 +117,20 @@ def score_hits(scores: pl.DataFrame | None, policy: Policy) -> pl.DataFrame:
         _score(pl.col("bound")),
     )
     return _hits(fired, "score", pl.col("score_tier"), reason)
+
+
+def defaulted_hits(defaulted: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """Customers whose label says they defaulted (``defaulted``: customer_id, defaulted bool,
+    null = unlabelled), at ``policy.rule_tiers["defaulted"]``.
+
+    A known default is a fact, not a prediction: ``risk_score`` stays the model's calibrated
+    probability (so labelled defaults do not all share a score of 1), and this rule asks the
+    alert tier for them instead, with its own reason. O(n).
+    """
+    fired = defaulted.filter(pl.col("defaulted").fill_null(False))
+    return _hits(
+        fired, "defaulted", policy.rule_tiers["defaulted"], pl.lit("labelled as defaulted")
+    )
 
 
 def circle_default_hits(
@@ -531,9 +546,13 @@ def add_drivers(
     label (``labelled as defaulted``) and its :func:`feature_drivers`, so that no alert's only
     reason restates the score. O(n log n)."""
     alerted = tiers.filter(pl.col("tier") != "green").get_column("customer_id")
+    # The ``defaulted`` rule's reason already says so where it fired.
+    named = tiers.filter(pl.col("rules").str.split(",").list.contains("defaulted"))
     parts = [
         defaulted.filter(
-            pl.col("defaulted").fill_null(False) & pl.col("customer_id").is_in(alerted.implode())
+            pl.col("defaulted").fill_null(False)
+            & pl.col("customer_id").is_in(alerted.implode())
+            & ~pl.col("customer_id").is_in(named.get_column("customer_id").implode())
         ).select("customer_id", pl.lit("labelled as defaulted").alias("reason"))
     ]
     if features is not None:
@@ -739,6 +758,7 @@ def evaluate(
     hits = pl.concat(
         [
             score_hits(scores, policy),
+            defaulted_hits(defaulted, policy),
             circle_default_hits(circle_membership, defaulted, policy),
             banned_share_hits(customer_flows, policy, flows),
             burst_hits(daily_drawdowns(graph), policy),

@@ -181,6 +181,18 @@ def run_summary_rows(summary: RunSummary) -> list[tuple[str, object]]:
                 ", ".join(f"{name} {m['roc_auc']:.3f}" for name, m in models.items()),
             )
         )
+    calibration = manifest.get("calibration")
+    risk = manifest.get("model_eval", {}).get("scores", {}).get("columns", {}).get("risk_score")
+    if risk:
+        rows.append(
+            (
+                "risk_score (test)",
+                f"ROC-AUC {risk['roc_auc']:.3f}, Brier {risk['brier']:.4f}, ECE {risk['ece']:.4f} "
+                f"({calibration['method']} calibrated)",
+            )
+        )
+    elif calibration:
+        rows.append(("risk_score", f"uncalibrated: {calibration.get('reason', '')}"))
     if (summary.run_dir / "alerts.csv").is_file():
         rows.append(("tiers", tier_summary(summary.run_dir)))
     rows.append(("time", f"{sum(manifest['timings_seconds'].values()):.1f} s"))

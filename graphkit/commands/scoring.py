@@ -92,13 +92,21 @@ def score(
     if quiet:
         return
     manifest = summary.manifest
-    evaluation = manifest.get("model_eval")
-    if evaluation:
+    evaluation = manifest.get("model_eval") or {}
+    if evaluation.get("models"):
         rows = [
             (name, f"ROC-AUC {m['roc_auc']:.4f}   PR-AUC {m['pr_auc']:.4f}")
             for name, m in evaluation["models"].items()
         ]
         rows.append(("GNN beats best baseline", evaluation["gnn_beats_best_baseline"]))
+        for name, m in evaluation.get("scores", {}).get("columns", {}).items():
+            rows.append(
+                (
+                    name,
+                    f"ROC-AUC {m['roc_auc']:.4f}   PR-AUC {m['pr_auc']:.4f}   "
+                    f"Brier {m['brier']:.4f}   ECE {m['ece']:.4f}",
+                )
+            )
         console.print(key_values(rows, title="held-out test customers"))
     else:
         console.print(f"no GNN: {manifest.get('model', {}).get('reason', 'not run')}")

@@ -15,6 +15,7 @@ from graphkit.alerts import (
     circle_default_hits,
     cluster_hits,
     customer_tiers,
+    defaulted_hits,
     limit_advice,
     ring_hits,
     score_hits,
@@ -188,6 +189,7 @@ def alert_frames(state: LiveState) -> tuple[pl.DataFrame, pl.DataFrame]:
     hits = pl.concat(
         [
             score_hits(scores, policy),
+            defaulted_hits(defaulted, policy),
             circle_default_hits(circles, defaulted, policy),
             banned_share_hits(customer_flows_frame(state), policy),
             burst_hits(daily, policy),

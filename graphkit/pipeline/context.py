@@ -16,6 +16,7 @@ from graphkit.progress import SILENT, Progress
 
 if TYPE_CHECKING:
     from gnn.features import CustomerFeatures
+    from gnn.train import Split
     from graphkit.analytics.cluster_lineage import PreviousClusters
 
 
@@ -37,6 +38,8 @@ class StageResults:
         features: every customer's features as of the snapshot (``gnn``, or ``scores``
             when it needs the rule scores).
         gnn: customer_id, gnn_score (null when no model was trained) (``gnn``).
+        split: the GNN's train / validation / test split of the labelled customers (``gnn``;
+            None when no model was trained); ``scores`` calibrates on it.
         scores: customer_id, contagion_score, gnn_score, risk_score, tier (``scores``).
         cluster_risk: one row per cluster with its risk score and tier (``cluster_risk``).
         alerts: every customer's final tier, response, risk_score and reasons (``alerts``).
@@ -52,6 +55,7 @@ class StageResults:
     contagion: pl.DataFrame | None = None
     features: CustomerFeatures | None = None
     gnn: pl.DataFrame | None = None
+    split: Split | None = None
     scores: pl.DataFrame | None = None
     cluster_risk: pl.DataFrame | None = None
     alerts: pl.DataFrame | None = None

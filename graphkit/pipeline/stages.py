@@ -160,6 +160,7 @@ def gnn_stage(ctx: RunContext) -> None:
     ctx.outputs["features.parquet"] = features.frame
     result = fit_and_score(ctx.graph, features, ctx.config, ctx.out_dir, ctx.progress)
     ctx.manifest_extra["model"] = result.model
+    ctx.results.split = result.split
     if result.evaluation is not None:
         (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
         ctx.manifest_extra["model_eval"] = result.evaluation
@@ -174,22 +175,47 @@ def gnn_stage(ctx: RunContext) -> None:
 
 
 def scores_stage(ctx: RunContext) -> None:
-    """``scores``: scores.parquet (:func:`graphkit.scoring.risk_scores`), tiered by the policy."""
+    """``scores``: scores.parquet (:func:`graphkit.scoring.risk_scores`), tiered by the policy.
+
+    With the GNN's split, ``risk_score`` is stacked and calibrated on its validation customers,
+    the stack's contagion part seeded by the training split's defaults only; the held-out
+    metrics of every score column join ``model_eval.json`` under ``scores`` and the manifest
+    gets ``calibration`` (calibrated or not, and why).
+    """
+    from graphkit.analytics.contagion import contagion_frame
     from graphkit.scoring import risk_scores
 
-    contagion, gnn = ctx.results.contagion, ctx.results.gnn
-    needs_rules = gnn is None or gnn.get_column("gnn_score").null_count() == gnn.height
+    contagion, gnn, split = ctx.results.contagion, ctx.results.gnn, ctx.results.split
+    labels = ctx.graph.defaulted()
+    heldout = None
+    if split is not None and contagion is not None:
+        seeds = split.train[labels[split.train] == 1]
+        with task(ctx.progress, "held-out contagion"):
+            frame, _ = contagion_frame(ctx.graph, seeds, ctx.config)
+        heldout = frame.get_column("contagion_score").to_numpy()
     result = risk_scores(
         ctx.graph.keys("Customer"),
         ctx.alert_policy,
         ctx.config,
         contagion=contagion,
         gnn=gnn,
-        features=_features(ctx).frame if needs_rules else None,
+        features=_features(ctx).frame,
+        labels=labels,
+        split=split,
+        heldout_contagion=heldout,
     )
     ctx.outputs["scores.parquet"] = result.frame
     ctx.results.scores = result.frame
     ctx.manifest_extra["risk_score"] = result.basis
+    ctx.manifest_extra["calibration"] = result.calibration
+    evaluation = dict(ctx.manifest_extra.get("model_eval") or {})
+    evaluation["calibration"] = result.calibration
+    if result.evaluation is not None:
+        evaluation["scores"] = result.evaluation
+    else:
+        evaluation.pop("scores", None)
+    (ctx.out_dir / "model_eval.json").write_text(json.dumps(evaluation, indent=2))
+    ctx.manifest_extra["model_eval"] = evaluation
     for tier, count in result.frame.group_by("tier").len().iter_rows():
         ctx.counts[f"tier_{tier}"] = count
 

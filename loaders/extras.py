@@ -16,6 +16,8 @@ the only Python loop is over columns.
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 from loaders.issues import ROW
@@ -57,6 +59,21 @@ def _tests(name: str) -> tuple[pl.Expr, dict[str, pl.Expr], pl.Expr, pl.Expr]:
     return present, tests, integer, pl.when(number_ok).then(number)
 
 
+def _stats(
+    frame: pl.DataFrame, name: str, present: pl.Expr, tests: dict[str, pl.Expr]
+) -> dict[str, Any]:
+    """Values given, and per test the values failing it, the first such row and its value."""
+    aggs: list[pl.Expr] = [present.sum().alias("present")]
+    for kind, ok in tests.items():
+        bad = present & ~ok.fill_null(False)
+        aggs += [
+            bad.sum().alias(f"bad_{kind}"),
+            pl.col(ROW).filter(bad).first().alias(f"row_{kind}"),
+            pl.col(name).cast(pl.String).filter(bad).first().alias(f"value_{kind}"),
+        ]
+    return frame.lazy().select(aggs).collect().row(0, named=True)
+
+
 def infer_extras(frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, str]]:
     """Type the text columns among ``columns`` of ``frame`` (which carries the row number).
 
@@ -70,19 +87,16 @@ def infer_extras(frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame,
         if not _is_text(frame.schema[name]):
             continue
         present, tests, integer, number = _tests(name)
-        aggs: list[pl.Expr] = [present.sum().alias("present")]
-        for kind, ok in tests.items():
-            bad = present & ~ok.fill_null(False)
-            aggs += [
-                bad.sum().alias(f"bad_{kind}"),
-                pl.col(ROW).filter(bad).first().alias(f"row_{kind}"),
-                pl.col(name).cast(pl.String).filter(bad).first().alias(f"value_{kind}"),
-            ]
-        stats = frame.lazy().select(aggs).collect().row(0, named=True)
+        # Numbers first: most extra columns are, and the text tests are not needed then.
+        stats = _stats(frame, name, present, {k: tests[k] for k in ("number", "integer")})
         if not stats["present"]:
             continue
+        if stats["bad_number"]:
+            rest = {k: ok for k, ok in tests.items() if k not in ("number", "integer")}
+            stats |= _stats(frame, name, present, rest)
         kind = next(
-            (k for k in ("integer", "number", "boolean", "date") if not stats[f"bad_{k}"]), None
+            (k for k in ("integer", "number", "boolean", "date") if not stats.get(f"bad_{k}", 1)),
+            None,
         )
         if kind == "integer":
             typed.append(pl.when(present).then(integer).alias(name))

@@ -14,9 +14,10 @@ null after it. Python only loops over the (capped) rows it reports.
 
 This module is the entry point and the order of the checks; each concern has its own module:
 :mod:`loaders.readers` (CSV physical lines and Parquet files), :mod:`loaders.values` (value
-parsing), :mod:`loaders.rules` (checks within a table), :mod:`loaders.references` (checks across
-tables), :mod:`loaders.memory_guard` (files too large to read) and :mod:`loaders.issues` (what is
-reported and how much).
+parsing), :mod:`loaders.extras` (typing the columns beyond the contract), :mod:`loaders.rules`
+(checks within a table), :mod:`loaders.references` (checks across tables),
+:mod:`loaders.memory_guard` (files too large to read) and :mod:`loaders.issues` (what is reported
+and how much).
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ __all__ = [
     "LoadedInput",
     "SourceFile",
     "ValidationIssue",
-    "extras_frame",
     "inspect_directory",
     "issues_frame",
     "memory_budget",
@@ -118,21 +118,6 @@ def validate_directory(
     """Every contract violation in ``directory`` (empty when it is valid); with
     ``require_control`` a directory without a control file is one."""
     return inspect_directory(directory, max_issues_per_file, require_control=require_control).issues
-
-
-def extras_frame(extras: list[ExtraColumn]) -> pl.DataFrame:
-    """The extra columns as a frame: table, column, kind, feature (the model's name for it, null
-    when it is not one) and reason (why not)."""
-    return pl.DataFrame(
-        {
-            "table": [e.table for e in extras],
-            "column": [e.column for e in extras],
-            "kind": [e.kind for e in extras],
-            "feature": [e.feature_name if e.feature else None for e in extras],
-            "reason": [e.reason or None for e in extras],
-        },
-        schema={n: pl.String for n in ("table", "column", "kind", "feature", "reason")},
-    )
 
 
 def read_input(

@@ -10,18 +10,16 @@ written. One failing value keeps a column text, and the reason says which value 
 a half-numeric column is more likely a mistake to fix than a feature to guess at.
 
 Parquet extras keep their stored dtypes; a Parquet text column is typed the same way, so a table
-gives the same columns as CSV and as Parquet. Every test is a polars expression over the column;
-the only Python loop is over columns.
+gives the same columns as CSV and as Parquet. Every test is a vectorised polars operation over
+the whole column, each parse done once; the only Python loop is over columns.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 from loaders.issues import ROW
-from loaders.values import _BOOL_WORDS, ISO_DATE, ISO_DATETIME, parse_datetime
+from loaders.values import _BOOL_WORDS, ISO_DATE, parse_datetime
 
 # What a column's values would need to be, in the order the kinds are tried.
 _WANTED = {
@@ -36,109 +34,82 @@ def _is_text(dtype: pl.DataType) -> bool:
     return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
 
 
-def _tests(name: str) -> tuple[pl.Expr, dict[str, pl.Expr], pl.Expr, pl.Expr]:
-    """(present, {kind: parses}, integer value, number value) of text column ``name``."""
-    text = pl.col(name).cast(pl.String).str.strip_chars()
-    present = text.is_not_null() & (text != "")
+class _Column:
+    """One text column being typed: its trimmed values, which are given, and per kind tried the
+    values that failed (``bad``)."""
+
+    def __init__(self, raw: pl.Series, rows: pl.Series) -> None:
+        self.raw = raw.cast(pl.String)
+        self.rows = rows
+        self.text = self.raw.str.strip_chars()
+        self.present = (self.text.is_not_null() & (self.text != "")).fill_null(False)
+        self.given = int(self.present.sum())
+        self.bad: dict[str, pl.Series] = {}
+
+    def failing(self, kind: str, parses: pl.Series) -> int:
+        """Record the given values ``parses`` is not true for; returns how many."""
+        self.bad[kind] = self.present & ~parses.fill_null(False)
+        return int(self.bad[kind].sum())
+
+    def reason(self) -> str:
+        """Why the column stays text: the kind it is closest to, its failing values' count, the
+        first failing row and its value as written."""
+        counts = {kind: int(self.bad[kind].sum()) for kind in _WANTED if kind in self.bad}
+        closest = min(counts, key=lambda k: counts[k])
+        first = int(self.bad[closest].arg_true()[0])
+        value = repr(self.raw[first])
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return (
+            f"text: {counts[closest]} of {self.given} values are not {_WANTED[closest]}, "
+            f"first at row {self.rows[first]}: {shown}"
+        )
+
+
+def _typed(column: _Column) -> pl.Series | None:
+    """The column typed by its values, or None when it stays text (``column.bad`` then says
+    why)."""
+    text = column.text
     number = text.cast(pl.Float64, strict=False)
     # As for the contract's floats: `300.` is what `300.0` becomes when a write is cut there.
-    number_ok = number.is_finite() & ~text.str.ends_with(".")
-    integer = text.cast(pl.Int64, strict=False)
-    normalised = text.str.replace(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ tT]", "${1}T").str.replace(
-        r"[zZ]$", "+00:00"
-    )
-    tests = {
-        "number": number_ok,
-        "integer": integer.is_not_null(),
-        "boolean": text.str.to_lowercase().is_in(list(_BOOL_WORDS)),
-        "date": text.str.contains(ISO_DATE)
-        & text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False).is_not_null(),
-        # The datetime parser is a fallback over a Series; its result is checked after.
-        "datetime": normalised.str.contains(ISO_DATETIME),
-    }
-    return present, tests, integer, pl.when(number_ok).then(number)
-
-
-def _stats(
-    frame: pl.DataFrame, name: str, present: pl.Expr, tests: dict[str, pl.Expr]
-) -> dict[str, Any]:
-    """Values given, and per test the values failing it, the first such row and its value."""
-    aggs: list[pl.Expr] = [present.sum().alias("present")]
-    for kind, ok in tests.items():
-        bad = present & ~ok.fill_null(False)
-        aggs += [
-            bad.sum().alias(f"bad_{kind}"),
-            pl.col(ROW).filter(bad).first().alias(f"row_{kind}"),
-            pl.col(name).cast(pl.String).filter(bad).first().alias(f"value_{kind}"),
-        ]
-    return frame.lazy().select(aggs).collect().row(0, named=True)
+    if not column.failing("number", number.is_finite() & ~text.str.ends_with(".")):
+        integer = text.cast(pl.Int64, strict=False)
+        if not column.failing("integer", integer.is_not_null()):
+            return integer
+        return number
+    words = text.str.to_lowercase()
+    if not column.failing("boolean", words.is_in(list(_BOOL_WORDS))):
+        return words.replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean)
+    day = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
+    if not column.failing("date", text.str.contains(ISO_DATE) & day.is_not_null()):
+        return day
+    # Null where a value is not ISO-8601 as written (loaders.values.ISO_DATETIME).
+    moment = parse_datetime(text)
+    if not column.failing("datetime", moment.is_not_null()):
+        return moment
+    return None
 
 
 def infer_extras(frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, dict[str, str]]:
     """Type the text columns among ``columns`` of ``frame`` (which carries the row number).
 
-    Returns the frame with each typed column replaced in place, and for each column left as text
-    (with at least one value) why: how many values are not what the closest kind needs, the first
-    such row and its value as written.
+    Returns the frame with each typed column replaced in place (empty values null), and for each
+    column left as text (with at least one value) why: how many values are not what the closest
+    kind needs, the first such row and its value as written.
     """
     details: dict[str, str] = {}
-    typed: list[pl.Expr | pl.Series] = []
+    typed: list[pl.Series] = []
+    rows = frame.get_column(ROW)
     for name in columns:
         if not _is_text(frame.schema[name]):
             continue
-        present, tests, integer, number = _tests(name)
-        # Numbers first: most extra columns are, and the text tests are not needed then.
-        stats = _stats(frame, name, present, {k: tests[k] for k in ("number", "integer")})
-        if not stats["present"]:
+        column = _Column(frame.get_column(name), rows)
+        if not column.given:
             continue
-        if stats["bad_number"]:
-            rest = {k: ok for k, ok in tests.items() if k not in ("number", "integer")}
-            stats |= _stats(frame, name, present, rest)
-        kind = next(
-            (k for k in ("integer", "number", "boolean", "date") if not stats.get(f"bad_{k}", 1)),
-            None,
-        )
-        if kind == "integer":
-            typed.append(pl.when(present).then(integer).alias(name))
-            continue
-        if kind == "number":
-            typed.append(pl.when(present).then(number).alias(name))
-            continue
-        if kind == "boolean":
-            words = pl.col(name).cast(pl.String).str.strip_chars().str.to_lowercase()
-            typed.append(
-                pl.when(present)
-                .then(words.replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean))
-                .alias(name)
-            )
-            continue
-        if kind == "date":
-            text = pl.col(name).cast(pl.String).str.strip_chars()
-            typed.append(
-                pl.when(present)
-                .then(text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False))
-                .alias(name)
-            )
-            continue
-        if not stats["bad_datetime"]:
-            raw = frame.get_column(name).cast(pl.String)
-            parsed = parse_datetime(raw).alias(name)
-            given = frame.select(present).to_series()
-            unparsed = given & parsed.is_null()
-            if not unparsed.any():
-                typed.append(parsed)
-                continue
-            first = int(unparsed.arg_true()[0])
-            stats["bad_datetime"] = int(unparsed.sum())
-            stats["row_datetime"] = frame.get_column(ROW)[first]
-            stats["value_datetime"] = raw[first]
-        closest = min(_WANTED, key=lambda k: stats[f"bad_{k}"])
-        value = stats[f"value_{closest}"]
-        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
-        details[name] = (
-            f"text: {stats[f'bad_{closest}']} of {stats['present']} values are not "
-            f"{_WANTED[closest]}, first at row {stats[f'row_{closest}']}: {shown}"
-        )
+        values = _typed(column)
+        if values is None:
+            details[name] = column.reason()
+        else:
+            typed.append(pl.select(pl.when(column.present).then(values)).to_series().alias(name))
     if typed:
         frame = frame.with_columns(typed)
     return frame, details

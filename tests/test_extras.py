@@ -127,6 +127,32 @@ def test_extras_of_other_tables_are_typed_but_not_features(tmp_path: Path) -> No
     assert grade.reason == "only extra columns of customers are model features"
 
 
+def test_parquet_extras_keep_their_types_and_nan_is_no_feature(tmp_path: Path) -> None:
+    directory = write_valid_input(tmp_path / "in")
+    customers = read_input(directory).tables["customers"].drop("vip")
+    (directory / "customers.csv").unlink()
+    customers.with_columns(
+        pl.Series("score", [1.5, float("nan"), 2.0, 3.0]),
+        pl.Series("grade", [1, 2, 3, 4], dtype=pl.Int32),
+        pl.Series("tags", [["a"], [], None, ["b", "c"]]),
+        pl.Series("amount_text", ["1", "2", "3", "4.5"]),
+    ).write_parquet(directory / "customers.parquet")
+    loaded = read_input(directory)
+    verdict = {e.column: e for e in loaded.extras}
+    assert verdict["score"].reason == "1 value(s) are NaN or infinite"
+    assert verdict["grade"].kind == "integer" and verdict["grade"].feature
+    assert loaded.tables["customers"].schema["grade"] == pl.Int32
+    assert verdict["tags"].reason == "stored as List(String): not a number"
+    # Text in Parquet is typed as CSV text is.
+    assert loaded.tables["customers"].get_column("amount_text").to_list() == [1.0, 2.0, 3.0, 4.5]
+    assert verdict["amount_text"].feature
+    features = customer_features(RiskGraph.from_tables(loaded.tables))
+    assert [n for n in features.names if n.startswith("extra_")] == [
+        "extra_grade",
+        "extra_amount_text",
+    ]
+
+
 def test_validate_lists_the_extras_and_keeps_json_output(tmp_path: Path) -> None:
     directory = _with_extras(tmp_path / "in")
     runner = CliRunner()

@@ -8,9 +8,12 @@ is ``config.gnn.snapshot`` when set, else the latest event time in the input
 
 Feature groups (names as in the returned frame):
 
-- ``extra_<col>``: every numeric column of ``customers`` beyond the schema's (a bank's own bureau
-  score, income, ...), plus ``registered_capital`` and ``is_enterprise``; ``age_days`` since
-  ``created_at``.
+- ``extra_<col>``: every column of ``customers`` beyond the schema's that holds numbers or
+  booleans (a bank's own bureau score, income, ...), unless it is empty, constant or holds NaN
+  or infinity (:func:`graphkit.extras.extra_features`, the rule ``graphkit validate`` reports;
+  CSV extras are typed by the loaders, so CSV and Parquet give the same features), plus
+  ``registered_capital`` and ``is_enterprise``; ``age_days`` since ``created_at``. A missing
+  value counts as 0, as every feature's does.
 - credit: ``limit_total``, ``drawn_total``, ``repaid_total``, ``utilisation`` (drawn - repaid over
   the total limit, >= 0).
 - drawdown bursts: ``drawdowns_1d``, ``drawdowns_7d``, ``drawdowns_30d`` (in the day / 7 / 30
@@ -47,11 +50,9 @@ import numpy as np
 import polars as pl
 
 from gnn.cosmetics import COSMETIC_NAMES, cosmetic_features
+from graphkit.extras import extra_features
 from graphkit.graph import RiskGraph
-from graphkit.schema import TABLES
 
-# Columns that carry labels or identity; never features even if a bank adds them to customers.
-_NEVER_FEATURES = frozenset(c.name for c in TABLES["labels"].columns) | {"customer_id"}
 _NO_EVENTS = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -117,13 +118,8 @@ def _per_customer(index: pl.LazyFrame, parts: list[pl.LazyFrame], names: list[st
 
 def _customer_columns(graph: RiskGraph, snapshot: datetime) -> tuple[pl.LazyFrame, list[str]]:
     customers = graph.nodes["Customer"]
-    schema_cols = {c.name for c in TABLES["customers"].columns}
-    extras = [
-        c
-        for c, dtype in customers.schema.items()
-        if c not in schema_cols and c not in _NEVER_FEATURES and dtype.is_numeric()
-    ]
-    exprs = [pl.col(c).cast(pl.Float64).alias(f"extra_{c}") for c in extras]
+    extras = extra_features(customers)
+    exprs = [pl.col(e.column).cast(pl.Float64).alias(e.feature_name) for e in extras]
     exprs += [
         pl.col("registered_capital").alias("registered_capital"),
         (pl.col("kind") == "enterprise").cast(pl.Float64).alias("is_enterprise"),
@@ -132,7 +128,7 @@ def _customer_columns(graph: RiskGraph, snapshot: datetime) -> tuple[pl.LazyFram
         .otherwise(0.0)
         .alias("age_days"),
     ]
-    names = [f"extra_{c}" for c in extras] + ["registered_capital", "is_enterprise", "age_days"]
+    names = [e.feature_name for e in extras] + ["registered_capital", "is_enterprise", "age_days"]
     frame = customers.lazy().with_row_index("cid").select(pl.col("cid").cast(pl.Int32), *exprs)
     return frame, names
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 
@@ -45,6 +46,8 @@ class InputError(Exception):
 
     def __init__(self, issues: Sequence[ValidationIssue]) -> None:
         self.issues = list(issues)
+        # The extra columns of the tables that could be read (graphkit.extras.ExtraColumn).
+        self.extras: list[Any] = []
         first = f"; first: {self.issues[0]}" if self.issues else ""
         super().__init__(f"{len(self.issues)} input error(s){first}")
 

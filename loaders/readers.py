@@ -9,11 +9,12 @@ dtypes. Both hand back the values as written of the rows an issue reports.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from graphkit.extras import ExtraColumn
 from loaders.issues import ROW, IssueLog
 
 _LAST_NULL = "__graphkit_last_null"
@@ -23,7 +24,8 @@ _HEADER_BYTES = 1 << 20
 
 @dataclass
 class ReadTable:
-    """A table read from its file: ``frame`` has the row number, converted columns and extras."""
+    """A table read from its file: ``frame`` has the row number, converted columns and typed
+    extras."""
 
     file: str
     frame: pl.DataFrame
@@ -32,6 +34,8 @@ class ReadTable:
     records: int
     # False when a file- or key-level problem makes the table unusable as a reference target.
     usable: bool = True
+    # The extra columns (beyond the contract), typed, and whether the model reads them.
+    extras: list[ExtraColumn] = field(default_factory=list)
 
 
 class Reread(Exception):

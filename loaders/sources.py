@@ -14,9 +14,10 @@ null after it. Python only loops over the (capped) rows it reports.
 
 This module is the entry point and the order of the checks; each concern has its own module:
 :mod:`loaders.readers` (CSV physical lines and Parquet files), :mod:`loaders.values` (value
-parsing), :mod:`loaders.rules` (checks within a table), :mod:`loaders.references` (checks across
-tables), :mod:`loaders.memory_guard` (files too large to read) and :mod:`loaders.issues` (what is
-reported and how much).
+parsing), :mod:`loaders.extras` (typing the columns beyond the contract), :mod:`loaders.rules`
+(checks within a table), :mod:`loaders.references` (checks across tables),
+:mod:`loaders.memory_guard` (files too large to read) and :mod:`loaders.issues` (what is reported
+and how much).
 """
 
 from __future__ import annotations
@@ -27,9 +28,11 @@ from pathlib import Path
 import polars as pl
 
 from graphkit.control import write_control_file
+from graphkit.extras import ExtraColumn, describe_extras
 from graphkit.progress import SILENT, Progress, task
 from graphkit.schema import TABLES, Table
 from loaders.control import ControlPolicy, check_control
+from loaders.extras import infer_extras
 from loaders.frames import empty_table
 from loaders.issues import ROW, InputError, IssueLog, ValidationIssue, issues_frame
 from loaders.memory_guard import MEMORY_BUDGET_ENV, memory_budget, parse_size, refuse_oversized
@@ -42,10 +45,13 @@ __all__ = [
     "FORMATS",
     "MEMORY_BUDGET_ENV",
     "ROW",
+    "ExtraColumn",
     "InputError",
+    "Inspection",
     "LoadedInput",
     "SourceFile",
     "ValidationIssue",
+    "inspect_directory",
     "issues_frame",
     "memory_budget",
     "parse_size",
@@ -70,10 +76,40 @@ class SourceFile:
 
 @dataclass
 class LoadedInput:
-    """Every schema table (empty when absent) in schema dtypes, and the files they came from."""
+    """Every schema table (empty when absent) in schema dtypes, and the files they came from.
+
+    ``extras`` lists every extra column of every table read, typed, and whether the model reads
+    it (:mod:`graphkit.extras`).
+    """
 
     tables: dict[str, pl.DataFrame]
     files: list[SourceFile] = field(default_factory=list)
+    extras: list[ExtraColumn] = field(default_factory=list)
+
+
+@dataclass
+class Inspection:
+    """What ``graphkit validate`` reports: the contract violations (empty when valid) and the
+    extra columns of the tables that could be read."""
+
+    issues: list[ValidationIssue]
+    extras: list[ExtraColumn]
+
+
+def inspect_directory(
+    directory: Path | str, max_issues_per_file: int = 100, *, require_control: bool = False
+) -> Inspection:
+    """Every contract violation in ``directory`` and its extra columns; with
+    ``require_control`` a directory without a control file is a violation."""
+    try:
+        loaded = read_input(
+            Path(directory),
+            max_issues_per_file=max_issues_per_file,
+            control="require" if require_control else "check",
+        )
+    except InputError as exc:
+        return Inspection(exc.issues, exc.extras)
+    return Inspection([], loaded.extras)
 
 
 def validate_directory(
@@ -81,15 +117,7 @@ def validate_directory(
 ) -> list[ValidationIssue]:
     """Every contract violation in ``directory`` (empty when it is valid); with
     ``require_control`` a directory without a control file is one."""
-    try:
-        read_input(
-            Path(directory),
-            max_issues_per_file=max_issues_per_file,
-            control="require" if require_control else "check",
-        )
-    except InputError as exc:
-        return exc.issues
-    return []
+    return inspect_directory(directory, max_issues_per_file, require_control=require_control).issues
 
 
 def read_input(
@@ -113,7 +141,9 @@ def read_input(
     Returns
     -------
     LoadedInput whose ``tables`` holds every schema table: schema columns first, in schema order
-    and dtypes (absent optional columns are null), then any extra columns as read (text for CSV).
+    and dtypes (absent optional columns are null), then any extra columns, typed
+    (:mod:`loaders.extras`: integers, numbers, booleans, dates and datetimes found in text;
+    Parquet types kept), and ``extras`` saying which of them the model reads.
 
     Raises
     ------
@@ -144,14 +174,17 @@ def read_input(
         check_references(read, found, log)
     check_control(directory, found, read, log, control)
 
+    extras = [e for name in TABLES if name in read for e in read[name].extras]
     issues = log.issues()
     if issues:
-        raise InputError(issues)
+        error = InputError(issues)
+        error.extras = extras
+        raise error
     tables = {
         name: _output_frame(TABLES[name], read[name]) if name in read else empty_table(name)
         for name in TABLES
     }
-    return LoadedInput(tables, files)
+    return LoadedInput(tables, files, extras)
 
 
 def write_control(directory: Path | str) -> Path:
@@ -254,7 +287,9 @@ def _read_table(table: Table, path: Path, log: IssueLog) -> ReadTable | None:
         for k in table.key
     )
     frame = frame.select(ROW, *conversions, *extras)
-    return ReadTable(file, frame, tuple(conversions), records, usable)
+    frame, details = infer_extras(frame, extras)
+    described = describe_extras(table.name, frame, extras, details)
+    return ReadTable(file, frame, tuple(conversions), records, usable, described)
 
 
 def _apply_fallbacks(

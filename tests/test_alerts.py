@@ -669,6 +669,8 @@ def test_feature_drivers_name_the_features_a_customer_stands_out_in() -> None:
             "late_count": [float(i) for i in range(10)],  # c9 top 10%, c8 top 20%
             "age_days": [1e6] * 9 + [2e6],  # not a driver
             "in_ring": [0.0] * 9 + [1.0],  # an indicator: not a driver
+            # The bank's own column: high may be good (income), so not a driver.
+            "extra_income": [1000.0 * i for i in range(10)],
         }
     )
     drivers = feature_drivers(features, pl.Series(["c9", "c8", "c0"]))

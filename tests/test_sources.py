@@ -61,10 +61,11 @@ def test_valid_directory_loads_every_table_typed(tmp_path: Path) -> None:
 def test_values_are_parsed_exactly(tmp_path: Path) -> None:
     tables = read_input(write_valid_input(tmp_path / "in")).tables
     customers = tables["customers"]
-    # The BOM is not part of the first column's name; the extra column stays, as text.
+    # The BOM is not part of the first column's name; the extra column stays, typed by its
+    # values (yes/no: a boolean).
     assert customers.columns[0] == "customer_id"
-    assert customers.get_column("vip").to_list() == ["yes", None, None, "no"]
-    assert customers.schema["vip"] == pl.String
+    assert customers.get_column("vip").to_list() == [True, None, None, False]
+    assert customers.schema["vip"] == pl.Boolean
     assert customers.get_column("name").to_list() == [
         "华融实业有限公司",
         "Acme, Ltd.",

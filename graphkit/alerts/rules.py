@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from graphkit.alerts.policy import TIER_RANK, Policy
+from graphkit.extras import FEATURE_PREFIX
 from graphkit.schema import TIERS
 from graphkit.tiers import TOLERANCE, budget_tiers, threshold_reached, tier_for
 
@@ -476,7 +477,9 @@ def scores_within_budget(scores: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
 
 
 # Features a high value of which says nothing against a customer (size, age, what was repaid);
-# they are not named as drivers. Indicator features (two values or fewer) are not either.
+# they are not named as drivers. Indicator features (two values or fewer) are not either, nor
+# the bank's own columns (``extra_*``): whether high is bad is not known (a high bureau score or
+# income is good).
 NOT_DRIVERS: frozenset[str] = frozenset(
     {"registered_capital", "age_days", "limit_total", "repaid_total", "hours_to_outflow"}
 )
@@ -492,11 +495,11 @@ def feature_drivers(
 
     Definition: for feature f and customer c, the top share of c is the share of all customers
     whose f is at least c's; the drivers of c are its ``top`` features of smallest top share
-    among those where c's value is positive (indicator features and :data:`NOT_DRIVERS` left
-    out). Parameters: ``features`` (customer_id, one numeric column per feature, every
-    customer); ``customers`` the ids to explain. Returns (customer_id, reason), the reason
-    ``unusually high: dpd_max 92 (top 1% of customers), late_count 7 (top 3%)``; customers with
-    no positive feature are left out. O(features x n log n) for the ranks.
+    among those where c's value is positive (indicator features, :data:`NOT_DRIVERS` and the
+    bank's own ``extra_*`` columns left out). Parameters: ``features`` (customer_id, one numeric
+    column per feature, every customer); ``customers`` the ids to explain. Returns (customer_id,
+    reason), the reason ``unusually high: dpd_max 92 (top 1% of customers), late_count 7 (top
+    3%)``; customers with no positive feature are left out. O(features x n log n) for the ranks.
     """
     n = features.height
     names = [
@@ -504,6 +507,7 @@ def feature_drivers(
         for c in features.columns
         if c != "customer_id"
         and c not in not_drivers
+        and not c.startswith(FEATURE_PREFIX)
         and features.schema[c].is_numeric()
         and features.get_column(c).n_unique() > 2
     ]

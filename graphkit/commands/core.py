@@ -21,7 +21,7 @@ from graphkit.commands.render import (
 from graphkit.config import ConfigError, apply_overrides, load_config, parse_assignments
 from graphkit.pipeline import RunSummary
 from graphkit.spark.session import DEFAULT_MASTER
-from loaders.sources import InputError, issues_frame, validate_directory
+from loaders.sources import InputError, inspect_directory, issues_frame
 
 
 def register(app: typer.Typer) -> None:
@@ -211,12 +211,39 @@ def validate(
     ] = False,
 ) -> None:
     """Check an input directory against the input contract, and against its control totals
-    when it has them; exit 2 on any error."""
-    issues = validate_directory(input_dir, require_control=require_control)
+    when it has them; exit 2 on any error.
+
+    Also lists the tables' extra columns (beyond the contract): their inferred kind, and whether
+    the model will read them as features and why not. With ``--format table`` the list follows
+    on stdout; with ``json`` or ``csv`` stdout holds only the issues and the list goes to stderr.
+    """
+    inspection = inspect_directory(input_dir, require_control=require_control)
+    issues = inspection.issues
     if issues:
         print_frame(issues_frame(issues), format, title=f"{len(issues)} input error(s)")
+        _print_extras(inspection.extras, format)
         raise typer.Exit(EXIT_INVALID_INPUT)
     if format == "json":
         print_frame(issues_frame([]), "json")
     else:
         err_console.print(f"[green]{input_dir}: valid[/]")
+    _print_extras(inspection.extras, format)
+
+
+def _print_extras(extras: list[Any], format: str) -> None:
+    if not extras:
+        return
+    used = sum(e.feature for e in extras)
+    title = f"extra columns: {used} of {len(extras)} will be model features"
+    # Every column is listed, one a line (the reasons are long and read best unbroken): the list
+    # is what a bank checks its own features against.
+    out = console if format == "table" else err_console
+    out.print(title, style="bold", markup=False, highlight=False)
+    width = max(len(f"{e.table}.{e.column}") for e in extras)
+    for e in extras:
+        verdict = f"feature {e.feature_name}" if e.feature else f"not a feature: {e.reason}"
+        out.print(
+            f"  {e.table}.{e.column:<{width - len(e.table) - 1}}  {e.kind:<8}  {verdict}",
+            markup=False,
+            highlight=False,
+        )

@@ -27,7 +27,7 @@ from graphkit.atomic import atomic_directory
 from graphkit.config import Config
 from graphkit.graph import RiskGraph
 from graphkit.pipeline.context import RunContext, Stage
-from graphkit.pipeline.stages import select_stages
+from graphkit.pipeline.stages import extras_section, select_stages
 from graphkit.progress import SILENT, Progress, task
 from graphkit.store.embedded import save_snapshot
 from loaders.sources import LoadedInput, read_input
@@ -214,6 +214,7 @@ def run_pipeline(
             "engine": engine or {"engine": "embedded"},
             "parameters": config.to_dict(),
             "stages": [n for n, _ in selected],
+            "extras": extras_section(loaded.extras, ctx),
             "timings_seconds": timings,
             "counts": {"graph": graph.summary(), "outputs": rows, **ctx.counts},
             **({"neo4j": neo4j.describe()} if neo4j is not None else {}),

@@ -24,6 +24,7 @@ from graphkit.progress import task
 
 if TYPE_CHECKING:
     from gnn.features import CustomerFeatures
+    from graphkit.extras import ExtraColumn
 
 
 def circles_stage(ctx: RunContext) -> None:
@@ -172,6 +173,31 @@ def gnn_stage(ctx: RunContext) -> None:
             else pl.Series([None] * ctx.graph.n("Customer"), dtype=pl.Float64),
         }
     )
+
+
+def extras_section(extras: list[ExtraColumn], ctx: RunContext) -> dict[str, list[dict]]:
+    """The manifest's ``extras``: the input's extra columns the model read (``used``, each with
+    its feature name) and those it did not (``unused``, each with the reason), after the stages
+    ran. A column fit to be a feature is unused when no model was trained."""
+    model = ctx.manifest_extra.get("model")
+    features = ctx.results.features
+    used: list[dict] = []
+    unused: list[dict] = []
+    for extra in extras:
+        entry = extra.to_dict()
+        if extra.feature:
+            if model is None:
+                reason = "the gnn stage did not run"
+            elif not model.get("trained"):
+                reason = f"no model was trained: {model.get('reason', 'unknown')}"
+            elif features is not None and extra.feature_name not in features.names:
+                reason = "not among the model's features"
+            else:
+                used.append(entry)
+                continue
+            entry = {k: v for k, v in entry.items() if k != "feature"} | {"reason": reason}
+        unused.append(entry)
+    return {"used": used, "unused": unused}
 
 
 def scores_stage(ctx: RunContext) -> None:
@@ -357,6 +383,7 @@ __all__ = [
     "cluster_risk_stage",
     "clusters_stage",
     "contagion_stage",
+    "extras_section",
     "flows_stage",
     "gnn_stage",
     "report_stage",

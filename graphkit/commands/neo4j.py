@@ -32,6 +32,7 @@ from graphkit.commands.render import (
     print_frame,
     progress_bars,
 )
+from graphkit.config import Neo4jConfig
 from graphkit.store.neo4j import (
     PASSWORD_ENV,
     Neo4jQueryError,
@@ -326,7 +327,7 @@ def browser(
             envvar="GRAPHKIT_BROWSER_URL",
             help="Where Neo4j Browser is served (`graphkit neo4j start --http-port`).",
         ),
-    ] = "http://127.0.0.1:7474",
+    ] = Neo4jConfig.browser_url,
     neo4j: Uri = None,
 ) -> None:
     """Print the URL that opens Neo4j Browser on the library guide (connecting to --neo4j)."""

@@ -84,6 +84,8 @@ _CAPTIONS: dict[str, str] = {
     "Cluster": "cluster_id",
     "Circle": "circle_id",
     "RiskRun": "run_id",
+    "Alert": "tier",
+    "Evidence": "evidence_id",
 }
 _NODE_COLOURS: dict[str, str] = {
     "Customer": NEUTRAL,
@@ -95,6 +97,8 @@ _NODE_COLOURS: dict[str, str] = {
     "Cluster": "#76b7b2",
     "Circle": "#f1ce63",
     "RiskRun": "#bab0ac",
+    "Alert": "#1d2733",
+    "Evidence": "#ff9da7",
 }
 # Relationship types that move or pledge money: drawn wide and captioned with their amount.
 # (GRASS styles a type, not a value: the Browser cannot scale one relationship by its amount.)

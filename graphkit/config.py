@@ -295,8 +295,9 @@ def _validate(cfg: Config) -> None:
             "[serve] max_pending_events must be >= max_batch_events",
         ),
         (
-            cfg.neo4j.browser_url.startswith(("http://", "https://")),
-            "[neo4j] browser_url must be an http:// or https:// URL",
+            cfg.neo4j.browser_url.startswith(("http://", "https://"))
+            and "@" not in cfg.neo4j.browser_url,
+            "[neo4j] browser_url must be an http:// or https:// URL without credentials",
         ),
         (
             "@" not in cfg.neo4j.bolt_uri and "://" in cfg.neo4j.bolt_uri,

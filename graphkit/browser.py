@@ -238,27 +238,53 @@ def with_links(
         )
     else:
         frame = frame.with_columns(evidence_drawdown=pl.lit(None, dtype=pl.String))
-    customers = frame.get_column("customer_id").drop_nulls().unique().to_list()
-    drawdowns = frame.get_column("evidence_drawdown").drop_nulls().unique().to_list()
-    # The same URLs as customer_link / drawdown_link, with each query parsed once.
-    person, trace = cypher.load_query("customer_360"), cypher.load_query("fund_flow_trace")
+    person = cypher.load_query("customer_360")
+    trace = cypher.load_query("fund_flow_trace")
     limits = {"window_days": float(window_days), "max_hops": int(max_hops)}
-    people = {
-        c: browser_url(http_url, bolt_uri, "edit", prefilled(person, {"customer_id": c}))
-        for c in customers
-    }
-    traces = {
-        d: browser_url(http_url, bolt_uri, "edit", prefilled(trace, {"drawdown_id": d, **limits}))
-        for d in drawdowns
-    }
     return frame.with_columns(
-        pl.col("customer_id")
-        .replace_strict(people, default=None, return_dtype=pl.String)
-        .alias("customer_360_link"),
-        pl.col("evidence_drawdown")
-        .replace_strict(traces, default=None, return_dtype=pl.String)
-        .alias("fund_flow_trace_link"),
+        _links(
+            frame.get_column("customer_id"), person, "customer_id", {}, http_url, bolt_uri
+        ).alias("customer_360_link"),
+        _links(
+            frame.get_column("evidence_drawdown"), trace, "drawdown_id", limits, http_url, bolt_uri
+        ).alias("fund_flow_trace_link"),
     )
+
+
+_PLACEHOLDER = "GRAPHKITLINKVALUE"
+
+
+def _links(
+    values: pl.Series,
+    query: cypher.QueryInfo,
+    key: str,
+    fixed: Mapping[str, Any],
+    http_url: str,
+    bolt_uri: str | None,
+) -> pl.Series:
+    """For each value, ``browser_url(http_url, bolt_uri, "edit", prefilled(query, {key: value,
+    **fixed}))`` (null for null), built from one template: the URL of a placeholder value, split
+    where its literal sits. A literal's text and its URL encoding are character by character,
+    so joining the parts with each value's encoded literal gives exactly that value's URL, and a
+    long query (``fund_flow_trace``'s URL is ~13 kB) is encoded once, not once per alert."""
+    template = browser_url(
+        http_url, bolt_uri, "edit", prefilled(query, {key: _PLACEHOLDER, **fixed})
+    )
+    parts = template.split(_PLACEHOLDER)
+    assert len(parts) >= 2, f"{query.name}: ${key} is not in its text"
+    distinct = values.cast(pl.String).drop_nulls().unique()
+    encoded = pl.Series(
+        [quote(cypher_literal(v)[1:-1], safe=":/") for v in distinct.to_list()], dtype=pl.String
+    )
+    inner = values.cast(pl.String).replace_strict(
+        distinct, encoded, default=None, return_dtype=pl.String
+    )
+    pieces: list[pl.Series | pl.Expr] = []
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(inner)
+        pieces.append(pl.lit(part))
+    return pl.select(pl.concat_str(pieces)).to_series().alias(values.name)
 
 
 def guide_url(http_url: str) -> str:

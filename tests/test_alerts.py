@@ -774,3 +774,27 @@ def test_alerts_csv_links_open_customer_360_and_the_flow_alerts_drawdown(tmp_pat
     assert trace.startswith("// graphkit fund_flow_trace\n") and "$" not in trace
     assert '[dd:DRAWDOWN {drawdown_id: "dB"}]' in trace
     assert "duration({days: 7.5})" in trace and "WHERE f.hops < 3" in trace
+
+
+def test_alert_links_equal_the_single_link_builders_for_hostile_ids() -> None:
+    from graphkit.browser import customer_link, drawdown_link, with_links
+
+    hostile = [
+        '"}) DETACH DELETE n // \\" \' \n\r&#;中😀 $customer_id \\u0022 \u2028 \\\\u000a',
+        "a/b:c?d=e&f#g",
+        "GRAPHKITLINKVALUE",
+        "c1",
+    ]
+    rules = ["banned_share", "ring,banned_share", "burst", "score"]
+    alerts = pl.DataFrame({"customer_id": hostile, "rules": rules})
+    evidence = pl.DataFrame({"customer_id": hostile, "evidence_drawdown": hostile[::-1]})
+    links = with_links(alerts, evidence, "http://h:1", "bolt://h:2", 7.5, 3)
+    for row, rule in zip(links.iter_rows(named=True), rules, strict=True):
+        assert row["customer_360_link"] == customer_link(
+            row["customer_id"], "http://h:1", "bolt://h:2"
+        )
+        if "banned_share" in rule:
+            expected = drawdown_link(row["evidence_drawdown"], 7.5, 3, "http://h:1", "bolt://h:2")
+            assert row["fund_flow_trace_link"] == expected
+        else:
+            assert row["evidence_drawdown"] is None and row["fund_flow_trace_link"] is None

@@ -22,6 +22,8 @@ removed); ``Cluster`` and ``Circle`` nodes and every ``IN_CLUSTER`` / ``IN_CIRCL
 replaced by the run's. The *history* accumulates: one ``(:RiskRun {run_id, created_at})`` per run
 and ``(:Customer)-[:SCORED_IN {tier, risk_score}]->(:RiskRun)`` per scored customer, which is what
 ``cypher/investigate/tier_worsened.cypher`` compares. Re-writing a run replaces that run's history.
+Customers carry their tier as a label (``TierRed``, ...: :func:`graphkit.schema.tier_label`), and
+the alerts and their evidence are current-view nodes too (:mod:`graphkit.store.neo4j_evidence`).
 
 Failures. Transient errors (server unavailable, session expired, ``TransientError``) are retried
 per batch with exponential backoff, each retry reported through ``progress.log``; when retries

@@ -40,14 +40,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import polars as pl
+
 import cypher
 from graphkit.atomic import atomic_write_bytes
 from graphkit.report import NEUTRAL, TIER_COLOURS
-from graphkit.schema import TIERS
+from graphkit.schema import TIERS, tier_label
 
 __all__ = [
     "GUIDES_MOUNT",
     "GUIDE_FILE",
+    "LINK_COLUMNS",
     "STYLE_FILE",
     "browser_url",
     "customer_link",
@@ -61,6 +64,7 @@ __all__ = [
     "prefilled",
     "query_body",
     "tier_label",
+    "with_links",
     "write_guides",
 ]
 
@@ -80,6 +84,8 @@ _CAPTIONS: dict[str, str] = {
     "Cluster": "cluster_id",
     "Circle": "circle_id",
     "RiskRun": "run_id",
+    "Alert": "tier",
+    "Evidence": "evidence_id",
 }
 _NODE_COLOURS: dict[str, str] = {
     "Customer": NEUTRAL,
@@ -91,21 +97,12 @@ _NODE_COLOURS: dict[str, str] = {
     "Cluster": "#76b7b2",
     "Circle": "#f1ce63",
     "RiskRun": "#bab0ac",
+    "Alert": "#1d2733",
+    "Evidence": "#ff9da7",
 }
 # Relationship types that move or pledge money: drawn wide and captioned with their amount.
 # (GRASS styles a type, not a value: the Browser cannot scale one relationship by its amount.)
 _MONEY_TYPES = ("DRAWDOWN", "TRANSFER", "GUARANTEES")
-
-
-def tier_label(tier: str) -> str:
-    """The node label a customer of ``tier`` carries for the style sheet, e.g. ``TierRed``.
-
-    GRASS selects by label only, so colouring customers by tier needs the tier as a label; the
-    write-back sets it (one label per customer, the others removed).
-    """
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r} (tiers: {', '.join(TIERS)})")
-    return "Tier" + tier.capitalize()
 
 
 _STRING_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -208,6 +205,86 @@ def drawdown_link(
         "max_hops": str(int(max_hops)),
     }
     return deep_link("fund_flow_trace", params, http_url, bolt_uri)
+
+
+LINK_COLUMNS = ("evidence_drawdown", "customer_360_link", "fund_flow_trace_link")
+"""The columns :func:`with_links` adds to the alert rows (``alerts.csv``)."""
+
+
+def with_links(
+    alerts: pl.DataFrame,
+    evidence: pl.DataFrame | None,
+    http_url: str,
+    bolt_uri: str | None,
+    window_days: float,
+    max_hops: int,
+) -> pl.DataFrame:
+    """``alerts`` (rows with customer_id and rules) with :data:`LINK_COLUMNS` appended: the
+    drawdown a ``banned_share`` hit names (from ``evidence``, the frame of
+    :func:`graphkit.alerts.evidence_drawdowns`; null for other alerts), the Browser link to the
+    customer's ``customer_360`` and, where there is such a drawdown, the link to its
+    ``fund_flow_trace`` with the run's window and hop limit. One link is built per distinct
+    customer or drawdown, not per row."""
+    frame = alerts.with_columns(pl.col("customer_id").cast(pl.String))
+    flow_alert = pl.col("rules").fill_null("").str.contains(r"(^|,)banned_share(,|$)")
+    if evidence is not None and evidence.height:
+        frame = frame.join(
+            evidence.select("customer_id", "evidence_drawdown"),
+            on="customer_id",
+            how="left",
+            maintain_order="left",
+        ).with_columns(
+            pl.when(flow_alert).then(pl.col("evidence_drawdown")).alias("evidence_drawdown")
+        )
+    else:
+        frame = frame.with_columns(evidence_drawdown=pl.lit(None, dtype=pl.String))
+    person = cypher.load_query("customer_360")
+    trace = cypher.load_query("fund_flow_trace")
+    limits = {"window_days": float(window_days), "max_hops": int(max_hops)}
+    return frame.with_columns(
+        _links(
+            frame.get_column("customer_id"), person, "customer_id", {}, http_url, bolt_uri
+        ).alias("customer_360_link"),
+        _links(
+            frame.get_column("evidence_drawdown"), trace, "drawdown_id", limits, http_url, bolt_uri
+        ).alias("fund_flow_trace_link"),
+    )
+
+
+_PLACEHOLDER = "GRAPHKITLINKVALUE"
+
+
+def _links(
+    values: pl.Series,
+    query: cypher.QueryInfo,
+    key: str,
+    fixed: Mapping[str, Any],
+    http_url: str,
+    bolt_uri: str | None,
+) -> pl.Series:
+    """For each value, ``browser_url(http_url, bolt_uri, "edit", prefilled(query, {key: value,
+    **fixed}))`` (null for null), built from one template: the URL of a placeholder value, split
+    where its literal sits. A literal's text and its URL encoding are character by character,
+    so joining the parts with each value's encoded literal gives exactly that value's URL, and a
+    long query (``fund_flow_trace``'s URL is ~13 kB) is encoded once, not once per alert."""
+    template = browser_url(
+        http_url, bolt_uri, "edit", prefilled(query, {key: _PLACEHOLDER, **fixed})
+    )
+    parts = template.split(_PLACEHOLDER)
+    assert len(parts) >= 2, f"{query.name}: ${key} is not in its text"
+    distinct = values.cast(pl.String).drop_nulls().unique()
+    encoded = pl.Series(
+        [quote(cypher_literal(v)[1:-1], safe=":/") for v in distinct.to_list()], dtype=pl.String
+    )
+    inner = values.cast(pl.String).replace_strict(
+        distinct, encoded, default=None, return_dtype=pl.String
+    )
+    pieces: list[pl.Series | pl.Expr] = []
+    for i, part in enumerate(parts):
+        if i:
+            pieces.append(inner)
+        pieces.append(pl.lit(part))
+    return pl.select(pl.concat_str(pieces)).to_series().alias(values.name)
 
 
 def guide_url(http_url: str) -> str:

@@ -165,6 +165,15 @@ class ServeConfig:
 
 
 @dataclass
+class Neo4jConfig:
+    # Where investigators open Neo4j Browser and the Bolt server it connects to: the deep links
+    # of alerts.csv and the report point here (docs/neo4j.md, "Deep links"). A shared server's
+    # addresses go in the config file; the defaults are `graphkit neo4j start`'s.
+    browser_url: str = "http://127.0.0.1:7474"
+    bolt_uri: str = "bolt://127.0.0.1:7687"
+
+
+@dataclass
 class Config:
     circles: CirclesConfig = field(default_factory=CirclesConfig)
     rings: RingsConfig = field(default_factory=RingsConfig)
@@ -175,6 +184,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    neo4j: Neo4jConfig = field(default_factory=Neo4jConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -284,6 +294,15 @@ def _validate(cfg: Config) -> None:
         (
             cfg.serve.max_pending_events >= cfg.serve.max_batch_events,
             "[serve] max_pending_events must be >= max_batch_events",
+        ),
+        (
+            cfg.neo4j.browser_url.startswith(("http://", "https://"))
+            and "@" not in cfg.neo4j.browser_url,
+            "[neo4j] browser_url must be an http:// or https:// URL without credentials",
+        ),
+        (
+            "@" not in cfg.neo4j.bolt_uri and "://" in cfg.neo4j.bolt_uri,
+            "[neo4j] bolt_uri must be a URI without credentials (bolt://host:7687)",
         ),
         (cfg.gnn.max_train_seconds >= 0, "[gnn] max_train_seconds must be >= 0"),
         (

@@ -132,6 +132,13 @@ def _table(frame: pl.DataFrame, tier_column: str | None = "tier") -> str:
                     f'<td><span class="tier" style="background:{TIER_COLOURS[value]}">'
                     f"{_e(value)}</span></td>"
                 )
+            elif name.endswith("_link"):
+                # A Browser deep link (graphkit.browser.with_links): an http(s) URL built from
+                # the configured address, escaped as an attribute; labelled by its query.
+                label = name.removesuffix("_link")
+                cells.append(
+                    f'<td><a href="{_e(value)}">{_e(label)}</a></td>' if value else "<td></td>"
+                )
             elif isinstance(value, float) and name.endswith("score"):
                 cells.append(f'<td class="num">{value:.2f}</td>')
             elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -258,10 +265,28 @@ def _alerts_section(inputs: ReportInputs) -> str:
         top = top.join(names, on="customer_id", how="left", maintain_order="left")
     else:
         top = top.with_columns(name=pl.lit(None, dtype=pl.String))
-    shown = top.select("customer_id", "name", "tier", "risk_score", "reasons")
+    columns = ["customer_id", "name", "tier", "risk_score", "reasons"]
+    rows = inputs.alert_rows
+    links = [
+        c
+        for c in ("customer_360_link", "fund_flow_trace_link")
+        if rows is not None and c in rows.columns
+    ]
+    note_links = ""
+    if rows is not None and links:
+        per_customer = rows.select(pl.col("customer_id").cast(pl.String), *links).unique(
+            subset="customer_id", keep="first", maintain_order=True
+        )
+        top = top.join(per_customer, on="customer_id", how="left", maintain_order="left")
+        columns += links
+        note_links = (
+            " Each link opens Neo4j Browser with the customer's <code>customer_360</code> and, "
+            "for a banned-share alert, its drawdown's <code>fund_flow_trace</code> filled in."
+        )
+    shown = top.select(columns)
     if shown.is_empty():
         return _section("Most severe alerts", '<p class="muted">No alerts.</p>', "alerts")
-    note = f'<p class="muted">The {shown.height} most severe alerted customers.</p>'
+    note = f'<p class="muted">The {shown.height} most severe alerted customers.{note_links}</p>'
     return _section("Most severe alerts", note + _table(shown), "alerts")
 
 

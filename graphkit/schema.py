@@ -383,6 +383,18 @@ WRITEBACK_PROPERTIES: dict[str, pl.DataType] = {
 TIERS: tuple[str, ...] = ("green", "yellow", "orange", "red")
 
 
+def tier_label(tier: str) -> str:
+    """The node label a customer of ``tier`` carries, e.g. ``TierRed``.
+
+    A graph style sheet (Neo4j Browser's GRASS) selects by label only, so colouring customers by
+    tier needs the tier as a label; the write-back sets it (one such label per customer, the
+    others removed).
+    """
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r} (tiers: {', '.join(TIERS)})")
+    return "Tier" + tier.capitalize()
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """A file of the run directory and the columns it must carry first (ARCHITECTURE section 6)."""

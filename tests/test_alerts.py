@@ -748,3 +748,80 @@ def test_the_default_policy_has_the_documented_budget() -> None:
     assert policy.budget_mode == "budget"
     assert policy.budget == {"yellow": 0.08, "orange": 0.03, "red": 0.01}
     assert policy.demanding == ("burst", "circle_default")
+
+
+def test_alerts_csv_links_open_customer_360_and_the_flow_alerts_drawdown(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    graph = graph_with_drawdowns({"c0-L1": ["2025-03-04T01:00:00"] * 5, "c0-L2": ["2025-03-05"]})
+    config = Config()
+    config.neo4j.browser_url = "https://neo4j.risk.example:7473"
+    config.neo4j.bolt_uri = "neo4j+s://neo4j.risk.example:7687"
+    config.flows.window_days, config.flows.max_hops = 7.5, 3
+    policy = parse_policy({"budget": {"mode": "absolute"}})
+    ctx = RunContext(graph=graph, config=config, out_dir=tmp_path, policy=policy)
+    # c2's drawn money reached banned sectors (50%), most through dB and dC (a tie: dB).
+    ctx.results.flows = pl.DataFrame(
+        {
+            "drawdown_id": ["dA", "dC", "dB", "dD"],
+            "customer_id": ["c2", "c2", "c2", "c0"],
+            "banned_amount": [100.0, 300.0, 300.0, 0.0],
+            "min_hops_to_banned": [1, 4, 2, None],
+        }
+    )
+    ctx.results.customer_flows = pl.DataFrame(
+        {"customer_id": ["c2"], "drawn_amount": [1400.0], "banned_amount": [700.0]}
+    ).with_columns(banned_share=pl.col("banned_amount") / pl.col("drawn_amount"))
+    alerts_stage(ctx)
+    write_outputs(ctx.outputs, tmp_path)
+    frame = read_alerts(tmp_path)
+    by_customer = {row["customer_id"]: row for row in frame.iter_rows(named=True)}
+    assert set(by_customer) == {"c0", "c2"}  # c0 bursts, c2 banned share
+    assert by_customer["c2"]["evidence_drawdown"] == "dB"
+    assert by_customer["c0"]["evidence_drawdown"] is None
+    assert by_customer["c0"]["fund_flow_trace_link"] is None
+
+    def editor(link: str) -> str:
+        parts = urlsplit(link)
+        assert (parts.scheme, parts.netloc, parts.path) == (
+            "https",
+            "neo4j.risk.example:7473",
+            "/browser/",
+        )
+        fields = parse_qs(parts.query, strict_parsing=True)
+        assert fields["connectURL"] == ["neo4j+s://neo4j.risk.example:7687"]
+        assert fields["cmd"] == ["edit"] and len(fields["arg"]) == 1
+        return fields["arg"][0]
+
+    for customer, row in by_customer.items():
+        text = editor(row["customer_360_link"])
+        assert text.startswith("// graphkit customer_360\n")
+        assert f'MATCH (c:Customer {{customer_id: "{customer}"}})' in text and "$" not in text
+    trace = editor(by_customer["c2"]["fund_flow_trace_link"])
+    assert trace.startswith("// graphkit fund_flow_trace\n") and "$" not in trace
+    assert '[dd:DRAWDOWN {drawdown_id: "dB"}]' in trace
+    assert "duration({days: 7.5})" in trace and "WHERE f.hops < 3" in trace
+
+
+def test_alert_links_equal_the_single_link_builders_for_hostile_ids() -> None:
+    from graphkit.browser import customer_link, drawdown_link, with_links
+
+    hostile = [
+        '"}) DETACH DELETE n // \\" \' \n\r&#;中😀 $customer_id \\u0022 \u2028 \\\\u000a',
+        "a/b:c?d=e&f#g",
+        "GRAPHKITLINKVALUE",
+        "c1",
+    ]
+    rules = ["banned_share", "ring,banned_share", "burst", "score"]
+    alerts = pl.DataFrame({"customer_id": hostile, "rules": rules})
+    evidence = pl.DataFrame({"customer_id": hostile, "evidence_drawdown": hostile[::-1]})
+    links = with_links(alerts, evidence, "http://h:1", "bolt://h:2", 7.5, 3)
+    for row, rule in zip(links.iter_rows(named=True), rules, strict=True):
+        assert row["customer_360_link"] == customer_link(
+            row["customer_id"], "http://h:1", "bolt://h:2"
+        )
+        if "banned_share" in rule:
+            expected = drawdown_link(row["evidence_drawdown"], 7.5, 3, "http://h:1", "bolt://h:2")
+            assert row["fund_flow_trace_link"] == expected
+        else:
+            assert row["evidence_drawdown"] is None and row["fund_flow_trace_link"] is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import re
 import urllib.error
 import urllib.request
@@ -18,6 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import neo4j
+import polars as pl
 import pytest
 
 import cypher
@@ -151,6 +153,42 @@ def test_style_sheet_colours_tiers_and_captions_names() -> None:
     assert "relationship.GUARANTEES {\n  shaft-width: 4px;\n  caption: '{amount}';" in style
 
 
+def open_logged_in(page: Chromium, server: Neo4jServer, link: str, customer_id: str) -> None:
+    """Open ``link``, check the editor holds the query for ``customer_id``, log in and wait for
+    the library guide the server plays after connecting."""
+    page.navigate(link)
+    # The connection frame, pre-filled with the Bolt address from the link.
+    page.wait_for("!!document.querySelector('[data-testid=\"connect\"]')", what="login")
+    address = page.evaluate("document.querySelector('[data-testid=\"boltaddress\"]').value")
+    assert address == server.uri.removeprefix("bolt://")
+    editor = page.evaluate("document.querySelector('[data-testid=\"activeEditor\"]').innerText")
+    assert "customer_id" in editor and customer_id in editor
+    for field, value in (("username", "neo4j"), ("password", PASSWORD)):
+        page.evaluate(f"document.querySelector('[data-testid=\"{field}\"]').focus()")
+        page.send("Input.insertText", text=value)
+    # Connected: the server's post-connect commands play graphkit's guide. (A click that
+    # lands while a busy machine still lays the page out is lost: click again.)
+    guide_shown = 'document.body.innerText.includes("the investigators\' Cypher library")'
+    for _ in range(3):
+        if page.evaluate("!!document.querySelector('[data-testid=\"connect\"]')"):
+            page.click('[data-testid="connect"]')
+        if page.wait_for(guide_shown, timeout=30, what="login", fail=False):
+            break
+    page.wait_for(guide_shown, what="the library guide played after connecting")
+
+
+def run_and_find(page: Chromium, text: str, what: str) -> list[str]:
+    """Run the editor's query; the result frame's cells once one of them holds ``text``."""
+    page.click('[data-testid="editor-Run"]')
+    return page.wait_for(
+        "(() => { const cells = Array.from(document.querySelectorAll("
+        '\'[data-testid="frameContents"] td, [data-testid="frameContents"] pre\'))'
+        ".map(e => e.innerText); "
+        f"return cells.some(t => t.includes({json.dumps(text)})) ? cells : null; }})()",
+        what=what,
+    )
+
+
 @pytest.mark.browser
 def test_headless_chromium_runs_customer_360_from_a_deep_link(
     server: Neo4jServer, tmp_path: Path
@@ -158,33 +196,8 @@ def test_headless_chromium_runs_customer_360_from_a_deep_link(
     assert server.http_url is not None
     link = customer_link(CUSTOMER["customer_id"], server.http_url, server.uri)
     with Chromium(tmp_path / "chromium") as page:
-        page.navigate(link)
-        # The connection frame, pre-filled with the Bolt address from the link.
-        page.wait_for("!!document.querySelector('[data-testid=\"connect\"]')", what="login")
-        address = page.evaluate("document.querySelector('[data-testid=\"boltaddress\"]').value")
-        assert address == server.uri.removeprefix("bolt://")
-        editor = page.evaluate("document.querySelector('[data-testid=\"activeEditor\"]').innerText")
-        assert "customer_id" in editor and "C0000367" in editor
-        for field, value in (("username", "neo4j"), ("password", PASSWORD)):
-            page.evaluate(f"document.querySelector('[data-testid=\"{field}\"]').focus()")
-            page.send("Input.insertText", text=value)
-        # Connected: the server's post-connect commands play graphkit's guide. (A click that
-        # lands while a busy machine still lays the page out is lost: click again.)
-        guide_shown = 'document.body.innerText.includes("the investigators\' Cypher library")'
-        for _ in range(3):
-            if page.evaluate("!!document.querySelector('[data-testid=\"connect\"]')"):
-                page.click('[data-testid="connect"]')
-            if page.wait_for(guide_shown, timeout=30, what="login", fail=False):
-                break
-        page.wait_for(guide_shown, what="the library guide played after connecting")
-        page.click('[data-testid="editor-Run"]')
-        shown = page.wait_for(
-            "(() => { const cells = Array.from(document.querySelectorAll("
-            '\'[data-testid="frameContents"] td, [data-testid="frameContents"] pre\'))'
-            ".map(e => e.innerText); "
-            "return cells.some(t => t.includes('Acme Trading Ltd')) ? cells : null; })()",
-            what="the customer_360 row in a result frame",
-        )
+        open_logged_in(page, server, link, CUSTOMER["customer_id"])
+        shown = run_and_find(page, "Acme Trading Ltd", "the customer_360 row in a result frame")
         assert any("C0000367" in cell for cell in shown)
         shot = page.screenshot(tmp_path / "browser-customer_360.png")
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
@@ -207,5 +220,43 @@ def test_links_are_built_from_a_configurable_host() -> None:
     assert text == prefilled(trace, {"drawdown_id": "D000003", "window_days": 7.5, "max_hops": 3})
     assert '{drawdown_id: "D000003"}' in text and "duration({days: 7.5})" in text
     shown = CliRunner().invoke(app, ["cypher", "browser", "--http", host, "--neo4j", bolt])
-    assert shown.exit_code == 0 and shown.stdout.strip() == guide_link(host, bolt)
+    # The Browser connecting to the server (which plays the guide after login), then the guide.
+    assert shown.exit_code == 0
+    assert shown.stdout.splitlines() == [f"{host}/browser/?connectURL={bolt}", guide_url(host)]
     assert guide_link(host, bolt).endswith(f"cmd=play&arg={host}/graphkit/library.html")
+
+
+@pytest.mark.browser
+def test_the_link_in_alerts_csv_opens_customer_360_of_that_customer(
+    server: Neo4jServer, tmp_path: Path
+) -> None:
+    """A run with write-back into the Browser's server, configured with its addresses: the
+    customer_360 link of a banned-share alert in alerts.csv, opened in headless Chromium, shows
+    that customer's row; its fund_flow_trace link holds the drawdown the alert names."""
+    from graphkit.alerts import read_alerts
+    from graphkit.pipeline import run_pipeline
+    from graphkit.store.neo4j import Neo4jTarget
+    from tests.test_cypher_library import random_tables
+    from tests.test_neo4j_store import write_input
+
+    assert server.http_url is not None
+    config = Config()
+    config.neo4j.browser_url, config.neo4j.bolt_uri = server.http_url, server.uri
+    config.alerts.banned_share = 0.01
+    source = write_input(random_tables(), tmp_path / "in")
+    user, password = server.auth or (None, None)
+    target = Neo4jTarget(server.uri, user=user, password=password)
+    stages = ["circles", "rings", "flows", "alerts"]
+    run_pipeline(source, tmp_path / "run", config, neo4j=target, stages=stages)
+    alerts = read_alerts(tmp_path / "run").filter(pl.col("fund_flow_trace_link").is_not_null())
+    row = alerts.sort("customer_id").row(0, named=True)
+    link = customer_link(row["customer_id"], server.http_url, server.uri)
+    assert row["customer_360_link"] == link
+    assert f'{{drawdown_id: "{row["evidence_drawdown"]}"}}' in unquote(row["fund_flow_trace_link"])
+    name = f"name {row['customer_id']}"
+    with Chromium(tmp_path / "chromium") as page:
+        open_logged_in(page, server, row["customer_360_link"], row["customer_id"])
+        shown = run_and_find(page, name, "the alerted customer's customer_360 row")
+        assert any(row["customer_id"] in cell for cell in shown)
+        shot = page.screenshot(tmp_path / "browser-alert-customer_360.png")
+    assert shot.read_bytes().startswith(b"\x89PNG")

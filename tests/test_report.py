@@ -153,7 +153,14 @@ def test_report_is_self_contained(report: Path) -> None:
     assert not {"script", "link", "img", "iframe", "object", "embed", "audio", "video"} & set(
         doc.tags
     )
-    fetching = [(t, k, v) for t, k, v in doc.attrs if k in ("src", "href", "srcset", "xlink:href")]
+    # The one kind of link allowed: a Neo4j Browser deep link, followed only when clicked.
+    browser = f"{Config().neo4j.browser_url}/browser/?"
+    fetching = [
+        (t, k, v)
+        for t, k, v in doc.attrs
+        if k in ("src", "href", "srcset", "xlink:href")
+        and not (t == "a" and k == "href" and v.startswith(browser))
+    ]
     assert fetching == []
     assert [a for a in doc.attrs if a[1].startswith("on")] == []
     css = "".join(doc.styles)
@@ -369,3 +376,31 @@ def test_report_renders_in_headless_chromium(report: Path, tmp_path: Path) -> No
         hex_colour = TIER_COLOURS[tier].lstrip("#")
         rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (0, 2, 4))
         assert rgb in colours, tier
+
+
+def test_each_alert_links_to_the_browser_and_a_flow_alert_to_its_drawdown(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from graphkit.browser import customer_link, drawdown_link
+
+    ctx = full_context(tmp_path)
+    ctx.config.neo4j.browser_url = "https://neo4j.risk.example:7473"
+    ctx.config.neo4j.bolt_uri = "neo4j+s://neo4j.risk.example:7687"
+    # c0 drew 3,000 and 1,200 of it reached banned sectors, most through d0.
+    ctx.results.flows = ctx.results.flows.with_columns(customer_id=pl.lit("c0"))
+    ctx.results.customer_flows = pl.DataFrame(
+        {"customer_id": ["c0"], "drawn_amount": [3000.0], "banned_amount": [1200.0]}
+    ).with_columns(banned_share=pl.col("banned_amount") / pl.col("drawn_amount"))
+    alerts_stage(ctx)
+    report_stage(ctx)
+    doc = inventory((tmp_path / "report.html").read_text())
+    links = [v for t, k, v in doc.attrs if t == "a" and k == "href"]
+    shown = ctx.results.alerts.filter(pl.col("tier") != "green").get_column("customer_id")
+    host, bolt = ctx.config.neo4j.browser_url, ctx.config.neo4j.bolt_uri
+    people = [link for link in links if "customer_360" in parse_qs(urlsplit(link).query)["arg"][0]]
+    assert sorted(people) == sorted(customer_link(c, host, bolt) for c in shown)
+    flows = ctx.config.flows
+    traces = [link for link in links if link not in people]
+    assert traces == [drawdown_link("d0", flows.window_days, flows.max_hops, host, bolt)]
+    rows = ctx.results.alert_rows.filter(pl.col("customer_id") == "c0").row(0, named=True)
+    assert rows["evidence_drawdown"] == "d0" and rows["fund_flow_trace_link"] == traces[0]

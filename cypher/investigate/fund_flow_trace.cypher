@@ -8,7 +8,7 @@
 // params: drawdown_id (string, D000003), window_days (float, 30, default flows.window_days),
 //   max_hops (int, 6, default flows.max_hops)
 // columns: drawdown_id, account_id, merchant_id, sector, category, min_hops, arrived_at,
-//   shortest_path
+//   shortest_path, path, evidence
 // example: graphkit cypher run fund_flow_trace --param drawdown_id=D000003
 // Method: breadth-first over hop layers keeping, per account, the earliest arrival time
 //   reachable in exactly k hops (an earlier arrival allows every continuation a later one
@@ -183,8 +183,32 @@ WITH dd, t_end, [x IN next WHERE NOT x.sink] AS frontier,
 UNWIND reached AS r
 WITH dd, r, r.account AS sink
 MATCH (sink)<-[:OWNS]-(m:Merchant)-[:IN_SECTOR]->(s:Sector)
+// Paths for Neo4j Browser to draw, from the drawdown's credit line through the transfers to
+// the sink's merchant and sector: `path` follows shortest_path; `evidence` holds the run's
+// evidence paths into this sink (flow_paths.parquet's, written back for a banned-share alert),
+// best rank first, and is empty without them.
+CALL (dd, r, sink, m, s) {
+  OPTIONAL MATCH path = (:CreditLine)-[dd]->(:Account)-[ts:TRANSFER*0..10]->(sink)
+    <-[:OWNS]-(m)-[:IN_SECTOR]->(s)
+  WHERE size(ts) = r.hops AND all(t IN ts WHERE t.transfer_id IN r.path)
+    AND [t IN ts | t.transfer_id] = r.path
+  RETURN path LIMIT 1
+}
+CALL (dd, sink, m, s) {
+  MATCH (e:Evidence:FlowPath {drawdown_id: dd.drawdown_id})
+  WHERE e.sink_account = sink.account_id
+  CALL (e, dd, sink, m, s) {
+    MATCH drawn = (:CreditLine)-[dd]->(:Account)-[ts:TRANSFER*0..10]->(sink)
+      <-[:OWNS]-(m)-[:IN_SECTOR]->(s)
+    WHERE size(ts) = e.hops AND all(t IN ts WHERE t.transfer_id IN e.transfer_ids)
+      AND [t IN ts | t.transfer_id] = e.transfer_ids
+    RETURN drawn LIMIT 1
+  }
+  WITH e, drawn ORDER BY e.path_rank
+  RETURN collect(drawn) AS evidence
+}
 RETURN
   dd.drawdown_id AS drawdown_id, sink.account_id AS account_id, m.merchant_id AS merchant_id,
   s.sector AS sector, s.category AS category, r.hops AS min_hops, r.at AS arrived_at,
-  r.path AS shortest_path
+  r.path AS shortest_path, path, evidence
 ORDER BY min_hops, account_id

@@ -180,16 +180,8 @@ def banned_share_hits(
     )
     evidence = pl.lit("")
     if flows is not None and {"drawdown_id", "banned_amount"} <= set(flows.columns):
-        top = (
-            flows.filter(pl.col("banned_amount") > 0)
-            .sort(["banned_amount", "drawdown_id"], descending=[True, False])
-            .group_by(pl.col("customer_id").cast(pl.String), maintain_order=True)
-            .first()
-            .select(
-                "customer_id",
-                pl.col("drawdown_id").alias("top_drawdown"),
-                pl.col("min_hops_to_banned").alias("top_hops"),
-            )
+        top = evidence_drawdowns(flows).rename(
+            {"evidence_drawdown": "top_drawdown", "evidence_hops": "top_hops"}
         )
         fired = fired.with_columns(pl.col("customer_id").cast(pl.String)).join(
             top, on="customer_id", how="left", maintain_order="left"
@@ -214,6 +206,37 @@ def banned_share_hits(
         evidence,
     )
     return _hits(fired, "banned_share", policy.rule_tiers["banned_share"], reason)
+
+
+def evidence_drawdowns(flows: pl.DataFrame) -> pl.DataFrame:
+    """Per customer, the drawdown that landed the most money in banned sectors: the evidence a
+    ``banned_share`` alert names (ties: the smallest drawdown id).
+
+    Parameters: ``flows`` (per drawdown: drawdown_id, customer_id, banned_amount,
+    min_hops_to_banned). Returns (customer_id, evidence_drawdown, evidence_hops), customers
+    with no banned money left out (all of them when ``flows`` lacks those columns).
+    O(drawdowns log drawdowns).
+    """
+    needed = {"drawdown_id", "customer_id", "banned_amount", "min_hops_to_banned"}
+    if not needed <= set(flows.columns):
+        return pl.DataFrame(
+            schema={
+                "customer_id": pl.String,
+                "evidence_drawdown": pl.String,
+                "evidence_hops": pl.Int64,
+            }
+        )
+    return (
+        flows.filter(pl.col("banned_amount") > 0)
+        .sort(["banned_amount", "drawdown_id"], descending=[True, False])
+        .group_by(pl.col("customer_id").cast(pl.String), maintain_order=True)
+        .first()
+        .select(
+            "customer_id",
+            pl.col("drawdown_id").cast(pl.String).alias("evidence_drawdown"),
+            pl.col("min_hops_to_banned").alias("evidence_hops"),
+        )
+    )
 
 
 def daily_drawdowns(graph: RiskGraph) -> pl.DataFrame:

@@ -168,3 +168,38 @@ def _number_groups(members: pl.DataFrame, group: str, id_name: str) -> pl.DataFr
         .select(pl.col(id_name).cast(pl.Int64), group)
     )
     return members.join(order, on=group, how="left").drop(group)
+
+
+def ring_devices(
+    graph: RiskGraph,
+    ring_membership: pl.DataFrame,
+    min_customers_per_device: int = 3,
+    max_customers_per_device: int = 50,
+    include_drawdown_devices: bool = True,
+) -> pl.DataFrame:
+    """The shared devices that tie each ring together: the evidence of a ``ring`` alert.
+
+    Parameters: the graph and settings :func:`device_rings` was run with, and its
+    ``membership`` (ring_id, customer_id). Returns (ring_id, device_id, customers: how many of the
+    ring's members used the device), ordered by ring_id then device_id.
+
+    Complexity: O(P) for P use pairs (the classification of :func:`device_rings`, one join).
+    """
+    pairs = device_customer_pairs(graph, include_drawdown_devices)
+    shared, _ = classify_devices(pairs, min_customers_per_device, max_customers_per_device)
+    uses = pl.DataFrame(
+        {
+            "customer_id": graph.keys("Customer").gather(shared.get_column("customer")),
+            "device_id": graph.keys("Device").gather(shared.get_column("device")),
+        }
+    )
+    members = ring_membership.select(
+        pl.col("ring_id").cast(pl.Int64), pl.col("customer_id").cast(pl.String)
+    )
+    return (
+        uses.with_columns(pl.col("customer_id").cast(pl.String))
+        .join(members, on="customer_id")
+        .group_by("ring_id", "device_id")
+        .agg(pl.len().cast(pl.Int64).alias("customers"))
+        .sort("ring_id", "device_id")
+    )

@@ -32,6 +32,7 @@ from graphkit.commands.render import (
     print_frame,
     progress_bars,
 )
+from graphkit.config import Neo4jConfig
 from graphkit.store.neo4j import (
     PASSWORD_ENV,
     Neo4jQueryError,
@@ -137,7 +138,7 @@ def start(
     Neo4j Browser is served on --http-port, behind the same authentication as Bolt; when it
     connects it loads graphkit's graph style and plays the Cypher library guide.
     """
-    from graphkit.browser import guide_link, write_guides
+    from graphkit.browser import browser_url, guide_url, write_guides
     from graphkit.config import Config
     from graphkit.store.neo4j_server import Neo4jServer, Neo4jServerError
 
@@ -169,7 +170,20 @@ def start(
         auth = "user neo4j, password from $" + password_env if password_env else "auth off"
         console.print(f"{server.uri}  ({auth}; data in {data}; Ctrl-C stops)")
         assert server.http_url is not None
-        console.print(f"Neo4j Browser: {guide_link(server.http_url, server.uri)}", soft_wrap=True)
+        # No `cmd=play` in the URL: a guide played before logging in fails, and that failed
+        # frame keeps the server's post-connect `play` from showing; after login, it does.
+        console.print(
+            f"Neo4j Browser: {browser_url(server.http_url, server.uri)}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        console.print(
+            f"(log in; the library guide opens: {guide_url(server.http_url)})",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
         while not stop.wait(1.0):
             if not server.running:
                 fail("the Neo4j server exited", EXIT_UNAVAILABLE)
@@ -326,14 +340,16 @@ def browser(
             envvar="GRAPHKIT_BROWSER_URL",
             help="Where Neo4j Browser is served (`graphkit neo4j start --http-port`).",
         ),
-    ] = "http://127.0.0.1:7474",
+    ] = Neo4jConfig.browser_url,
     neo4j: Uri = None,
 ) -> None:
-    """Print the URL that opens Neo4j Browser on the library guide (connecting to --neo4j)."""
-    from graphkit.browser import guide_link
+    """Print the URL that opens Neo4j Browser connecting to --neo4j; once logged in, graphkit's
+    server plays the library guide (`:play` the second line's URL to open it again)."""
+    from graphkit.browser import browser_url, guide_url
 
     bolt = neo4j or os.environ.get("NEO4J_URI")
-    console.print(guide_link(http, bolt), soft_wrap=True, markup=False, highlight=False)
+    console.print(browser_url(http, bolt), soft_wrap=True, markup=False, highlight=False)
+    console.print(guide_url(http), soft_wrap=True, markup=False, highlight=False)
 
 
 @cypher_app.command("show")

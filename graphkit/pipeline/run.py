@@ -101,9 +101,19 @@ def write_back(
 ) -> WriteBackCounts:
     """Write ``ctx``'s results back to Neo4j (:meth:`Neo4jTarget.write_back`) and record what
     was written in the manifest's ``neo4j_write_back``. ``run_id`` defaults to the context's."""
+    from graphkit.analytics.rings import ring_devices
     from graphkit.store.neo4j import WriteBackInputs
 
     r = ctx.results
+    devices = None
+    if r.ring_membership is not None and r.alert_rows is not None:
+        rings = ctx.config.rings
+        devices = ring_devices(
+            ctx.graph,
+            r.ring_membership,
+            rings.min_customers_per_device,
+            rings.max_customers_per_device,
+        )
     inputs = WriteBackInputs(
         graph=ctx.graph,
         circle_membership=r.circle_membership,
@@ -115,6 +125,9 @@ def write_back(
         contagion=r.contagion,
         gnn=r.gnn,
         scores=r.scores,
+        alert_rows=r.alert_rows,
+        flow_paths=ctx.outputs.get("flow_paths.parquet"),
+        ring_devices=devices,
     )
     counts = target.write_back(inputs, progress=progress, run_id=run_id or ctx.run_id or None)
     ctx.manifest_extra["neo4j_write_back"] = dict(counts.__dict__)

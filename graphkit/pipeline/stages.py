@@ -279,8 +279,10 @@ def cluster_risk_stage(ctx: RunContext) -> None:
 
 
 def alerts_stage(ctx: RunContext) -> None:
-    """``alerts``: alerts.csv, customer_alerts.parquet, alert_hits.parquet."""
-    from graphkit.alerts import count_tiers, evaluate, scores_within_budget
+    """``alerts``: alerts.csv (with its deep links, :func:`graphkit.browser.with_links`),
+    customer_alerts.parquet, alert_hits.parquet."""
+    from graphkit.alerts import count_tiers, evaluate, evidence_drawdowns, scores_within_budget
+    from graphkit.browser import with_links
 
     policy = ctx.alert_policy
     result = evaluate(
@@ -300,11 +302,22 @@ def alerts_stage(ctx: RunContext) -> None:
         ctx.outputs["scores.parquet"] = ctx.results.scores = scores
         for tier, count in count_tiers(scores).items():
             ctx.counts[f"tier_{tier}"] = count
-    ctx.outputs["alerts.csv"] = result.alerts
+    # Each alert row carries the drawdown its banned-share hit names and the Browser links
+    # that open its customer's customer_360 and that drawdown's fund_flow_trace.
+    links = ctx.config.neo4j
+    rows = with_links(
+        result.alerts,
+        evidence_drawdowns(ctx.results.flows) if ctx.results.flows is not None else None,
+        links.browser_url,
+        links.bolt_uri,
+        ctx.config.flows.window_days,
+        ctx.config.flows.max_hops,
+    )
+    ctx.outputs["alerts.csv"] = rows
     ctx.outputs["customer_alerts.parquet"] = result.customers
     ctx.outputs["alert_hits.parquet"] = result.hits
     ctx.results.alerts = result.customers
-    ctx.results.alert_rows = result.alerts
+    ctx.results.alert_rows = rows
     tiers = count_tiers(result.customers)
     for tier, count in tiers.items():
         ctx.counts[f"customers_{tier}"] = count

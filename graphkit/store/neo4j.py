@@ -22,6 +22,8 @@ removed); ``Cluster`` and ``Circle`` nodes and every ``IN_CLUSTER`` / ``IN_CIRCL
 replaced by the run's. The *history* accumulates: one ``(:RiskRun {run_id, created_at})`` per run
 and ``(:Customer)-[:SCORED_IN {tier, risk_score}]->(:RiskRun)`` per scored customer, which is what
 ``cypher/investigate/tier_worsened.cypher`` compares. Re-writing a run replaces that run's history.
+Customers carry their tier as a label (``TierRed``, ...: :func:`graphkit.schema.tier_label`), and
+the alerts and their evidence are current-view nodes too (:mod:`graphkit.store.neo4j_evidence`).
 
 Failures. Transient errors (server unavailable, session expired, ``TransientError``) are retried
 per batch with exponential backoff, each retry reported through ``progress.log``; when retries
@@ -57,8 +59,17 @@ from graphkit.schema import (
     DERIVED_RELATIONSHIPS,
     NODES,
     RELATIONSHIPS,
+    TIERS,
     WRITEBACK_PROPERTIES,
     RelSpec,
+    tier_label,
+)
+from graphkit.store.neo4j_evidence import (
+    ALERT_LABEL,
+    EVIDENCE_KINDS,
+    EVIDENCE_LABEL,
+    EVIDENCE_SCHEMA,
+    evidence_frames,
 )
 from graphkit.store.neo4j_frames import (
     RUN_KEY,
@@ -550,15 +561,26 @@ class Neo4jTarget:
         with self._driver() as driver:
             self._ensure_schema(driver, progress)
             props = [c for c in customers.columns if c != "customer_id"]
-            self._batches(
-                driver,
-                "UNWIND $rows AS row MATCH (c:Customer {customer_id: row.k}) "
-                "SET c += row.p, c.run_id = $run_id",
-                _rows(bolt_frame(customers), "customer_id", props),
-                what,
-                progress,
-                {"run_id": run_id},
-            )
+            rows = _rows(bolt_frame(customers), "customer_id", props)
+            tiers = customers.get_column("tier")
+            # Each customer carries its tier as a label (TierRed, ...) for the Browser's style
+            # sheet; the other tiers' labels go, and all of them when the run has no tier.
+            for tier in (*TIERS, None):
+                keep = tier_label(tier) if tier is not None else None
+                removals = "".join(
+                    f" REMOVE c:{_q(tier_label(t))}" for t in TIERS if tier_label(t) != keep
+                )
+                self._batches(
+                    driver,
+                    "UNWIND $rows AS row MATCH (c:Customer {customer_id: row.k}) "
+                    "SET c += row.p, c.run_id = $run_id"
+                    + (f", c:{_q(keep)}" if keep else "")
+                    + removals,
+                    rows.filter(tiers == tier if tier is not None else tiers.is_null()),
+                    what,
+                    progress,
+                    {"run_id": run_id},
+                )
             removals = ", ".join(f"c.{_q(p)}" for p in [*WRITEBACK_PROPERTIES, RUN_KEY])
             self._drain(
                 driver,
@@ -576,6 +598,7 @@ class Neo4jTarget:
                     driver, label, rel, key, nodes, membership, run_id, progress
                 )
             scored = self._write_history(driver, customers, run_id, progress)
+            alerts, evidence = self._write_evidence(driver, inputs, run_id, progress)
         progress.finish(what)
         counts = WriteBackCounts(
             run_id=run_id,
@@ -585,8 +608,83 @@ class Neo4jTarget:
             in_cluster=links["in_cluster"],
             in_circle=links["in_circle"],
             scored=scored,
+            alerts=alerts,
+            evidence=evidence,
         )
         return counts
+
+    def _write_evidence(
+        self, driver: neo4j.Driver, inputs: WriteBackInputs, run_id: str, progress: Progress
+    ) -> tuple[int, int]:
+        """The alerts and their evidence (:mod:`graphkit.store.neo4j_evidence`): the other
+        runs' Alert and Evidence nodes deleted, this run's merged. Returns (alerts, evidence)."""
+        for statement in EVIDENCE_SCHEMA:
+            self._attempt(driver, lambda s, q=statement: s.run(q).consume(), "schema", progress)
+        for label in (ALERT_LABEL, EVIDENCE_LABEL):
+            self._drain(
+                driver,
+                f"MATCH (n:{_q(label)}) WHERE n.run_id IS NULL OR n.run_id <> $run_id "
+                "WITH n LIMIT $limit DETACH DELETE n RETURN count(*)",
+                {"run_id": run_id},
+                progress,
+            )
+        if inputs.alert_rows is None:
+            return 0, 0
+        frames = evidence_frames(
+            inputs.graph,
+            inputs.alert_rows,
+            flow_paths=inputs.flow_paths,
+            circle_membership=inputs.circle_membership,
+            circle_summary=inputs.circle_summary,
+            ring_membership=inputs.ring_membership,
+            ring_devices=inputs.ring_devices,
+        )
+        what, extra = "neo4j write-back evidence", {"run_id": run_id}
+        alerts = bolt_frame(frames.alerts)  # (drops all-null columns)
+        props = [c for c in alerts.columns if c != "customer_id"]
+        self._batches(
+            driver,
+            "UNWIND $rows AS row MATCH (c:Customer {customer_id: row.k}) "
+            f"MERGE (a:{_q(ALERT_LABEL)} {{customer_id: row.k}}) "
+            "SET a = row.p, a.customer_id = row.k, a.run_id = $run_id "
+            "MERGE (c)-[:ALERTED]->(a)",
+            _rows(alerts, "customer_id", props),
+            what,
+            SILENT,
+            extra,
+        )
+        for kind, nodes in frames.nodes.items():
+            label, target, key = EVIDENCE_KINDS[kind]
+            nodes = bolt_frame(nodes)
+            props = [c for c in nodes.columns if c != "evidence_id"]
+            self._batches(
+                driver,
+                f"UNWIND $rows AS row MERGE (e:{_q(EVIDENCE_LABEL)} {{evidence_id: row.k}}) "
+                "SET e = row.p, e.evidence_id = row.k, e.kind = $kind, e.run_id = $run_id, "
+                f"e:{_q(label)}",
+                _rows(nodes, "evidence_id", props),
+                what,
+                SILENT,
+                {**extra, "kind": kind},
+            )
+            self._batches(
+                driver,
+                f"UNWIND $rows AS row MATCH (e:{_q(EVIDENCE_LABEL)} {{evidence_id: row.s}}) "
+                f"MATCH (x:{_q(target)} {{{_q(key)}: row.d}}) "
+                "MERGE (e)-[:ON_PATH {step: row.step}]->(x)",
+                frames.steps[kind],
+                what,
+                SILENT,
+            )
+        self._batches(
+            driver,
+            f"UNWIND $rows AS row MATCH (a:{_q(ALERT_LABEL)} {{customer_id: row.s}}) "
+            f"MATCH (e:{_q(EVIDENCE_LABEL)} {{evidence_id: row.d}}) MERGE (a)-[:EVIDENCE]->(e)",
+            frames.links.select(pl.col("customer_id").alias("s"), pl.col("evidence_id").alias("d")),
+            what,
+            SILENT,
+        )
+        return frames.alerts.height, sum(n.height for n in frames.nodes.values())
 
     def _drain(
         self, driver: neo4j.Driver, query: str, params: dict[str, Any], progress: Progress

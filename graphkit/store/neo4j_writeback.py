@@ -28,6 +28,10 @@ class WriteBackInputs:
         cluster_membership: customer_id, cluster_id; cluster_risk: one row per cluster.
         contagion: customer_id, contagion_score; gnn: customer_id, gnn_score.
         scores: customer_id, contagion_score, gnn_score, risk_score, tier.
+        alert_rows: the alerts.csv rows (customer_id, tier, rules, evidence_drawdown, ...);
+            with the next three, the evidence of each alert (:mod:`graphkit.store.neo4j_evidence`).
+        flow_paths: the flow_paths.parquet frame.
+        ring_devices: ring_id, device_id (:func:`graphkit.analytics.rings.ring_devices`).
     """
 
     graph: RiskGraph
@@ -40,6 +44,9 @@ class WriteBackInputs:
     contagion: pl.DataFrame | None = None
     gnn: pl.DataFrame | None = None
     scores: pl.DataFrame | None = None
+    alert_rows: pl.DataFrame | None = None
+    flow_paths: pl.DataFrame | None = None
+    ring_devices: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,8 @@ class WriteBackCounts:
     in_cluster: int
     in_circle: int
     scored: int
+    alerts: int = 0
+    evidence: int = 0
 
 
 # Where each write-back property comes from: (result key, column), first present wins.

@@ -99,11 +99,13 @@ def budget_tiers(
 
     Definition: ``customers`` has one row per customer with ``customer_id``, ``asked`` (the
     tier its score and rules ask for), ``kept`` (the tier demanding rules keep whatever the
-    budget; green for none, never above ``asked``) and ``risk_score`` (null allowed). From red
+    budget; green for none, never above ``asked``), ``risk_score`` (null allowed) and, optionally,
+    ``severity`` (how many rules ask for the customer's ``asked`` tier). From red
     down to yellow, with ``budget = floor(share x customers)``: every customer not yet placed
     whose ``kept`` reaches the tier gets it (past the budget if need be); the remaining places
     go to the customers not yet placed whose ``asked`` reaches the tier, most severe first:
-    higher ``asked``, then higher ``risk_score`` (nulls last), then smaller ``customer_id``
+    higher ``asked``, then higher ``severity``, then higher ``risk_score`` (nulls last), then
+    smaller ``customer_id``
     (so ties at the budget's edge are broken by customer id, deterministically). The others
     compete for the next tier down; whoever is left is green.
 
@@ -118,6 +120,8 @@ def budget_tiers(
     """
     rank = {tier: i for i, tier in enumerate(TIERS)}
     n = customers.height
+    if "severity" not in customers.columns:
+        customers = customers.with_columns(pl.lit(0, dtype=pl.Int32).alias("severity"))
     ordered = (
         customers.with_row_index("_row")
         .with_columns(
@@ -125,8 +129,8 @@ def budget_tiers(
             pl.col("kept").replace_strict(rank, return_dtype=pl.Int8).alias("_kept"),
         )
         .sort(
-            ["_asked", "risk_score", "customer_id"],
-            descending=[True, True, False],
+            ["_asked", "severity", "risk_score", "customer_id"],
+            descending=[True, True, True, False],
             nulls_last=True,
         )
     )

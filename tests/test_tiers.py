@@ -242,3 +242,26 @@ def test_demanding_rules_keep_their_tier_past_the_budget() -> None:
     assert (got["c05"], got["c07"]) == ("yellow", "yellow")
     assert report["orange"] == {"budget": 2, "kept": 5, "over": 3, "filled": 5}
     assert report["red"] == {"budget": 1, "kept": 0, "over": 0, "filled": 1}
+
+
+def test_rule_severity_goes_before_the_score_within_the_asked_tier() -> None:
+    """Three customers ask for red, one place: the one two rules send there wins over higher
+    scores sent by one; among equal severity the score decides, then the id."""
+    frame = pl.DataFrame(
+        {
+            "customer_id": ["a", "b", "c", "d"] + [f"z{i:02d}" for i in range(16)],
+            "asked": ["red", "red", "red", "orange"] + ["green"] * 16,
+            "kept": ["green"] * 20,
+            "risk_score": [0.2, 0.9, 0.8, 0.99] + [0.0] * 16,
+            "severity": [2, 1, 1, 1] + [0] * 16,
+        }
+    )
+    tiers, _ = budget_tiers(frame, {"red": 0.05, "orange": 0.05, "yellow": 0.05})
+    got = dict(zip(frame.get_column("customer_id"), tiers, strict=True))
+    # red: one place -> a (severity 2); orange: one place -> b (asked red, before any orange
+    # asker); yellow: one place -> c (asked red, before d who asked orange).
+    assert (got["a"], got["b"], got["c"], got["d"]) == ("red", "orange", "yellow", "green")
+    without = frame.drop("severity")
+    tiers, _ = budget_tiers(without, {"red": 0.05, "orange": 0.05, "yellow": 0.05})
+    got = dict(zip(without.get_column("customer_id"), tiers, strict=True))
+    assert (got["b"], got["c"], got["a"]) == ("red", "orange", "yellow")

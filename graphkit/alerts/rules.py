@@ -458,6 +458,14 @@ def apply_budget(
     asked = tiers.rename({"tier": "asked_tier"}).join(
         kept, on="customer_id", how="left", maintain_order="left"
     )
+    # Rule severity: a customer several rules send to its tier goes before one sent by one.
+    severity = (
+        hits.join(asked.select("customer_id", "asked_tier"), on="customer_id")
+        .filter(pl.col("tier") == pl.col("asked_tier"))
+        .group_by("customer_id")
+        .agg(pl.col("rule").n_unique().cast(pl.Int32).alias("severity"))
+    )
+    asked = asked.join(severity, on="customer_id", how="left", maintain_order="left")
     frame = asked.select(
         "customer_id",
         pl.col("asked_tier").alias("asked"),
@@ -466,6 +474,7 @@ def apply_budget(
         .replace_strict(dict(enumerate(TIERS)), return_dtype=pl.String)
         .alias("kept"),
         "risk_score",
+        pl.col("severity").fill_null(0),
     )
     tier, report = budget_tiers(frame, policy.budget)
     moved = pl.col("tier") != pl.col("asked_tier")

@@ -132,8 +132,8 @@ class AlertsConfig:
     red_score: float = 0.85
     policy_file: str = ""  # a TOML policy overriding these thresholds
     # Red and orange customers (most severe first, at most this many; 0 = none) whose reasons
-    # name the neighbours that drove their GNN score (docs/alerts.md, "Reasons"). Each costs
-    # one batch of occlusions on the customer's two-hop subgraph; nothing without a trained GNN.
+    # name the neighbours that drove their GNN score (docs/alerts.md, Rules, "Network"). Each
+    # costs one batch of occlusions on its two-hop subgraph; nothing without a trained GNN.
     explain_neighbours: int = 200
 
 

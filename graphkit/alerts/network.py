@@ -3,8 +3,8 @@
 The neighbours and their effects come from the GNN's explanation (:mod:`gnn.explain`: each
 neighbour cut off in turn, the drop in the customer's ``gnn_score`` is its effect); this module
 only picks whom to explain (:func:`to_explain`), words the reason (:func:`network_reasons`) and
-appends it (:func:`append_reasons`). The run's alerts stage joins them (docs/alerts.md,
-"Reasons").
+appends it (:func:`append_reasons`). The run's alerts stage joins them (docs/alerts.md, Rules,
+"Network").
 """
 
 from __future__ import annotations

@@ -107,6 +107,68 @@ def _ties(batch: Batch, keys: pl.Series) -> tuple[np.ndarray, list[str]]:
     return hops, labels
 
 
+NEIGHBOUR_SCHEMA = {
+    "customer_id": pl.String,
+    "tie": pl.String,
+    "hops": pl.Int64,
+    "effect": pl.Float64,
+}
+# Occlusions are scored together as disjoint copies of the customer's subgraph, at most this
+# many nodes per forward pass (bounds memory on a hub's large receptive field).
+OCCLUSION_CHUNK_NODES = 50_000
+
+
+def _cut_off_scores(
+    model: RelationalSAGE, batch: Batch, cut: np.ndarray, log_weight: float
+) -> np.ndarray:
+    """The score of node 0 with each node of ``cut`` removed (all its edges), one per node.
+
+    Exact per occlusion: copy ``k`` of the subgraph lacks node ``cut[k]``'s edges, and the
+    copies share nothing, so one forward pass over their disjoint union scores them all.
+    """
+    size = batch.x.shape[0]
+    per = max(1, OCCLUSION_CHUNK_NODES // size)
+    scores = []
+    for start in range(0, len(cut), per):
+        part = torch.as_tensor(cut[start : start + per], dtype=torch.long).view(-1, 1)
+        copies = part.shape[0]
+        edges = {}
+        for name, pairs in batch.edges.items():
+            keep = (pairs[0].view(1, -1) != part) & (pairs[1].view(1, -1) != part)
+            copy, column = keep.nonzero(as_tuple=True)
+            edges[name] = pairs[:, column] + copy * size
+        with torch.no_grad():
+            logits = model(batch.x.repeat(copies, 1), edges)[torch.arange(copies) * size]
+        scores.append(sigmoid(logits.numpy().astype(np.float64) - log_weight))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def neighbour_effects(
+    model: RelationalSAGE,
+    batch: Batch,
+    keys: pl.Series,
+    log_weight: float,
+    base: float,
+    max_neighbours: int = 200,
+) -> pl.DataFrame:
+    """Every neighbour of ``batch``'s customer (node 0; at most ``max_neighbours``, nearest
+    first) with its tie, hops and effect (``base`` minus the score with it cut off), by effect."""
+    hops, ties = _ties(batch, keys)
+    candidates = np.array(
+        [i for i in np.argsort(hops, kind="stable") if hops[i] > 0][:max_neighbours], dtype=int
+    )
+    effects = base - _cut_off_scores(model, batch, candidates, log_weight)
+    return pl.DataFrame(
+        {
+            "customer_id": [keys[int(batch.node_ids[node])] for node in candidates],
+            "tie": [ties[node] for node in candidates],
+            "hops": hops[candidates].astype(np.int64),
+            "effect": effects,
+        },
+        schema=NEIGHBOUR_SCHEMA,
+    ).sort("effect", descending=True, maintain_order=True)
+
+
 def explain_customer(
     model: RelationalSAGE,
     data: HeteroData,
@@ -142,26 +204,7 @@ def explain_customer(
     features = pl.DataFrame(
         {"feature": feature_names, "value": raw_features.astype(np.float64), "effect": effects}
     ).sort(pl.col("effect").abs(), descending=True)
-    hops, ties = _ties(batch, keys)
-    candidates = [i for i in np.argsort(hops, kind="stable") if hops[i] > 0][:max_neighbours]
-    rows = []
-    for node in candidates:
-        edges = {}
-        for name, pairs in batch.edges.items():
-            keep = (pairs[0] != node) & (pairs[1] != node)
-            edges[name] = pairs[:, keep]
-        rows.append(
-            {
-                "customer_id": keys[int(batch.node_ids[node])],
-                "tie": ties[node],
-                "hops": int(hops[node]),
-                "effect": base - _score(model, batch, batch.x, log_weight, edges),
-            }
-        )
-    neighbours = pl.DataFrame(
-        rows,
-        schema={"customer_id": pl.String, "tie": pl.String, "hops": pl.Int64, "effect": pl.Float64},
-    ).sort("effect", descending=True)
+    neighbours = neighbour_effects(model, batch, keys, log_weight, base, max_neighbours)
     return Explanation(
         customer_id=str(keys[customer]), score=base, features=features, neighbours=neighbours
     )
@@ -199,3 +242,60 @@ def explain_saved_model(
     explanation.features = explanation.features.head(top)
     explanation.neighbours = explanation.neighbours.head(top)
     return explanation
+
+
+@dataclass
+class NetworkExplainer:
+    """A model just trained, with the inputs it scored: explains without re-loading it.
+
+    :func:`gnn.fit.fit_and_score` hands one back (``GnnResult.explainer``) so that a run can
+    name the neighbours that drove its alerts (:meth:`top_neighbours`).
+    """
+
+    model: RelationalSAGE
+    data: HeteroData
+    keys: pl.Series
+    log_weight: float
+
+    def top_neighbours(
+        self,
+        customer_ids: list[str] | pl.Series,
+        top: int = 2,
+        min_effect: float = 0.0,
+        max_neighbours: int = 200,
+    ) -> pl.DataFrame:
+        """The ``top`` neighbours of largest effect above ``min_effect`` of each customer, as
+        :func:`explain_customer` ranks them (same occlusions, features left out).
+
+        Returns customer_id, neighbour_id, tie, hops, effect (float64, score drop when the
+        neighbour is cut off), customers in the order given, neighbours by effect; unknown ids
+        and customers with no neighbour above ``min_effect`` have no row. Complexity per
+        customer: O(neighbours * receptive field), the occlusions batched in few forward passes.
+        """
+        index = dict(zip(self.keys.to_list(), range(len(self.keys)), strict=True))
+        layers = len(self.model.convs)
+        sampler = NeighbourSampler(self.data, [WHOLE_NEIGHBOURHOOD] * layers, batch_size=1)
+        self.model.eval()
+        parts = []
+        for customer_id in customer_ids:
+            customer = index.get(str(customer_id))
+            if customer is None:
+                continue
+            batch = sampler.sample(np.array([customer]))
+            base = _score(self.model, batch, batch.x, self.log_weight)
+            found = neighbour_effects(
+                self.model, batch, self.keys, self.log_weight, base, max_neighbours
+            )
+            found = found.filter(pl.col("effect") > min_effect).head(top)
+            if found.height:
+                parts.append(
+                    found.rename({"customer_id": "neighbour_id"}).select(
+                        pl.lit(str(customer_id)).alias("customer_id"), pl.all()
+                    )
+                )
+        if not parts:
+            return pl.DataFrame(
+                schema={"customer_id": pl.String, "neighbour_id": pl.String}
+                | {k: v for k, v in NEIGHBOUR_SCHEMA.items() if k != "customer_id"}
+            )
+        return pl.concat(parts)

@@ -19,6 +19,7 @@ import numpy as np
 from torch_geometric.data import HeteroData
 
 from gnn.data import WHOLE_NEIGHBOURHOOD, build_data
+from gnn.explain import NetworkExplainer
 from gnn.features import CustomerFeatures
 from gnn.prior import PRIOR_FILE, add_prior_column, fit_tree_prior, save_prior
 from gnn.score import MODEL_FILE, class_log_weight, save_model, score_customers
@@ -58,6 +59,7 @@ class GnnResult:
     model: dict[str, Any]
     evaluation: dict[str, Any] | None = None
     split: Split | None = None
+    explainer: NetworkExplainer | None = None
 
     @property
     def trained(self) -> bool:
@@ -217,7 +219,10 @@ def fit_and_score(
         "stopped_by": trained.stopped_by,
         "dropped_features": features.dropped,
     }
-    return GnnResult(scores=scores, model=model, evaluation=evaluation, split=split)
+    explainer = NetworkExplainer(trained.model, data, graph.keys("Customer"), log_weight)
+    return GnnResult(
+        scores=scores, model=model, evaluation=evaluation, split=split, explainer=explainer
+    )
 
 
 __all__ = [

@@ -131,6 +131,10 @@ class AlertsConfig:
     orange_score: float = 0.6
     red_score: float = 0.85
     policy_file: str = ""  # a TOML policy overriding these thresholds
+    # Red and orange customers (most severe first, at most this many; 0 = none) whose reasons
+    # name the neighbours that drove their GNN score (docs/alerts.md, Rules, "Network"). Each
+    # costs one batch of occlusions on its two-hop subgraph; nothing without a trained GNN.
+    explain_neighbours: int = 200
 
 
 @dataclass
@@ -281,6 +285,7 @@ def _validate(cfg: Config) -> None:
         ),
         (0 <= cfg.alerts.banned_share <= 1, "[alerts] banned_share must be in [0, 1]"),
         (cfg.alerts.drawdowns_per_day >= 1, "[alerts] drawdowns_per_day must be >= 1"),
+        (cfg.alerts.explain_neighbours >= 0, "[alerts] explain_neighbours must be >= 0"),
         (cfg.live.max_lateness_seconds >= 0, "[live] max_lateness_seconds must be >= 0"),
         (cfg.live.fast_draw_minutes >= 0, "[live] fast_draw_minutes must be >= 0"),
         (

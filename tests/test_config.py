@@ -46,6 +46,7 @@ def test_file_overrides_and_cli_overrides(tmp_path: Path) -> None:
         ('[flows]\npolicy = "lifo"\n', "[flows] policy"),
         ("[clusters]\nweights = { phone = 1 }\n", "[clusters] weights.phone"),
         ("[alerts]\nbanned_share = 1.5\n", "[alerts] banned_share"),
+        ("[alerts]\nexplain_neighbours = -1\n", "[alerts] explain_neighbours"),
         ("[rings]\nmin_customers_per_device = true\n", "[rings] min_customers_per_device"),
         ("[flows\n", "not valid TOML"),
     ],

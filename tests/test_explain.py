@@ -1,7 +1,10 @@
-"""Explanations name the planted cause: the defaulted borrower behind a guarantor's score."""
+"""Explanations name the planted cause: the defaulted borrower behind a guarantor's score; the
+alerts' network reasons name the neighbours the explanation ranks top."""
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cache
 
 import numpy as np
@@ -11,13 +14,20 @@ import torch
 from typer.testing import CliRunner
 
 from cli import app
+from gnn.data import NODE, edge_index_dict
 from gnn.explain import explain_customer
+from gnn.score import load_model, sigmoid
+from graphkit.alerts import TIER_RANK
 from graphkit.config import Config, apply_overrides
 from graphkit.explain import ExplainError, explain_run
 from graphkit.pipeline import run_pipeline
 from tests.scoring_fixtures import one_thread, planted_tables
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
+
+# Red and orange customers whose reasons name their neighbours: fewer than the planted input's
+# red and orange customers, so that the cap bites.
+CAP = 12
 
 
 @cache
@@ -39,9 +49,12 @@ def _scored_run(root: str):
             "gnn.hidden": 16,
             "gnn.patience": 15,
             "gnn.tree_prior_min_positives": 0,
+            "alerts.explain_neighbours": CAP,
         },
     )
-    run_pipeline(input_dir, Path(root) / "run", config, stages=["contagion", "gnn", "scores"])
+    run_pipeline(
+        input_dir, Path(root) / "run", config, stages=["contagion", "gnn", "scores", "alerts"]
+    )
     return planted, Path(root) / "run"
 
 
@@ -120,6 +133,17 @@ def test_effects_are_exact_occlusions(scored):
     full = score_customers(saved["model"], data, saved["log_weight"])
     np.testing.assert_allclose(full, scores, atol=1e-6)
     assert explanation.score == pytest.approx(full[customer], abs=1e-6)
+    # The neighbours' occlusions, batched as disjoint copies, equal one full-graph re-score each.
+    keys = graph.keys("Customer")
+    edges = edge_index_dict(data)
+    for row in explanation.neighbours.head(3).iter_rows(named=True):
+        cut = int(graph.ids("Customer", [row["customer_id"]])[0])
+        kept = {k: e[:, (e[0] != cut) & (e[1] != cut)] for k, e in edges.items()}
+        with torch.no_grad():
+            logit = saved["model"](data["customer"].x, kept)[customer].item()
+        without = float(sigmoid(np.array([logit - saved["log_weight"]]))[0])
+        assert row["effect"] == pytest.approx(full[customer] - without, abs=1e-6)
+    assert keys[customer] == explanation.customer_id
     first = explanation.features.row(0, named=True)
     occluded = data["customer"].x.clone()
     occluded[customer, saved["feature_names"].index(first["feature"])] = 0.0
@@ -143,3 +167,99 @@ def test_explain_command_and_errors(scored):
         explain_run(run, "nobody")
     missing = CliRunner().invoke(app, ["explain", "nobody", "--run", str(run)])
     assert missing.exit_code == 2
+
+
+NAMED = re.compile(r"(C\d+) \(([^,]+), (\d) hops?, \+(\d+\.\d{3})\)")
+
+
+def _network(reasons: str) -> list[tuple[str, str, int, float]]:
+    """The neighbours a reason names: (customer_id, tie, hops, effect), in order."""
+    part = re.search(r"network: (.*)$", reasons)
+    if part is None:
+        return []
+    return [(c, t, int(h), float(e)) for c, t, h, e in NAMED.findall(part.group(1))]
+
+
+def test_network_reasons_name_the_top_neighbours(scored):
+    """The neighbour a reason names first is the one the explanation of the saved model ranks
+    top, with its tie and hops; cutting it off the whole graph lowers the customer's score by
+    the effect the reason gives (an independent full-graph re-score)."""
+    _, run = scored
+    customers = pl.read_parquet(run / "customer_alerts.parquet")
+    named = customers.filter(pl.col("reasons").str.contains("network: "))
+    assert named.height >= CAP // 2
+    saved = load_model(run / "model.pt")
+    from gnn.data import build_data
+    from gnn.features import CustomerFeatures
+    from gnn.prior import add_prior_column
+    from graphkit.store.embedded import load_snapshot
+
+    graph = load_snapshot(run / "snapshot")
+    frame = pl.read_parquet(run / "features.parquet")
+    features = CustomerFeatures(frame, saved["feature_names"], saved["snapshot"])
+    data, _ = build_data(graph, features, saved["standardiser"])
+    add_prior_column(data, saved["prior"].column(data[NODE].x.numpy()))
+    model = saved["model"].eval()
+    edges = edge_index_dict(data)
+
+    def score(customer: int, cut: int | None = None) -> float:
+        kept = edges
+        if cut is not None:
+            kept = {k: e[:, (e[0] != cut) & (e[1] != cut)] for k, e in edges.items()}
+        with torch.no_grad():
+            logit = model(data[NODE].x, kept)[customer].item()
+        return float(sigmoid(np.array([logit - saved["log_weight"]]))[0])
+
+    for row in named.iter_rows(named=True):
+        listed = _network(row["reasons"])
+        assert 1 <= len(listed) <= 2, row["reasons"]
+        neighbour, tie, hops, effect = listed[0]
+        explanation = explain_run(run, row["customer_id"], top=5).neighbours
+        top_effect = explanation.get_column("effect")[0]
+        mine = explanation.filter(pl.col("customer_id") == neighbour).row(0, named=True)
+        assert mine["effect"] >= top_effect - 1e-6, (row["customer_id"], explanation)
+        assert (mine["tie"], mine["hops"]) == (tie, hops)
+        customer, cut = (int(i) for i in graph.ids("Customer", [row["customer_id"], neighbour]))
+        drop = score(customer) - score(customer, cut)
+        assert drop > 0
+        assert drop == pytest.approx(effect, abs=6e-4)
+        # Hops as the graph says: a guarantee, shareholding, device or payment tie at one hop.
+        direct = any(((e[0] == cut) & (e[1] == customer)).any() for e in edges.values())
+        assert direct == (hops == 1)
+
+
+def test_network_reasons_keep_the_cap_most_severe_first(scored):
+    _, run = scored
+    customers = pl.read_parquet(run / "customer_alerts.parquet")
+    severe = customers.filter(pl.col("tier").is_in(["red", "orange"]))
+    assert severe.height > CAP, "the cap must bite on this input"
+    named = customers.filter(pl.col("reasons").str.contains("network: "))
+    assert named.height <= CAP
+    # The most severe CAP customers: red before orange, then by risk score (then id).
+    first = (
+        severe.with_columns(pl.col("tier").replace_strict(TIER_RANK).alias("rank"))
+        .sort(["rank", "risk_score", "customer_id"], descending=[True, True, False])
+        .head(CAP)
+    )
+    assert set(named.get_column("customer_id")) <= set(first.get_column("customer_id"))
+    manifest = json.loads((run / "manifest.json").read_text())
+    info = manifest["alerts"]["network_reasons"]
+    assert info["cap"] == CAP and info["explained"] == CAP and info["named"] == named.height
+    rows = pl.read_csv(run / "alerts.csv")
+    in_csv = rows.filter(pl.col("reasons").str.contains("network: "))
+    assert set(in_csv.get_column("customer_id")) == set(named.get_column("customer_id"))
+
+
+def test_no_model_no_network_reasons(scored, tmp_path):
+    """Without a trained model the reasons are those of a run that explains nothing."""
+    _, run = scored
+    outputs = []
+    for cap in (CAP, 0):
+        config = apply_overrides(Config(), {"gnn.enabled": False, "alerts.explain_neighbours": cap})
+        out = tmp_path / f"cap{cap}"
+        stages = ["contagion", "gnn", "scores", "alerts"]
+        run_pipeline(run.parent / "input", out, config, stages=stages)
+        outputs.append(pl.read_parquet(out / "customer_alerts.parquet"))
+        assert "network_reasons" not in json.loads((out / "manifest.json").read_text())["alerts"]
+    assert not outputs[0].get_column("reasons").str.contains("network: ").any()
+    assert outputs[0].equals(outputs[1])

@@ -19,6 +19,14 @@ recommended limit and the reason for it. The policy (thresholds, rule tiers, lim
 TOML file: ``graphkit/policy.toml`` holds the documented defaults (docs/alerts.md).
 """
 
+from graphkit.alerts.network import (
+    NETWORK_MIN_EFFECT,
+    NETWORK_TIERS,
+    NETWORK_TOP,
+    append_reasons,
+    network_reasons,
+    to_explain,
+)
 from graphkit.alerts.policy import (
     TIER_RANK,
     LimitRule,
@@ -61,6 +69,9 @@ from graphkit.alerts.rundir import RunDirError, read_alerts, tier_counts, tier_s
 __all__ = [
     "ALERT_COLUMNS",
     "HITS_SCHEMA",
+    "NETWORK_MIN_EFFECT",
+    "NETWORK_TIERS",
+    "NETWORK_TOP",
     "NOT_DRIVERS",
     "RESPONSES",
     "RULES",
@@ -71,6 +82,7 @@ __all__ = [
     "PolicyError",
     "RunDirError",
     "add_drivers",
+    "append_reasons",
     "apply_budget",
     "banned_share_hits",
     "burst_hits",
@@ -88,6 +100,7 @@ __all__ = [
     "limit_advice",
     "line_exposure",
     "load_policy",
+    "network_reasons",
     "parse_policy",
     "read_alerts",
     "recommended_limit",
@@ -96,4 +109,5 @@ __all__ = [
     "scores_within_budget",
     "tier_counts",
     "tier_summary",
+    "to_explain",
 ]

@@ -15,6 +15,7 @@ from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 
 if TYPE_CHECKING:
+    from gnn.explain import NetworkExplainer
     from gnn.features import CustomerFeatures
     from gnn.train import Split
     from graphkit.analytics.cluster_lineage import PreviousClusters
@@ -40,6 +41,8 @@ class StageResults:
         gnn: customer_id, gnn_score (null when no model was trained) (``gnn``).
         split: the GNN's train / validation / test split of the labelled customers (``gnn``;
             None when no model was trained); ``scores`` calibrates on it.
+        explainer: the model ``gnn`` trained, with its inputs (None when none was trained);
+            ``alerts`` names the neighbours that drove its red and orange customers' scores.
         scores: customer_id, contagion_score, gnn_score, risk_score, tier (``scores``).
         cluster_risk: one row per cluster with its risk score and tier (``cluster_risk``).
         alerts: every customer's final tier, response, risk_score and reasons (``alerts``).
@@ -56,6 +59,7 @@ class StageResults:
     features: CustomerFeatures | None = None
     gnn: pl.DataFrame | None = None
     split: Split | None = None
+    explainer: NetworkExplainer | None = None
     scores: pl.DataFrame | None = None
     cluster_risk: pl.DataFrame | None = None
     alerts: pl.DataFrame | None = None

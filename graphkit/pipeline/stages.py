@@ -14,7 +14,8 @@ needs (cluster risk) or leaves the dependent part out (alerts, report).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -162,6 +163,7 @@ def gnn_stage(ctx: RunContext) -> None:
     result = fit_and_score(ctx.graph, features, ctx.config, ctx.out_dir, ctx.progress)
     ctx.manifest_extra["model"] = result.model
     ctx.results.split = result.split
+    ctx.results.explainer = result.explainer
     if result.evaluation is not None:
         (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
         ctx.manifest_extra["model_eval"] = result.evaluation
@@ -278,10 +280,47 @@ def cluster_risk_stage(ctx: RunContext) -> None:
     ctx.counts["clusters_red"] = int((table.get_column("tier") == "red").sum())
 
 
+def _network_reasons(
+    ctx: RunContext, customers: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, Any] | None]:
+    """The network reason (customer_id, reason) of up to ``alerts.explain_neighbours`` red and
+    orange customers, from the model the ``gnn`` stage trained (none trained: no rows), and
+    what it cost for the manifest (None when nothing was explained)."""
+    from graphkit.alerts import (
+        NETWORK_MIN_EFFECT,
+        NETWORK_TOP,
+        network_reasons,
+        to_explain,
+    )
+
+    cap = ctx.config.alerts.explain_neighbours
+    explainer = ctx.results.explainer
+    if explainer is None or cap <= 0:
+        return pl.DataFrame(schema={"customer_id": pl.String, "reason": pl.String}), None
+    chosen = to_explain(customers, cap)
+    started = time.perf_counter()
+    with task(ctx.progress, "network reasons"):
+        neighbours = explainer.top_neighbours(chosen, NETWORK_TOP, NETWORK_MIN_EFFECT)
+    reasons = network_reasons(neighbours)
+    return reasons, {
+        "cap": cap,
+        "explained": chosen.len(),
+        "named": reasons.height,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
 def alerts_stage(ctx: RunContext) -> None:
     """``alerts``: alerts.csv (with its deep links, :func:`graphkit.browser.with_links`),
-    customer_alerts.parquet, alert_hits.parquet."""
-    from graphkit.alerts import count_tiers, evaluate, evidence_drawdowns, scores_within_budget
+    customer_alerts.parquet, alert_hits.parquet. With a GNN trained in this run, the reasons of
+    the most severe red and orange customers name the neighbours that drove their score."""
+    from graphkit.alerts import (
+        append_reasons,
+        count_tiers,
+        evaluate,
+        evidence_drawdowns,
+        scores_within_budget,
+    )
     from graphkit.browser import with_links
 
     policy = ctx.alert_policy
@@ -302,6 +341,9 @@ def alerts_stage(ctx: RunContext) -> None:
         ctx.outputs["scores.parquet"] = ctx.results.scores = scores
         for tier, count in count_tiers(scores).items():
             ctx.counts[f"tier_{tier}"] = count
+    network, network_info = _network_reasons(ctx, result.customers)
+    result.customers = append_reasons(result.customers, network)
+    result.alerts = append_reasons(result.alerts, network)
     # Each alert row carries the drawdown its banned-share hit names and the Browser links
     # that open its customer's customer_360 and that drawdown's fund_flow_trace.
     links = ctx.config.neo4j
@@ -327,6 +369,8 @@ def alerts_stage(ctx: RunContext) -> None:
         "policy": policy.to_dict(),
         "policy_file": ctx.config.alerts.policy_file or None,
     }
+    if network_info is not None:
+        ctx.manifest_extra["alerts"]["network_reasons"] = network_info
     if result.budget:
         ctx.manifest_extra["alerts"]["budget"] = result.budget
         ctx.counts["budget_overflow"] = sum(t["over"] for t in result.budget.values())

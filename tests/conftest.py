@@ -5,6 +5,7 @@ The Neo4j fixtures are the plugin ``tests.neo4j_fixture`` (enabled in pyproject'
 import os
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from graphkit.store.neo4j_server import HOME_ENV
@@ -21,3 +22,14 @@ settings.register_profile(
 settings.load_profile("graphkit")
 
 pytest_plugins = ("tests.neo4j_fixture", "tests.spark_fixture")
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests keep what a person may want to look at afterwards (screenshots):
+    ``$GRAPHKIT_TEST_ARTIFACTS``, else ``test-artifacts/`` at the repository root (git ignores
+    it)."""
+    default = Path(__file__).resolve().parents[1] / "test-artifacts"
+    path = Path(os.environ.get("GRAPHKIT_TEST_ARTIFACTS", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -2,7 +2,8 @@
 
 A real server (auth on, as investigators run it) serves the Browser and the guide; headless
 Chromium opens a ``customer_360`` deep link, logs in, runs it and must show the customer's row.
-The screenshot is kept under the test's tmp dir (``browser-customer_360.png``).
+The screenshots are kept as test artifacts in ``test-artifacts/`` at the repository root (or
+``$GRAPHKIT_TEST_ARTIFACTS``): ``browser-customer_360.png``, ``browser-alert-customer_360.png``.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def run_and_find(page: Chromium, text: str, what: str) -> list[str]:
 
 @pytest.mark.browser
 def test_headless_chromium_runs_customer_360_from_a_deep_link(
-    server: Neo4jServer, tmp_path: Path
+    server: Neo4jServer, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     assert server.http_url is not None
     link = customer_link(CUSTOMER["customer_id"], server.http_url, server.uri)
@@ -199,7 +200,7 @@ def test_headless_chromium_runs_customer_360_from_a_deep_link(
         open_logged_in(page, server, link, CUSTOMER["customer_id"])
         shown = run_and_find(page, "Acme Trading Ltd", "the customer_360 row in a result frame")
         assert any("C0000367" in cell for cell in shown)
-        shot = page.screenshot(tmp_path / "browser-customer_360.png")
+        shot = page.screenshot(artifacts_dir / "browser-customer_360.png")
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
 
 
@@ -228,7 +229,7 @@ def test_links_are_built_from_a_configurable_host() -> None:
 
 @pytest.mark.browser
 def test_the_link_in_alerts_csv_opens_customer_360_of_that_customer(
-    server: Neo4jServer, tmp_path: Path
+    server: Neo4jServer, tmp_path: Path, artifacts_dir: Path
 ) -> None:
     """A run with write-back into the Browser's server, configured with its addresses: the
     customer_360 link of a banned-share alert in alerts.csv, opened in headless Chromium, shows
@@ -258,5 +259,5 @@ def test_the_link_in_alerts_csv_opens_customer_360_of_that_customer(
         open_logged_in(page, server, row["customer_360_link"], row["customer_id"])
         shown = run_and_find(page, name, "the alerted customer's customer_360 row")
         assert any(row["customer_id"] in cell for cell in shown)
-        shot = page.screenshot(tmp_path / "browser-alert-customer_360.png")
+        shot = page.screenshot(artifacts_dir / "browser-alert-customer_360.png")
     assert shot.read_bytes().startswith(b"\x89PNG")

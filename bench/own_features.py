@@ -57,12 +57,19 @@ def main() -> None:
             ).manifest
             seconds = time.perf_counter() - clock
             aurocs = heldout_aurocs(root / f"run_{name}", made.heldout)
+            evaluation = json.loads((root / f"run_{name}" / "model_eval.json").read_text())
             results[name] = {
                 **{f"{column}_auroc": round(value, 4) for column, value in aurocs.items()},
                 "heldout": made.heldout.height,
                 "heldout_defaults": int(made.heldout.get_column("defaulted").sum()),
                 "extras_used": [e["column"] for e in manifest["extras"]["used"]],
                 "run_seconds": round(seconds, 1),
+                # the run's own test split (model_eval.json): the calibration promises
+                "model_eval_test": {
+                    column: {k: metrics.get(k) for k in ("positives", "roc_auc", "ece")}
+                    for column, metrics in evaluation.get("scores", {}).get("columns", {}).items()
+                },
+                "top_score_share": evaluation.get("scores", {}).get("top_score_share"),
             }
             print(name, json.dumps(results[name]), flush=True)
     report = {

@@ -181,7 +181,7 @@ def test_hostile_ids_round_trip_through_neo4j(hostile_dir: Path, empty: Neo4jSer
 
     query = cypher.load_query("customer_360")
     for i, customer in enumerate(HOSTILE_IDS):
-        rows = target.run_query(query.text, {"customer_id": customer})
+        rows = target.run_query(query.text, {"customer_id": customer, "as_of": None})
         assert rows.height == 1, customer
         row = rows.row(0, named=True)
         assert row["customer_id"] == customer

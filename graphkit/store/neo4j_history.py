@@ -84,12 +84,20 @@ VALID_AT = valid_at("x")
 def _differs(var: str) -> str:
     """Cypher: ``var``'s input properties differ from ``row.p`` (the non-null ones of ``given``).
 
-    NaN equals NaN here, so a re-load of a NaN is no change.
+    NaN equals NaN here, so a re-load of a NaN is no change; two datetimes are equal when they
+    are the same instant (the bulk importer stores UTC as the offset ``Z``, the Bolt driver as
+    the zone ``UTC``, and Cypher's ``=`` tells those apart).
     """
+    old, new = f"{var}[x]", "row.p[x]"
+    same_instant = (
+        f"CASE WHEN {old} IS :: ZONED DATETIME AND {new} IS :: ZONED DATETIME "
+        f"THEN {old}.epochSeconds = {new}.epochSeconds AND {old}.nanosecond = {new}.nanosecond "
+        "ELSE false END"
+    )
     return (
         f"size([x IN keys({var}) WHERE NOT x IN $reserved]) <> size(given) OR any(x IN given "
-        f"WHERE NOT coalesce({var}[x] = row.p[x] "
-        f"OR ({var}[x] <> {var}[x] AND row.p[x] <> row.p[x]), false))"
+        f"WHERE NOT (coalesce({old} = {new} OR ({old} <> {old} AND {new} <> {new}), false) "
+        f"OR {same_instant}))"
     )
 
 

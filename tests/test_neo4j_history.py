@@ -11,6 +11,7 @@ what had left while B stays readable as of its dates.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import neo4j
@@ -224,3 +225,38 @@ def test_library_reads_current_by_default_and_a_with_as_of(
         current = run(target, query.name, **required)
         past = run(target, query.name, **required, as_of=before)
         assert tuple(current.columns) == tuple(past.columns) == query.columns
+
+
+def test_cli_load_as_of_and_cypher_run_as_of(neo4j_driver, neo4j_server, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    import cli
+    from tests.test_neo4j_store import write_input
+
+    a, b = history_inputs()
+    runner = CliRunner()
+    env = {"NEO4J_URI": neo4j_server.uri}
+    for tables, as_of in ((a, "2026-01-05"), (b, "2026-02-03T14:00:00+08:00")):
+        source = write_input(tables, tmp_path / as_of[:10])
+        loaded = runner.invoke(cli.app, ["load", str(source), "--as-of", as_of], env=env)
+        assert loaded.exit_code == 0, loaded.output
+    assert "closed" in loaded.output and "load time" in loaded.output
+    older = runner.invoke(cli.app, ["load", str(source), "--as-of", "2026-01-31", "-q"], env=env)
+    assert older.exit_code == 1 and "older than the latest load" in older.output
+    malformed = runner.invoke(cli.app, ["load", str(source), "--as-of", "last week"], env=env)
+    assert malformed.exit_code == 2 and "--as-of" in malformed.output
+
+    def devices(*extra: str) -> list[str]:
+        args = ["cypher", "run", "customer_360", "-p", f"customer_id={LEFT[0]}", *extra]
+        shown = runner.invoke(cli.app, [*args, "--format", "json"], env=env)
+        assert shown.exit_code == 0, shown.output
+        rows = json.loads(shown.stdout)
+        return [row["devices"] for row in rows]
+
+    expected = sorted(a["device_links"].filter(pl.col("customer_id") == LEFT[0])["device_id"])
+    assert devices() == []
+    assert devices("-p", "as_of=2026-02-02") == [expected]
+    bad = runner.invoke(
+        cli.app, ["cypher", "run", "customer_360", "-p", "customer_id=C000", "-p", "as_of=x"]
+    )
+    assert bad.exit_code == 2 and "expected date" in bad.output

@@ -59,7 +59,6 @@ from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 from graphkit.schema import (
     DERIVED_RELATIONSHIPS,
-    NODES,
     RELATIONSHIPS,
     WRITEBACK_PROPERTIES,
 )
@@ -87,7 +86,7 @@ from graphkit.store.neo4j_frames import (
 from graphkit.store.neo4j_history import (
     latest_load_query,
     node_state_query,
-    valid_at,
+    relationship_state_query,
 )
 from graphkit.store.neo4j_load import COUNTERS, LoadCounts, Loader, load_time
 from graphkit.store.neo4j_writeback import (
@@ -139,11 +138,6 @@ class Neo4jUnavailable(Neo4jStoreError):
 
 class Neo4jQueryError(Neo4jStoreError):
     """The server rejected a query (syntax, types, a constraint); the message is the server's."""
-
-
-def _set_props(var: str, props: list[str]) -> str:
-    """``SET var += row.p`` when rows carry properties (a null in ``p`` removes that property)."""
-    return f" SET {var} += row.p" if props else ""
 
 
 def _redact_uri(uri: str) -> str:
@@ -435,13 +429,7 @@ class Neo4jTarget(Loader):
                 nodes[label] = _sorted(_frame_like([_native(r[0]) for r in rows], ref.schema))
             for name, spec in RELATIONSHIPS.items():
                 _, rows = self._read(
-                    driver,
-                    f"MATCH (a:{_q(spec.src)})-[r:{_q(spec.type)}]->(b:{_q(spec.dst)}) "
-                    f"WHERE {valid_at('r')} "
-                    f"RETURN a.{_q(NODES[spec.src].key)}, b.{_q(NODES[spec.dst].key)}, "
-                    "properties(r)",
-                    params,
-                    f"read {spec.type}",
+                    driver, relationship_state_query(spec), params, f"read {spec.type}"
                 )
                 records = [{"src": s, "dst": d, **_native(p)} for s, d, p in rows]
                 edges[name] = _sorted(_frame_like(records, reference.edges[name].schema))

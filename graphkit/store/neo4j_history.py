@@ -62,6 +62,7 @@ __all__ = [
     "node_merge_query",
     "node_state_query",
     "relationship_merge_query",
+    "relationship_state_query",
     "valid_at",
 ]
 
@@ -204,6 +205,16 @@ def node_state_query(label: str) -> str:
         f"WITH n, head([(n)-[:{HAS_VERSION}]->(x:{VERSION_LABEL}) WHERE {VALID_AT} | x]) AS old "
         f"WITH CASE WHEN old IS NOT NULL THEN old WHEN {valid_at('n')} THEN n END AS s "
         "WHERE s IS NOT NULL RETURN properties(s)"
+    )
+
+
+def relationship_state_query(spec: RelSpec) -> str:
+    """Cypher: ``src key, dst key, properties`` of every ``spec`` relationship valid at
+    ``$as_of`` (current when null)."""
+    return (
+        f"MATCH (a:{_q(spec.src)})-[r:{_q(spec.type)}]->(b:{_q(spec.dst)}) "
+        f"WHERE {valid_at('r')} "
+        f"RETURN a.{_q(NODES[spec.src].key)}, b.{_q(NODES[spec.dst].key)}, properties(r)"
     )
 
 

@@ -12,7 +12,10 @@ Each file opens with a header comment block::
 
 A parameter is ``name (type, example)``, with ``, default VALUE`` before the closing parenthesis
 when it has one. Types are ``string``, ``int``, ``float``, ``bool``, ``date``, ``datetime``; a
-trailing ``?`` marks a parameter that may be left out (it is passed as null). A default is a
+trailing ``?`` marks a parameter that may be left out (it is passed as null, which
+``default null`` says explicitly). Every query takes ``as_of (date?, ..., default null)``: null
+reads the current graph, a date the graph as it stood at the end of that date (the history
+``graphkit load`` keeps, :mod:`graphkit.store.neo4j_history`). A default is a
 literal (``default 10``) or a key of graphkit's run configuration (``default flows.max_hops``),
 so the query uses the same window and limits as the analysis: :func:`default_values` resolves
 them against a configuration mapping (``Config().to_dict()``, or a run's), and only parameters
@@ -134,6 +137,8 @@ def _parse(name: str, text: str) -> QueryInfo:
     for param in params:
         if param.type not in PARAM_TYPES:
             raise QueryError(f"{name}.cypher: parameter {param.name} has unknown type {param.type}")
+        if param.default == "null" and not param.optional:
+            raise QueryError(f"{name}.cypher: {param.name} defaults to null but is not optional")
     columns = tuple(c.strip() for c in header["columns"].split(",") if c.strip())
     return QueryInfo(name, text, header["purpose"], params, columns, header["example"])
 
@@ -210,7 +215,7 @@ def default_values(query: QueryInfo, config: Mapping[str, Mapping[str, Any]]) ->
     """
     values: dict[str, str] = {}
     for param in query.params:
-        if param.default is None:
+        if param.default is None or param.default == "null":
             continue
         key = _CONFIG_KEY.match(param.default)
         if key is None:

@@ -10,9 +10,10 @@ CREATE CONSTRAINT device_device_id_unique IF NOT EXISTS FOR (n:`Device`) REQUIRE
 CREATE CONSTRAINT cluster_cluster_id_unique IF NOT EXISTS FOR (n:`Cluster`) REQUIRE n.`cluster_id` IS UNIQUE;
 CREATE CONSTRAINT circle_circle_id_unique IF NOT EXISTS FOR (n:`Circle`) REQUIRE n.`circle_id` IS UNIQUE;
 CREATE CONSTRAINT riskrun_run_id_unique IF NOT EXISTS FOR (n:`RiskRun`) REQUIRE n.`run_id` IS UNIQUE;
-CREATE CONSTRAINT drawdown_drawdown_id_unique IF NOT EXISTS FOR ()-[r:`DRAWDOWN`]-() REQUIRE r.`drawdown_id` IS UNIQUE;
-CREATE CONSTRAINT transfer_transfer_id_unique IF NOT EXISTS FOR ()-[r:`TRANSFER`]-() REQUIRE r.`transfer_id` IS UNIQUE;
+CREATE CONSTRAINT graphload_as_of_unique IF NOT EXISTS FOR (n:`GraphLoad`) REQUIRE n.`as_of` IS UNIQUE;
 CREATE INDEX guarantees_row_key_index IF NOT EXISTS FOR ()-[n:`GUARANTEES`]-() ON (n.`row_key`);
+CREATE INDEX drawdown_drawdown_id_index IF NOT EXISTS FOR ()-[n:`DRAWDOWN`]-() ON (n.`drawdown_id`);
+CREATE INDEX transfer_transfer_id_index IF NOT EXISTS FOR ()-[n:`TRANSFER`]-() ON (n.`transfer_id`);
 CREATE INDEX drawdown_device_id_index IF NOT EXISTS FOR ()-[n:`DRAWDOWN`]-() ON (n.`device_id`);
 CREATE INDEX transfer_ts_index IF NOT EXISTS FOR ()-[n:`TRANSFER`]-() ON (n.`ts`);
 CREATE INDEX customer_tier_index IF NOT EXISTS FOR (n:`Customer`) ON (n.`tier`);

@@ -246,7 +246,13 @@ def test_schema_cypher_is_generated_from_the_schema() -> None:
 def test_convert_params_types_and_errors() -> None:
     query = cypher.load_query("guarantee_chain")
     values = cypher.convert_params(query, {"customer_id": "C1", "max_hops": "3"})
-    assert values == {"customer_id": "C1", "max_hops": 3, "start_from": None, "start_to": None}
+    assert values == {
+        "customer_id": "C1",
+        "max_hops": 3,
+        "start_from": None,
+        "start_to": None,
+        "as_of": None,
+    }
     assert cypher.convert_params(
         query, {"customer_id": "x", "max_hops": "1", "start_to": "2024-02-29"}
     )["start_to"] == date(2024, 2, 29)
@@ -335,7 +341,9 @@ def test_guarantee_circle_drawing_returns_the_guarantees_inside_the_circle(
     guarantees = random_tables()["guarantees"]
     with neo4j.GraphDatabase.driver(neo4j_server.uri, auth=neo4j_server.auth) as driver:
         for customer in ("C000", *membership["customer_id"].head(8).to_list()):
-            records, _, _ = driver.execute_query(drawing.text, customer_id=customer, routing_="r")
+            records, _, _ = driver.execute_query(
+                drawing.text, customer_id=customer, as_of=None, routing_="r"
+            )
             drawn = sorted(
                 (rel.start_node["customer_id"], rel.end_node["customer_id"], rel["amount"])
                 for record in records

@@ -181,7 +181,7 @@ def test_hostile_ids_round_trip_through_neo4j(hostile_dir: Path, empty: Neo4jSer
 
     query = cypher.load_query("customer_360")
     for i, customer in enumerate(HOSTILE_IDS):
-        rows = target.run_query(query.text, {"customer_id": customer})
+        rows = target.run_query(query.text, {"customer_id": customer, "as_of": None})
         assert rows.height == 1, customer
         row = rows.row(0, named=True)
         assert row["customer_id"] == customer
@@ -298,9 +298,11 @@ def test_scanner_catches_an_unquoted_label_in_the_real_store() -> None:
     """The store reads labels from the database and quotes them; unquoting one is caught."""
     source = (REPO / "graphkit" / "store" / "neo4j.py").read_text(encoding="utf-8")
     assert scan_source(source, "graphkit/store/neo4j.py") == []
-    quoted = 'f"MATCH (n:{_q(label)}) RETURN count(n)"'
+    quoted = 'f"MATCH (n:{_q(label)}) WHERE n.{VALID_TO} IS NULL RETURN count(n)"'
     assert source.count(quoted) == 1
-    mutated = source.replace(quoted, 'f"MATCH (n:{label}) RETURN count(n)"')
+    mutated = source.replace(
+        quoted, 'f"MATCH (n:{label}) WHERE n.{VALID_TO} IS NULL RETURN count(n)"'
+    )
     violations = scan_source(mutated, "graphkit/store/neo4j.py")
     assert [v.reason for v in violations] == [
         "interpolates 'label', not quoted with _q or a constant"

@@ -8,6 +8,7 @@ graph over Bolt must create nothing).
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from graphkit.store.neo4j_bulk import (
     bulk_import,
     database_dir,
 )
+from graphkit.store.neo4j_frames import _native
 from graphkit.store.neo4j_server import Neo4jServer
 from loaders.frames import make_tables
 
@@ -179,7 +181,8 @@ def test_result_counts_match_the_graph(
     data_dir, result = imported
     assert result.nodes == {label: graph.n(label) for label in graph.nodes}
     assert result.relationships == {name: graph.edges[name].height for name in RELATIONSHIPS}
-    assert result.imported_nodes == sum(graph.n(label) for label in graph.nodes)
+    # The nodes of the graph and the one GraphLoad record of the load.
+    assert result.imported_nodes == sum(graph.n(label) for label in graph.nodes) + 1
     assert result.imported_relationships == sum(f.height for f in graph.edges.values())
     assert result.schema_statements == len(schema_statements())
     assert database_dir(data_dir).is_dir()
@@ -192,6 +195,7 @@ def test_counts_per_label_and_type(graph: RiskGraph, driver: neo4j.Driver) -> No
     expected_labels = {label: graph.n(label) for label in graph.nodes}
     expected_labels["Person"] = int((kinds == "person").sum())
     expected_labels["Enterprise"] = int((kinds == "enterprise").sum())
+    expected_labels["GraphLoad"] = 1
     records, _, _ = driver.execute_query(
         "MATCH (n) UNWIND labels(n) AS label RETURN label, count(*) AS n"
     )
@@ -278,6 +282,8 @@ def test_bolt_load_over_bulk_import_creates_nothing(graph: RiskGraph, server: Ne
     counts = Neo4jTarget(uri=server.uri, batch_size=5_000).load_graph(graph)
     assert counts.nodes_created == 0
     assert counts.relationships_created == 0
+    # Nothing at all: no property written, no label added, nothing closed or versioned.
+    assert counts.changes == 0, counts
 
 
 def test_refuses_an_existing_database(graph: RiskGraph, tmp_path: Path) -> None:
@@ -301,7 +307,7 @@ def test_overwrite_replaces_the_database(tmp_path: Path) -> None:
     store.mkdir(parents=True)
     (store / "stale-file").write_bytes(b"old")
     result = bulk_import(small, tmp_path, overwrite=True, create_schema=False, max_memory="128m")
-    assert result.imported_nodes == small.n("Customer")
+    assert result.imported_nodes == small.n("Customer") + 1  # and the GraphLoad record
     assert result.imported_relationships == small.edges["guarantees"].height
     assert result.schema_statements == 0 and result.schema_seconds == 0
     assert not (store / "stale-file").exists()
@@ -324,3 +330,55 @@ def test_cli_load_bulk_needs_data_and_refuses_an_existing_database(
     )
     assert refused.exit_code == 1
     assert "--overwrite" in refused.output
+
+
+def _dump(driver: neo4j.Driver) -> tuple[list[str], list[str]]:
+    """Every node (labels, properties) and relationship (type, endpoints', own properties) of
+    the database as sorted text; a GraphLoad record by its time only."""
+
+    def text(value: object) -> str:
+        return json.dumps(_native(value), sort_keys=True, default=str, ensure_ascii=False)
+
+    def node(labels: list[str], props: dict) -> str:
+        if "GraphLoad" in labels:
+            props = {"as_of": props["as_of"]}
+        return text([sorted(labels), props])
+
+    records, _, _ = driver.execute_query("MATCH (n) RETURN labels(n) AS l, properties(n) AS p")
+    nodes = sorted(node(r["l"], r["p"]) for r in records)
+    records, _, _ = driver.execute_query(
+        "MATCH (a)-[r]->(b) RETURN type(r) AS t, labels(a) AS la, properties(a) AS a, "
+        "labels(b) AS lb, properties(b) AS b, properties(r) AS p"
+    )
+    relationships = sorted(
+        text([r["t"], node(r["la"], r["a"]), node(r["lb"], r["b"]), r["p"]]) for r in records
+    )
+    return nodes, relationships
+
+
+def test_bulk_then_bolt_history_agrees_with_bolt_only(tmp_path: Path) -> None:
+    """A first load by bulk import then an incremental Bolt load writes the same history as
+    two Bolt loads: the same nodes, versions, relationships and intervals, element for element."""
+    from tests.neo4j_fixture import wipe_database
+    from tests.test_neo4j_history import BEFORE_B, T_A, T_B, history_inputs
+
+    a, b = (RiskGraph.from_tables(t) for t in history_inputs())
+    data_dir = tmp_path / "home"
+    bulk_import(a, data_dir, as_of=T_A, heap="512m", max_memory="256m", pagecache="64m")
+    with (
+        Neo4jServer().start(data_dir=data_dir, heap="512m", pagecache="64m") as server,
+        neo4j.GraphDatabase.driver(server.uri) as driver,
+    ):
+        target = Neo4jTarget(uri=server.uri, batch_size=100)
+        assert target.read_graph(a).equals(keyed_frames(a))
+        counts = target.load_graph(b, as_of=T_B)
+        assert counts.nodes_closed and counts.relationships_closed and counts.node_versions
+        assert target.read_graph(b).equals(keyed_frames(b))
+        assert target.read_graph(a, as_of=BEFORE_B).equals(keyed_frames(a))
+        assert target.load_graph(b).changes == 0
+        bulk_then_bolt = _dump(driver)
+
+        wipe_database(driver)
+        target.load_graph(a, as_of=T_A)
+        target.load_graph(b, as_of=T_B)
+        assert _dump(driver) == bulk_then_bolt

@@ -156,12 +156,12 @@ def test_hostile_ids_load_and_query_back_verbatim(neo4j_driver, neo4j_server) ->
     assert target.read_graph_counts()["nodes"]["Customer"] == n
     for customer in HOSTILE:
         row = target.run_query(
-            cypher.load_query("customer_360").text, {"customer_id": customer}
+            cypher.load_query("customer_360").text, {"customer_id": customer, "as_of": None}
         ).row(0, named=True)
         assert row["customer_id"] == customer and row["name"] == customer
         assert row["devices"] == [f"dev {customer}"]
         circle = target.run_query(
-            cypher.load_query("guarantee_circle").text, {"customer_id": customer}
+            cypher.load_query("guarantee_circle").text, {"customer_id": customer, "as_of": None}
         )
         assert sorted(circle["customer_id"]) == sorted(HOSTILE)
     assert target.read_graph(graph).equals(keyed_frames(graph))
@@ -406,6 +406,6 @@ def test_finbench_fund_flow_trace_agrees_with_graphkit(neo4j_driver, neo4j_serve
     text = cypher.load_query("fund_flow_trace").text
     for drawdown_id, hops in sample.iter_rows():
         frame = target.run_query(
-            text, {"drawdown_id": drawdown_id, "window_days": 30.0, "max_hops": 6}
+            text, {"drawdown_id": drawdown_id, "window_days": 30.0, "max_hops": 6, "as_of": None}
         )
         assert (frame["min_hops"].min() if frame.height else None) == hops, drawdown_id

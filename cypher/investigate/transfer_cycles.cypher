@@ -3,17 +3,18 @@
 //   cycles that leave the account and come back, each transfer strictly later than the one
 //   before, the last within window_days of the first, 2 to max_length transfers (<= 10),
 //   every account on the way a customer's and none twice (graphkit's round_trips rules; a
-//   merchant account is commerce, not a round trip). One row per cycle, oldest first.
+//   merchant account is commerce, not a round trip). One row per cycle, oldest first. With
+//   as_of, the transfers and owners the input had at the end of that date.
 // params: account_id (string, A000190),
 //   window_days (float, 30, default flows.cycle_window_days),
-//   max_length (int, 6, default flows.cycle_max_length)
+//   max_length (int, 6, default flows.cycle_max_length), as_of (date?, 2026-01-31, default null)
 // columns: account_id, length, transfer_ids, accounts, first_ts, last_ts, amounts, min_amount
 // example: graphkit cypher run transfer_cycles --param account_id=A000190
 // Method: the open paths are extended one transfer per layer below, keeping only those still
 //   time-ordered, inside the window and simple, so the work is proportional to the
 //   time-respecting paths, not to every walk of up to max_length transfers.
 MATCH (a:Account {account_id: $account_id})
-WHERE EXISTS { (a)<-[:OWNS]-(:Customer) }
+WHERE EXISTS { (a)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) }
 WITH a, [{account: a, first: null, last: null, ids: [], accounts: [a.account_id], amounts: []}]
   AS partial, [] AS cycles
 // transfer 1
@@ -22,10 +23,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -38,10 +39,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -54,10 +55,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -70,10 +71,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -86,10 +87,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -102,10 +103,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -118,10 +119,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -134,10 +135,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -150,10 +151,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a
@@ -166,10 +167,10 @@ CALL (partial, a) {
   WITH p, p.account AS u
   WHERE size(p.ids) < $max_length
   MATCH (u)-[t:TRANSFER]->(v:Account)
-  WHERE (p.last IS NULL OR t.ts > p.last)
+  WHERE (p.last IS NULL OR t.ts > p.last) AND coalesce(date(t.valid_from) <= date($as_of), true) AND coalesce(date(t.valid_to) > date($as_of), t.valid_to IS NULL)
     AND t.ts <= coalesce(p.first, t.ts) + duration({days: $window_days})
     AND CASE WHEN v = a THEN size(p.ids) >= 1
-      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[:OWNS]-(:Customer) } END
+      ELSE NOT v.account_id IN p.accounts AND EXISTS { (v)<-[o:OWNS]-(:Customer) WHERE coalesce(date(o.valid_from) <= date($as_of), true) AND coalesce(date(o.valid_to) > date($as_of), o.valid_to IS NULL) } END
   RETURN collect({
     account: v, first: coalesce(p.first, t.ts), last: t.ts, ids: p.ids + t.transfer_id,
     accounts: p.accounts + v.account_id, amounts: p.amounts + t.amount, closed: v = a

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -210,17 +211,28 @@ def load(
     overwrite: Annotated[
         bool, typer.Option(help="With --bulk: replace an existing database in --data.")
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Load time written to valid_from / valid_to: ISO date or datetime (UTC unless "
+            "an offset is given); default now. Must not be older than the last load.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, no table.")] = False,
 ) -> None:
-    """Validate IN, build its graph and merge it into Neo4j (constraints first; idempotent).
+    """Validate IN, build its graph and make Neo4j's current graph equal to it (constraints
+    first; idempotent). What the input no longer has, or has changed, is kept as history:
+    closed with valid_to = the load time, never deleted (see docs/neo4j.md, "History").
 
     With --bulk, write a fresh database under --data with Neo4j's offline importer instead (the
     fast path for an initial load); serve it with `graphkit neo4j start --data DIR`.
     """
+    load_at = parse_as_of(as_of)
     if bulk:
         if data is None:
             fail("--bulk needs --data DIR (the Neo4j data directory to create)", 2)
-        bulk_load(input_dir, data, overwrite, quiet)
+        bulk_load(input_dir, data, overwrite, quiet, load_at)
         return
     from graphkit.pipeline import load_graph
     from loaders.sources import InputError
@@ -229,7 +241,7 @@ def load(
     try:
         with progress_bars(quiet) as progress:
             graph, _ = load_graph(input_dir, progress)
-            counts = target.load_graph(graph, progress)
+            counts = target.load_graph(graph, progress, as_of=load_at)
     except InputError as exc:
         invalid_input(input_dir, exc.issues, "loaded")
     except Neo4jStoreError as exc:
@@ -239,7 +251,10 @@ def load(
         rows += [(f"nodes: {k}", v) for k, v in counts.nodes.items()]
         rows += [(f"relationships: {k}", v) for k, v in counts.relationships.items()]
         rows += [
+            ("load time", f"{counts.as_of:%Y-%m-%dT%H:%M:%S.%fZ}"),
             ("created", f"{counts.nodes_created} nodes, {counts.relationships_created} rels"),
+            ("changed nodes (versioned)", counts.node_versions),
+            ("closed", f"{counts.nodes_closed} nodes, {counts.relationships_closed} rels"),
             ("nodes/s", round(counts.node_rows / max(counts.node_seconds, 1e-9))),
             (
                 "relationships/s",
@@ -249,7 +264,22 @@ def load(
         console.print(key_values(rows, title="graphkit load"))
 
 
-def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None:
+def parse_as_of(text: str | None) -> datetime | None:
+    """``--as-of``: an ISO date (midnight) or datetime, UTC unless it has an offset; exits 2
+    when it is neither."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--as-of {text!r}: expected an ISO date or datetime, e.g. 2026-02-01", 2)
+        raise AssertionError("unreachable") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def bulk_load(
+    input_dir: Path, data: Path, overwrite: bool, quiet: bool, as_of: datetime | None = None
+) -> None:
     """``load --bulk``: validate, build the graph and bulk-import it into ``data``."""
     from graphkit.pipeline import load_graph
     from graphkit.store.neo4j_bulk import BulkImportError, bulk_import
@@ -259,7 +289,7 @@ def bulk_load(input_dir: Path, data: Path, overwrite: bool, quiet: bool) -> None
     try:
         with progress_bars(quiet) as progress:
             graph, _ = load_graph(input_dir, progress)
-            result = bulk_import(graph, data, progress, overwrite=overwrite)
+            result = bulk_import(graph, data, progress, overwrite=overwrite, as_of=as_of)
     except InputError as exc:
         invalid_input(input_dir, exc.issues, "loaded")
     except (BulkImportError, Neo4jServerError) as exc:

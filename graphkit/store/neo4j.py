@@ -3,10 +3,12 @@
 Everything sent to the server is parameterised: node labels, relationship types and property
 keys in query text come from :mod:`graphkit.schema` (quoted), every value travels in ``$rows``.
 
-Load model. Nodes are merged on their key (:data:`graphkit.schema.NODES`), in batches of
-``batch_size`` rows, ``UNWIND $rows AS row MERGE (n:Label {key: row.k}) SET n += row.p``;
-customers also get ``Person`` or ``Enterprise``. Relationships follow, their endpoints matched on
-the unique node keys. A relationship is merged on
+Load model. :meth:`Neo4jTarget.load_graph` makes the database's *current* graph equal to the
+input and keeps what changed as history (:mod:`graphkit.store.neo4j_history` has the model: every
+loaded element carries ``valid_from``, and ``valid_to`` once closed; superseded node properties
+are ``Version`` nodes). Nodes are merged on their key (:data:`graphkit.schema.NODES`), in batches
+of ``batch_size`` rows; customers also get ``Person`` or ``Enterprise``. Relationships follow,
+their endpoints matched on the unique node keys. A relationship is identified by
 
 * its own key when its table has a one-column key stored on it (``DRAWDOWN.drawdown_id``,
   ``TRANSFER.transfer_id``);
@@ -15,6 +17,9 @@ the unique node keys. A relationship is merged on
 * otherwise (``GUARANTEES``: one pair may guarantee several times) its endpoint pair plus
   ``row_key``, the row's declared properties joined with ``|`` and the occurrence number of
   identical rows (``"250000.0|2024-01-01|2025-01-01|1"``), so a re-load merges and never duplicates.
+
+Then the current relationships and nodes the input no longer has are closed (``valid_to`` set to
+the load time), never deleted.
 
 Write-back model (:meth:`Neo4jTarget.write_back`). The *current* view is overwritten by each run:
 ``Customer`` carries :data:`graphkit.schema.WRITEBACK_PROPERTIES` plus ``run_id`` (absent values
@@ -38,7 +43,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -55,13 +60,10 @@ from neo4j.exceptions import (
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 from graphkit.schema import (
-    CUSTOMER_SUBLABELS,
     DERIVED_RELATIONSHIPS,
-    NODES,
     RELATIONSHIPS,
     TIERS,
     WRITEBACK_PROPERTIES,
-    RelSpec,
     tier_label,
 )
 from graphkit.store.neo4j_evidence import (
@@ -72,15 +74,18 @@ from graphkit.store.neo4j_evidence import (
     evidence_frames,
 )
 from graphkit.store.neo4j_frames import (
+    HAS_VERSION,
+    LEGACY_CONSTRAINTS,
+    LOAD_LABEL,
     RUN_KEY,
     RUN_LABEL,
     SCORED_IN,
+    VALID_TO,
+    VERSION_LABEL,
     GraphFrames,
-    RowTotals,
     _frame_like,
     _native,
     _q,
-    _row_key,
     _rows,
     _sorted,
     bolt_frame,
@@ -89,6 +94,12 @@ from graphkit.store.neo4j_frames import (
     schema_cypher,
     schema_statements,
 )
+from graphkit.store.neo4j_history import (
+    latest_load_query,
+    node_state_query,
+    relationship_state_query,
+)
+from graphkit.store.neo4j_load import COUNTERS, LoadCounts, Loader, load_time
 from graphkit.store.neo4j_writeback import (
     WriteBackCounts,
     WriteBackInputs,
@@ -113,6 +124,7 @@ __all__ = [
     "WriteBackInputs",
     "bolt_frame",
     "keyed_frames",
+    "load_time",
     "relationship_merge_key",
     "schema_cypher",
     "schema_statements",
@@ -139,27 +151,6 @@ class Neo4jQueryError(Neo4jStoreError):
     """The server rejected a query (syntax, types, a constraint); the message is the server's."""
 
 
-@dataclass(frozen=True)
-class LoadCounts(RowTotals):
-    """What :meth:`Neo4jTarget.load_graph` sent and what the server changed.
-
-    ``nodes`` (per label) and ``relationships`` (per relationship name) count rows sent;
-    ``*_created`` are the server's counters (zero when re-loading the same graph).
-    """
-
-    nodes: dict[str, int]
-    relationships: dict[str, int]
-    node_seconds: float
-    relationship_seconds: float
-    nodes_created: int
-    relationships_created: int
-
-
-def _set_props(var: str, props: list[str]) -> str:
-    """``SET var += row.p`` when rows carry properties (a null in ``p`` removes that property)."""
-    return f" SET {var} += row.p" if props else ""
-
-
 def _redact_uri(uri: str) -> str:
     parts = urlsplit(uri)
     if parts.password is None and parts.username is None:
@@ -174,7 +165,7 @@ def _new_run_id() -> str:
 
 
 @dataclass
-class Neo4jTarget:
+class Neo4jTarget(Loader):
     """A Neo4j database to load graphs into, write results back to, and query.
 
     Attributes:
@@ -357,17 +348,17 @@ class Neo4jTarget:
         what: str,
         progress: Progress,
         extra: dict[str, Any] | None = None,
-    ) -> tuple[int, int]:
-        """Send ``rows`` in batches; returns (nodes created, relationships created)."""
-        created_nodes = created_rels = 0
+    ) -> dict[str, int]:
+        """Send ``rows`` in batches; returns the summed server counters of :data:`COUNTERS`."""
+        totals = dict.fromkeys(COUNTERS, 0)
         for offset in range(0, rows.height, self.batch_size):
             batch = rows.slice(offset, self.batch_size)
             params = {"rows": batch.to_dicts(), **(extra or {})}
             counters = self._write(driver, query, params, what, progress)
-            created_nodes += counters.nodes_created
-            created_rels += counters.relationships_created
+            for name in COUNTERS:
+                totals[name] += getattr(counters, name)
             progress.advance(what, batch.height)
-        return created_nodes, created_rels
+        return totals
 
     def ensure_schema(self, progress: Progress = SILENT) -> None:
         """Create the constraints and indexes of :func:`schema_statements` (idempotent)."""
@@ -375,7 +366,8 @@ class Neo4jTarget:
             self._ensure_schema(driver, progress)
 
     def _ensure_schema(self, driver: neo4j.Driver, progress: Progress) -> None:
-        for statement in schema_statements():
+        legacy = [f"DROP CONSTRAINT {name} IF EXISTS" for name in LEGACY_CONSTRAINTS]
+        for statement in legacy + schema_statements():
             self._attempt(
                 driver,
                 lambda s, q=statement: s.run(q).consume(),
@@ -389,147 +381,66 @@ class Neo4jTarget:
             progress,
         )
 
-    def load_graph(self, graph: RiskGraph, progress: Progress = SILENT) -> LoadCounts:
-        """Merge every node and relationship of ``graph`` into the database.
-
-        Constraints first, then nodes label by label, then relationships; each in batches of
-        ``batch_size`` rows in one transaction per batch. Idempotent: loading the same graph
-        again creates nothing. Complexity: O(V + E) index lookups on the server.
-        """
-        node_rows: dict[str, int] = {}
-        rel_rows: dict[str, int] = {}
-        created_nodes = created_rels = 0
-        with self._driver() as driver:
-            self._ensure_schema(driver, progress)
-            clock = time.perf_counter()
-            total = sum(frame.height for frame in graph.nodes.values())
-            progress.start("neo4j nodes", total)
-            for label, frame in graph.nodes.items():
-                node_rows[label] = frame.height
-                created_nodes += self._load_nodes(driver, label, frame, progress)
-            progress.finish("neo4j nodes")
-            node_seconds = time.perf_counter() - clock
-
-            clock = time.perf_counter()
-            progress.start("neo4j relationships", sum(f.height for f in graph.edges.values()))
-            for name, spec in RELATIONSHIPS.items():
-                frame = graph.edges[name]
-                rel_rows[name] = frame.height
-                created_rels += self._load_relationships(driver, graph, spec, frame, progress)
-            progress.finish("neo4j relationships")
-            rel_seconds = time.perf_counter() - clock
-        progress.log(
-            f"neo4j: {sum(node_rows.values())} node rows in {node_seconds:.1f} s, "
-            f"{sum(rel_rows.values())} relationship rows in {rel_seconds:.1f} s "
-            f"({created_nodes} nodes, {created_rels} relationships created)"
-        )
-        return LoadCounts(
-            nodes=node_rows,
-            relationships=rel_rows,
-            node_seconds=node_seconds,
-            relationship_seconds=rel_seconds,
-            nodes_created=created_nodes,
-            relationships_created=created_rels,
-        )
-
-    def _load_nodes(
-        self, driver: neo4j.Driver, label: str, frame: pl.DataFrame, progress: Progress
-    ) -> int:
-        key = NODES[label].key
-        frame = bolt_frame(frame)
-        props = [c for c in frame.columns if c != key]
-        rows = _rows(frame, key, props)
-        merge = f"UNWIND $rows AS row MERGE (n:{_q(label)} {{{_q(key)}: row.k}})"
-        if label != "Customer" or "kind" not in frame.columns:
-            query = merge + _set_props("n", props)
-            return self._batches(driver, query, rows, "neo4j nodes", progress)[0]
-        merge += " SET n += row.p"
-        created = 0
-        kinds = frame.get_column("kind")
-        for kind, sublabel in CUSTOMER_SUBLABELS.items():
-            others = "".join(
-                f" REMOVE n:{_q(o)}" for o in CUSTOMER_SUBLABELS.values() if o != sublabel
+    def _check_forward(self, driver: neo4j.Driver, as_of: datetime, progress: Progress) -> None:
+        _, rows = self._read(driver, latest_load_query(), {}, "latest load", progress)
+        latest = _native(rows[0][0]) if rows else None
+        if latest is not None and latest > as_of:
+            raise Neo4jStoreError(
+                f"the load time {as_of.isoformat()} is older than the latest load in the database "
+                f"({latest.isoformat()}); history only goes forward: load with a later --as-of"
             )
-            created += self._batches(
-                driver,
-                f"{merge}, n:{_q(sublabel)}{others}",
-                rows.filter(kinds == kind),
-                "neo4j nodes",
-                progress,
-            )[0]
-        rest = rows.filter(~kinds.is_in(list(CUSTOMER_SUBLABELS)) | kinds.is_null())
-        return created + self._batches(driver, merge, rest, "neo4j nodes", progress)[0]
-
-    def _load_relationships(
-        self,
-        driver: neo4j.Driver,
-        graph: RiskGraph,
-        spec: RelSpec,
-        frame: pl.DataFrame,
-        progress: Progress,
-    ) -> int:
-        if frame.height == 0:
-            return 0
-        mode, key = relationship_merge_key(spec)
-        keyed = frame.with_columns(
-            graph.keys(spec.src).gather(frame.get_column("src")).alias("src"),
-            graph.keys(spec.dst).gather(frame.get_column("dst")).alias("dst"),
-        )
-        if mode == "row":
-            keyed = keyed.with_columns(_row_key(spec.props))
-        keyed = bolt_frame(keyed)
-        props = [c for c in keyed.columns if c not in ("src", "dst", key)]
-        rows = _rows(keyed, key, props, s="src", d="dst")
-        rel_props = f" {{{_q(key)}: row.k}}" if key else ""
-        query = (
-            f"UNWIND $rows AS row "
-            f"MATCH (a:{_q(spec.src)} {{{_q(NODES[spec.src].key)}: row.s}}) "
-            f"MATCH (b:{_q(spec.dst)} {{{_q(NODES[spec.dst].key)}: row.d}}) "
-            f"MERGE (a)-[r:{_q(spec.type)}{rel_props}]->(b)" + _set_props("r", props)
-        )
-        return self._batches(driver, query, rows, "neo4j relationships", progress)[1]
 
     def read_graph_counts(self) -> dict[str, dict[str, int]]:
-        """Nodes per label and relationships per type in the database (from the count store)."""
+        """Nodes per label and relationships per type of the current graph: elements without
+        ``valid_to``, leaving out the history's ``Version`` nodes, ``HAS_VERSION``
+        relationships and the ``GraphLoad`` records."""
         nodes: dict[str, int] = {}
         relationships: dict[str, int] = {}
         with self._driver() as driver:
             _, labels = self._read(driver, "CALL db.labels()", {}, "list labels")
             for (label,) in labels:
+                if label in (VERSION_LABEL, LOAD_LABEL):
+                    continue
                 _, rows = self._read(
-                    driver, f"MATCH (n:{_q(label)}) RETURN count(n)", {}, "count nodes"
+                    driver,
+                    f"MATCH (n:{_q(label)}) WHERE n.{VALID_TO} IS NULL RETURN count(n)",
+                    {},
+                    "count nodes",
                 )
                 if rows[0][0]:
                     nodes[label] = rows[0][0]
             _, types = self._read(driver, "CALL db.relationshipTypes()", {}, "list types")
             for (rel_type,) in types:
+                if rel_type == HAS_VERSION:
+                    continue
                 _, rows = self._read(
-                    driver, f"MATCH ()-[r:{_q(rel_type)}]->() RETURN count(r)", {}, "count"
+                    driver,
+                    f"MATCH ()-[r:{_q(rel_type)}]->() WHERE r.{VALID_TO} IS NULL RETURN count(r)",
+                    {},
+                    "count",
                 )
                 if rows[0][0]:
                     relationships[rel_type] = rows[0][0]
         return {"nodes": nodes, "relationships": relationships}
 
-    def read_graph(self, like: RiskGraph) -> GraphFrames:
+    def read_graph(self, like: RiskGraph, as_of: date | None = None) -> GraphFrames:
         """Read the loaded graph back in key form, with the columns and dtypes of ``like``
-        (see :func:`keyed_frames`); properties the database holds beyond those are left out."""
+        (see :func:`keyed_frames`); properties the database holds beyond those are left out.
+
+        The current graph by default; with ``as_of``, the graph as it stood at the end of that
+        date (nodes with the properties they had then; see :mod:`graphkit.store.neo4j_history`).
+        """
         reference = keyed_frames(like)
         nodes: dict[str, pl.DataFrame] = {}
         edges: dict[str, pl.DataFrame] = {}
+        params = {"as_of": as_of}
         with self._driver() as driver:
             for label, ref in reference.nodes.items():
-                _, rows = self._read(
-                    driver, f"MATCH (n:{_q(label)}) RETURN properties(n)", {}, f"read {label}"
-                )
+                _, rows = self._read(driver, node_state_query(label), params, f"read {label}")
                 nodes[label] = _sorted(_frame_like([_native(r[0]) for r in rows], ref.schema))
             for name, spec in RELATIONSHIPS.items():
                 _, rows = self._read(
-                    driver,
-                    f"MATCH (a:{_q(spec.src)})-[r:{_q(spec.type)}]->(b:{_q(spec.dst)}) "
-                    f"RETURN a.{_q(NODES[spec.src].key)}, b.{_q(NODES[spec.dst].key)}, "
-                    "properties(r)",
-                    {},
-                    f"read {spec.type}",
+                    driver, relationship_state_query(spec), params, f"read {spec.type}"
                 )
                 records = [{"src": s, "dst": d, **_native(p)} for s, d, p in rows]
                 edges[name] = _sorted(_frame_like(records, reference.edges[name].schema))

@@ -13,8 +13,12 @@ database, with the server stopped. :func:`bulk_import` does the whole initial lo
    ``start:date``, ``defaulted:boolean``) with exactly the values the Bolt loader
    (:mod:`graphkit.store.neo4j`) would store: same conversions (:func:`bolt_frame`), nulls left
    unset, and ``GUARANTEES.row_key`` so that a later incremental Bolt load merges onto the bulk
-   loaded relationships instead of duplicating them. Only files whose text holds a line break are
-   parsed in the importer's (slower) multi-line mode.
+   loaded relationships instead of duplicating them. The history model of the Bolt loader
+   (:mod:`graphkit.store.neo4j_history`) starts here too: every node and relationship gets
+   ``valid_from`` = the load time ``as_of`` (default now), and one ``GraphLoad {as_of}`` node
+   records the load, so a later ``graphkit load`` over Bolt closes and versions exactly as it
+   would after a first Bolt load. Only files whose text holds a line break are parsed in the
+   importer's (slower) multi-line mode.
 2. **Import**: the ``graphkit.neo4j.BulkImport`` main of the launcher jar (``make neo4j``) runs
    the importer into ``DATA_DIR/data/databases/neo4j``, the layout ``Neo4jServer(data_dir=...)``
    and ``Launcher --data DATA_DIR`` serve.
@@ -37,6 +41,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -44,7 +49,10 @@ import polars as pl
 from graphkit.graph import RiskGraph
 from graphkit.progress import SILENT, Progress
 from graphkit.schema import CUSTOMER_SUBLABELS, NODES, RELATIONSHIPS
-from graphkit.store.neo4j import (
+from graphkit.store.neo4j_frames import (
+    LOAD_KEY,
+    LOAD_LABEL,
+    VALID_FROM,
     RowTotals,
     _row_key,
     bolt_frame,
@@ -52,6 +60,7 @@ from graphkit.store.neo4j import (
     schema_cypher,
     schema_statements,
 )
+from graphkit.store.neo4j_load import load_time
 from graphkit.store.neo4j_server import _JVM_FLAGS, Neo4jServerError, _find_java, default_home
 
 __all__ = [
@@ -101,7 +110,7 @@ class ImportFile:
     value in it holds a line break.
     """
 
-    kind: str  # "nodes" | "relationships"
+    kind: str  # "nodes" | "relationships" | "load" (the GraphLoad record, a node file)
     name: str
     group: str
     path: Path
@@ -114,7 +123,8 @@ class BulkImportResult(RowTotals):
     """What :func:`bulk_import` wrote, and how long each step took.
 
     ``nodes`` (per label) and ``relationships`` (per relationship name) count the rows written;
-    ``imported_*`` are the importer's own totals, ``schema_statements`` the constraints and
+    ``imported_*`` are the importer's own totals (nodes: with the one ``GraphLoad`` record),
+    ``as_of`` the load time written as ``valid_from``, ``schema_statements`` the constraints and
     indexes created afterwards (0 when skipped).
     """
 
@@ -130,6 +140,7 @@ class BulkImportResult(RowTotals):
     imported_relationships: int
     imported_properties: int
     schema_statements: int
+    as_of: datetime | None = None
 
     @property
     def seconds(self) -> float:
@@ -193,9 +204,9 @@ def _property_columns(frame: pl.DataFrame, skip: tuple[str, ...]) -> list[pl.Exp
     return columns
 
 
-def _node_csv(label: str, frame: pl.DataFrame) -> pl.DataFrame:
+def _node_csv(label: str, frame: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     key = NODES[label].key
-    frame = bolt_frame(frame)
+    frame = bolt_frame(frame).with_columns(pl.lit(as_of).alias(VALID_FROM))
     columns = [pl.col(key).alias(f"{key}:ID({label})")]
     if label == "Customer" and "kind" in frame.columns:
         sublabel = pl.col("kind").replace_strict(
@@ -205,7 +216,7 @@ def _node_csv(label: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(columns + _property_columns(frame, skip=(key,)))
 
 
-def _relationship_csv(graph: RiskGraph, name: str) -> pl.DataFrame:
+def _relationship_csv(graph: RiskGraph, name: str, as_of: datetime) -> pl.DataFrame:
     spec = RELATIONSHIPS[name]
     frame = graph.edges[name]
     keyed = frame.with_columns(
@@ -214,7 +225,7 @@ def _relationship_csv(graph: RiskGraph, name: str) -> pl.DataFrame:
     )
     if relationship_merge_key(spec)[0] == "row":
         keyed = keyed.with_columns(_row_key(spec.props))
-    keyed = bolt_frame(keyed)
+    keyed = bolt_frame(keyed).with_columns(pl.lit(as_of).alias(VALID_FROM))
     columns = [
         pl.col("src").alias(f":START_ID({spec.src})"),
         pl.col("dst").alias(f":END_ID({spec.dst})"),
@@ -240,16 +251,22 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
 
 
 def write_import_csv(
-    graph: RiskGraph, csv_dir: Path | str, progress: Progress = SILENT
+    graph: RiskGraph,
+    csv_dir: Path | str,
+    progress: Progress = SILENT,
+    as_of: datetime | None = None,
 ) -> list[ImportFile]:
     """Write ``graph`` as importer CSV files into ``csv_dir`` (see the module docstring).
 
-    Labels and relationships without rows get no file. Complexity: O(V + E) vectorised work
-    and one sequential write per file.
+    Labels and relationships without rows get no file; ``as_of`` (default now) is the load
+    time written as every element's ``valid_from``. Complexity: O(V + E) vectorised work and
+    one sequential write per file.
 
     Returns:
-        The files written, nodes first, in :data:`NODES` then :data:`RELATIONSHIPS` order.
+        The files written, nodes first, in :data:`NODES` then :data:`RELATIONSHIPS` order,
+        then the ``GraphLoad`` record.
     """
+    as_of = load_time(as_of)
     csv_dir = Path(csv_dir)
     (csv_dir / "nodes").mkdir(parents=True, exist_ok=True)
     (csv_dir / "relationships").mkdir(parents=True, exist_ok=True)
@@ -261,7 +278,7 @@ def write_import_csv(
     for label, frame in graph.nodes.items():
         if frame.height == 0:
             continue
-        table = _node_csv(label, frame)
+        table = _node_csv(label, frame, as_of)
         path = csv_dir / "nodes" / f"{label}.csv"
         _write(table, path)
         files.append(ImportFile("nodes", label, label, path, table.height, _has_line_break(table)))
@@ -269,13 +286,24 @@ def write_import_csv(
     for name, spec in RELATIONSHIPS.items():
         if graph.edges[name].height == 0:
             continue
-        table = _relationship_csv(graph, name)
+        table = _relationship_csv(graph, name, as_of)
         path = csv_dir / "relationships" / f"{name}.csv"
         _write(table, path)
         files.append(
             ImportFile("relationships", name, spec.type, path, table.height, _has_line_break(table))
         )
         progress.advance("neo4j bulk csv", table.height)
+    record = pl.DataFrame(
+        {
+            f":ID({LOAD_LABEL})": ["bulk"],
+            f"{LOAD_KEY}:datetime": [as_of],
+            "nodes_created:long": [sum(f.rows for f in files if f.kind == "nodes")],
+            "relationships_created:long": [sum(f.rows for f in files if f.kind != "nodes")],
+        }
+    )
+    path = csv_dir / "nodes" / f"{LOAD_LABEL}.csv"
+    _write(record, path)
+    files.append(ImportFile("load", LOAD_LABEL, LOAD_LABEL, path, 1, False))
     progress.finish("neo4j bulk csv")
     return files
 
@@ -336,7 +364,8 @@ def _importer_command(
                 f"the CSV path {file.path} holds a ',', which the importer reads as a file "
                 "separator; use a data directory (or csv_dir) without ','"
             )
-        command.append(f"--{file.kind}={file.group}={file.path}")
+        kind = "nodes" if file.kind == "load" else file.kind
+        command.append(f"--{kind}={file.group}={file.path}")
     multiline = [str(f.path) for f in files if f.multiline]
     if multiline:
         command += ["--multiline-fields-format=v2", f"--multiline-fields={','.join(multiline)}"]
@@ -438,6 +467,7 @@ def bulk_import(
     pagecache: str = "512m",
     threads: int | None = None,
     home: Path | str | None = None,
+    as_of: datetime | None = None,
 ) -> BulkImportResult:
     """Load ``graph`` into a new Neo4j database under the Neo4j home ``data_dir``.
 
@@ -458,6 +488,7 @@ def bulk_import(
         pagecache: Page cache of the database while the schema is created.
         threads: Importer worker threads; default the number of CPUs.
         home: Directory with ``launcher.jar`` and ``lib/`` (default: ``make neo4j``'s).
+        as_of: The load time, every element's ``valid_from`` (default now; naive means UTC).
 
     Returns:
         Rows written per label and relationship, the importer's totals and the time of each step.
@@ -488,7 +519,8 @@ def bulk_import(
     with tempfile.TemporaryDirectory(prefix=".bulk-csv-", dir=data_dir) as scratch:
         target = Path(csv_dir).expanduser().resolve() if csv_dir is not None else Path(scratch)
         clock = time.perf_counter()
-        files = write_import_csv(graph, target, progress)
+        as_of = load_time(as_of)
+        files = write_import_csv(graph, target, progress, as_of)
         csv_seconds = time.perf_counter() - clock
         csv_bytes = sum(f.path.stat().st_size for f in files)
 
@@ -525,10 +557,11 @@ def bulk_import(
     imported = tuple(int(g) for g in summary.groups()) if summary else (-1, -1, -1)
     nodes = {f.name: f.rows for f in files if f.kind == "nodes"}
     relationships = {f.name: f.rows for f in files if f.kind == "relationships"}
-    if summary and (imported[0], imported[1]) != (sum(nodes.values()), sum(relationships.values())):
+    node_rows = sum(nodes.values()) + 1  # the GraphLoad record
+    if summary and (imported[0], imported[1]) != (node_rows, sum(relationships.values())):
         raise BulkImportError(
             f"the importer reports {imported[0]} nodes and {imported[1]} relationships, but "
-            f"{sum(nodes.values())} and {sum(relationships.values())} rows were written"
+            f"{node_rows} and {sum(relationships.values())} rows were written"
         )
     import_seconds, schema_seconds = run.import_seconds, run.schema_seconds
     progress.log(
@@ -549,6 +582,7 @@ def bulk_import(
         imported_relationships=imported[1],
         imported_properties=imported[2],
         schema_statements=len(schema_statements()) if create_schema else 0,
+        as_of=as_of,
     )
 
 

@@ -31,11 +31,24 @@ RUN_KEY = "run_id"
 
 SCORED_IN = "SCORED_IN"
 
+# History (see graphkit.store.neo4j_history): every loaded node and relationship carries
+# VALID_FROM, and VALID_TO once the input no longer has it (the current graph is the one without
+# VALID_TO); a node's superseded property sets are VERSION_LABEL nodes behind HAS_VERSION; one
+# LOAD_LABEL node per load that changed something records its time.
+VALID_FROM = "valid_from"
+VALID_TO = "valid_to"
+VERSION_LABEL = "Version"
+HAS_VERSION = "HAS_VERSION"
+LOAD_LABEL = "GraphLoad"
+LOAD_KEY = "as_of"
+
 
 # Indexes beyond the unique keys: the relationship keys loads merge on, and what investigators
 # filter by.
 EXTRA_INDEXES: tuple[tuple[str, str, str], ...] = (
     ("relationship", "GUARANTEES", ROW_KEY),
+    ("relationship", "DRAWDOWN", "drawdown_id"),
+    ("relationship", "TRANSFER", "transfer_id"),
     ("relationship", "DRAWDOWN", "device_id"),
     ("relationship", "TRANSFER", "ts"),
     ("node", "Customer", "tier"),
@@ -52,23 +65,19 @@ def schema_statements() -> list[str]:
     """The constraint and index statements :meth:`Neo4jTarget.ensure_schema` runs, in order.
 
     One unique constraint per node key of :data:`graphkit.schema.NODES` (derived labels
-    included) and of :data:`RUN_LABEL`; one per relationship whose table key is stored on it
-    (``drawdown_id``, ``transfer_id``); then the range indexes of :data:`EXTRA_INDEXES`.
+    included), of :data:`RUN_LABEL` and of :data:`LOAD_LABEL`; then the range indexes of
+    :data:`EXTRA_INDEXES`. A relationship's own key (``drawdown_id``, ``transfer_id``) is indexed,
+    not unique: a transfer whose amount changed keeps its closed relationship beside the current
+    one, and the loader keeps one current relationship per key.
     """
     statements = []
-    node_keys = [(label, spec.key) for label, spec in NODES.items()] + [(RUN_LABEL, RUN_KEY)]
+    node_keys = [(label, spec.key) for label, spec in NODES.items()]
+    node_keys += [(RUN_LABEL, RUN_KEY), (LOAD_LABEL, LOAD_KEY)]
     for label, key in node_keys:
         statements.append(
             f"CREATE CONSTRAINT {label.lower()}_{key}_unique IF NOT EXISTS "
             f"FOR (n:{_q(label)}) REQUIRE n.{_q(key)} IS UNIQUE"
         )
-    for spec in RELATIONSHIPS.values():
-        mode, key = relationship_merge_key(spec)
-        if mode == "property":
-            statements.append(
-                f"CREATE CONSTRAINT {spec.type.lower()}_{key}_unique IF NOT EXISTS "
-                f"FOR ()-[r:{_q(spec.type)}]-() REQUIRE r.{_q(key)} IS UNIQUE"
-            )
     for kind, name, prop in EXTRA_INDEXES:
         pattern = f"(n:{_q(name)})" if kind == "node" else f"()-[n:{_q(name)}]-()"
         statements.append(
@@ -76,6 +85,10 @@ def schema_statements() -> list[str]:
             f"FOR {pattern} ON (n.{_q(prop)})"
         )
     return statements
+
+
+# Constraints of earlier versions that history contradicts; ensure_schema drops them.
+LEGACY_CONSTRAINTS: tuple[str, ...] = ("drawdown_drawdown_id_unique", "transfer_transfer_id_unique")
 
 
 def schema_cypher() -> str:

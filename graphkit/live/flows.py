@@ -112,7 +112,7 @@ class LiveFlows:
     ``level[a][h]``, so a transfer extends every trace that reaches its source at once with set
     operations (in C): the traces at ``h`` hops from the source, minus those whose window is
     not open (``live``: in window for the transfers in order), minus those whose ``min_hops`` it
-    cannot lower (``done[m]``: traces with ``min_hops == m``), minus those already at the
+    cannot lower (``done[m]``: traces with ``min_hops <= m``), minus those already at the
     destination in ``h + 1`` hops or fewer, reach the destination in ``h + 1``. Python work is
     left for the traces that reach a sink (their ``min_hops``). A closed or re-traced trace's
     number leaves ``alive``; once half as many numbers died as are alive, the sets drop them a
@@ -209,11 +209,9 @@ class LiveFlows:
                 if hops >= self.max_hops or not group:
                     continue
                 fresh = group & live
-                for m in range(hops + 2):
-                    if not fresh:
-                        break
-                    if done[m]:
-                        fresh = fresh - done[m]
+                if fresh and done[hops + 1]:
+                    # a new set, iterating fresh (``-=`` would iterate all of done)
+                    fresh = fresh - done[hops + 1]
                 if fresh:
                     self._reach(dst, hops + 1, fresh, ts, changed)
         holders = self.holders.get(src)
@@ -298,7 +296,8 @@ class LiveFlows:
             self._forgotten += 1
             self.live.discard(uid)
             if trace.min_hops is not None:
-                self.done[trace.min_hops].discard(uid)
+                for group in self.done[trace.min_hops :]:
+                    group.discard(uid)
 
     def _advance(self, ts: int) -> None:
         """Transfers in order have reached ``ts``: windows that started join ``live``,
@@ -337,11 +336,11 @@ class LiveFlows:
                     del self.holders[account]
 
     def _set_min_hops(self, trace: Trace, hops: int) -> None:
-        if trace.min_hops is not None:
-            self.done[trace.min_hops].discard(trace.uid)
+        below = self.max_hops + 1 if trace.min_hops is None else trace.min_hops
+        for group in self.done[hops:below]:
+            group.add(trace.uid)
         trace.min_hops = hops
         trace.version += 1
-        self.done[hops].add(trace.uid)
 
     # -- one step, in event order ------------------------------------------------------------
 

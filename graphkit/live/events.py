@@ -332,9 +332,17 @@ def event_time(table: str, values: dict[str, Any]) -> int | None:
     return None
 
 
+# The columns a row's key is made of: the table's key, else every schema column.
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: spec.key or tuple(c.name for c in spec.columns) for name, spec in TABLES.items()
+}
+
+
 def event_key(kind: str, table: str, values: dict[str, Any]) -> str:
-    spec = TABLES[table]
-    columns = spec.key or tuple(c.name for c in spec.columns)
+    columns = KEY_COLUMNS[table]
+    if len(columns) == 1:
+        value = values.get(columns[0])
+        return f"{kind}:" if value is None else f"{kind}:{value}"
     return f"{kind}:" + "|".join("" if values.get(c) is None else str(values[c]) for c in columns)
 
 

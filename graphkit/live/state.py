@@ -507,8 +507,7 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 
 
 def _row(event: Event) -> tuple[Any, ...]:
-    values = event.values
-    return tuple(values.get(name) for name in _COLUMNS[event.table])
+    return tuple(map(event.values.get, _COLUMNS[event.table]))
 
 
 def _empty() -> Any:

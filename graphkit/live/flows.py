@@ -115,15 +115,15 @@ class LiveFlows:
     cannot lower (``done[m]``: traces with ``min_hops <= m``), minus those already at the
     destination in ``h + 1`` hops or fewer, reach the destination in ``h + 1``. Python work is
     left for the traces that reach a sink (their ``min_hops``). A closed or re-traced trace's
-    number leaves ``alive``; once half as many numbers died as are alive, the sets drop them a
-    few accounts per event (``_sweep``), so their memory stays bounded.
+    number leaves ``alive``; once half as many numbers died as are alive, the sets drop them one
+    account per event (``_sweep``), so their memory stays bounded.
     ``holders[a]``: the numbers of the traces holding taint below layer H at the non-sink
     ``a`` that a transfer out of ``a`` can still move; each moves its taint in Python.
     """
 
     # accounts whose sets are cleared of dead trace numbers per event, once half as many
-    # numbers died as are alive
-    SWEEP = 4
+    # numbers died as are alive (each costs O(its sets): more per event buys less memory)
+    SWEEP = 1
 
     def __init__(
         self, window_us: int, max_hops: int, cap: int, keep_us: int, evidence_k: int = 3
@@ -249,7 +249,7 @@ class LiveFlows:
 
     def expire(self, now: int) -> list[str]:
         """Close the traces whose window (plus the lateness allowance) ended before ``now``,
-        and clear dead trace numbers from the sets of a few accounts.
+        and clear dead trace numbers from the sets of ``SWEEP`` accounts.
 
         Cost: O(log n) per closed trace, plus O(size of the sets swept).
         """

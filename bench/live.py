@@ -12,11 +12,20 @@ For each size (customers; generated with ``graphkit generate`` into ``bench/data
    customer's first orange or red tier (and first REVIEW/BLOCK decision) live, against a daily
    batch run (00:00 UTC, taking the measured batch time), median and p90.
 
+5. the time to write the backtest tables from the final state (``replay.write_outputs``);
+6. with ``--baseline REF``: the engine as of git ``REF`` (its ``graphkit/live`` files, loaded as
+   a package of their own) against this one in the same process, each event applied to one
+   then the other, GC paused, per type p50/p99/p99.9/max CPU, and whether both gave the same
+   flows, alert feed and tiers: ratios that the machine's load cannot skew;
+7. with ``--versus-batch``: ``graphkit run`` on the whole input against ``graphkit replay
+   --cut T`` (each its own process, wall time, the replay's start-up/apply/write from its
+   manifest).
+
 Not measured here (see BENCHMARKS.md): 1M and 5M customers (the script takes ``--sizes`` but
 they are not run on the shared machine), and the "Neo4j shop" baseline (merge each event and
 re-run the Cypher trace).
 
-    python bench/live.py --sizes 100000 --days 7
+    python bench/live.py --sizes 20000 --cut 2025-01-15 --baseline main --versus-batch
     python bench/live.py --sizes 2000 --cut 2025-01-15     # time to flag over most of the data
 """
 

@@ -12,11 +12,20 @@ For each size (customers; generated with ``graphkit generate`` into ``bench/data
    customer's first orange or red tier (and first REVIEW/BLOCK decision) live, against a daily
    batch run (00:00 UTC, taking the measured batch time), median and p90.
 
+5. the time to write the backtest tables from the final state (``replay.write_outputs``);
+6. with ``--baseline REF``: the engine as of git ``REF`` (its ``graphkit/live`` files, loaded as
+   a package of their own) against this one in the same process, each event applied to one
+   then the other, GC paused, per type p50/p99/p99.9/max CPU, and whether both gave the same
+   flows, alert feed and tiers: ratios that the machine's load cannot skew;
+7. with ``--versus-batch``: ``graphkit run`` on the whole input against ``graphkit replay
+   --cut T`` (each its own process, wall time, the replay's start-up/apply/write from its
+   manifest).
+
 Not measured here (see BENCHMARKS.md): 1M and 5M customers (the script takes ``--sizes`` but
 they are not run on the shared machine), and the "Neo4j shop" baseline (merge each event and
 re-run the Cypher trace).
 
-    python bench/live.py --sizes 100000 --days 7
+    python bench/live.py --sizes 20000 --cut 2025-01-15 --baseline main --versus-batch
     python bench/live.py --sizes 2000 --cut 2025-01-15     # time to flag over most of the data
 """
 
@@ -41,7 +50,13 @@ from bench.common import DATA_DIR, RssSampler, print_table, write_result
 from graphkit.config import from_mapping
 from graphkit.live import LiveState
 from graphkit.live.events import US_PER_DAY, US_PER_SECOND, datetime_to_us
-from graphkit.live.replay import replay_config, split_tables, write_input
+from graphkit.live.replay import (
+    decision_row,
+    replay_config,
+    split_tables,
+    write_input,
+    write_outputs,
+)
 from graphkit.pipeline import run_pipeline
 from loaders.sources import read_input
 
@@ -78,7 +93,14 @@ def last_event(tables: dict[str, pl.DataFrame]) -> datetime:
     return max(tables["drawdowns"]["ts"].max(), tables["transfers"]["ts"].max())
 
 
-def measure(customers: int, cut: datetime | None, days: float, with_drift: bool) -> dict:
+def measure(
+    customers: int,
+    cut: datetime | None,
+    days: float,
+    with_drift: bool,
+    baseline: str | None = None,
+    versus_batch: bool = False,
+) -> dict:
     path = dataset(customers)
     tables = read_input(path).tables
     cut = cut or last_event(tables) - timedelta(days=days)
@@ -99,7 +121,9 @@ def measure(customers: int, cut: datetime | None, days: float, with_drift: bool)
             costs: dict[str, list[int]] = {}
             walls: list[int] = []
             decisions: list[tuple[str, int, str]] = []
-            # the start-up heap never changes shape: keep the cyclic GC from rescanning it
+            rows: list[dict] = []
+            # the start-up heap never changes shape: keep the cyclic GC from rescanning it (the
+            # GC stays on, as in the service; graphkit replay pauses it for its loop)
             gc.freeze()
             clock = time.perf_counter()
             for at, event in events:
@@ -107,11 +131,18 @@ def measure(customers: int, cut: datetime | None, days: float, with_drift: bool)
                 result = state.apply(event, at=at)
                 costs.setdefault(event.type, []).append(time.thread_time_ns() - t0)
                 walls.append(time.perf_counter_ns() - w0)
+                if event.type == "drawdown":
+                    rows.append(decision_row(state, event, result))
                 if result.decision is not None:
                     d = result.decision
                     decisions.append((d.customer_id, event.ts, d.decision))
             apply_seconds = time.perf_counter() - clock
             apply_rss = rss.close("apply")
+            gc.unfreeze()
+            clock = time.perf_counter()
+            (work / "out").mkdir()
+            write_seconds = write_outputs(state, rows, work / "out")
+            write_total = time.perf_counter() - clock
     every = np.concatenate([np.array(v) for v in costs.values()]) / 1000 if costs else np.zeros(1)
     speed = {
         "customers": customers,
@@ -128,6 +159,8 @@ def measure(customers: int, cut: datetime | None, days: float, with_drift: bool)
         "max_us": round(float(every.max()), 1),
         "wall_p50_us": round(float(np.percentile(walls, 50)) / 1000, 1) if walls else None,
         "wall_p99_us": round(float(np.percentile(walls, 99)) / 1000, 1) if walls else None,
+        "write_seconds": round(write_total, 2),
+        "write_seconds_by_table": write_seconds,
         "peak_rss_mb": round(max(start_rss, apply_rss)),
         "max_rss_mb_getrusage": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "per_type": {
@@ -143,7 +176,137 @@ def measure(customers: int, cut: datetime | None, days: float, with_drift: bool)
     result = {"speed": speed, "time_to_flag": flags}
     if with_drift:
         result["drift"] = drift(path, state, config)
+    del state
+    if baseline:
+        result["versus_baseline"] = versus_baseline(baseline, before, events, config)
+    if versus_batch:
+        result["replay_vs_batch"] = replay_vs_batch(path, cut)
     return result
+
+
+def _load_engine(ref: str, into: Path):
+    """The live engine as of git ``ref``, importable as a package of its own (``live_base``):
+    its files from ``git show``, imports of ``graphkit.live`` pointed at it, and the loaders'
+    names it used before they were made public renamed."""
+    import importlib
+
+    root = Path(__file__).resolve().parents[1]
+    files = subprocess.run(
+        ["git", "ls-tree", "--name-only", ref, "graphkit/live/"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    ).stdout.split()
+    package = into / "live_base"
+    package.mkdir()
+    renames = {
+        "graphkit.live": "live_base",
+        "from live_base import rules": "import live_base.rules as rules",
+        "from live_base import outputs": "import live_base.outputs as outputs",
+        "_CHECK_TEXT": "CHECK_TEXT",
+        "_BOOL_WORDS": "BOOL_WORDS",
+        "import CHECK_TEXT, _key_text": "import CHECK_TEXT, key_text as _key_text",
+    }
+    for name in files:
+        text = subprocess.run(
+            ["git", "show", f"{ref}:{name}"], capture_output=True, text=True, check=True, cwd=root
+        ).stdout
+        for old, new in renames.items():
+            text = text.replace(old, new)
+        (package / Path(name).name).write_text(text)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("live_base")
+
+
+def versus_baseline(ref: str, before: dict, events: list, config) -> dict:
+    """Per-event CPU of the engine at git ``ref`` against this one, in this process: both
+    start from the same run directory and each event is applied to one then the other, so the
+    machine's load hits both alike. The GC is paused (as graphkit replay does), so the ratio is
+    the engines' own work. Also checks that both give the same fund flows and alert feed."""
+    with tempfile.TemporaryDirectory(dir=DATA_DIR) as work:
+        work = Path(work)
+        run_pipeline(write_input(before, work / "input"), work / "run", config)
+        base = _load_engine(ref, work)
+        old = base.LiveState.from_run(work / "run", config)
+        new = LiveState.from_run(work / "run", config)
+        cost_old: dict[str, list[int]] = {}
+        cost_new: dict[str, list[int]] = {}
+        gc.freeze()
+        gc.disable()
+        try:
+            for at, event in events:
+                twin = base.Event(event.type, event.table, event.values, event.ts, event.key)
+                t0 = time.thread_time_ns()
+                old.apply(twin, at=at)
+                t1 = time.thread_time_ns()
+                new.apply(event, at=at)
+                t2 = time.thread_time_ns()
+                cost_old.setdefault(event.type, []).append(t1 - t0)
+                cost_new.setdefault(event.type, []).append(t2 - t1)
+        finally:
+            gc.enable()
+            gc.unfreeze()
+        keys = ("banned_amount", "banned_amount_3plus", "min_hops_to_banned", "capped")
+        flows_old = {r["drawdown_id"]: [r[k] for k in keys] for r in old.flows.results()}
+        flows_new = {r["drawdown_id"]: [r[k] for k in keys] for r in new.flows.results()}
+        same = {
+            "flows": flows_old == flows_new,
+            "alert_feed": [(a.customer_id, a.rule, a.tier) for a in old.feed]
+            == [(a.customer_id, a.rule, a.tier) for a in new.feed],
+            "tiers": old.tier == new.tier,
+        }
+    out: dict = {"ref": ref, "same_results": same, "per_type": {}}
+    for kind in [*sorted(cost_old), "all"]:
+        if kind == "all":
+            a = np.concatenate([np.array(v) for v in cost_old.values()]) / 1000
+            b = np.concatenate([np.array(v) for v in cost_new.values()]) / 1000
+        else:
+            a, b = np.array(cost_old[kind]) / 1000, np.array(cost_new[kind]) / 1000
+        out["per_type"][kind] = {
+            "events": len(a),
+            **{
+                f"{name}_us": [round(float(f(a)), 1), round(float(f(b)), 1)]
+                for name, f in (
+                    ("p50", lambda x: np.percentile(x, 50)),
+                    ("p99", lambda x: np.percentile(x, 99)),
+                    ("p999", lambda x: np.percentile(x, 99.9)),
+                    ("max", np.max),
+                )
+            },
+            "cpu_seconds": [round(float(a.sum()) / 1e6, 2), round(float(b.sum()) / 1e6, 2)],
+        }
+    return out
+
+
+def replay_vs_batch(path: Path, cut: datetime) -> dict:
+    """``graphkit run`` on the whole input against ``graphkit replay --cut`` (each its own
+    process, wall seconds), with the replay's own timings from its manifest."""
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(dir=DATA_DIR) as work:
+        work = Path(work)
+        config = work / "graphkit.toml"
+        config.write_text("[gnn]\nenabled = false\n")
+        walls = {}
+        for name, args in (
+            ("batch_whole_input", ["run", str(path), "--out", str(work / "run")]),
+            ("replay", ["replay", str(path), "--cut", cut.isoformat(), "--out", str(work / "rp")]),
+        ):
+            clock = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "cli", *args, "--config", str(config), "-q"],
+                check=True,
+                cwd=root,
+            )
+            walls[name] = round(time.perf_counter() - clock, 1)
+        manifest = json.loads((work / "rp" / "manifest.json").read_text())
+    return {
+        "wall_seconds": walls,
+        "replay_timings_seconds": manifest["timings_seconds"],
+        "events": manifest["events"],
+    }
 
 
 def drift(path: Path, state: LiveState, config) -> dict:
@@ -320,9 +483,22 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--name", default="live")
     parser.add_argument("--drift", action="store_true", help="also run batch on everything")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="git ref of an earlier engine: per-event CPU of both in this process (ratios)",
+    )
+    parser.add_argument(
+        "--versus-batch",
+        action="store_true",
+        help="also time graphkit run on the whole input and graphkit replay --cut (processes)",
+    )
     args = parser.parse_args()
     cut = datetime.fromisoformat(args.cut).replace(tzinfo=UTC) if args.cut else None
-    results = [measure(int(n), cut, args.days, args.drift) for n in args.sizes.split(",")]
+    results = [
+        measure(int(n), cut, args.days, args.drift, args.baseline, args.versus_batch)
+        for n in args.sizes.split(",")
+    ]
     print_table(
         "live engine: speed",
         [
@@ -349,6 +525,53 @@ def main() -> None:
             for r in results
         ],
     )
+    for r in results:
+        speed = r["speed"]
+        print_table(
+            f"per event type, {speed['customers']:,} customers (CPU us; GC on, start-up frozen)",
+            ["type", "events", "p50 us", "p99 us"],
+            [[k, v["events"], v["p50_us"], v["p99_us"]] for k, v in speed["per_type"].items()],
+        )
+        print_table(
+            f"writing the backtest tables, {speed['customers']:,} customers (s)",
+            [*speed["write_seconds_by_table"], "total"],
+            [[*speed["write_seconds_by_table"].values(), speed["write_seconds"]]],
+        )
+        if "versus_baseline" in r:
+            base = r["versus_baseline"]
+            print_table(
+                f"this engine against {base['ref']} in one process (CPU us, GC paused; "
+                f"same results: {base['same_results']})",
+                ["type", "events", "p50", "p99", "p99.9", "max", "CPU s", "p99 ratio"],
+                [
+                    [
+                        kind,
+                        v["events"],
+                        f"{v['p50_us'][0]} -> {v['p50_us'][1]}",
+                        f"{v['p99_us'][0]} -> {v['p99_us'][1]}",
+                        f"{v['p999_us'][0]} -> {v['p999_us'][1]}",
+                        f"{v['max_us'][0]:.0f} -> {v['max_us'][1]:.0f}",
+                        f"{v['cpu_seconds'][0]} -> {v['cpu_seconds'][1]}",
+                        round(v["p99_us"][0] / max(v["p99_us"][1], 0.1), 2),
+                    ]
+                    for kind, v in base["per_type"].items()
+                ],
+            )
+        if "replay_vs_batch" in r:
+            vs = r["replay_vs_batch"]
+            print_table(
+                "graphkit replay against graphkit run on the whole input (wall s)",
+                ["batch, whole input", "replay (command)", "replay: start-up", "apply", "write"],
+                [
+                    [
+                        vs["wall_seconds"]["batch_whole_input"],
+                        vs["wall_seconds"]["replay"],
+                        vs["replay_timings_seconds"]["startup"],
+                        vs["replay_timings_seconds"]["apply"],
+                        vs["replay_timings_seconds"].get("write", "-"),
+                    ]
+                ],
+            )
     for r in results:
         print_table(
             f"time to flag, {r['speed']['customers']:,} customers (hours of event time)",

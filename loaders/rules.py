@@ -12,7 +12,7 @@ from loaders.issues import ROW, IssueLog, report_mask
 from loaders.readers import CsvSource, ParquetSource
 from loaders.values import BAD, Conversion, bad_value_message
 
-_CHECK_TEXT = {Check.POSITIVE: "> 0", Check.NON_NEGATIVE: ">= 0", Check.SHARE: "in (0, 1]"}
+CHECK_TEXT = {Check.POSITIVE: "> 0", Check.NON_NEGATIVE: ">= 0", Check.SHARE: "in (0, 1]"}
 
 
 def report_bad_values(
@@ -82,7 +82,7 @@ def check_rows(
                 Check.NON_NEGATIVE: value < 0,
                 Check.SHARE: (value <= 0) | (value > 1),
             }[col.check]
-            rule = _CHECK_TEXT[col.check]
+            rule = CHECK_TEXT[col.check]
             checks.append((violates, name, lambda v, rule=rule: f"{v!r} must be {rule}", [name]))
     for first, second in table.distinct:
         if first in conversions and second in conversions:
@@ -122,14 +122,14 @@ def check_rows(
                 pl.lit(True),
                 label,
                 lambda *vals: (
-                    f"duplicate key {_key_text(keys, vals[:-1])} (first at row {vals[-1]})"
+                    f"duplicate key {key_text(keys, vals[:-1])} (first at row {vals[-1]})"
                 ),
                 log,
                 [*keys, "__first"],
             )
 
 
-def _key_text(keys: Sequence[str], values: Sequence[object]) -> str:
+def key_text(keys: Sequence[str], values: Sequence[object]) -> str:
     if len(keys) == 1:
         return f"{keys[0]}={values[0]!r}"
     return "(" + ", ".join(keys) + ")=(" + ", ".join(repr(v) for v in values) + ")"

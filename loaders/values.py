@@ -21,7 +21,7 @@ BAD = "__graphkit_bad__"
 PRESENT = "__graphkit_present__"
 # What lossy UTF-8 decoding puts in place of invalid bytes.
 REPLACEMENT = "\ufffd"
-_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 # ASCII digits only: Python's \d also matches full-width and other Unicode digits, which polars
 # does not parse as numbers.
 _NUMERIC_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
@@ -84,7 +84,7 @@ def _from_text(col: Column, raw: pl.Expr, lossy: bool) -> Conversion:
         value = text.cast(pl.Int64, strict=False)
     elif col.kind is Kind.BOOL:
         value = text.str.to_lowercase().replace_strict(
-            _BOOL_WORDS, default=None, return_dtype=pl.Boolean
+            BOOL_WORDS, default=None, return_dtype=pl.Boolean
         )
     elif col.kind is Kind.DATE:
         value = pl.when(text.str.contains(ISO_DATE)).then(

@@ -13,6 +13,7 @@ from graphkit.commands.render import (
     EXIT_INVALID_INPUT,
     ConfigFile,
     InputDir,
+    OutDir,
     Quiet,
     console,
     fail,
@@ -33,7 +34,7 @@ def replay(
     cut: Annotated[
         str, typer.Option("--cut", help="ISO-8601 time: batch before it, events from it on.")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Backtest directory to (re)create.")],
+    out: OutDir,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:

@@ -26,9 +26,10 @@ from typing import Any
 from graphkit.schema import TABLES, Check, Kind
 
 # The loaders' own wording of value problems: reused so an event and a file say the same thing.
-from loaders.rules import _CHECK_TEXT, _key_text
+from loaders.rules import CHECK_TEXT
+from loaders.rules import key_text as loaders_key_text
 from loaders.sources import ValidationIssue
-from loaders.values import _BOOL_WORDS, ISO_DATE, ISO_DATETIME, bad_value_message
+from loaders.values import BOOL_WORDS, ISO_DATE, ISO_DATETIME, bad_value_message
 
 # event type -> input table
 EVENT_TABLES: dict[str, str] = {
@@ -201,7 +202,7 @@ def _convert(kind: Kind, value: Any) -> Any:
             return value
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
-        word = _BOOL_WORDS.get(str(value).lower())
+        word = BOOL_WORDS.get(str(value).lower())
         if word is None:
             raise _Bad
         return word
@@ -294,7 +295,7 @@ def parse_event(data: dict[str, Any]) -> Event:
             if bad:
                 issues.append(
                     ValidationIssue(
-                        file, None, col.name, f"{value!r} must be {_CHECK_TEXT[col.check]}"
+                        file, None, col.name, f"{value!r} must be {CHECK_TEXT[col.check]}"
                     )
                 )
     for first, second in table.distinct:
@@ -331,9 +332,17 @@ def event_time(table: str, values: dict[str, Any]) -> int | None:
     return None
 
 
+# The columns a row's key is made of: the table's key, else every schema column.
+KEY_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: spec.key or tuple(c.name for c in spec.columns) for name, spec in TABLES.items()
+}
+
+
 def event_key(kind: str, table: str, values: dict[str, Any]) -> str:
-    spec = TABLES[table]
-    columns = spec.key or tuple(c.name for c in spec.columns)
+    columns = KEY_COLUMNS[table]
+    if len(columns) == 1:
+        value = values.get(columns[0])
+        return f"{kind}:" if value is None else f"{kind}:{value}"
     return f"{kind}:" + "|".join("" if values.get(c) is None else str(values[c]) for c in columns)
 
 
@@ -341,7 +350,7 @@ def key_text(table: str, values: dict[str, Any]) -> str:
     """The loaders' rendering of a row's key, e.g. ``transfer_id='T1'``."""
     spec = TABLES[table]
     columns = spec.key or tuple(c.name for c in spec.columns)
-    return _key_text(columns, [values.get(c) for c in columns])
+    return loaders_key_text(columns, [values.get(c) for c in columns])
 
 
 def same_row(a: Event, b: Event) -> bool:

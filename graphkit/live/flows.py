@@ -3,8 +3,10 @@
 Every drawdown whose window ``[t0, t0 + W]`` is still open keeps a *trace*: its reach (minimum
 hops per account it has reached), its taint in hop layers per account (the ``first`` policy's
 replay), its banned amounts per hop and its hub-cap counters. A transfer is offered only to the
-traces that have reached its source account (``watchers``), so the cost of a transfer is the
-work of the traces it touches, not the number of open drawdowns.
+traces it can change: those holding taint at its source, and those reaching its source but not
+yet its destination in as few hops (indexes by account, :class:`LiveFlows`), so the cost of a
+transfer is the work of the traces it changes, not the number of open drawdowns or of the
+traces that ever passed through its source.
 
 Exactness. Both results are functions of the transfers inside the window taken in event order
 (ARCHITECTURE section 5, docs/flows.md):
@@ -31,7 +33,7 @@ Not kept live: the reach hub cap (batch ``capped`` drawdowns may differ) and rou
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,11 +46,12 @@ _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows tha
 class Trace:
     """One drawdown's open fund-flow trace.
 
-    ``hops``: account -> least hops at which the trace reaches it. ``taint``: account -> list of
-    H + 1 layer amounts. ``first``: account -> per layer < H, the (ts, transfer_id) of
-    the layer's first tainted arrival (None before it): the hub cap counts the account's
-    transfers out after it. ``via``: (account, layer) -> (transfer_id, source) of that first
-    arrival: the path the money took (evidence). ``banned``: amount landed in sinks per layer.
+    ``uid``: its number in the reach sets of :class:`LiveFlows` (renewed when re-traced).
+    ``taint``: account -> list of H + 1 layer amounts. ``first``: account -> per layer < H,
+    the (ts, transfer_id) of the layer's first tainted arrival (None before it): the hub cap
+    counts the account's transfers out after it. ``via``: (account, layer) -> (transfer_id,
+    source) of that first arrival: the path the money took (evidence); ``sink_at``: layer ->
+    the first sink the money reached in that layer. ``banned``: amount landed in sinks per layer.
     """
 
     drawdown_id: str
@@ -58,11 +61,12 @@ class Trace:
     end: int
     customer_id: str | None
     line_id: str
-    hops: dict[str, int] = field(default_factory=dict)
+    uid: int = 0
     taint: dict[str, list[float]] = field(default_factory=dict)
     first: dict[str, list[tuple[int, str] | None]] = field(default_factory=dict)
     via: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
     banned: list[float] = field(default_factory=list)
+    sink_at: dict[int, str] = field(default_factory=dict)
     min_hops: int | None = None
     capped: bool = False
     # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
@@ -103,7 +107,23 @@ class LiveFlows:
     Parameters: ``window_us`` (W), ``max_hops`` (H), ``cap`` (``flows.max_expand_per_hop``),
     ``keep_us`` (how long after its window a trace stays open for late transfers),
     ``evidence_k`` (evidence paths kept when a trace closes).
+
+    Reach is kept as sets of trace numbers (``Trace.uid``, ints) by account and hop count,
+    ``level[a][h]``, so a transfer extends every trace that reaches its source at once with set
+    operations (in C): the traces at ``h`` hops from the source, minus those whose window is
+    not open (``live``: in window for the transfers in order), minus those whose ``min_hops`` it
+    cannot lower (``done[m]``: traces with ``min_hops <= m``), minus those already at the
+    destination in ``h + 1`` hops or fewer, reach the destination in ``h + 1``. Python work is
+    left for the traces that reach a sink (their ``min_hops``). A closed or re-traced trace's
+    number leaves ``alive``; once half as many numbers died as are alive, the sets drop them one
+    account per event (``_sweep``), so their memory stays bounded.
+    ``holders[a]``: the numbers of the traces holding taint below layer H at the non-sink
+    ``a`` that a transfer out of ``a`` can still move; each moves its taint in Python.
     """
+
+    # accounts whose sets are cleared of dead trace numbers per event, once half as many
+    # numbers died as are alive (each costs O(its sets): more per event buys less memory)
+    SWEEP = 1
 
     def __init__(
         self, window_us: int, max_hops: int, cap: int, keep_us: int, evidence_k: int = 3
@@ -119,7 +139,17 @@ class LiveFlows:
         self.closed: dict[str, dict[str, Any]] = {}
         # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
         self.origins: dict[str, tuple[str, int, int, float]] = {}
-        self.watchers: dict[str, set[str]] = defaultdict(set)
+        self.by_uid: dict[int, Trace] = {}
+        self.alive: set[int] = set()
+        self.live: set[int] = set()
+        self.done: list[set[int]] = [set() for _ in range(max_hops + 1)]
+        self.level: dict[str, dict[int, set[int]]] = {}
+        self.holders: dict[str, set[int]] = {}
+        self._uids = 0
+        self._starts: list[tuple[int, int]] = []  # (t0, uid) of traces not yet in ``live``
+        self._ends: list[tuple[int, int]] = []  # (end, uid) of traces in ``live``
+        self._sweep: list[str] = []
+        self._forgotten = 0  # trace numbers dropped since the last sweep started
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
 
@@ -147,65 +177,92 @@ class LiveFlows:
         return trace
 
     def add_transfer(self, record: TransferRecord) -> list[Trace]:
-        """Log a transfer and offer it to every open trace that has reached its source.
+        """Log a transfer and offer it to the open traces it can change.
 
-        In event order this is one step of each touched trace's replay: O(traces watching the
-        source x H) plus any same-instant re-offers. A late transfer (before the latest one
-        applied) re-traces the watching traces from the log instead. Returns the traces whose
-        banned amount or reach changed.
+        In event order this is one step of the replay of each of those traces: the traces
+        reaching the source extend their reach by set operations (O(traces reaching the
+        source x H) in C, Python work only for traces reaching a sink and for same-instant
+        re-offers), and the traces holding taint at the source move it on (O(H) each, in
+        Python). A late transfer (before the latest one applied) re-traces every open trace
+        that reached its source instead. Returns the traces whose banned amount or reach
+        changed, by drawdown id.
         """
-        entry = (record.ts, record.transfer_id, record.dst, record.amount)
-        log = self.out_log[record.src]
-        late = (record.ts, record.transfer_id) < self.last_transfer
-        if not log or (log[-1][0], log[-1][1]) < (record.ts, record.transfer_id):
+        ts, src, dst = record.ts, record.src, record.dst
+        key = (ts, record.transfer_id)
+        entry = (ts, record.transfer_id, dst, record.amount)
+        log = self.out_log[src]
+        if not log or (log[-1][0], log[-1][1]) < key:
+            position = len(log)
             log.append(entry)
         else:
-            insort(log, entry)
-        if not late:
-            self.last_transfer = (record.ts, record.transfer_id)
+            position = bisect_left(log, key)
+            log.insert(position, entry)
+        if key < self.last_transfer:
+            return self._retrace_reaching(src, ts)
+        self.last_transfer = key
+        self._advance(ts)
+        changed: dict[int, Trace] = {}
+        levels = self.level.get(src)
+        if levels and src not in self.sinks:
+            live, done = self.live, self.done
+            for hops, group in list(levels.items()):
+                if hops >= self.max_hops or not group:
+                    continue
+                fresh = group & live
+                if fresh and done[hops + 1]:
+                    # a new set, iterating fresh (``-=`` would iterate all of done)
+                    fresh = fresh - done[hops + 1]
+                if fresh:
+                    self._reach(dst, hops + 1, fresh, ts, changed)
+        holders = self.holders.get(src)
+        if holders:
+            amount, by_uid = record.amount, self.by_uid
+            for uid in list(holders):
+                trace = by_uid.get(uid)
+                if trace is None or ts > trace.end:
+                    # closed, re-traced, or its window is over for every later transfer
+                    holders.discard(uid)
+                    continue
+                if ts < trace.t0:
+                    continue
+                version = trace.version
+                if self._step_amount(trace, src, dst, amount, key, log, position):
+                    holders.discard(uid)
+                if trace.version != version:
+                    changed[uid] = trace
+        if not changed:
+            return []
+        return sorted(changed.values(), key=lambda trace: trace.drawdown_id)
+
+    def _retrace_reaching(self, src: str, ts: int) -> list[Trace]:
+        """Re-trace every open trace that reached ``src`` and whose window holds ``ts``."""
+        uids = set(self.holders.get(src, ()))
+        for group in self.level.get(src, {}).values():
+            uids |= group
+        found = [self.by_uid[uid] for uid in uids & self.alive]
         changed = []
-        src, key = record.src, (record.ts, record.transfer_id)
-        watching = self.watchers.get(src, set())
-        for drawdown_id in list(watching):
-            trace = self.traces[drawdown_id]
-            if not trace.t0 <= record.ts <= trace.end:
-                continue
-            if not late and not self._useful(trace, src):
-                # no taint to move and no shorter way to a sink through it: stop offering
-                # (taint arriving or a lower hop count offers it again)
-                watching.discard(drawdown_id)
-                continue
-            before = trace.version
-            if late:
+        for trace in sorted(found, key=lambda trace: trace.drawdown_id):
+            if trace.t0 <= ts <= trace.end:
                 self.retrace(trace)
-            else:
-                self._step_reach(trace, src, record.dst, record.ts)
-                self._step_amount(trace, src, record.dst, record.amount, key)
-            if trace.version != before:
                 changed.append(trace)
         return changed
 
     def expire(self, now: int) -> list[str]:
-        """Close the traces whose window (plus the lateness allowance) ended before ``now``.
+        """Close the traces whose window (plus the lateness allowance) ended before ``now``,
+        and clear dead trace numbers from the sets of ``SWEEP`` accounts.
 
-        Cost: O(log n) per closed trace plus its reached accounts.
+        Cost: O(log n) per closed trace, plus O(size of the sets swept).
         """
         done = []
         while self._expiry and self._expiry[0][0] < now:
             _, drawdown_id = heapq.heappop(self._expiry)
-            trace = self.traces.get(drawdown_id)
+            trace = self.traces.pop(drawdown_id, None)
             if trace is None:
                 continue
-            summary = trace.summary()
-            del self.traces[drawdown_id]
-            for account in trace.hops.keys() | trace.taint.keys():
-                watching = self.watchers.get(account)
-                if watching is not None:
-                    watching.discard(drawdown_id)
-                    if not watching:
-                        del self.watchers[account]
-            self.closed[drawdown_id] = summary
+            self._forget(trace)
+            self.closed[drawdown_id] = trace.summary()
             done.append(drawdown_id)
+        self._sweep_some()
         return done
 
     def result(self, drawdown_id: str) -> dict[str, Any] | None:
@@ -215,91 +272,170 @@ class LiveFlows:
     def results(self) -> list[dict[str, Any]]:
         return [*self.closed.values(), *(t.summary() for t in self.traces.values())]
 
+    # -- the sets ------------------------------------------------------------------------------
+
+    def _number(self, trace: Trace) -> None:
+        """Give ``trace`` a fresh number (its previous one, if any, is dead)."""
+        self._forget(trace)
+        self._uids += 1
+        trace.uid = uid = self._uids
+        self.by_uid[uid] = trace
+        self.alive.add(uid)
+        if trace.t0 <= self.last_transfer[0]:
+            if trace.end >= self.last_transfer[0]:
+                self.live.add(uid)
+                heapq.heappush(self._ends, (trace.end, uid))
+        else:
+            heapq.heappush(self._starts, (trace.t0, uid))
+
+    def _forget(self, trace: Trace) -> None:
+        uid = trace.uid
+        if uid:
+            self.by_uid.pop(uid, None)
+            self.alive.discard(uid)
+            self._forgotten += 1
+            self.live.discard(uid)
+            if trace.min_hops is not None:
+                for group in self.done[trace.min_hops :]:
+                    group.discard(uid)
+
+    def _advance(self, ts: int) -> None:
+        """Transfers in order have reached ``ts``: windows that started join ``live``,
+        windows that ended leave it."""
+        starts, ends, live, alive = self._starts, self._ends, self.live, self.alive
+        while starts and starts[0][0] <= ts:
+            _, uid = heapq.heappop(starts)
+            trace = self.by_uid.get(uid)
+            if uid in alive and trace is not None and trace.end >= ts:
+                live.add(uid)
+                heapq.heappush(ends, (trace.end, uid))
+        while ends and ends[0][0] < ts:
+            live.discard(heapq.heappop(ends)[1])
+
+    def _sweep_some(self) -> None:
+        if not self._sweep:
+            if self._forgotten < max(1000, len(self.alive) // 2):
+                return
+            self._forgotten = 0
+            self._sweep = [*self.level, *self.holders]
+        alive = self.alive
+        for _ in range(min(self.SWEEP, len(self._sweep))):
+            account = self._sweep.pop()
+            levels = self.level.get(account)
+            if levels is not None:
+                for hops in list(levels):
+                    levels[hops] &= alive
+                    if not levels[hops]:
+                        del levels[hops]
+                if not levels:
+                    del self.level[account]
+            holders = self.holders.get(account)
+            if holders is not None:
+                holders &= alive
+                if not holders:
+                    del self.holders[account]
+
+    def _set_min_hops(self, trace: Trace, hops: int) -> None:
+        below = self.max_hops + 1 if trace.min_hops is None else trace.min_hops
+        for group in self.done[hops:below]:
+            group.add(trace.uid)
+        trace.min_hops = hops
+        trace.version += 1
+
     # -- one step, in event order ------------------------------------------------------------
 
-    def _watch(self, trace: Trace, account: str) -> None:
-        if account not in self.sinks:
-            self.watchers[account].add(trace.drawdown_id)
-
-    def _useful(self, trace: Trace, account: str) -> bool:
-        """Whether a transfer out of ``account`` can change ``trace``: it holds taint there
-        (below the last layer), or reaching on from there could lower ``min_hops``."""
-        layers = trace.taint.get(account)
-        if layers is not None and any(layers[: self.max_hops]):
-            return True
-        hops = trace.hops.get(account)
-        return (
-            hops is not None
-            and hops < self.max_hops
-            and (trace.min_hops is None or hops + 1 < trace.min_hops)
-        )
-
-    def _step_reach(self, trace: Trace, src: str, dst: str, ts: int) -> None:
-        hops = trace.hops.get(src)
-        if hops is None or hops >= self.max_hops or src in self.sinks:
-            return
-        known = trace.hops.get(dst)
-        if known is not None and known <= hops + 1:
-            return
-        self._propagate(trace, [(dst, hops + 1)], ts)
-
-    def _propagate(self, trace: Trace, arrivals: list[tuple[str, int]], ts: int) -> None:
-        """Lower hop counts from ``arrivals`` at instant ``ts``; an account whose count drops
-        re-offers its transfers of the same instant (equal times may go in any order)."""
-        while arrivals:
-            account, hops = arrivals.pop()
-            known = trace.hops.get(account)
-            if known is not None and known <= hops:
+    def _reach(
+        self, account: str, hops: int, arrivals: set[int], ts: int, changed: dict[int, Trace]
+    ) -> None:
+        """The traces ``arrivals`` reach ``account`` in ``hops`` at instant ``ts``: those not
+        there in as few hops enter ``level``; at a sink they may lower ``min_hops``, elsewhere
+        the account re-offers its transfers of the same instant (equal times may go in any
+        order). Set operations, plus O(1) Python per trace reaching a sink."""
+        work = [(account, hops, arrivals)]
+        while work:
+            account, hops, group = work.pop()
+            levels = self.level.get(account)
+            if levels is None:
+                levels = self.level[account] = {}
+            for k, there in levels.items():
+                if k <= hops and there:
+                    group = group - there
+                    if not group:
+                        break
+            if not group:
                 continue
-            trace.hops[account] = hops
+            for k, there in levels.items():
+                if k > hops and there:
+                    there -= group
+            here = levels.get(hops)
+            if here is None:
+                levels[hops] = set(group)
+            else:
+                here |= group
             if account in self.sinks:
-                if trace.min_hops is None or hops < trace.min_hops:
-                    trace.min_hops = hops
-                    trace.version += 1
+                for uid in group:
+                    trace = self.by_uid[uid]
+                    if trace.min_hops is None or hops < trace.min_hops:
+                        self._set_min_hops(trace, hops)
+                        changed[uid] = trace
                 continue
-            self._watch(trace, account)
             if hops >= self.max_hops:
                 continue
             log = self.out_log.get(account, ())
             at = bisect_left(log, (ts,))
             while at < len(log) and log[at][0] == ts:
-                arrivals.append((log[at][2], hops + 1))
+                work.append((log[at][2], hops + 1, group))
                 at += 1
 
     def _step_amount(
-        self, trace: Trace, src: str, dst: str, amount: float, key: tuple[int, str]
-    ) -> None:
+        self,
+        trace: Trace,
+        src: str,
+        dst: str,
+        amount: float,
+        key: tuple[int, str],
+        log: list[tuple[int, str, str, float]],
+        position: int,
+    ) -> bool:
         """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``).
 
-        A layer may use the transfer when fewer than ``cap`` transfers out of ``src`` came
-        between its first tainted arrival and this one (batch's hub cap: the first ``cap``
-        outflows after the arrival), counted in the log by bisection, only for layers that
-        hold taint: O(H log n)."""
-        firsts = trace.first.get(src)
-        if firsts is None:
-            return
+        ``position``: the transfer's place in ``log`` (the transfers out of ``src``). A layer
+        may use the transfer when fewer than ``cap`` transfers out of ``src`` came between its
+        first tainted arrival and this one (batch's hub cap: the first ``cap`` outflows after
+        the arrival), counted in the log by bisection, only for layers that hold taint and
+        only once the log is that long: O(H log n). Returns whether no later transfer out of
+        ``src`` can move this trace's taint there (drained, or every held layer capped).
+        """
         layers = trace.taint[src]
+        firsts = trace.first.get(src) if position >= self.cap else None
         room = amount
         moved: list[tuple[int, float]] = []
-        log: list[tuple[int, str, str, float]] | None = None
-        position = 0
+        movable = False
         for layer in range(self.max_hops):
             held = layers[layer]
-            if held <= 0 or room <= 0:
+            if held <= 0:
                 continue
-            if log is None:
-                log = self.out_log[src]
-                position = bisect_left(log, key)
-            since = firsts[layer]
-            if since is not None and position - bisect_right(log, (*since, _LAST)) >= self.cap:
-                trace.capped = True
-                continue
-            take = held if held < room else room
-            layers[layer] = held - take
-            room -= take
-            moved.append((layer + 1, take))
+            if room <= 0:
+                movable = True
+                break
+            if firsts is not None:
+                since = firsts[layer]
+                if since is not None and position - bisect_right(log, (*since, _LAST)) >= self.cap:
+                    trace.capped = True
+                    continue
+            if held > room:
+                layers[layer] = held - room
+                moved.append((layer + 1, room))
+                room = 0.0
+                movable = True
+                break
+            layers[layer] = 0.0
+            room -= held
+            moved.append((layer + 1, held))
         for layer, take in moved:
             self._arrive(trace, dst, layer, take, key, src)
+        # a transfer to itself leaves the moved taint at src
+        return not movable and dst != src
 
     def _arrive(
         self,
@@ -310,11 +446,14 @@ class LiveFlows:
         key: tuple[int, str],
         source: str,
     ) -> None:
-        if (account, layer) not in trace.via:
-            trace.via[(account, layer)] = (key[1], source)
+        via = (account, layer)
+        if via not in trace.via:
+            trace.via[via] = (key[1], source)
         if account in self.sinks:
             trace.banned[layer] += amount
             trace.version += 1
+            if layer not in trace.sink_at:
+                trace.sink_at[layer] = account
             return
         layers = trace.taint.get(account)
         if layers is None:
@@ -326,7 +465,10 @@ class LiveFlows:
                 firsts = trace.first[account] = [None] * self.max_hops
             if firsts[layer] is None:
                 firsts[layer] = key
-            self._watch(trace, account)
+            holders = self.holders.get(account)
+            if holders is None:
+                holders = self.holders[account] = set()
+            holders.add(trace.uid)
 
     def money_path(self, drawdown_id: str) -> list[str]:
         """The transfers that first carried the drawdown's money into a sink (its lowest banned
@@ -337,7 +479,7 @@ class LiveFlows:
         for layer, amount in enumerate(trace.banned):
             if amount <= 0 or layer == 0:
                 continue
-            sink = next(a for (a, h) in trace.via if h == layer and a in self.sinks)
+            sink = trace.sink_at[layer]
             path, account = [], sink
             for h in range(layer, 0, -1):
                 tid, account = trace.via[(account, h)]
@@ -354,14 +496,20 @@ class LiveFlows:
 
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
-        for account in trace.hops.keys() | trace.taint.keys():
-            watching = self.watchers.get(account)
-            if watching is not None:
-                watching.discard(trace.drawdown_id)
-        trace.hops, trace.taint, trace.first, trace.via = {}, {}, {}, {}
+        self._number(trace)
+        trace.taint, trace.first, trace.via, trace.sink_at = {}, {}, {}, {}
         trace.banned = [0.0] * (self.max_hops + 1)
         trace.min_hops, trace.capped = None, False
-        self._reach_from_scratch(trace)
+        uid = trace.uid
+        for account, hops in self._reach_from_scratch(trace).items():
+            levels = self.level.get(account)
+            if levels is None:
+                levels = self.level[account] = {}
+            group = levels.get(hops)
+            if group is None:
+                levels[hops] = {uid}
+            else:
+                group.add(uid)
         self._replay_from_scratch(trace)
         trace.version += 1
 
@@ -371,13 +519,14 @@ class LiveFlows:
         hi = bisect_left(log, (end + 1,))
         return log[lo:hi]
 
-    def _reach_from_scratch(self, trace: Trace) -> None:
+    def _reach_from_scratch(self, trace: Trace) -> dict[str, int]:
+        """Least hops per account reached (and ``min_hops``): an earliest-arrival search by
+        hop over the log, as batch."""
         a0 = trace.account
-        trace.hops[a0] = 0
+        hops = {a0: 0}
         if a0 in self.sinks:
-            trace.min_hops = 0
-            return
-        self._watch(trace, a0)
+            self._set_min_hops(trace, 0)
+            return hops
         best = {a0: trace.t0}
         frontier = {a0: trace.t0}
         for hop in range(1, self.max_hops + 1):
@@ -386,18 +535,18 @@ class LiveFlows:
                 for ts, _, dst, _ in self._window(account, arrival, trace.end):
                     if dst in self.sinks:
                         if trace.min_hops is None:
-                            trace.min_hops = hop
-                        trace.hops.setdefault(dst, hop)
+                            self._set_min_hops(trace, hop)
+                        hops.setdefault(dst, hop)
                         continue
                     if ts < best.get(dst, _NEVER[0]) and ts < nxt.get(dst, _NEVER[0]):
                         nxt[dst] = ts
             for account, arrival in nxt.items():
                 best[account] = arrival
-                trace.hops.setdefault(account, hop)
-                self._watch(trace, account)
+                hops.setdefault(account, hop)
             frontier = nxt
             if not frontier:
                 break
+        return hops
 
     def _replay_from_scratch(self, trace: Trace) -> None:
         if trace.account in self.sinks:
@@ -416,7 +565,10 @@ class LiveFlows:
         push(trace.account, (trace.t0, ""))
         while queue:
             ts, tid, src, dst, amount = heapq.heappop(queue)
-            self._step_amount(trace, src, dst, amount, (ts, tid))
+            log = self.out_log[src]
+            position = bisect_left(log, (ts, tid))
+            if self._step_amount(trace, src, dst, amount, (ts, tid), log, position):
+                self.holders.get(src, set()).discard(trace.drawdown_id)
             if dst not in pushed and dst not in self.sinks and dst in trace.taint:
                 push(dst, (ts, tid))
 

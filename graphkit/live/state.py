@@ -340,16 +340,22 @@ class LiveState(rules.RuleMixin):
     def _reference_issues(self, event: Event, file: str) -> list[ValidationIssue]:
         known = self._known
         issues = []
-        for col in TABLES[event.table].columns:
-            value = event.values.get(col.name)
-            if not col.refs or value is None:
+        for name, refs, where in _REFERENCES[event.table]:
+            value = event.values.get(name)
+            if value is None:
                 continue
-            hits = [t for t in col.refs if value in known[t]]
-            where = " or ".join(f"{t}.{TABLES[t].key[0]}" for t in col.refs)
+            if len(refs) == 1:
+                if value in known[refs[0]]:
+                    continue
+                hits = []
+            else:
+                hits = [t for t in refs if value in known[t]]
+                if len(hits) == 1:
+                    continue
             if not hits:
                 issues.append(
                     ValidationIssue(
-                        file, None, col.name, f"dangling reference {value!r}: not found in {where}"
+                        file, None, name, f"dangling reference {value!r}: not found in {where}"
                     )
                 )
             elif len(hits) > 1:
@@ -357,9 +363,9 @@ class LiveState(rules.RuleMixin):
                     ValidationIssue(
                         file,
                         None,
-                        col.name,
+                        name,
                         f"ambiguous reference {value!r}: the id exists in both "
-                        + " and ".join(col.refs),
+                        + " and ".join(refs),
                     )
                 )
         if event.table == "shareholdings":
@@ -485,8 +491,23 @@ class LiveState(rules.RuleMixin):
         return state
 
 
+# Per table: its schema column names, and (column, tables referred to, their keys in words)
+# for the columns holding references; built once, read per event.
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    name: tuple(c.name for c in table.columns) for name, table in TABLES.items()
+}
+_REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
+    name: tuple(
+        (c.name, tuple(c.refs), " or ".join(f"{t}.{TABLES[t].key[0]}" for t in c.refs))
+        for c in table.columns
+        if c.refs
+    )
+    for name, table in TABLES.items()
+}
+
+
 def _row(event: Event) -> tuple[Any, ...]:
-    return tuple(event.values.get(c.name) for c in TABLES[event.table].columns)
+    return tuple(map(event.values.get, _COLUMNS[event.table]))
 
 
 def _empty() -> Any:

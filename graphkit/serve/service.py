@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -163,6 +164,9 @@ class Service:
             self.log_error = _refusal(exc)
             logger.error("state directory %s is not writable: %s", self.state_dir, exc)
         self.state = state
+        # the loaded state is long-lived: keep the cyclic GC from rescanning it on every full
+        # collection (docs/live.md, "Garbage collection")
+        gc.freeze()
         logger.info(
             "ready: %d log records replayed in %.1f s", self.replayed, time.perf_counter() - started
         )

@@ -126,11 +126,16 @@ def events_side_by_side(
         timed += 1
         ts = _ts(event["ts"])
         if kind == "transfer":
-            # the open drawdowns whose money already reached the source (the engine's index)
-            watching = state.flows.watchers.get(event["src_account"], set())
+            # the open drawdowns whose money already reached the source (the engine's index:
+            # trace numbers by account and hop count)
+            flows = state.flows
+            reaching = set().union(*flows.level.get(event["src_account"], {}).values())
             at = round(ts.timestamp() * 1e6)  # the engine's clock: microseconds
-            traces = state.flows.traces
-            touched = [d for d in watching if d in traces and traces[d].t0 <= at <= traces[d].end]
+            touched = [
+                trace.drawdown_id
+                for uid in reaching & flows.alive
+                if (trace := flows.by_uid[uid]).t0 <= at <= trace.end
+            ]
         else:
             touched = [event["drawdown_id"]]
         started = time.perf_counter()

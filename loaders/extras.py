@@ -19,7 +19,7 @@ from __future__ import annotations
 import polars as pl
 
 from loaders.issues import ROW
-from loaders.values import _BOOL_WORDS, ISO_DATE, parse_datetime
+from loaders.values import BOOL_WORDS, ISO_DATE, parse_datetime
 
 # What a column's values would need to be, in the order the kinds are tried.
 _WANTED = {
@@ -77,8 +77,8 @@ def _typed(column: _Column) -> pl.Series | None:
             return integer
         return number
     words = text.str.to_lowercase()
-    if not column.failing("boolean", words.is_in(list(_BOOL_WORDS))):
-        return words.replace_strict(_BOOL_WORDS, default=None, return_dtype=pl.Boolean)
+    if not column.failing("boolean", words.is_in(list(BOOL_WORDS))):
+        return words.replace_strict(BOOL_WORDS, default=None, return_dtype=pl.Boolean)
     day = text.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
     if not column.failing("date", text.str.contains(ISO_DATE) & day.is_not_null()):
         return day

@@ -89,6 +89,7 @@ def test_fund_flow_trace_returns_the_runs_evidence_paths(neo4j_driver, neo4j_ser
             drawdown_id=drawdown_id,
             window_days=flows.window_days,
             max_hops=flows.max_hops,
+            as_of=None,
         )
         assert records, drawdown_id
         drawn: list[tuple[str, int, list[str]]] = []
@@ -151,7 +152,7 @@ def count_kinds(driver: neo4j.Driver, exclude: str) -> int:
 
 def alert_evidence(driver: neo4j.Driver, customer_id: str) -> list[neo4j.Record]:
     query = cypher.load_query("alert_evidence")
-    records, _, _ = driver.execute_query(query.text, customer_id=customer_id)
+    records, _, _ = driver.execute_query(query.text, customer_id=customer_id, as_of=None)
     assert all(tuple(r.keys()) == query.columns for r in records)
     return records
 

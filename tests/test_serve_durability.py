@@ -290,3 +290,25 @@ def test_reload_under_load_drops_no_request_and_survives_kill_9(
             assert snapshot(client, customers)["customers"] == after["customers"]
     finally:
         server.stop()
+
+
+def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    """A state directory written by an older graphkit (another live-state shape) is not
+    misread: start-up stops with a message naming both formats and the way out."""
+    import asyncio
+    import pickle
+
+    from graphkit.live import LiveError
+    from graphkit.serve import Service
+    from graphkit.serve.service import CHECKPOINT_FORMAT, CHECKPOINT_NAME
+
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    older = {"format": CHECKPOINT_FORMAT - 1, "state": None}
+    (state_dir / CHECKPOINT_NAME).write_bytes(pickle.dumps(older))
+    service = Service(tmp_path / "no-run-needed", state_dir)
+    with pytest.raises(LiveError) as refused:
+        asyncio.run(service.start())
+    message = str(refused.value)
+    assert f"format {CHECKPOINT_FORMAT - 1}" in message and f"format {CHECKPOINT_FORMAT}" in message
+    assert "new --state directory" in message

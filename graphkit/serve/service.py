@@ -40,7 +40,9 @@ from graphkit.live import Event, EventRejected, LiveError, LiveState, parse_even
 from graphkit.serve.log import EventLog, LogUnwritable, Record
 
 CHECKPOINT_NAME = "checkpoint.pkl"
-CHECKPOINT_FORMAT = 1
+# Bumped whenever the live state's shape changes (2: fund-flow reach kept as sets of trace
+# numbers), so an older checkpoint is refused with a message instead of misread.
+CHECKPOINT_FORMAT = 2
 # Events applied between two yields to the loop, so decisions are not held behind a big group.
 APPLY_CHUNK = 64
 
@@ -508,8 +510,14 @@ def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint this service wrote (pickle: only ever read from its own state directory)."""
     body = pickle.loads(path.read_bytes())
-    if not isinstance(body, dict) or body.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(body, dict) or "format" not in body:
         raise LiveError(f"{path}: not a graphkit serve checkpoint")
+    if body["format"] != CHECKPOINT_FORMAT:
+        raise LiveError(
+            f"{path}: checkpoint format {body['format']}, this graphkit reads format "
+            f"{CHECKPOINT_FORMAT}: start with the graphkit version that wrote it, or with a new "
+            "--state directory (the service then loads the run and takes events afresh)"
+        )
     if not isinstance(body["state"], LiveState):
         raise LiveError(f"{path}: the checkpoint holds no live state")
     return body

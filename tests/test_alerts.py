@@ -825,3 +825,28 @@ def test_alert_links_equal_the_single_link_builders_for_hostile_ids() -> None:
             assert row["fund_flow_trace_link"] == expected
         else:
             assert row["evidence_drawdown"] is None and row["fund_flow_trace_link"] is None
+
+
+def test_within_the_budget_a_rule_goes_before_a_score_alone() -> None:
+    """Red holds one place of 100 and two customers ask for red: one sent there by a rule
+    (a known default) with a low score, one by its score alone (0.99). The rule's customer takes
+    red; the score's is moved down, with the budget's note in its reasons."""
+    from graphkit.alerts import apply_budget
+
+    ids = [f"C{i:03d}" for i in range(100)]
+    hits = pl.DataFrame(
+        {
+            "customer_id": ["C000", "C000", "C001"],
+            "rule": ["defaulted", "score", "score"],
+            "tier": ["red", "yellow", "red"],
+            "reason": ["labelled as defaulted", "risk score 0.40", "risk score 0.99"],
+        }
+    )
+    scores = pl.DataFrame({"customer_id": ids, "risk_score": [0.40, 0.99] + [0.01] * 98})
+    tiers = customer_tiers(pl.Series("customer_id", ids), hits, scores)
+    policy = parse_policy({"budget": {"red": 0.01, "orange": 0.01, "yellow": 0.0}})
+    placed, _ = apply_budget(tiers, hits, policy)
+    got = dict(placed.select("customer_id", "tier").rows())
+    assert (got["C000"], got["C001"]) == ("red", "orange")
+    reasons = dict(placed.select("customer_id", "reasons").rows())
+    assert "alert budget: red asked, orange given" in reasons["C001"]

@@ -458,10 +458,12 @@ def apply_budget(
     asked = tiers.rename({"tier": "asked_tier"}).join(
         kept, on="customer_id", how="left", maintain_order="left"
     )
-    # Rule severity: a customer several rules send to its tier goes before one sent by one.
+    # Rule severity: how many rules other than the score send the customer to the tier it
+    # asks for (the score itself orders the customers next): a customer a rule sends to red goes
+    # before one its score alone sends there, and two rules before one.
     severity = (
         hits.join(asked.select("customer_id", "asked_tier"), on="customer_id")
-        .filter(pl.col("tier") == pl.col("asked_tier"))
+        .filter((pl.col("tier") == pl.col("asked_tier")) & (pl.col("rule") != "score"))
         .group_by("customer_id")
         .agg(pl.col("rule").n_unique().cast(pl.Int32).alias("severity"))
     )

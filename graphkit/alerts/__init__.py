@@ -19,6 +19,7 @@ recommended limit and the reason for it. The policy (thresholds, rule tiers, lim
 TOML file: ``graphkit/policy.toml`` holds the documented defaults (docs/alerts.md).
 """
 
+from graphkit.alerts.drivers import NOT_DRIVERS, add_drivers, feature_drivers
 from graphkit.alerts.network import (
     NETWORK_MIN_EFFECT,
     NETWORK_TIERS,
@@ -39,11 +40,9 @@ from graphkit.alerts.policy import (
 from graphkit.alerts.rules import (
     ALERT_COLUMNS,
     HITS_SCHEMA,
-    NOT_DRIVERS,
     RESPONSES,
     RULES,
     AlertResult,
-    add_drivers,
     apply_budget,
     banned_share_hits,
     burst_hits,
@@ -56,7 +55,6 @@ from graphkit.alerts.rules import (
     defaulted_hits,
     evaluate,
     evidence_drawdowns,
-    feature_drivers,
     limit_advice,
     line_exposure,
     recommended_limit,

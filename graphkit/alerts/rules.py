@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from graphkit.alerts.drivers import add_drivers
 from graphkit.alerts.policy import TIER_RANK, Policy
-from graphkit.extras import FEATURE_PREFIX
+from graphkit.alerts.wording import num_text, pct_text, score_text
 from graphkit.schema import TIERS
 from graphkit.tiers import TOLERANCE, budget_tiers, threshold_reached, tier_for
 
@@ -59,28 +60,6 @@ ALERT_COLUMNS: tuple[str, ...] = (
 HITS_SCHEMA = {"customer_id": pl.String, "rule": pl.String, "tier": pl.String, "reason": pl.String}
 
 
-# -- formatting helpers (polars expressions, so reasons are built without row loops) ----------
-
-
-def _num(expr: pl.Expr) -> pl.Expr:
-    """An amount as text: whole numbers without decimals, others with two."""
-    return (
-        pl.when(expr == expr.round(0))
-        .then(expr.round(0).cast(pl.Int64).cast(pl.String))
-        .otherwise(expr.round(2).cast(pl.String))
-    )
-
-
-def _pct(expr: pl.Expr) -> pl.Expr:
-    return (expr * 100).round(0).cast(pl.Int64).cast(pl.String) + pl.lit("%")
-
-
-def _score(expr: pl.Expr) -> pl.Expr:
-    """A score with two decimals ("0.70", not "0.7")."""
-    cents = (expr * 100).round(0).cast(pl.Int64)
-    return (cents // 100).cast(pl.String) + pl.lit(".") + (cents % 100).cast(pl.String).str.zfill(2)
-
-
 def _empty_hits() -> pl.DataFrame:
     return pl.DataFrame(schema=HITS_SCHEMA)
 
@@ -113,9 +92,9 @@ def score_hits(scores: pl.DataFrame | None, policy: Policy) -> pl.DataFrame:
     fired = scored.filter(pl.col("score_tier") != "green")
     reason = pl.format(
         "risk score {} at or above the {} threshold {}",
-        _score(s),
+        score_text(s),
         pl.col("score_tier"),
-        _score(pl.col("bound")),
+        score_text(pl.col("bound")),
     )
     return _hits(fired, "score", pl.col("score_tier"), reason)
 
@@ -201,7 +180,7 @@ def banned_share_hits(
         )
     reason = pl.format(
         "{} of drawn money reached banned sectors (threshold {}){}",
-        _pct(pl.col("banned_share")),
+        pct_text(pl.col("banned_share")),
         pl.lit(f"{policy.banned_share * 100:g}%"),
         evidence,
     )
@@ -351,7 +330,7 @@ def cluster_hits(
     fired = members.join(risk, on="cluster_id")
     risk_text = (
         pl.when(pl.col("cluster_risk").is_not_null())
-        .then(pl.format(", cluster risk {}", _score(pl.col("cluster_risk"))))
+        .then(pl.format(", cluster risk {}", score_text(pl.col("cluster_risk"))))
         .otherwise(pl.lit(""))
     )
     reason = pl.format(
@@ -383,10 +362,10 @@ def cosmetic_hits(features: pl.DataFrame | None, policy: Policy) -> pl.DataFrame
     reason = pl.format(
         "credit cosmetics: small regular drawdowns ({} of the limit), {} repaid within a day; "
         "amount regularity {}, interval regularity {}",
-        _pct(pl.col("draw_share_of_limit")),
-        _pct(pl.col("quick_repaid_share")),
-        _score(pl.col("draw_amount_regularity")),
-        _score(pl.col("draw_interval_regularity")),
+        pct_text(pl.col("draw_share_of_limit")),
+        pct_text(pl.col("quick_repaid_share")),
+        score_text(pl.col("draw_amount_regularity")),
+        score_text(pl.col("draw_interval_regularity")),
     )
     return _hits(fired, "cosmetic", policy.rule_tiers["cosmetic"], reason)
 
@@ -510,110 +489,6 @@ def scores_within_budget(scores: pl.DataFrame, customers: pl.DataFrame) -> pl.Da
     )
 
 
-# Features a high value of which says nothing against a customer (size, age, what was repaid);
-# they are not named as drivers. Indicator features (two values or fewer) are not either, nor
-# the bank's own columns (``extra_*``): whether high is bad is not known (a high bureau score or
-# income is good).
-NOT_DRIVERS: frozenset[str] = frozenset(
-    {"registered_capital", "age_days", "limit_total", "repaid_total", "hours_to_outflow"}
-)
-
-
-def feature_drivers(
-    features: pl.DataFrame,
-    customers: pl.Series,
-    top: int = 2,
-    not_drivers: frozenset[str] = NOT_DRIVERS,
-) -> pl.DataFrame:
-    """The features in which each of ``customers`` stands out most, with their values.
-
-    Definition: for feature f and customer c, the top share of c is the share of all customers
-    whose f is at least c's; the drivers of c are its ``top`` features of smallest top share
-    among those where c's value is positive (indicator features, :data:`NOT_DRIVERS` and the
-    bank's own ``extra_*`` columns left out). Parameters: ``features`` (customer_id, one numeric
-    column per feature, every customer); ``customers`` the ids to explain. Returns (customer_id,
-    reason), the reason ``unusually high: dpd_max 92 (top 1% of customers), late_count 7 (top
-    3%)``; customers with no positive feature are left out. O(features x n log n) for the ranks.
-    """
-    n = features.height
-    names = [
-        c
-        for c in features.columns
-        if c != "customer_id"
-        and c not in not_drivers
-        and not c.startswith(FEATURE_PREFIX)
-        and features.schema[c].is_numeric()
-        and features.get_column(c).n_unique() > 2
-    ]
-    if not names or n == 0:
-        return pl.DataFrame(schema={"customer_id": pl.String, "reason": pl.String})
-    shares = features.select(
-        pl.col("customer_id").cast(pl.String),
-        *[
-            pl.struct(
-                pl.col(c).cast(pl.Float64).alias("value"),
-                (pl.col(c).rank("min", descending=True) / n).alias("top"),
-            ).alias(c)
-            for c in names
-        ],
-    ).filter(pl.col("customer_id").is_in(customers.cast(pl.String).implode()))
-    long = (
-        shares.unpivot(index="customer_id", variable_name="feature")
-        .unnest("value")
-        .filter(pl.col("value") > 0)
-        .sort(["customer_id", "top", "feature"])
-        .group_by("customer_id", maintain_order=True)
-        .head(top)
-    )
-    pct = pl.when(pl.col("top") < 0.01).then(pl.lit("<1%")).otherwise(_pct(pl.col("top")))
-    text = pl.format("{} {} (top {})", pl.col("feature"), _num(pl.col("value")), pct)
-    return (
-        long.with_columns(text.alias("driver"))
-        .group_by("customer_id", maintain_order=True)
-        .agg(pl.col("driver").str.join(", "))
-        .select("customer_id", pl.format("unusually high: {}", pl.col("driver")).alias("reason"))
-    )
-
-
-def add_drivers(
-    tiers: pl.DataFrame,
-    defaulted: pl.DataFrame,
-    features: pl.DataFrame | None,
-) -> pl.DataFrame:
-    """Append to every non-green customer's reasons what drove it besides the rules: a default
-    label (``labelled as defaulted``) and its :func:`feature_drivers`, so that no alert's only
-    reason restates the score. O(n log n)."""
-    alerted = tiers.filter(pl.col("tier") != "green").get_column("customer_id")
-    # The ``defaulted`` rule's reason already says so where it fired.
-    named = tiers.filter(pl.col("rules").str.split(",").list.contains("defaulted"))
-    parts = [
-        defaulted.filter(
-            pl.col("defaulted").fill_null(False)
-            & pl.col("customer_id").is_in(alerted.implode())
-            & ~pl.col("customer_id").is_in(named.get_column("customer_id").implode())
-        ).select("customer_id", pl.lit("labelled as defaulted").alias("reason"))
-    ]
-    if features is not None:
-        parts.append(feature_drivers(features, alerted))
-    drivers = (
-        pl.concat(parts)
-        .group_by("customer_id", maintain_order=True)
-        .agg(pl.col("reason").str.join("; ").alias("drivers"))
-    )
-    return (
-        tiers.join(drivers, on="customer_id", how="left", maintain_order="left")
-        .with_columns(
-            pl.when(pl.col("drivers").is_null())
-            .then(pl.col("reasons"))
-            .when(pl.col("reasons") == "")
-            .then(pl.col("drivers"))
-            .otherwise(pl.concat_str([pl.col("reasons"), pl.col("drivers")], separator="; "))
-            .alias("reasons")
-        )
-        .drop("drivers")
-    )
-
-
 def line_exposure(graph: RiskGraph) -> pl.DataFrame:
     """Per credit line: its customer, limit and outstanding balance.
 
@@ -686,23 +561,23 @@ def limit_advice(tiers: pl.DataFrame, lines: pl.DataFrame, policy: Policy) -> pl
     why_cut = pl.format(
         "{} cut {} ({} + {} x risk score {})",
         pl.col("tier"),
-        _pct(pl.col("cut")),
-        _pct(pl.col("min_cut")),
-        _pct(pl.col("score_cut")),
-        _score(s),
+        pct_text(pl.col("cut")),
+        pct_text(pl.col("min_cut")),
+        pct_text(pl.col("score_cut")),
+        score_text(s),
     )
     limit_reason = (
         pl.when(pl.col("line_id").is_null())
         .then(pl.lit("no credit line"))
         .when(pl.col("cut") <= 0)
-        .then(pl.format("{}: limit {} kept", pl.col("tier"), _num(pl.col("limit"))))
+        .then(pl.format("{}: limit {} kept", pl.col("tier"), num_text(pl.col("limit"))))
         .when(pl.col("outstanding") >= pl.col("limit"))
         .then(
             pl.format(
                 "{}: the outstanding {} already reaches the limit {}: limit kept, no headroom left",
                 why_cut,
-                _num(pl.col("outstanding")),
-                _num(pl.col("limit")),
+                num_text(pl.col("outstanding")),
+                num_text(pl.col("limit")),
             )
         )
         .when(pl.col("target") <= pl.col("outstanding"))
@@ -711,15 +586,15 @@ def limit_advice(tiers: pl.DataFrame, lines: pl.DataFrame, policy: Policy) -> pl
                 "{} would go below the outstanding {}: limit set to the outstanding, "
                 "no headroom left",
                 why_cut,
-                _num(pl.col("outstanding")),
+                num_text(pl.col("outstanding")),
             )
         )
         .otherwise(
             pl.format(
                 "{}: limit {} -> {}",
                 why_cut,
-                _num(pl.col("limit")),
-                _num(pl.col("recommended_limit")),
+                num_text(pl.col("limit")),
+                num_text(pl.col("recommended_limit")),
             )
         )
     )

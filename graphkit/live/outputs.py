@@ -20,6 +20,7 @@ from graphkit.alerts import (
     ring_hits,
     score_hits,
 )
+from graphkit.analytics.flows.evidence import PATH_SCHEMA
 
 if TYPE_CHECKING:
     from graphkit.live.state import LiveState
@@ -94,14 +95,7 @@ def flow_paths_frame(state: LiveState) -> pl.DataFrame:
     transfer log: the same paths as batch, at a columnar kernel's cost rather than one Python
     search per drawdown."""
     k = state.config.flows.evidence_paths
-    schema = {
-        "drawdown_id": pl.String,
-        "path_rank": pl.Int32,
-        "hops": pl.Int32,
-        "transfer_ids": pl.List(pl.String),
-        "sink_account": pl.String,
-        "amount": pl.Float64,
-    }
+    schema = PATH_SCHEMA
     records: list[dict[str, Any]] = []
     search: list[str] = []
     for summary in state.flows.results():

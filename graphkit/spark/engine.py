@@ -14,6 +14,7 @@ import polars as pl
 
 from graphkit.analytics.circles import CircleResult
 from graphkit.analytics.clusters import ClusterResult
+from graphkit.analytics.flows import PATH_SCHEMA
 from graphkit.analytics.rings import RingResult
 from graphkit.config import CirclesConfig, Config, FlowsConfig, RingsConfig
 from graphkit.spark.circles import guarantee_circles_spark
@@ -82,17 +83,9 @@ class SparkEngine:
             "line_id": pl.String,
             "customer_id": pl.String,
         }
-        path_schema = {
-            "drawdown_id": pl.String,
-            "path_rank": pl.Int32,
-            "hops": pl.Int32,
-            "transfer_ids": pl.List(pl.String),
-            "sink_account": pl.String,
-            "amount": pl.Float64,
-        }
         return (
             to_polars(flows, flow_schema).sort("drawdown_id"),
-            to_polars(paths, path_schema).sort("drawdown_id", "path_rank"),
+            to_polars(paths, PATH_SCHEMA).sort("drawdown_id", "path_rank"),
         )
 
     def close(self) -> None:

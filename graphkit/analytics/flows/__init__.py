@@ -29,7 +29,7 @@ Python loop runs per path, per drawdown or per transfer.
 
 from graphkit.analytics.flows.amounts import AmountResult, banned_amounts, replay_window
 from graphkit.analytics.flows.cycles import round_trips
-from graphkit.analytics.flows.evidence import evidence_paths
+from graphkit.analytics.flows.evidence import PATH_SCHEMA, evidence_paths
 from graphkit.analytics.flows.index import DrawdownArrays, FlowIndex, TransferArrays
 from graphkit.analytics.flows.reachability import min_hops_to_banned, reach
 from graphkit.analytics.flows.trace import (
@@ -40,6 +40,7 @@ from graphkit.analytics.flows.trace import (
 )
 
 __all__ = [
+    "PATH_SCHEMA",
     "AmountResult",
     "DrawdownArrays",
     "FlowIndex",

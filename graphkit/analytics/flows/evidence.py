@@ -17,6 +17,16 @@ from graphkit.analytics.flows.index import FlowIndex
 
 __all__ = ["evidence_paths"]
 
+# flow_paths.parquet's columns and types, whichever engine (embedded, live, Spark) wrote it.
+PATH_SCHEMA: dict[str, pl.DataType] = {
+    "drawdown_id": pl.String(),
+    "path_rank": pl.Int32(),
+    "hops": pl.Int32(),
+    "transfer_ids": pl.List(pl.String),
+    "sink_account": pl.String(),
+    "amount": pl.Float64(),
+}
+
 
 def evidence_paths(
     index: FlowIndex,
@@ -148,16 +158,7 @@ def evidence_paths(
 
 
 def _empty_paths() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={
-            "drawdown_id": pl.String,
-            "path_rank": pl.Int32,
-            "hops": pl.Int32,
-            "transfer_ids": pl.List(pl.String),
-            "sink_account": pl.String,
-            "amount": pl.Float64,
-        }
-    )
+    return pl.DataFrame(schema=PATH_SCHEMA)
 
 
 def _rank_keys(

@@ -20,7 +20,8 @@ TMP_PREFIX = ".graphkit-tmp-"
 OLD_PREFIX = ".graphkit-old-"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a new, renamed or removed file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -86,7 +87,7 @@ def publish_directory(tmp: Path, target: Path) -> None:
     writer dies between the two renames.
     """
     if target.is_dir() and not target.is_symlink() and _exchange(tmp, target):
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         shutil.rmtree(tmp, ignore_errors=True)
         return
     old = None
@@ -94,7 +95,7 @@ def publish_directory(tmp: Path, target: Path) -> None:
         old = target.parent / f"{OLD_PREFIX}{target.name}.{uuid.uuid4().hex[:8]}"
         target.rename(old)
     tmp.rename(target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 

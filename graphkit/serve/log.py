@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from graphkit.atomic import fsync_dir
+
 SEGMENT_PATTERN = re.compile(r"^events-(\d{6,})\.log$")
 
 
@@ -152,7 +154,7 @@ class EventLog:
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             raise LogUnwritable(exc.errno, exc.strerror) from None
         self._fd = fd
@@ -196,7 +198,7 @@ class EventLog:
     def remove_segments(self, numbers: list[int]) -> None:
         for number in numbers:
             (self.directory / segment_name(number)).unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -209,11 +211,3 @@ def _truncate(path: Path, length: int) -> None:
         fh.truncate(length)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

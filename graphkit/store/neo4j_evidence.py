@@ -175,16 +175,22 @@ def cycle_evidence(
         "customer_ids",
         pl.col("customer_ids").list.len().cast(pl.Int64).alias("length"),
     )
-    steps = (
+    steps = _steps(nodes, "customer_ids")
+    return nodes.sort("evidence_id"), steps.sort("s", "step"), links
+
+
+def _steps(nodes: pl.DataFrame, column: str) -> pl.DataFrame:
+    """One row per element of each evidence node's ``column`` list: ``s`` (evidence id), ``d``
+    (the element), ``step`` (its position from 0)."""
+    return (
         nodes.select(
             pl.col("evidence_id").alias("s"),
-            pl.col("customer_ids").alias("d"),
-            pl.int_ranges(0, pl.col("customer_ids").list.len()).alias("step"),
+            pl.col(column).alias("d"),
+            pl.int_ranges(0, pl.col(column).list.len()).alias("step"),
         )
         .explode("d", "step", empty_as_null=False)
         .with_columns(pl.col("step").cast(pl.Int64))
     )
-    return nodes.sort("evidence_id"), steps.sort("s", "step"), links
 
 
 def ring_evidence(
@@ -209,15 +215,7 @@ def ring_evidence(
         .agg(pl.col("device_id").alias("device_ids"))
         .select(pl.format("ring:{}", "ring_id").alias("evidence_id"), "ring_id", "device_ids")
     )
-    steps = (
-        nodes.select(
-            pl.col("evidence_id").alias("s"),
-            pl.col("device_ids").alias("d"),
-            pl.int_ranges(0, pl.col("device_ids").list.len()).alias("step"),
-        )
-        .explode("d", "step", empty_as_null=False)
-        .with_columns(pl.col("step").cast(pl.Int64))
-    )
+    steps = _steps(nodes, "device_ids")
     links = members.join(nodes.select("evidence_id"), on="evidence_id", how="semi").select(
         "customer_id", "evidence_id"
     )

@@ -72,7 +72,13 @@ def test_spark_run_honours_the_output_contract(spark_run: Path, spark_cluster: s
     manifest = json.loads((spark_run / "manifest.json").read_text())
     assert manifest["engine"]["engine"] == "spark"
     assert manifest["engine"]["master"] == spark_cluster
-    assert set(manifest["engine"]["stages_on_spark"]) == {"circles", "rings", "flows", "clusters"}
+    assert set(manifest["engine"]["stages_on_spark"]) == {
+        "circles",
+        "rings",
+        "flows",
+        "clusters",
+        "contagion",
+    }
     assert manifest["analytics"]["cluster_modularity"] > 0
 
 
@@ -112,3 +118,27 @@ def test_engine_options_are_checked_before_anything_starts(tmp_path, extra, mess
     assert result.exit_code == 2
     assert message in result.output
     assert not out.exists()
+
+
+def test_spark_run_contagion_agrees_with_embedded(spark_run: Path, embedded_run: Path) -> None:
+    """Same customers in the same (id) order, seeds and hits; DebtRank to rounding; pagerank
+    within the bound tests/test_spark_contagion.py justifies (2 tol d / (1 - d) in L1)."""
+    got, expected = (
+        pl.read_parquet(run / "contagion.parquet") for run in (spark_run, embedded_run)
+    )
+    assert got.schema == expected.schema
+    assert got.get_column("customer_id").equals(expected.get_column("customer_id"))
+    assert got.get_column("seed").equals(expected.get_column("seed"))
+    for name in ("debtrank", "loss_amount"):
+        assert got.get_column(name).to_numpy() == pytest.approx(
+            expected.get_column(name).to_numpy(), rel=1e-12, abs=1e-12
+        )
+    difference = (got.get_column("pagerank") - expected.get_column("pagerank")).abs().sum()
+    assert difference <= 2 * 1e-12 * 0.85 / 0.15 + 1e-15
+    spark_m, embedded_m = (
+        json.loads((run / "manifest.json").read_text())["contagion"]
+        for run in (spark_run, embedded_run)
+    )
+    assert spark_m["seeds"] == embedded_m["seeds"]
+    assert spark_m["hit"] == embedded_m["hit"]
+    assert spark_m["debtrank"] == pytest.approx(embedded_m["debtrank"], rel=1e-12, abs=1e-12)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import polars as pl
+
 from graphkit.analytics.flows import FlowIndex, customer_banned_share, flow_totals, round_trips
 from graphkit.pipeline.context import RunContext, Stage
 
@@ -66,4 +68,28 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         ctx.counts["clusters"] = result.membership.get_column("cluster_id").n_unique()
         ctx.manifest_extra.setdefault("analytics", {})["cluster_modularity"] = result.modularity
 
-    return {"circles": circles, "rings": rings, "flows": flows, "clusters": clusters}
+    def contagion(ctx: RunContext) -> None:
+        result = engine.contagion(ctx.config)
+        # Spark returns the frame by customer_id; the run directory lists customers in id order.
+        ids = pl.DataFrame({"customer_id": ctx.graph.keys("Customer")})
+        frame = ids.join(result.frame, on="customer_id", how="left", maintain_order="left")
+        ctx.outputs["contagion.parquet"] = frame
+        ctx.results.contagion = frame.select(
+            "customer_id", "contagion_score", "debtrank", "pagerank"
+        )
+        hit = int(((frame["contagion_score"] > 0) & ~frame["seed"]).sum())
+        ctx.counts["contagion_seeds"] = result.seeds
+        ctx.counts["contagion_hit"] = hit
+        ctx.manifest_extra["contagion"] = {
+            "seeds": result.seeds,
+            "hit": hit,
+            "debtrank": result.debtrank,
+        }
+
+    return {
+        "circles": circles,
+        "rings": rings,
+        "flows": flows,
+        "clusters": clusters,
+        "contagion": contagion,
+    }

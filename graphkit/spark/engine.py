@@ -19,6 +19,7 @@ from graphkit.analytics.rings import RingResult
 from graphkit.config import CirclesConfig, Config, FlowsConfig, RingsConfig
 from graphkit.spark.circles import guarantee_circles_spark
 from graphkit.spark.clusters import related_clusters_spark
+from graphkit.spark.contagion import SparkContagion, contagion_spark
 from graphkit.spark.flows import flow_frames
 from graphkit.spark.rings import device_rings, to_polars
 from graphkit.spark.session import describe, start_session
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 # Stages the Spark engine runs; the others run on the driver as in the embedded engine.
-SPARK_STAGES = ("circles", "rings", "flows", "clusters")
+SPARK_STAGES = ("circles", "rings", "flows", "clusters", "contagion")
 # Drawdown buckets per core for the amount replay: several tasks per core balance uneven
 # buckets without making each task's graph tiny.
 BUCKETS_PER_CORE = 4
@@ -64,6 +65,10 @@ class SparkEngine:
 
     def clusters(self, config: Config) -> ClusterResult:
         return related_clusters_spark(self.tables, config)
+
+    def contagion(self, config: Config) -> SparkContagion:
+        """DebtRank and personalised PageRank from the labelled defaults, by customer_id."""
+        return contagion_spark(self.tables, config)
 
     def flows(self, config: FlowsConfig) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(flows, flow paths) with the embedded frames' columns, by drawdown_id."""

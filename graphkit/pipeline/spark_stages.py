@@ -8,7 +8,10 @@ either way. Each adapter publishes exactly what its embedded twin publishes (fil
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
+
+import polars as pl
 
 from graphkit.analytics.flows import FlowIndex, customer_banned_share, flow_totals, round_trips
 from graphkit.pipeline.context import RunContext, Stage
@@ -66,4 +69,52 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         ctx.counts["clusters"] = result.membership.get_column("cluster_id").n_unique()
         ctx.manifest_extra.setdefault("analytics", {})["cluster_modularity"] = result.modularity
 
-    return {"circles": circles, "rings": rings, "flows": flows, "clusters": clusters}
+    def gnn(ctx: RunContext) -> None:
+        # Features as Spark aggregations; training on the driver from them, as embedded (the
+        # model and its evaluation are the embedded ones); then every customer scored on the
+        # executors with the saved model broadcast (docs/spark.md, "Features and GNN").
+        from gnn.features import snapshot_time
+        from gnn.fit import fit_and_score
+        from gnn.score import MODEL_FILE
+        from graphkit.extras import extra_features
+        from graphkit.spark.features import latest_event_time
+
+        cfg = ctx.config
+        latest = None if cfg.gnn.snapshot else latest_event_time(engine.tables)
+        snapshot = snapshot_time(ctx.graph, cfg.gnn.snapshot) if latest is None else latest
+        features, frame = engine.features(
+            ctx.graph.keys("Customer"),
+            snapshot,
+            extra_features(ctx.graph.nodes["Customer"]),
+            customer_flows=ctx.results.customer_flows,
+            circle_membership=ctx.results.circle_membership,
+            cluster_membership=ctx.results.cluster_membership,
+            ring_membership=ctx.results.ring_membership,
+            outflow_cap_hours=cfg.flows.window_days * 24.0,
+            cosmetics=cfg.gnn.cosmetic_features,
+        )
+        ctx.results.features = features
+        ctx.outputs["features.parquet"] = features.frame
+        result = fit_and_score(ctx.graph, features, cfg, ctx.out_dir, ctx.progress)
+        ctx.manifest_extra["model"] = result.model
+        ctx.results.split = result.split
+        ctx.results.explainer = result.explainer
+        if result.evaluation is not None:
+            (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
+            ctx.manifest_extra["model_eval"] = result.evaluation
+        keys = ctx.graph.keys("Customer")
+        if result.trained:
+            ctx.results.gnn = engine.gnn_scores(frame, ctx.out_dir / MODEL_FILE, keys)
+        else:
+            ctx.results.gnn = pl.DataFrame(
+                {"customer_id": keys, "gnn_score": pl.Series([None] * len(keys), dtype=pl.Float64)}
+            )
+        frame.unpersist()
+
+    return {
+        "circles": circles,
+        "rings": rings,
+        "flows": flows,
+        "clusters": clusters,
+        "gnn": gnn,
+    }

@@ -492,11 +492,16 @@ def _membership(
     from pyspark.sql import functions as F
 
     def to_spark(frame: pl.DataFrame) -> DataFrame:
-        schema = ", ".join(
-            f"`{c}` {'double' if t.is_float() else 'string' if t == pl.String else 'long'}"
-            for c, t in frame.schema.items()
+        # through Arrow, not pandas: a null stays null and a NaN stays NaN, as in polars
+        import pyarrow as pa
+
+        schema = pa.schema(
+            [
+                (c, pa.float64() if t.is_float() else pa.string() if t == pl.String else pa.int64())
+                for c, t in frame.schema.items()
+            ]
         )
-        return spark.createDataFrame(frame.to_pandas(), schema)
+        return spark.createDataFrame(frame.to_arrow().cast(schema))
 
     parts: list[DataFrame] = []
     names: list[str] = []

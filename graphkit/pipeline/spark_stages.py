@@ -8,6 +8,7 @@ either way. Each adapter publishes exactly what its embedded twin publishes (fil
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -85,6 +86,47 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
             "hit": hit,
             "debtrank": result.debtrank,
         }
+    def gnn(ctx: RunContext) -> None:
+        # Features as Spark aggregations; training on the driver from them, as embedded (the
+        # model and its evaluation are the embedded ones); then every customer scored on the
+        # executors with the saved model broadcast (docs/spark.md, "Features and GNN").
+        from gnn.features import snapshot_time
+        from gnn.fit import fit_and_score
+        from gnn.score import MODEL_FILE
+        from graphkit.extras import extra_features
+        from graphkit.spark.features import latest_event_time
+
+        cfg = ctx.config
+        latest = None if cfg.gnn.snapshot else latest_event_time(engine.tables)
+        snapshot = snapshot_time(ctx.graph, cfg.gnn.snapshot) if latest is None else latest
+        features, frame = engine.features(
+            ctx.graph.keys("Customer"),
+            snapshot,
+            extra_features(ctx.graph.nodes["Customer"]),
+            customer_flows=ctx.results.customer_flows,
+            circle_membership=ctx.results.circle_membership,
+            cluster_membership=ctx.results.cluster_membership,
+            ring_membership=ctx.results.ring_membership,
+            outflow_cap_hours=cfg.flows.window_days * 24.0,
+            cosmetics=cfg.gnn.cosmetic_features,
+        )
+        ctx.results.features = features
+        ctx.outputs["features.parquet"] = features.frame
+        result = fit_and_score(ctx.graph, features, cfg, ctx.out_dir, ctx.progress)
+        ctx.manifest_extra["model"] = result.model
+        ctx.results.split = result.split
+        ctx.results.explainer = result.explainer
+        if result.evaluation is not None:
+            (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
+            ctx.manifest_extra["model_eval"] = result.evaluation
+        keys = ctx.graph.keys("Customer")
+        if result.trained:
+            ctx.results.gnn = engine.gnn_scores(frame, ctx.out_dir / MODEL_FILE, keys)
+        else:
+            ctx.results.gnn = pl.DataFrame(
+                {"customer_id": keys, "gnn_score": pl.Series([None] * len(keys), dtype=pl.Float64)}
+            )
+        frame.unpersist()
 
     return {
         "circles": circles,
@@ -92,4 +134,5 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         "flows": flows,
         "clusters": clusters,
         "contagion": contagion,
+        "gnn": gnn,
     }

@@ -8,7 +8,9 @@ rest of the run (and the run directory it publishes) is the same for both engine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -30,8 +32,11 @@ if TYPE_CHECKING:
 
     from pyspark.sql import DataFrame, SparkSession
 
+    from gnn.features import CustomerFeatures
+    from graphkit.extras import ExtraColumn
+
 # Stages the Spark engine runs; the others run on the driver as in the embedded engine.
-SPARK_STAGES = ("circles", "rings", "flows", "clusters", "contagion")
+SPARK_STAGES = ("circles", "rings", "flows", "clusters", "contagion", "gnn")
 # Drawdown buckets per core for the amount replay: several tasks per core balance uneven
 # buckets without making each task's graph tiny.
 BUCKETS_PER_CORE = 4
@@ -91,6 +96,49 @@ class SparkEngine:
         return (
             to_polars(flows, flow_schema).sort("drawdown_id"),
             to_polars(paths, PATH_SCHEMA).sort("drawdown_id", "path_rank"),
+        )
+
+    def features(
+        self,
+        customer_keys: pl.Series,
+        snapshot: datetime,
+        extras: list[ExtraColumn],
+        **options: Any,
+    ) -> tuple[CustomerFeatures, DataFrame]:
+        """Every customer's features computed on Spark (:mod:`graphkit.spark.features`), as the
+        embedded :class:`~gnn.features.CustomerFeatures` in ``customer_keys`` order, and the
+        (cached) DataFrame they came from. ``options``: those of
+        :func:`gnn.features.customer_features` (results of earlier stages, cap, cosmetics)."""
+        from graphkit.spark.features import customer_extras, customer_features_spark
+
+        extra_frame = customer_extras(self.session, self.input_path, extras)
+        return customer_features_spark(
+            self.tables, customer_keys, snapshot, extras=extra_frame, **options
+        )
+
+    def gnn_scores(
+        self, features: DataFrame, model_file: Path, customer_keys: pl.Series
+    ) -> pl.DataFrame:
+        """``customer_id``, ``gnn_score`` of every customer (``customer_keys`` order), scored on
+        the executors with the model saved in ``model_file`` (:mod:`graphkit.spark.scoring`)."""
+        from gnn.score import load_model
+        from graphkit.spark.scoring import customer_edges, score_frame, training_folds
+
+        saved = load_model(model_file)
+        edges = customer_edges(self.tables, saved["snapshot"], saved["max_device_users"])
+        folds = None
+        if saved["prior"] is not None:
+            folds = self.session.createDataFrame(
+                training_folds(saved["prior"], customer_keys).to_pandas(),
+                "customer_id string, fold long",
+            )
+        scored = score_frame(features, saved["feature_names"], edges, saved, folds)
+        got = to_polars(
+            scored.select("customer_id", "gnn_score"),
+            {"customer_id": pl.String, "gnn_score": pl.Float64},
+        )
+        return pl.DataFrame({"customer_id": customer_keys}).join(
+            got, on="customer_id", how="left", maintain_order="left"
         )
 
     def close(self) -> None:

@@ -86,6 +86,7 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
             "hit": hit,
             "debtrank": result.debtrank,
         }
+
     def gnn(ctx: RunContext) -> None:
         # Features as Spark aggregations; training on the driver from them, as embedded (the
         # model and its evaluation are the embedded ones); then every customer scored on the

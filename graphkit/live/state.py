@@ -102,12 +102,12 @@ class LiveState(rules.RuleMixin):
         self.accounts: dict[str, str] = {}
         self.merchants: dict[str, str] = {}
         self.sectors: dict[str, bool] = {}
-        self.drawdowns: dict[str, tuple[str, str, float, int]] = {}
-        # customer -> its credit lines and its drawdowns (the customer view reads only these)
+        # customer -> its credit lines, and its drawdowns applied live or open at the start
+        # (the customer view reads only these: their open traces)
         self.customer_lines: dict[str, list[str]] = defaultdict(list)
         self.customer_drawdowns: dict[str, list[str]] = defaultdict(list)
+        # customer -> [drawn, banned, banned 3+ hops]
         self.customer_flow: dict[str, list[float]] = {}
-        self.drawdown_banned: dict[str, tuple[float, float]] = {}
         self.clock: int | None = None
         self.cut: int | None = None
         self.events_applied = 0
@@ -204,9 +204,8 @@ class LiveState(rules.RuleMixin):
         """Apply a snapshot row without traces, rules or decisions."""
         v = event.values
         if event.table == "drawdowns":
+            # the customer's drawdowns list only those with an open trace (``_load_flows``)
             customer = self.lines.get(v["line_id"])
-            self.drawdowns[v["drawdown_id"]] = (v["line_id"], v["account_id"], v["amount"], v["ts"])
-            self.customer_drawdowns[customer].append(v["drawdown_id"])
             self.velocity.add_drawdown(v["line_id"], v["amount"], v["ts"])
             self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += v["amount"]
         elif event.table in ("transfers", "guarantees", "device_links"):
@@ -215,49 +214,78 @@ class LiveState(rules.RuleMixin):
             self._apply_entity(event)
 
     def _load_flows(self, tables: dict[str, Any], outputs: dict[str, Any]) -> None:
-        """Closed windows from the batch flows; open ones re-traced from the logged transfers."""
+        """Closed windows from the batch flows (as columns); open ones re-traced from the
+        transfer log. Columnar except the re-traces: O(transfers + drawdowns) in polars, plus
+        O(accounts) Python to cut the log by account and the re-trace of each open window."""
+        import numpy as np
+        import polars as pl
+
         clock = self.clock if self.clock is not None else 0
         flows = self.flows
         # Every transfer is logged, not only the last window's: a drawdown may arrive late (a
         # row waiting for the line it refers to) and is then traced over its whole window.
-        for t in rows_for_events(tables["transfers"], "transfers"):
-            flows.out_log[t["src_account"]].append(
-                (t["ts"], t["transfer_id"], t["dst_account"], t["amount"])
+        transfers = (
+            tables["transfers"]
+            .select(
+                "src_account",
+                pl.col("ts").dt.epoch("us").alias("ts"),
+                "transfer_id",
+                "dst_account",
+                pl.col("amount").cast(pl.Float64),
             )
-        for log in flows.out_log.values():
-            log.sort()
-        if flows.out_log:
-            flows.last_transfer = max((log[-1][0], log[-1][1]) for log in flows.out_log.values())
-        paths: dict[str, list[dict[str, Any]]] = {}
-        for row in outputs.get("flow_paths.parquet", _empty()).iter_rows(named=True):
-            paths.setdefault(row["drawdown_id"], []).append(
-                {k: row[k] for k in ("hops", "transfer_ids", "sink_account", "amount")}
+            .sort("src_account", "ts", "transfer_id")
+        )
+        if transfers.height:
+            entries = transfers.select("ts", "transfer_id", "dst_account", "amount").rows()
+            src = transfers.get_column("src_account")
+            starts = np.flatnonzero(
+                np.r_[True, (src.slice(1) != src.slice(0, src.len() - 1)).to_numpy()]
+            ).tolist()
+            accounts = src.gather(starts).to_list()
+            ends = [*starts[1:], len(entries)]
+            for account, a, b in zip(accounts, starts, ends, strict=True):
+                flows.out_log[account] = entries[a:b]
+            last = transfers.sort("ts", "transfer_id").row(-1)
+            flows.last_transfer = (last[1], last[2])
+        drawdowns = (
+            tables["drawdowns"]
+            .select(
+                "drawdown_id",
+                "line_id",
+                "account_id",
+                pl.col("amount").cast(pl.Float64).alias("drawn"),
+                pl.col("ts").dt.epoch("us").alias("ts"),
             )
-        hop_columns = [f"banned_hop_{h}" for h in range(flows.max_hops + 1)]
-        for row in outputs["flows.parquet"].iter_rows(named=True):
-            did = row["drawdown_id"]
-            line, account, amount, ts = self.drawdowns[did]
-            customer = self.lines.get(line)
-            if ts + flows.window_us + flows.keep_us >= clock:
-                trace = flows.add_drawdown(did, account, amount, ts, line, customer)
-                banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
-            else:
-                summary = {
-                    "drawdown_id": did,
-                    "amount": amount,
-                    "banned_amount": row["banned_amount"],
-                    "banned_amount_3plus": row["banned_amount_3plus"],
-                    "banned_share": row["banned_share"],
-                    "min_hops_to_banned": row["min_hops_to_banned"],
-                    "banned_hops": [row.get(c, 0.0) for c in hop_columns],
-                    "capped": row.get("capped", False),
-                    "line_id": line,
-                    "customer_id": customer,
-                    "paths": paths.get(did, []),
-                }
-                flows.closed[did] = summary
-                banned, banned3 = row["banned_amount"], row["banned_amount_3plus"]
-            self.drawdown_banned[did] = (banned, banned3)
+            .join(
+                tables["credit_lines"].select("line_id", "customer_id"),
+                on="line_id",
+                how="left",
+            )
+        )
+        result = outputs["flows.parquet"].join(
+            drawdowns, on="drawdown_id", how="inner", maintain_order="left"
+        )
+        is_open = pl.col("ts") + (flows.window_us + flows.keep_us) >= clock
+        closed = result.filter(~is_open)
+        paths = outputs.get("flow_paths.parquet")
+        if paths is not None:
+            paths = paths.join(closed.select("drawdown_id"), on="drawdown_id", how="semi")
+        flows.closed.add_batch(closed, paths)
+        totals = closed.group_by("customer_id").agg(
+            pl.col("banned_amount").sum(), pl.col("banned_amount_3plus").sum()
+        )
+        for customer, banned, banned3 in totals.iter_rows():
+            agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
+            agg[1] += banned
+            agg[2] += banned3
+        opened = result.filter(is_open).select(
+            "drawdown_id", "account_id", "drawn", "ts", "line_id", "customer_id"
+        )
+        for did, account, amount, ts, line, customer in opened.iter_rows():
+            trace = flows.add_drawdown(did, account, amount, ts, line, customer)
+            self.customer_drawdowns[customer].append(did)
+            banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
+            trace.reported = (banned, banned3)
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
@@ -439,11 +467,9 @@ class LiveState(rules.RuleMixin):
         v = event.values
         line, account, amount, ts = v["line_id"], v["account_id"], v["amount"], v["ts"]
         customer = self.lines[line]
-        self.drawdowns[v["drawdown_id"]] = (line, account, amount, ts)
         self.customer_drawdowns[customer].append(v["drawdown_id"])
         day_count = self.velocity.add_drawdown(line, amount, ts)
         self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
-        self.drawdown_banned[v["drawdown_id"]] = (0.0, 0.0)
         if v.get("device_id") is not None:
             self._device_use(customer, v["device_id"])
         self._burst(customer, ts, day_count)
@@ -508,20 +534,6 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 
 def _row(event: Event) -> tuple[Any, ...]:
     return tuple(map(event.values.get, _COLUMNS[event.table]))
-
-
-def _empty() -> Any:
-    import polars as pl
-
-    return pl.DataFrame(
-        schema={
-            "drawdown_id": pl.String,
-            "hops": pl.Int32,
-            "transfer_ids": pl.List(pl.String),
-            "sink_account": pl.String,
-            "amount": pl.Float64,
-        }
-    )
 
 
 def _us_since(started: int) -> int:

@@ -14,13 +14,10 @@ Rows closed before the batch run keep that run's evidence paths as its ``flow_pa
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
-
-if TYPE_CHECKING:
-    from graphkit.live.flows import Trace
 
 
 class ClosedFlows:
@@ -48,8 +45,8 @@ class ClosedFlows:
     def __contains__(self, drawdown_id: object) -> bool:
         return drawdown_id in self.index
 
-    def add(self, trace: Trace) -> None:
-        """Append a trace whose window closed. O(H)."""
+    def add(self, trace: Any) -> None:
+        """Append a :class:`~graphkit.live.flows.Trace` whose window closed. O(H)."""
         self.index[trace.drawdown_id] = len(self.ids)
         self.ids.append(trace.drawdown_id)
         self.line_ids.append(trace.line_id)

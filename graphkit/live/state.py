@@ -35,20 +35,20 @@ from graphkit.atomic import atomic_write_bytes
 from graphkit.config import Config, from_mapping
 from graphkit.live import rules
 from graphkit.live.events import (
+    KEY_COLUMNS,
     TABLE_EVENTS,
+    TIME_COLUMNS,
     US_PER_DAY,
     US_PER_SECOND,
     Event,
     EventRejected,
-    event_key,
-    event_time,
     key_text,
     parse_event,
     us_to_datetime,
     us_to_iso,
 )
 from graphkit.live.flows import LiveFlows, TransferRecord
-from graphkit.live.load import LiveError, read_run_outputs, rows_for_events, snapshot_tables
+from graphkit.live.load import LiveError, read_run_outputs, snapshot_tables
 from graphkit.live.results import ApplyResult, Decision
 from graphkit.live.structure import LiveCircles, LiveRings
 from graphkit.live.velocity import Velocity
@@ -155,19 +155,7 @@ class LiveState(rules.RuleMixin):
         outputs = dict(outputs or {})
         state = cls(config)
         tables = snapshot_tables(graph)
-        clock = None
-        for name in _LOAD_ORDER:
-            rows = rows_for_events(tables[name], name)
-            kind = TABLE_EVENTS[name]
-            for values in rows:
-                event = Event(
-                    kind, name, values, event_time(name, values), event_key(kind, name, values)
-                )
-                if event.ts is not None and (clock is None or event.ts > clock):
-                    clock = event.ts
-                state._register(event)
-                state._load_row(event)
-        state.clock = state.cut = clock
+        state.clock = state.cut = state._load_tables(tables)
         circles = circle_membership(graph)
         state.circles.load(
             list(
@@ -200,18 +188,37 @@ class LiveState(rules.RuleMixin):
         state._load_batch(outputs)
         return state
 
-    def _load_row(self, event: Event) -> None:
-        """Apply a snapshot row without traces, rules or decisions."""
-        v = event.values
-        if event.table == "drawdowns":
-            # the customer's drawdowns list only those with an open trace (``_load_flows``)
-            customer = self.lines.get(v["line_id"])
-            self.velocity.add_drawdown(v["line_id"], v["amount"], v["ts"])
-            self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += v["amount"]
-        elif event.table in ("transfers", "guarantees", "device_links"):
-            return
-        else:
-            self._apply_entity(event)
+    def _load_tables(self, tables: dict[str, Any]) -> int | None:
+        """Register and apply the snapshot's rows (no traces, rules or decisions); returns the
+        latest event time. Table by table in columns: the rows' keys and values for the
+        duplicate checks, the entity maps, and the velocity of drawdowns and repayments in
+        polars; Python builds the dicts (O(rows) C-level inserts, no event per row)."""
+        import polars as pl
+
+        clock = None
+        for name in _LOAD_ORDER:
+            frame = tables[name]
+            columns = _COLUMNS[name]
+            datetimes = [c.name for c in TABLES[name].columns if c.kind.value == "datetime"]
+            values = frame.select(
+                pl.col(c).dt.epoch("us") if c in datetimes else pl.col(c) for c in columns
+            )
+            latest = values.select(_own_time(name, values).max()).item()
+            if latest is not None and (clock is None or latest > clock):
+                clock = latest
+            self.rows.update(zip(_frame_keys(name, values), values.rows(), strict=True))
+            if name == "drawdowns":
+                self.velocity.load_drawdowns(values)
+                drawn = values.group_by("line_id").agg(pl.col("amount").sum())
+                for line_id, amount in drawn.iter_rows():
+                    customer = self.lines.get(line_id)
+                    self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
+            elif name == "repayments":
+                self.velocity.load_repayments(values)
+            elif name not in ("transfers", "guarantees", "device_links"):
+                for row in values.iter_rows(named=True):
+                    self._apply_entity(name, row)
+        return clock
 
     def _load_flows(self, tables: dict[str, Any], outputs: dict[str, Any]) -> None:
         """Closed windows from the batch flows (as columns); open ones re-traced from the
@@ -410,9 +417,7 @@ class LiveState(rules.RuleMixin):
                 )
         return issues
 
-    def _apply_entity(self, event: Event) -> None:
-        v = event.values
-        table = event.table
+    def _apply_entity(self, table: str, v: dict[str, Any]) -> None:
         if table == "sectors":
             self.sectors[v["sector"]] = bool(v["banned"])
         elif table == "merchants":
@@ -458,7 +463,7 @@ class LiveState(rules.RuleMixin):
             for trace in self.flows.add_transfer(record):
                 self._trace_changed(trace)
         else:
-            self._apply_entity(event)
+            self._apply_entity(table, v)
             if table == "labels" and v["defaulted"]:
                 self._label_defaulted(v["customer_id"])
         return None
@@ -534,6 +539,41 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 
 def _row(event: Event) -> tuple[Any, ...]:
     return tuple(map(event.values.get, _COLUMNS[event.table]))
+
+
+def _own_time(table: str, frame: Any) -> Any:
+    """A row's event time (``events.event_time``) as a polars expression in microseconds."""
+    import polars as pl
+
+    parts = [
+        pl.col(c).cast(pl.Datetime("us")).dt.epoch("us")
+        if frame.schema[c] == pl.Date
+        else pl.col(c).cast(pl.Int64)
+        for c in TIME_COLUMNS.get(table, ())
+    ]
+    return pl.coalesce(parts) if parts else pl.lit(None, dtype=pl.Int64)
+
+
+def _frame_keys(table: str, values: Any) -> list[str]:
+    """``events.event_key`` of every row of ``values`` (schema columns in event kinds)."""
+    import polars as pl
+
+    kind = TABLE_EVENTS[table]
+    columns = KEY_COLUMNS[table]
+    if len(columns) == 1:
+        return (
+            values.select(
+                pl.format("{}:{}", pl.lit(kind), pl.col(columns[0]).cast(pl.String)).fill_null(
+                    f"{kind}:"
+                )
+            )
+            .to_series()
+            .to_list()
+        )
+    return [
+        f"{kind}:" + "|".join("" if v is None else str(v) for v in row)
+        for row in values.select(columns).rows()
+    ]
 
 
 def _us_since(started: int) -> int:

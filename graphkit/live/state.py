@@ -96,7 +96,11 @@ class LiveState(rules.RuleMixin):
         )
         live = config.live
         self.velocity = Velocity(live.fast_draw_minutes, live.night_start_hour, live.night_end_hour)
-        self.rows: dict[str, tuple[Any, ...]] = {}
+        # event key -> the row's schema values (events applied live) or, for the snapshot's
+        # rows, a 64-bit digest of them (``polars.DataFrame.hash_rows`` in the row's dtypes,
+        # ``_row_schemas``): a repeat is told from a clash without a tuple per snapshot row
+        self.rows: dict[str, tuple[Any, ...] | int] = {}
+        self._row_schemas: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
         self.lines: dict[str, str] = {}
         self.accounts: dict[str, str] = {}
@@ -206,7 +210,9 @@ class LiveState(rules.RuleMixin):
             latest = values.select(_own_time(name, values).max()).item()
             if latest is not None and (clock is None or latest > clock):
                 clock = latest
-            self.rows.update(zip(_frame_keys(name, values), values.rows(), strict=True))
+            self._row_schemas[name] = dict(values.schema)
+            digests = values.hash_rows(*_ROW_SEEDS).to_list() if values.height else []
+            self.rows.update(zip(_frame_keys(name, values), digests, strict=True))
             if name == "drawdowns":
                 self.velocity.load_drawdowns(values)
                 drawn = values.group_by("line_id").agg(pl.col("amount").sum())
@@ -336,12 +342,26 @@ class LiveState(rules.RuleMixin):
     def _register(self, event: Event) -> None:
         self.rows[event.key] = _row(event)
 
+    def _row_value(self, event: Event, like: tuple[Any, ...] | int) -> tuple[Any, ...] | int:
+        """The event's row as ``like`` is kept: a tuple, or the digest of a snapshot row
+        (a one-row frame hashed like the snapshot's rows: only for a repeated key)."""
+        row = _row(event)
+        if isinstance(like, tuple):
+            return row
+        import polars as pl
+
+        try:
+            frame = pl.DataFrame([row], schema=self._row_schemas[event.table], orient="row")
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return row
+        return frame.hash_rows(*_ROW_SEEDS).item()
+
     def _check(self, event: Event, at: int | None) -> str:
         """References, duplicates and time; returns "new" or "duplicate", else raises."""
         file = f"{event.type} event"
         previous = self.rows.get(event.key)
         if previous is not None:
-            if previous == _row(event):
+            if previous == self._row_value(event, previous):
                 return "duplicate"
             raise EventRejected(
                 [
@@ -535,6 +555,9 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
     )
     for name, table in TABLES.items()
 }
+
+
+_ROW_SEEDS = (14, 15, 16, 17)  # hash_rows seeds (fixed: digests survive a checkpoint)
 
 
 def _row(event: Event) -> tuple[Any, ...]:

@@ -216,13 +216,13 @@ class LiveState(rules.RuleMixin):
             if name == "drawdowns":
                 self.velocity.load_drawdowns(values)
                 drawn = values.group_by("line_id").agg(pl.col("amount").sum())
-                for line_id, amount in drawn.iter_rows():
+                for line_id, amount in _columns(drawn):
                     customer = self.lines.get(line_id)
                     self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
             elif name == "repayments":
                 self.velocity.load_repayments(values)
             elif name not in ("transfers", "guarantees", "device_links"):
-                for row in values.iter_rows(named=True):
+                for row in values.to_dicts():
                     self._apply_entity(name, row)
         return clock
 
@@ -287,14 +287,14 @@ class LiveState(rules.RuleMixin):
         totals = closed.group_by("customer_id").agg(
             pl.col("banned_amount").sum(), pl.col("banned_amount_3plus").sum()
         )
-        for customer, banned, banned3 in totals.iter_rows():
+        for customer, banned, banned3 in _columns(totals):
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
         opened = result.filter(is_open).select(
             "drawdown_id", "account_id", "drawn", "ts", "line_id", "customer_id"
         )
-        for did, account, amount, ts, line, customer in opened.iter_rows():
+        for did, account, amount, ts, line, customer in _columns(opened):
             trace = flows.add_drawdown(did, account, amount, ts, line, customer)
             self.customer_drawdowns[customer].append(did)
             banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
@@ -601,3 +601,9 @@ def _frame_keys(table: str, values: Any) -> list[str]:
 
 def _us_since(started: int) -> int:
     return (time.perf_counter_ns() - started) // 1000
+
+
+def _columns(frame: Any) -> Any:
+    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
+    per batch of rows: slow on frames of list columns)."""
+    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)

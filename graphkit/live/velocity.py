@@ -128,7 +128,7 @@ class Velocity:
             .group_by("line_id")
             .agg(pl.col("amount").sum(), pl.col("paid_at").sort())
         )
-        for line_id, amount, times in paid.iter_rows():
+        for line_id, amount, times in _columns(paid):
             line = self.lines[line_id]
             line.repaid += amount
             line.repaid_times = sorted([*line.repaid_times, *times])
@@ -191,7 +191,7 @@ class Velocity:
             pl.col("amount").sum().alias("drawn"),
             pl.col("amount").filter(pl.col("_fast")).sum().alias("fast"),
         )
-        for line_id, times, drawn, fast in per_line.iter_rows():
+        for line_id, times, drawn, fast in _columns(per_line):
             line = self.lines[line_id]
             line.times = sorted([*line.times, *times])
             line.drawn += drawn
@@ -199,13 +199,13 @@ class Velocity:
         per_customer = draws.group_by("_customer").agg(
             pl.col("ts"), pl.col("ts").filter(pl.col("_night")).alias("night")
         )
-        for customer, times, nights in per_customer.iter_rows():
+        for customer, times, nights in _columns(per_customer):
             self.times[customer] = sorted([*self.times.get(customer, ()), *times])
             if nights:
                 self.night[customer] = sorted([*self.night.get(customer, ()), *nights])
         counts = draws.group_by("_customer", "_day").len()
         days = self.days
-        for customer, day, n in counts.iter_rows():
+        for customer, day, n in _columns(counts):
             days[customer][day] += n
 
     def _is_night(self, ts: int) -> bool:
@@ -303,3 +303,9 @@ def _day_counts() -> defaultdict[int, int]:
 def _count_after(times: list[int], now: int, span: int) -> int:
     upto = bisect_right(times, now)
     return upto - bisect_right(times, now - span, 0, upto)
+
+
+def _columns(frame: Any) -> Any:
+    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
+    per batch of rows: slow on frames of list columns)."""
+    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)

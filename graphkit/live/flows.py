@@ -131,6 +131,9 @@ class LiveFlows:
     account per event (``_sweep``), so their memory stays bounded.
     ``holders[a]``: the numbers of the traces holding taint below layer H at the non-sink
     ``a`` that a transfer out of ``a`` can still move; each moves its taint in Python.
+    ``closed``: the results of the drawdowns whose window ended, as columns
+    (:class:`~graphkit.live.closed.ClosedFlows`): a trace leaves every index above when it
+    closes (:meth:`expire`), so the open state is bounded by the window, not by history.
     """
 
     # accounts whose sets are cleared of dead trace numbers per event, once half as many

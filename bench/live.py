@@ -21,10 +21,12 @@ For each size (customers; generated with ``graphkit generate`` into ``bench/data
    --cut T`` (each its own process, wall time, the replay's start-up/apply/write from its
    manifest).
 
-Not measured here (see BENCHMARKS.md): 1M and 5M customers (the script takes ``--sizes`` but
-they are not run on the shared machine), and the "Neo4j shop" baseline (merge each event and
-re-run the Cypher trace).
+``--data DIR`` runs on an existing input instead of generating ``--sizes`` (the shared networks
+``/work/data/net20k``, ``net200k``, ``net1000k``; the 1M and 5M-node ones need the big-memory
+lock). The "Neo4j shop" baseline is ``bench/neo4j_baseline.py``; the engine at a git ref against
+this one with the GC on, start-up CPU and state RSS is ``bench/live_ab.py``.
 
+    python bench/live.py --data /work/data/net20k --cut 2025-01-15 --versus-batch --name live_net20k
     python bench/live.py --sizes 20000 --cut 2025-01-15 --baseline main --versus-batch
     python bench/live.py --sizes 2000 --cut 2025-01-15     # time to flag over most of the data
 """

@@ -21,10 +21,12 @@ For each size (customers; generated with ``graphkit generate`` into ``bench/data
    --cut T`` (each its own process, wall time, the replay's start-up/apply/write from its
    manifest).
 
-Not measured here (see BENCHMARKS.md): 1M and 5M customers (the script takes ``--sizes`` but
-they are not run on the shared machine), and the "Neo4j shop" baseline (merge each event and
-re-run the Cypher trace).
+``--data DIR`` runs on an existing input instead of generating ``--sizes`` (the shared networks
+``/work/data/net20k``, ``net200k``, ``net1000k``; the 1M and 5M-node ones need the big-memory
+lock). The "Neo4j shop" baseline is ``bench/neo4j_baseline.py``; the engine at a git ref against
+this one with the GC on, start-up CPU and state RSS is ``bench/live_ab.py``.
 
+    python bench/live.py --data /work/data/net20k --cut 2025-01-15 --versus-batch --name live_net20k
     python bench/live.py --sizes 20000 --cut 2025-01-15 --baseline main --versus-batch
     python bench/live.py --sizes 2000 --cut 2025-01-15     # time to flag over most of the data
 """
@@ -89,6 +91,16 @@ def dataset(customers: int) -> Path:
     return path
 
 
+def nodes(tables: dict[str, pl.DataFrame]) -> int:
+    """Nodes of the risk graph: customers, accounts, merchants, sectors, credit lines, devices."""
+    devices = pl.concat(
+        [tables["device_links"]["device_id"], tables["drawdowns"]["device_id"].drop_nulls()]
+    ).n_unique()
+    return devices + sum(
+        tables[t].height for t in ("customers", "accounts", "merchants", "sectors", "credit_lines")
+    )
+
+
 def last_event(tables: dict[str, pl.DataFrame]) -> datetime:
     return max(tables["drawdowns"]["ts"].max(), tables["transfers"]["ts"].max())
 
@@ -100,9 +112,11 @@ def measure(
     with_drift: bool,
     baseline: str | None = None,
     versus_batch: bool = False,
+    data: Path | None = None,
 ) -> dict:
-    path = dataset(customers)
+    path = data or dataset(customers)
     tables = read_input(path).tables
+    customers = tables["customers"].height
     cut = cut or last_event(tables) - timedelta(days=days)
     before, events = split_tables(tables, cut)
     config = replay_config(from_mapping(CONFIG), events)
@@ -113,9 +127,10 @@ def measure(
         batch_seconds = time.perf_counter() - clock
         with RssSampler() as rss:
             rss.open("start")
-            clock = time.perf_counter()
+            clock, cpu = time.perf_counter(), time.process_time()
             state = LiveState.from_run(work / "run", config)
             startup = time.perf_counter() - clock
+            startup_cpu = time.process_time() - cpu
             start_rss = rss.close("start")
             rss.open("apply")
             costs: dict[str, list[int]] = {}
@@ -125,6 +140,15 @@ def measure(
             # the start-up heap never changes shape: keep the cyclic GC from rescanning it (the
             # GC stays on, as in the service; graphkit replay pauses it for its loop)
             gc.freeze()
+            pauses: list[int] = []
+
+            def on_gc(phase: str, info: dict) -> None:
+                if phase == "start":
+                    on_gc.started = time.perf_counter_ns()  # type: ignore[attr-defined]
+                else:
+                    pauses.append(time.perf_counter_ns() - on_gc.started)  # type: ignore[attr-defined]
+
+            gc.callbacks.append(on_gc)
             clock = time.perf_counter()
             for at, event in events:
                 t0, w0 = time.thread_time_ns(), time.perf_counter_ns()
@@ -137,6 +161,7 @@ def measure(
                     d = result.decision
                     decisions.append((d.customer_id, event.ts, d.decision))
             apply_seconds = time.perf_counter() - clock
+            gc.callbacks.remove(on_gc)
             apply_rss = rss.close("apply")
             gc.unfreeze()
             clock = time.perf_counter()
@@ -149,7 +174,10 @@ def measure(
         "cut": cut.isoformat(),
         "events": len(events),
         "batch_seconds_before_cut": round(batch_seconds, 1),
+        "dataset": str(path),
         "startup_seconds": round(startup, 2),
+        "startup_cpu_seconds": round(startup_cpu, 2),
+        "nodes": nodes(tables),
         "startup_peak_rss_mb": round(start_rss),
         "apply_seconds": round(apply_seconds, 2),
         "events_per_second": round(len(events) / apply_seconds) if apply_seconds else None,
@@ -159,6 +187,11 @@ def measure(
         "max_us": round(float(every.max()), 1),
         "wall_p50_us": round(float(np.percentile(walls, 50)) / 1000, 1) if walls else None,
         "wall_p99_us": round(float(np.percentile(walls, 99)) / 1000, 1) if walls else None,
+        "apply_cpu_seconds": round(float(every.sum()) / 1e6, 2),
+        "events_per_cpu_second": round(len(events) / max(float(every.sum()) / 1e6, 1e-9)),
+        "gc_pauses": len(pauses),
+        "gc_seconds": round(sum(pauses) / 1e9, 2),
+        "gc_max_ms": round(max(pauses, default=0) / 1e6, 1),
         "write_seconds": round(write_total, 2),
         "write_seconds_by_table": write_seconds,
         "peak_rss_mb": round(max(start_rss, apply_rss)),
@@ -479,6 +512,11 @@ def _q(values: list[float], q: float) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000", help="customers, comma-separated")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="an input directory to use instead of generating --sizes (e.g. /work/data/net200k)",
+    )
     parser.add_argument("--cut", default=None, help="ISO time; default: --days before the end")
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--name", default="live")
@@ -495,10 +533,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     cut = datetime.fromisoformat(args.cut).replace(tzinfo=UTC) if args.cut else None
-    results = [
-        measure(int(n), cut, args.days, args.drift, args.baseline, args.versus_batch)
-        for n in args.sizes.split(",")
-    ]
+    if args.data:
+        results = [
+            measure(
+                0, cut, args.days, args.drift, args.baseline, args.versus_batch, Path(args.data)
+            )
+        ]
+    else:
+        results = [
+            measure(int(n), cut, args.days, args.drift, args.baseline, args.versus_batch)
+            for n in args.sizes.split(",")
+        ]
     print_table(
         "live engine: speed",
         [

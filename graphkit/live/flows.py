@@ -38,20 +38,28 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphkit.live.closed import ClosedFlows
+
 _NEVER = (1 << 62, "")
 _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
 
 
-@dataclass
+@dataclass(slots=True)
 class Trace:
     """One drawdown's open fund-flow trace.
 
     ``uid``: its number in the reach sets of :class:`LiveFlows` (renewed when re-traced).
-    ``taint``: account -> list of H + 1 layer amounts. ``first``: account -> per layer < H,
-    the (ts, transfer_id) of the layer's first tainted arrival (None before it): the hub cap
-    counts the account's transfers out after it. ``via``: (account, layer) -> (transfer_id,
-    source) of that first arrival: the path the money took (evidence); ``sink_at``: layer ->
-    the first sink the money reached in that layer. ``banned``: amount landed in sinks per layer.
+    Per (account, layer) the trace keeps flat dicts keyed by ``slot[account] * LAYERS + layer``
+    (``slot``: the accounts the money arrived at, numbered in arrival order), holding only ints,
+    floats and strings: such dicts are not tracked by the cyclic garbage collector, so an open
+    trace costs the collector O(1) objects however far its money spread (a list per account
+    made every full collection walk them all: the start of the seconds-long pauses).
+    ``taint``: layer amounts held. ``first_ts`` / ``first_tid``: the (ts, transfer_id) of the
+    layer's first tainted arrival, for layers < H: the hub cap counts the account's transfers
+    out after it. ``via_tid`` / ``via_src``: the transfer and source of that first arrival: the
+    path the money took (evidence); ``sink_at``: layer -> the first sink the money reached in
+    that layer. ``banned``: amount landed in sinks per layer. ``reported``: (banned amount,
+    3+ hop amount) as last added to the customer's totals.
     """
 
     drawdown_id: str
@@ -62,15 +70,19 @@ class Trace:
     customer_id: str | None
     line_id: str
     uid: int = 0
-    taint: dict[str, list[float]] = field(default_factory=dict)
-    first: dict[str, list[tuple[int, str] | None]] = field(default_factory=dict)
-    via: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+    slot: dict[str, int] = field(default_factory=dict)
+    taint: dict[int, float] = field(default_factory=dict)
+    first_ts: dict[int, int] = field(default_factory=dict)
+    first_tid: dict[int, str] = field(default_factory=dict)
+    via_tid: dict[int, str] = field(default_factory=dict)
+    via_src: dict[int, str] = field(default_factory=dict)
     banned: list[float] = field(default_factory=list)
     sink_at: dict[int, str] = field(default_factory=dict)
     min_hops: int | None = None
     capped: bool = False
     # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
     version: int = 0
+    reported: tuple[float, float] = (0.0, 0.0)
 
     @property
     def banned_amount(self) -> float:
@@ -119,6 +131,9 @@ class LiveFlows:
     account per event (``_sweep``), so their memory stays bounded.
     ``holders[a]``: the numbers of the traces holding taint below layer H at the non-sink
     ``a`` that a transfer out of ``a`` can still move; each moves its taint in Python.
+    ``closed``: the results of the drawdowns whose window ended, as columns
+    (:class:`~graphkit.live.closed.ClosedFlows`): a trace leaves every index above when it
+    closes (:meth:`expire`), so the open state is bounded by the window, not by history.
     """
 
     # accounts whose sets are cleared of dead trace numbers per event, once half as many
@@ -131,12 +146,13 @@ class LiveFlows:
         self.window_us = window_us
         self.evidence_k = evidence_k
         self.max_hops = max_hops
+        self.layers = max_hops + 1
         self.cap = cap
         self.keep_us = keep_us
         self.sinks: set[str] = set()
         self.out_log: dict[str, list[tuple[int, str, str, float]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
-        self.closed: dict[str, dict[str, Any]] = {}
+        self.closed = ClosedFlows(max_hops)
         # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
         self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.by_uid: dict[int, Trace] = {}
@@ -260,17 +276,46 @@ class LiveFlows:
             if trace is None:
                 continue
             self._forget(trace)
-            self.closed[drawdown_id] = trace.summary()
+            self.closed.add(trace)
             done.append(drawdown_id)
         self._sweep_some()
         return done
 
     def result(self, drawdown_id: str) -> dict[str, Any] | None:
         trace = self.traces.get(drawdown_id)
-        return trace.summary() if trace is not None else self.closed.get(drawdown_id)
+        return trace.summary() if trace is not None else self.closed.summary(drawdown_id)
 
     def results(self) -> list[dict[str, Any]]:
-        return [*self.closed.values(), *(t.summary() for t in self.traces.values())]
+        """Every drawdown's result as a dict (closed, then open). O(drawdowns x H) in Python:
+        for tests and comparisons; the outputs read :meth:`frame`."""
+        return [*self.closed.summaries(), *(t.summary() for t in self.traces.values())]
+
+    def frame(self) -> Any:
+        """Every drawdown's result as a frame (:meth:`ClosedFlows.frame`'s columns, closed
+        rows then open traces). Columnar for closed rows, O(open traces x H) Python."""
+        import polars as pl
+
+        closed = self.closed.frame()
+        open_rows = [t.summary() for t in self.traces.values()]
+        if not open_rows:
+            return closed
+        opened = pl.DataFrame(
+            {
+                "drawdown_id": [r["drawdown_id"] for r in open_rows],
+                "amount": [float(r["amount"]) for r in open_rows],
+                **{
+                    f"banned_hop_{h}": [float(r["banned_hops"][h]) for r in open_rows]
+                    for h in range(self.layers)
+                },
+                "min_hops_to_banned": [r["min_hops_to_banned"] for r in open_rows],
+                "capped": [bool(r["capped"]) for r in open_rows],
+                "line_id": [r["line_id"] for r in open_rows],
+                "customer_id": [r["customer_id"] for r in open_rows],
+                "from_batch": [False] * len(open_rows),
+            },
+            schema=closed.schema,
+        )
+        return pl.concat([closed, opened])
 
     # -- the sets ------------------------------------------------------------------------------
 
@@ -406,30 +451,35 @@ class LiveFlows:
         only once the log is that long: O(H log n). Returns whether no later transfer out of
         ``src`` can move this trace's taint there (drained, or every held layer capped).
         """
-        layers = trace.taint[src]
-        firsts = trace.first.get(src) if position >= self.cap else None
+        taint = trace.taint
+        base = trace.slot[src] * self.layers
+        capping = position >= self.cap
         room = amount
         moved: list[tuple[int, float]] = []
         movable = False
         for layer in range(self.max_hops):
-            held = layers[layer]
+            held = taint.get(base + layer, 0.0)
             if held <= 0:
                 continue
             if room <= 0:
                 movable = True
                 break
-            if firsts is not None:
-                since = firsts[layer]
-                if since is not None and position - bisect_right(log, (*since, _LAST)) >= self.cap:
+            if capping:
+                since = trace.first_ts.get(base + layer)
+                if (
+                    since is not None
+                    and position - bisect_right(log, (since, trace.first_tid[base + layer], _LAST))
+                    >= self.cap
+                ):
                     trace.capped = True
                     continue
             if held > room:
-                layers[layer] = held - room
+                taint[base + layer] = held - room
                 moved.append((layer + 1, room))
                 room = 0.0
                 movable = True
                 break
-            layers[layer] = 0.0
+            taint[base + layer] = 0.0
             room -= held
             moved.append((layer + 1, held))
         for layer, take in moved:
@@ -446,25 +496,25 @@ class LiveFlows:
         key: tuple[int, str],
         source: str,
     ) -> None:
-        via = (account, layer)
-        if via not in trace.via:
-            trace.via[via] = (key[1], source)
+        slot = trace.slot.get(account)
+        if slot is None:
+            slot = trace.slot[account] = len(trace.slot)
+        at = slot * self.layers + layer
+        if at not in trace.via_tid:
+            trace.via_tid[at] = key[1]
+            trace.via_src[at] = source
         if account in self.sinks:
             trace.banned[layer] += amount
             trace.version += 1
             if layer not in trace.sink_at:
                 trace.sink_at[layer] = account
             return
-        layers = trace.taint.get(account)
-        if layers is None:
-            layers = trace.taint[account] = [0.0] * (self.max_hops + 1)
-        layers[layer] += amount
+        taint = trace.taint
+        taint[at] = taint.get(at, 0.0) + amount
         if layer < self.max_hops:
-            firsts = trace.first.get(account)
-            if firsts is None:
-                firsts = trace.first[account] = [None] * self.max_hops
-            if firsts[layer] is None:
-                firsts[layer] = key
+            if at not in trace.first_ts:
+                trace.first_ts[at] = key[0]
+                trace.first_tid[at] = key[1]
             holders = self.holders.get(account)
             if holders is None:
                 holders = self.holders[account] = set()
@@ -482,8 +532,9 @@ class LiveFlows:
             sink = trace.sink_at[layer]
             path, account = [], sink
             for h in range(layer, 0, -1):
-                tid, account = trace.via[(account, h)]
-                path.append(tid)
+                at = trace.slot[account] * self.layers + h
+                path.append(trace.via_tid[at])
+                account = trace.via_src[at]
             return [*reversed(path), sink]
         return []
 
@@ -497,8 +548,9 @@ class LiveFlows:
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
         self._number(trace)
-        trace.taint, trace.first, trace.via, trace.sink_at = {}, {}, {}, {}
-        trace.banned = [0.0] * (self.max_hops + 1)
+        trace.slot, trace.taint, trace.sink_at = {}, {}, {}
+        trace.first_ts, trace.first_tid, trace.via_tid, trace.via_src = {}, {}, {}, {}
+        trace.banned = [0.0] * self.layers
         trace.min_hops, trace.capped = None, False
         uid = trace.uid
         for account, hops in self._reach_from_scratch(trace).items():
@@ -568,8 +620,8 @@ class LiveFlows:
             log = self.out_log[src]
             position = bisect_left(log, (ts, tid))
             if self._step_amount(trace, src, dst, amount, (ts, tid), log, position):
-                self.holders.get(src, set()).discard(trace.drawdown_id)
-            if dst not in pushed and dst not in self.sinks and dst in trace.taint:
+                self.holders.get(src, set()).discard(trace.uid)
+            if dst not in pushed and dst not in self.sinks and dst in trace.slot:
                 push(dst, (ts, tid))
 
     # -- evidence -------------------------------------------------------------------------------

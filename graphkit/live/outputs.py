@@ -3,7 +3,7 @@ replay (never per event): circles, rings, flows, evidence paths, alerts, velocit
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -59,31 +59,31 @@ def rings_frame(state: LiveState) -> pl.DataFrame:
 
 
 def flows_frame(state: LiveState) -> pl.DataFrame:
-    """flows.parquet: one row per drawdown (closed windows and open traces), by drawdown_id."""
+    """flows.parquet: one row per drawdown (closed windows and open traces), by drawdown_id.
+    Built from the columns of the closed results (:class:`~graphkit.live.closed.ClosedFlows`)
+    plus one summary per open trace."""
     hops = state.config.flows.max_hops
-    rows = sorted(state.flows.results(), key=lambda r: r["drawdown_id"])
-    by_hop = {
-        f"banned_hop_{h}": pl.Series([r["banned_hops"][h] for r in rows], dtype=pl.Float64)
-        for h in range(hops + 1)
-    }
-    return pl.DataFrame(
-        {
-            "drawdown_id": pl.Series([r["drawdown_id"] for r in rows], dtype=pl.String),
-            "amount": pl.Series([r["amount"] for r in rows], dtype=pl.Float64),
-            "banned_amount": pl.Series([r["banned_amount"] for r in rows], dtype=pl.Float64),
-            "banned_amount_3plus": pl.Series(
-                [r["banned_amount_3plus"] for r in rows], dtype=pl.Float64
-            ),
-            "banned_share": pl.Series([r["banned_share"] for r in rows], dtype=pl.Float64),
-            "min_hops_to_banned": pl.Series(
-                [r["min_hops_to_banned"] for r in rows], dtype=pl.Int32
-            ),
-            **by_hop,
-            "policy": pl.Series([state.config.flows.policy] * len(rows), dtype=pl.String),
-            "capped": pl.Series([bool(r["capped"]) for r in rows], dtype=pl.Boolean),
-            "line_id": pl.Series([r["line_id"] for r in rows], dtype=pl.String),
-            "customer_id": pl.Series([r["customer_id"] for r in rows], dtype=pl.String),
-        }
+    layers = [f"banned_hop_{h}" for h in range(hops + 1)]
+    frame = state.flows.frame()
+    return (
+        frame.with_columns(
+            banned_amount=pl.sum_horizontal(layers),
+            banned_amount_3plus=pl.sum_horizontal(layers[3:]) if hops >= 3 else pl.lit(0.0),
+        )
+        .select(
+            "drawdown_id",
+            pl.col("amount").cast(pl.Float64),
+            "banned_amount",
+            "banned_amount_3plus",
+            (pl.col("banned_amount") / pl.col("amount")).alias("banned_share"),
+            pl.col("min_hops_to_banned").cast(pl.Int32),
+            *layers,
+            pl.lit(state.config.flows.policy, dtype=pl.String).alias("policy"),
+            pl.col("capped").cast(pl.Boolean),
+            pl.col("line_id").cast(pl.String),
+            pl.col("customer_id").cast(pl.String),
+        )
+        .sort("drawdown_id")
     )
 
 
@@ -96,22 +96,20 @@ def flow_paths_frame(state: LiveState) -> pl.DataFrame:
     search per drawdown."""
     k = state.config.flows.evidence_paths
     schema = PATH_SCHEMA
-    records: list[dict[str, Any]] = []
-    search: list[str] = []
-    for summary in state.flows.results():
-        if summary["min_hops_to_banned"] is None:
-            continue
-        did = summary["drawdown_id"]
-        if "paths" not in summary:
-            search.append(did)
-            continue
-        for rank, path in enumerate(summary["paths"], start=1):
-            records.append({"drawdown_id": did, "path_rank": rank, **path})
+    flows = state.flows
+    frame = flows.frame()
+    reaching = frame.filter(pl.col("min_hops_to_banned").is_not_null())
+    search = reaching.filter(~pl.col("from_batch")).get_column("drawdown_id").to_list()
+    batch = flows.closed.batch_paths
     kept = (
-        pl.DataFrame(
-            [{name: r[name] for name in schema} for r in records], schema=schema, orient="row"
+        batch.join(
+            reaching.filter(pl.col("from_batch")).select("drawdown_id"),
+            on="drawdown_id",
+            how="semi",
         )
-        if records
+        .cast(schema)
+        .select(list(schema))
+        if batch is not None
         else pl.DataFrame(schema=schema)
     )
     found = _search_paths(state, search, k) if search and k > 0 else pl.DataFrame(schema=schema)

@@ -191,8 +191,8 @@ class RuleMixin:
     def _trace_changed(self, trace: Trace) -> None:
         customer = trace.customer_id
         banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
-        old, old3 = self.drawdown_banned.get(trace.drawdown_id, (0.0, 0.0))
-        self.drawdown_banned[trace.drawdown_id] = (banned, banned3)
+        old, old3 = trace.reported
+        trace.reported = (banned, banned3)
         agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
         agg[1] += banned - old
         agg[2] += banned3 - old3

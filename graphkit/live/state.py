@@ -35,20 +35,20 @@ from graphkit.atomic import atomic_write_bytes
 from graphkit.config import Config, from_mapping
 from graphkit.live import rules
 from graphkit.live.events import (
+    KEY_COLUMNS,
     TABLE_EVENTS,
+    TIME_COLUMNS,
     US_PER_DAY,
     US_PER_SECOND,
     Event,
     EventRejected,
-    event_key,
-    event_time,
     key_text,
     parse_event,
     us_to_datetime,
     us_to_iso,
 )
 from graphkit.live.flows import LiveFlows, TransferRecord
-from graphkit.live.load import LiveError, read_run_outputs, rows_for_events, snapshot_tables
+from graphkit.live.load import LiveError, read_run_outputs, snapshot_tables
 from graphkit.live.results import ApplyResult, Decision
 from graphkit.live.structure import LiveCircles, LiveRings
 from graphkit.live.velocity import Velocity
@@ -96,18 +96,22 @@ class LiveState(rules.RuleMixin):
         )
         live = config.live
         self.velocity = Velocity(live.fast_draw_minutes, live.night_start_hour, live.night_end_hour)
-        self.rows: dict[str, tuple[Any, ...]] = {}
+        # event key -> the row's schema values (events applied live) or, for the snapshot's
+        # rows, a 64-bit digest of them (``polars.DataFrame.hash_rows`` in the row's dtypes,
+        # ``_row_schemas``): a repeat is told from a clash without a tuple per snapshot row
+        self.rows: dict[str, tuple[Any, ...] | int] = {}
+        self._row_schemas: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
         self.lines: dict[str, str] = {}
         self.accounts: dict[str, str] = {}
         self.merchants: dict[str, str] = {}
         self.sectors: dict[str, bool] = {}
-        self.drawdowns: dict[str, tuple[str, str, float, int]] = {}
-        # customer -> its credit lines and its drawdowns (the customer view reads only these)
+        # customer -> its credit lines, and its drawdowns applied live or open at the start
+        # (the customer view reads only these: their open traces)
         self.customer_lines: dict[str, list[str]] = defaultdict(list)
         self.customer_drawdowns: dict[str, list[str]] = defaultdict(list)
+        # customer -> [drawn, banned, banned 3+ hops]
         self.customer_flow: dict[str, list[float]] = {}
-        self.drawdown_banned: dict[str, tuple[float, float]] = {}
         self.clock: int | None = None
         self.cut: int | None = None
         self.events_applied = 0
@@ -155,19 +159,7 @@ class LiveState(rules.RuleMixin):
         outputs = dict(outputs or {})
         state = cls(config)
         tables = snapshot_tables(graph)
-        clock = None
-        for name in _LOAD_ORDER:
-            rows = rows_for_events(tables[name], name)
-            kind = TABLE_EVENTS[name]
-            for values in rows:
-                event = Event(
-                    kind, name, values, event_time(name, values), event_key(kind, name, values)
-                )
-                if event.ts is not None and (clock is None or event.ts > clock):
-                    clock = event.ts
-                state._register(event)
-                state._load_row(event)
-        state.clock = state.cut = clock
+        state.clock = state.cut = state._load_tables(tables)
         circles = circle_membership(graph)
         state.circles.load(
             list(
@@ -200,64 +192,113 @@ class LiveState(rules.RuleMixin):
         state._load_batch(outputs)
         return state
 
-    def _load_row(self, event: Event) -> None:
-        """Apply a snapshot row without traces, rules or decisions."""
-        v = event.values
-        if event.table == "drawdowns":
-            customer = self.lines.get(v["line_id"])
-            self.drawdowns[v["drawdown_id"]] = (v["line_id"], v["account_id"], v["amount"], v["ts"])
-            self.customer_drawdowns[customer].append(v["drawdown_id"])
-            self.velocity.add_drawdown(v["line_id"], v["amount"], v["ts"])
-            self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += v["amount"]
-        elif event.table in ("transfers", "guarantees", "device_links"):
-            return
-        else:
-            self._apply_entity(event)
+    def _load_tables(self, tables: dict[str, Any]) -> int | None:
+        """Register and apply the snapshot's rows (no traces, rules or decisions); returns the
+        latest event time. Table by table in columns: the rows' keys and values for the
+        duplicate checks, the entity maps, and the velocity of drawdowns and repayments in
+        polars; Python builds the dicts (O(rows) C-level inserts, no event per row)."""
+        import polars as pl
+
+        clock = None
+        for name in _LOAD_ORDER:
+            frame = tables[name]
+            columns = _COLUMNS[name]
+            datetimes = [c.name for c in TABLES[name].columns if c.kind.value == "datetime"]
+            values = frame.select(
+                pl.col(c).dt.epoch("us") if c in datetimes else pl.col(c) for c in columns
+            )
+            latest = values.select(_own_time(name, values).max()).item()
+            if latest is not None and (clock is None or latest > clock):
+                clock = latest
+            self._row_schemas[name] = dict(values.schema)
+            digests = values.hash_rows(*_ROW_SEEDS).to_list() if values.height else []
+            self.rows.update(zip(_frame_keys(name, values), digests, strict=True))
+            if name == "drawdowns":
+                self.velocity.load_drawdowns(values)
+                drawn = values.group_by("line_id").agg(pl.col("amount").sum())
+                for line_id, amount in _columns(drawn):
+                    customer = self.lines.get(line_id)
+                    self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
+            elif name == "repayments":
+                self.velocity.load_repayments(values)
+            elif name not in ("transfers", "guarantees", "device_links"):
+                for row in values.to_dicts():
+                    self._apply_entity(name, row)
+        return clock
 
     def _load_flows(self, tables: dict[str, Any], outputs: dict[str, Any]) -> None:
-        """Closed windows from the batch flows; open ones re-traced from the logged transfers."""
+        """Closed windows from the batch flows (as columns); open ones re-traced from the
+        transfer log. Columnar except the re-traces: O(transfers + drawdowns) in polars, plus
+        O(accounts) Python to cut the log by account and the re-trace of each open window."""
+        import numpy as np
+        import polars as pl
+
         clock = self.clock if self.clock is not None else 0
         flows = self.flows
         # Every transfer is logged, not only the last window's: a drawdown may arrive late (a
         # row waiting for the line it refers to) and is then traced over its whole window.
-        for t in rows_for_events(tables["transfers"], "transfers"):
-            flows.out_log[t["src_account"]].append(
-                (t["ts"], t["transfer_id"], t["dst_account"], t["amount"])
+        transfers = (
+            tables["transfers"]
+            .select(
+                "src_account",
+                pl.col("ts").dt.epoch("us").alias("ts"),
+                "transfer_id",
+                "dst_account",
+                pl.col("amount").cast(pl.Float64),
             )
-        for log in flows.out_log.values():
-            log.sort()
-        if flows.out_log:
-            flows.last_transfer = max((log[-1][0], log[-1][1]) for log in flows.out_log.values())
-        paths: dict[str, list[dict[str, Any]]] = {}
-        for row in outputs.get("flow_paths.parquet", _empty()).iter_rows(named=True):
-            paths.setdefault(row["drawdown_id"], []).append(
-                {k: row[k] for k in ("hops", "transfer_ids", "sink_account", "amount")}
+            .sort("src_account", "ts", "transfer_id")
+        )
+        if transfers.height:
+            entries = transfers.select("ts", "transfer_id", "dst_account", "amount").rows()
+            src = transfers.get_column("src_account")
+            starts = np.flatnonzero(
+                np.r_[True, (src.slice(1) != src.slice(0, src.len() - 1)).to_numpy()]
+            ).tolist()
+            accounts = src.gather(starts).to_list()
+            ends = [*starts[1:], len(entries)]
+            for account, a, b in zip(accounts, starts, ends, strict=True):
+                flows.out_log[account] = entries[a:b]
+            last = transfers.sort("ts", "transfer_id").row(-1)
+            flows.last_transfer = (last[1], last[2])
+        drawdowns = (
+            tables["drawdowns"]
+            .select(
+                "drawdown_id",
+                "line_id",
+                "account_id",
+                pl.col("amount").cast(pl.Float64).alias("drawn"),
+                pl.col("ts").dt.epoch("us").alias("ts"),
             )
-        hop_columns = [f"banned_hop_{h}" for h in range(flows.max_hops + 1)]
-        for row in outputs["flows.parquet"].iter_rows(named=True):
-            did = row["drawdown_id"]
-            line, account, amount, ts = self.drawdowns[did]
-            customer = self.lines.get(line)
-            if ts + flows.window_us + flows.keep_us >= clock:
-                trace = flows.add_drawdown(did, account, amount, ts, line, customer)
-                banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
-            else:
-                summary = {
-                    "drawdown_id": did,
-                    "amount": amount,
-                    "banned_amount": row["banned_amount"],
-                    "banned_amount_3plus": row["banned_amount_3plus"],
-                    "banned_share": row["banned_share"],
-                    "min_hops_to_banned": row["min_hops_to_banned"],
-                    "banned_hops": [row.get(c, 0.0) for c in hop_columns],
-                    "capped": row.get("capped", False),
-                    "line_id": line,
-                    "customer_id": customer,
-                    "paths": paths.get(did, []),
-                }
-                flows.closed[did] = summary
-                banned, banned3 = row["banned_amount"], row["banned_amount_3plus"]
-            self.drawdown_banned[did] = (banned, banned3)
+            .join(
+                tables["credit_lines"].select("line_id", "customer_id"),
+                on="line_id",
+                how="left",
+            )
+        )
+        result = outputs["flows.parquet"].join(
+            drawdowns, on="drawdown_id", how="inner", maintain_order="left"
+        )
+        is_open = pl.col("ts") + (flows.window_us + flows.keep_us) >= clock
+        closed = result.filter(~is_open)
+        paths = outputs.get("flow_paths.parquet")
+        if paths is not None:
+            paths = paths.join(closed.select("drawdown_id"), on="drawdown_id", how="semi")
+        flows.closed.add_batch(closed, paths)
+        totals = closed.group_by("customer_id").agg(
+            pl.col("banned_amount").sum(), pl.col("banned_amount_3plus").sum()
+        )
+        for customer, banned, banned3 in _columns(totals):
+            agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
+            agg[1] += banned
+            agg[2] += banned3
+        opened = result.filter(is_open).select(
+            "drawdown_id", "account_id", "drawn", "ts", "line_id", "customer_id"
+        )
+        for did, account, amount, ts, line, customer in _columns(opened):
+            trace = flows.add_drawdown(did, account, amount, ts, line, customer)
+            self.customer_drawdowns[customer].append(did)
+            banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
+            trace.reported = (banned, banned3)
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
@@ -301,12 +342,26 @@ class LiveState(rules.RuleMixin):
     def _register(self, event: Event) -> None:
         self.rows[event.key] = _row(event)
 
+    def _row_value(self, event: Event, like: tuple[Any, ...] | int) -> tuple[Any, ...] | int:
+        """The event's row as ``like`` is kept: a tuple, or the digest of a snapshot row
+        (a one-row frame hashed like the snapshot's rows: only for a repeated key)."""
+        row = _row(event)
+        if isinstance(like, tuple):
+            return row
+        import polars as pl
+
+        try:
+            frame = pl.DataFrame([row], schema=self._row_schemas[event.table], orient="row")
+        except (TypeError, ValueError, OverflowError, pl.exceptions.PolarsError):
+            return row
+        return frame.hash_rows(*_ROW_SEEDS).item()
+
     def _check(self, event: Event, at: int | None) -> str:
         """References, duplicates and time; returns "new" or "duplicate", else raises."""
         file = f"{event.type} event"
         previous = self.rows.get(event.key)
         if previous is not None:
-            if previous == _row(event):
+            if previous == self._row_value(event, previous):
                 return "duplicate"
             raise EventRejected(
                 [
@@ -382,9 +437,7 @@ class LiveState(rules.RuleMixin):
                 )
         return issues
 
-    def _apply_entity(self, event: Event) -> None:
-        v = event.values
-        table = event.table
+    def _apply_entity(self, table: str, v: dict[str, Any]) -> None:
         if table == "sectors":
             self.sectors[v["sector"]] = bool(v["banned"])
         elif table == "merchants":
@@ -430,7 +483,7 @@ class LiveState(rules.RuleMixin):
             for trace in self.flows.add_transfer(record):
                 self._trace_changed(trace)
         else:
-            self._apply_entity(event)
+            self._apply_entity(table, v)
             if table == "labels" and v["defaulted"]:
                 self._label_defaulted(v["customer_id"])
         return None
@@ -439,11 +492,9 @@ class LiveState(rules.RuleMixin):
         v = event.values
         line, account, amount, ts = v["line_id"], v["account_id"], v["amount"], v["ts"]
         customer = self.lines[line]
-        self.drawdowns[v["drawdown_id"]] = (line, account, amount, ts)
         self.customer_drawdowns[customer].append(v["drawdown_id"])
         day_count = self.velocity.add_drawdown(line, amount, ts)
         self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
-        self.drawdown_banned[v["drawdown_id"]] = (0.0, 0.0)
         if v.get("device_id") is not None:
             self._device_use(customer, v["device_id"])
         self._burst(customer, ts, day_count)
@@ -506,23 +557,53 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 }
 
 
+_ROW_SEEDS = (14, 15, 16, 17)  # hash_rows seeds (fixed: digests survive a checkpoint)
+
+
 def _row(event: Event) -> tuple[Any, ...]:
     return tuple(map(event.values.get, _COLUMNS[event.table]))
 
 
-def _empty() -> Any:
+def _own_time(table: str, frame: Any) -> Any:
+    """A row's event time (``events.event_time``) as a polars expression in microseconds."""
     import polars as pl
 
-    return pl.DataFrame(
-        schema={
-            "drawdown_id": pl.String,
-            "hops": pl.Int32,
-            "transfer_ids": pl.List(pl.String),
-            "sink_account": pl.String,
-            "amount": pl.Float64,
-        }
-    )
+    parts = [
+        pl.col(c).cast(pl.Datetime("us")).dt.epoch("us")
+        if frame.schema[c] == pl.Date
+        else pl.col(c).cast(pl.Int64)
+        for c in TIME_COLUMNS.get(table, ())
+    ]
+    return pl.coalesce(parts) if parts else pl.lit(None, dtype=pl.Int64)
+
+
+def _frame_keys(table: str, values: Any) -> list[str]:
+    """``events.event_key`` of every row of ``values`` (schema columns in event kinds)."""
+    import polars as pl
+
+    kind = TABLE_EVENTS[table]
+    columns = KEY_COLUMNS[table]
+    if len(columns) == 1:
+        return (
+            values.select(
+                pl.format("{}:{}", pl.lit(kind), pl.col(columns[0]).cast(pl.String)).fill_null(
+                    f"{kind}:"
+                )
+            )
+            .to_series()
+            .to_list()
+        )
+    return [
+        f"{kind}:" + "|".join("" if v is None else str(v) for v in row)
+        for row in values.select(columns).rows()
+    ]
 
 
 def _us_since(started: int) -> int:
     return (time.perf_counter_ns() - started) // 1000
+
+
+def _columns(frame: Any) -> Any:
+    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
+    per batch of rows: slow on frames of list columns)."""
+    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)

@@ -26,16 +26,14 @@ from typing import Any
 from graphkit.live.events import US_PER_DAY, date_to_us
 
 US_PER_HOUR = 3_600_000_000
+_NONE = -(1 << 62)  # no anchor (before any time)
 _WINDOWS = {"1h": US_PER_HOUR, "1d": US_PER_DAY, "7d": 7 * US_PER_DAY, "30d": 30 * US_PER_DAY}
 
 
-@dataclass
-class _Repayment:
-    line_id: str
-    due_date: date
-    paid_at: int | None
-    amount: float
-    days_past_due: int | None
+# An instalment: (line_id, due_date, paid_at, amount, days_past_due). A plain tuple of atomic
+# values: the cyclic GC stops tracking it after one look, where an object per instalment
+# stayed on its lists for the life of the state.
+_Repayment = tuple[str, date, int | None, float, int | None]
 
 
 @dataclass
@@ -97,11 +95,118 @@ class Velocity:
         """Record an instalment. O(1)."""
         line = self.lines[line_id]
         self.repayments[line.customer_id].append(
-            _Repayment(line_id, due_date, paid_at, amount, days_past_due)
+            (line_id, due_date, paid_at, amount, days_past_due)
         )
         if paid_at is not None:
             line.repaid += amount
             insort(line.repaid_times, paid_at)
+
+    def load_repayments(self, frame: Any) -> None:
+        """:meth:`add_repayment` for every row of a repayments frame (``paid_at`` in int
+        microseconds), grouped in polars: O(rows) with O(lines + rows) Python appends."""
+        import polars as pl
+
+        frame = frame.join(
+            pl.DataFrame(
+                {
+                    "line_id": list(self.lines),
+                    "_customer": [line.customer_id for line in self.lines.values()],
+                },
+                schema={"line_id": pl.String, "_customer": pl.String},
+            ),
+            on="line_id",
+            how="left",
+            maintain_order="left",
+        )
+        columns = ("line_id", "due_date", "paid_at", "amount", "days_past_due")
+        for customer, rows in zip(
+            frame.get_column("_customer").to_list(), frame.select(columns).rows(), strict=True
+        ):
+            self.repayments[customer].append(rows)
+        paid = (
+            frame.filter(pl.col("paid_at").is_not_null())
+            .group_by("line_id")
+            .agg(pl.col("amount").sum(), pl.col("paid_at").sort())
+        )
+        for line_id, amount, times in _columns(paid):
+            line = self.lines[line_id]
+            line.repaid += amount
+            line.repaid_times = sorted([*line.repaid_times, *times])
+
+    def load_drawdowns(self, frame: Any) -> None:
+        """:meth:`add_drawdown` for every row of a drawdowns frame (``line_id``, ``amount``,
+        ``ts`` in int microseconds), after the repayments: sorted time lists, day counts and
+        fast draws (the last repayment at or before each drawdown by an as-of join) in polars,
+        then O(lines + customers + customer-days) Python assignments."""
+        import polars as pl
+
+        if frame.is_empty():
+            return
+        lines = pl.DataFrame(
+            {
+                "line_id": list(self.lines),
+                "_customer": [line.customer_id for line in self.lines.values()],
+                "_opened": [line.opened_at for line in self.lines.values()],
+            },
+            schema={"line_id": pl.String, "_customer": pl.String, "_opened": pl.Int64},
+        )
+        repaid = pl.DataFrame(
+            [(lid, t) for lid, line in self.lines.items() for t in line.repaid_times],
+            schema={"line_id": pl.String, "_repaid": pl.Int64},
+            orient="row",
+        ).sort("_repaid")
+        hour = (pl.col("ts") % US_PER_DAY) // US_PER_HOUR
+        night = (
+            (hour >= self.night_start) & (hour < self.night_end)
+            if self.night_start <= self.night_end
+            else (hour >= self.night_start) | (hour < self.night_end)
+        )
+        draws = (
+            frame.select("line_id", pl.col("amount").cast(pl.Float64), pl.col("ts").cast(pl.Int64))
+            .join(lines, on="line_id", how="left")
+            .sort("ts")
+            .join_asof(
+                repaid, left_on="ts", right_on="_repaid", by="line_id", check_sortedness=False
+            )
+            .with_columns(
+                _opened=pl.when(pl.col("_opened") <= pl.col("ts"))
+                .then(pl.col("_opened"))
+                .otherwise(_NONE),
+                _repaid=pl.col("_repaid").fill_null(_NONE),
+            )
+            .with_columns(
+                _anchor=pl.when(pl.col("_opened") > pl.col("_repaid"))
+                .then(pl.col("_opened"))
+                .otherwise(pl.col("_repaid")),
+                _day=pl.col("ts") // US_PER_DAY,
+                _night=night,
+            )
+            .with_columns(
+                _fast=(pl.col("_anchor") > _NONE)
+                & (pl.col("ts") - pl.col("_anchor") <= self.fast_us)
+            )
+        )
+        per_line = draws.group_by("line_id").agg(
+            pl.col("ts"),
+            pl.col("amount").sum().alias("drawn"),
+            pl.col("amount").filter(pl.col("_fast")).sum().alias("fast"),
+        )
+        for line_id, times, drawn, fast in _columns(per_line):
+            line = self.lines[line_id]
+            line.times = sorted([*line.times, *times])
+            line.drawn += drawn
+            line.fast_drawn += fast
+        per_customer = draws.group_by("_customer").agg(
+            pl.col("ts"), pl.col("ts").filter(pl.col("_night")).alias("night")
+        )
+        for customer, times, nights in _columns(per_customer):
+            self.times[customer] = sorted([*self.times.get(customer, ()), *times])
+            if nights:
+                self.night[customer] = sorted([*self.night.get(customer, ()), *nights])
+        counts = draws.group_by("_customer", "_day").len()
+        days = self.days
+        for customer, day, n in _columns(counts):
+            days[customer][day] += n
 
     def _is_night(self, ts: int) -> bool:
         hour = (ts % US_PER_DAY) // US_PER_HOUR
@@ -169,17 +274,17 @@ class Velocity:
         snap_day = now // US_PER_DAY
         dpds: list[float] = []
         overdue = 0
-        for rep in self.repayments.get(customer_id, ()):
-            due_day = date_to_us(rep.due_date) // US_PER_DAY
+        for _, due_date, paid_at, _, days_past_due in self.repayments.get(customer_id, ()):
+            due_day = date_to_us(due_date) // US_PER_DAY
             if due_day > snap_day:
                 continue
-            if rep.paid_at is not None and rep.paid_at <= now:
-                late = rep.days_past_due
+            if paid_at is not None and paid_at <= now:
+                late = days_past_due
                 if late is None:
-                    late = rep.paid_at // US_PER_DAY - due_day
+                    late = paid_at // US_PER_DAY - due_day
             else:
                 open_days = snap_day - due_day
-                late = open_days if rep.days_past_due is None else min(rep.days_past_due, open_days)
+                late = open_days if days_past_due is None else min(days_past_due, open_days)
                 if due_day < snap_day:
                     overdue += 1
             dpds.append(float(max(late, 0)))
@@ -198,3 +303,9 @@ def _day_counts() -> defaultdict[int, int]:
 def _count_after(times: list[int], now: int, span: int) -> int:
     upto = bisect_right(times, now)
     return upto - bisect_right(times, now - span, 0, upto)
+
+
+def _columns(frame: Any) -> Any:
+    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
+    per batch of rows: slow on frames of list columns)."""
+    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)

@@ -21,6 +21,7 @@ from graphkit.spark.circles import guarantee_circles_spark
 from graphkit.spark.clusters import related_clusters_spark
 from graphkit.spark.flows import flow_frames
 from graphkit.spark.rings import device_rings, to_polars
+from graphkit.spark.round_trips import round_trips_spark
 from graphkit.spark.session import describe, start_session
 from graphkit.spark.tables import read_tables
 
@@ -87,6 +88,10 @@ class SparkEngine:
             to_polars(flows, flow_schema).sort("drawdown_id"),
             to_polars(paths, PATH_SCHEMA).sort("drawdown_id", "path_rank"),
         )
+
+    def round_trips(self, config: FlowsConfig) -> tuple[pl.DataFrame, bool]:
+        """(transfer cycles, capped) as the embedded ``round_trips`` returns them."""
+        return round_trips_spark(self.tables, config)
 
     def close(self) -> None:
         self.session.stop()

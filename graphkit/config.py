@@ -72,6 +72,12 @@ class ClustersConfig:
     # Leiden iterations of a warm start's proposals (`graphkit run --previous`): merges of
     # whole clusters, then, if needed, customer moves (docs/analytics.md, "Stable cluster ids").
     warm_leiden_iterations: int = 2
+    # Spark engine: a component of the tie graph with more tied customers than this is split by
+    # a distributed first pass and solved per part (docs/spark.md, "Clusters per component").
+    # A component of 1M customers and 2M ties (the generator has 1.6 ties per tied customer) is
+    # a Leiden of ~0.7 GB peak in one executor's Python worker, ~2 minutes on a busy core;
+    # the embedded engine ignores this.
+    max_component_size: int = 1_000_000
     # A warm start keeps previous clusters as they were while its modularity stays within this
     # share of a cold start's (hysteresis, change by change): an unchanged input then changes no
     # cluster, and small daily changes do not cost cluster ids for a gain in the fourth decimal.
@@ -266,6 +272,7 @@ def _validate(cfg: Config) -> None:
             cfg.clusters.warm_leiden_iterations == -1 or cfg.clusters.warm_leiden_iterations >= 1,
             "[clusters] warm_leiden_iterations must be -1 (until stable) or >= 1",
         ),
+        (cfg.clusters.max_component_size >= 2, "[clusters] max_component_size must be >= 2"),
         (
             0.0 <= cfg.clusters.keep_tolerance < 1.0,
             "[clusters] keep_tolerance must be in [0, 1)",

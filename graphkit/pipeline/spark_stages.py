@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from graphkit.analytics.flows import FlowIndex, customer_banned_share, flow_totals, round_trips
+from graphkit.analytics.flows import customer_banned_share, flow_totals
 from graphkit.pipeline.context import RunContext, Stage
 
 if TYPE_CHECKING:
@@ -42,15 +42,7 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
     def flows(ctx: RunContext) -> None:
         cfg = ctx.config.flows
         flow_frame, paths = engine.flows(cfg)
-        # Round trips (transfer cycles between customers) are not on Spark yet: the driver
-        # enumerates them with the embedded kernel (docs/spark.md, "What runs where").
-        cycles, cycles_capped = round_trips(
-            FlowIndex.build(ctx.graph),
-            window_days=cfg.cycle_window_days,
-            max_length=cfg.cycle_max_length,
-            max_cycles=cfg.max_cycles,
-            max_expand_per_hop=cfg.max_expand_per_hop,
-        )
+        cycles, cycles_capped = engine.round_trips(cfg)
         totals = flow_totals(flow_frame, cfg, len(cycles), cycles_capped)
         ctx.outputs["flows.parquet"] = flow_frame
         ctx.outputs["flow_paths.parquet"] = paths

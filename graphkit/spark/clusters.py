@@ -14,30 +14,23 @@ The partition is not bit-equal to the embedded engine's: igraph's Leiden visits 
 seeded random order that depends on the vertex numbering of the whole graph. Modularity is the
 contract (within 1% of the embedded engine's; ``tests/test_spark_clusters.py``).
 
-Not done: a component too large for one executor is not yet cut by a distributed first pass.
+A component of more than ``clusters.max_component_size`` tied customers is not sent to one
+executor: it is split by a distributed first pass, solved per part and the parts' communities
+merged by Leiden on their contraction (:mod:`graphkit.spark.cluster_split`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-import polars as pl
-import pyarrow as pa
-
-from graphkit.analytics.clusters import LAYERS, MEMBERSHIP_COLUMNS, ClusterResult, leiden
+from graphkit.analytics.clusters import LAYERS, MEMBERSHIP_COLUMNS, ClusterResult
 from graphkit.config import Config
+from graphkit.spark.cluster_split import solve
 from graphkit.spark.components import connected_components, ordered_ids
-from graphkit.spark.grouped import arrow_rows
 from graphkit.spark.rings import device_uses, to_polars
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
-
-COMMUNITY_SCHEMA = pa.schema(
-    [("customer_id", pa.string()), ("component", pa.int64()), ("community", pa.int64())]
-)
-COMMUNITY_DDL = "customer_id string, component long, community long"
 
 
 def layer_pairs(tables: dict[str, DataFrame], config: Config) -> DataFrame:
@@ -106,40 +99,13 @@ def weighted_ties(tables: dict[str, DataFrame], config: Config) -> DataFrame:
     return layer_pairs(tables, config).groupBy("a", "b").agg(F.sum(weight).alias("weight"))
 
 
-def component_communities(rows: pa.Table, config: Config, total_weight: float) -> pa.Table:
-    """The grouped-map kernel: Leiden on one component (vertices ``kind`` 0, ties ``kind`` 1),
-    at the resolution that makes its optimum the global objective's (module docstring)."""
-    frame = pl.from_arrow(rows)
-    component = int(frame.get_column("component")[0])
-    vertices = frame.filter(pl.col("kind") == 0).get_column("a").sort()
-    ties = frame.filter(pl.col("kind") == 1)
-    position = pl.DataFrame({"id": vertices}).with_row_index("pos")
-    local = (
-        ties.join(position.rename({"id": "a", "pos": "pa"}), on="a")
-        .join(position.rename({"id": "b", "pos": "pb"}), on="b")
-        .sort("pa", "pb")
-    )
-    weights = local.get_column("weight").to_numpy()
-    pairs = np.column_stack(
-        [local.get_column("pa").to_numpy(), local.get_column("pb").to_numpy()]
-    ).astype(np.int64)
-    cfg = config.clusters
-    share = float(weights.sum()) / total_weight if total_weight else 1.0
-    membership, _ = leiden(
-        len(vertices),
-        pairs.reshape(-1, 2),
-        weights,
-        cfg.resolution * share,
-        cfg.seed,
-        cfg.leiden_iterations,
-    )
-    out = pl.DataFrame({"customer_id": vertices, "component": component, "community": membership})
-    return arrow_rows(out, COMMUNITY_SCHEMA)
-
-
-def cluster_frames(tables: dict[str, DataFrame], config: Config) -> tuple[DataFrame, float, int]:
+def cluster_frames(
+    tables: dict[str, DataFrame], config: Config
+) -> tuple[DataFrame, float, int, DataFrame]:
     """(customer_id, cluster_id, cluster_size) as a DataFrame, the partition's modularity
-    (resolution 1, as the embedded engine reports it) and the number of weighted ties."""
+    (resolution 1, as the embedded engine reports it), the number of weighted ties, and the
+    parts that components above ``clusters.max_component_size`` were split into (level,
+    component, part, size; :mod:`graphkit.spark.cluster_split`)."""
     from pyspark.sql import functions as F
 
     ties = weighted_ties(tables, config).localCheckpoint()
@@ -157,27 +123,26 @@ def cluster_frames(tables: dict[str, DataFrame], config: Config) -> tuple[DataFr
     def node(end: str, name: str) -> DataFrame:
         return vertices.select(F.col("customer_id").alias(end), F.col("node").alias(name))
 
-    edges = positive.join(node("a", "u"), "a").join(node("b", "v"), "b").select("u", "v")
-    components = connected_components(edges)
-    member = (
-        vertices.join(components, "node", "left")
-        .select("customer_id", F.coalesce("component", "node").alias("component"))
+    edges = (
+        positive.join(node("a", "u"), "a")
+        .join(node("b", "v"), "b")
+        .select(F.least("u", "v").alias("a"), F.greatest("u", "v").alias("b"), "weight")
         .localCheckpoint()
     )
-    vertex_rows = member.select(
-        "component",
-        F.lit(0).alias("kind"),
-        F.col("customer_id").alias("a"),
-        F.lit(None).cast("string").alias("b"),
-        F.lit(None).cast("double").alias("weight"),
+    components = connected_components(edges.select(F.col("a").alias("u"), F.col("b").alias("v")))
+    nodes = (
+        vertices.join(components, "node", "left")
+        .select(
+            F.col("node").alias("id"),
+            F.coalesce("component", "node").alias("component"),
+            F.col("customer_id").alias("key"),
+        )
+        .localCheckpoint()
     )
-    tie_rows = positive.join(member.withColumnRenamed("customer_id", "a"), "a").select(
-        "component", F.lit(1).alias("kind"), "a", "b", "weight"
-    )
+    labels, parts = solve(nodes, edges, config.clusters, total)
     communities = (
-        vertex_rows.union(tie_rows)
-        .groupBy("component")
-        .applyInArrow(lambda rows: component_communities(rows, config, total), COMMUNITY_DDL)
+        nodes.join(labels, "id")
+        .select(F.col("key").alias("customer_id"), "component", F.col("label").alias("community"))
         .localCheckpoint()
     )
     modularity = _modularity(positive, communities, total)
@@ -191,7 +156,7 @@ def cluster_frames(tables: dict[str, DataFrame], config: Config) -> tuple[DataFr
     membership = communities.join(numbered, ["component", "community"]).select(
         "customer_id", "cluster_id", F.col("cluster_size").cast("long")
     )
-    return membership, modularity, tie_count
+    return membership, modularity, tie_count, parts
 
 
 def _modularity(ties: DataFrame, communities: DataFrame, total: float) -> float:
@@ -232,6 +197,6 @@ def _modularity(ties: DataFrame, communities: DataFrame, total: float) -> float:
 def related_clusters_spark(tables: dict[str, DataFrame], config: Config) -> ClusterResult:
     """:func:`graphkit.analytics.clusters.related_clusters` on Spark, as a
     :class:`ClusterResult` (the clusters, not the graph, come to the driver)."""
-    membership, modularity, ties = cluster_frames(tables, config)
+    membership, modularity, ties, _ = cluster_frames(tables, config)
     frame = to_polars(membership, MEMBERSHIP_COLUMNS).sort("cluster_id", "customer_id")
     return ClusterResult(frame, modularity, ties)

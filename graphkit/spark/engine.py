@@ -24,6 +24,7 @@ from graphkit.spark.clusters import related_clusters_spark
 from graphkit.spark.contagion import SparkContagion, contagion_spark
 from graphkit.spark.flows import flow_frames
 from graphkit.spark.rings import device_rings, to_polars
+from graphkit.spark.round_trips import round_trips_spark
 from graphkit.spark.session import describe, start_session
 from graphkit.spark.tables import read_tables
 
@@ -140,6 +141,10 @@ class SparkEngine:
         return pl.DataFrame({"customer_id": customer_keys}).join(
             got, on="customer_id", how="left", maintain_order="left"
         )
+
+    def round_trips(self, config: FlowsConfig) -> tuple[pl.DataFrame, bool]:
+        """(transfer cycles, capped) as the embedded ``round_trips`` returns them."""
+        return round_trips_spark(self.tables, config)
 
     def close(self) -> None:
         self.session.stop()

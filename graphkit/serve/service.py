@@ -30,11 +30,12 @@ import logging
 import os
 import pickle
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graphkit.atomic import atomic_write_bytes
+from graphkit.atomic import TMP_PREFIX, fsync_dir
 from graphkit.config import Config
 from graphkit.live import Event, EventRejected, LiveError, LiveState, parse_event
 from graphkit.serve.log import EventLog, LogUnwritable, Record
@@ -179,7 +180,7 @@ class Service:
         if "event" in body:
             self._apply_logged(state, body["event"])
             return state
-        new = self._load_run(Path(body["reload"]["run_dir"]), record.seq)
+        new, _ = self._load_run(Path(body["reload"]["run_dir"]), record.seq)
         self.feed.freeze(state)
         self.feed.base = _alert_count(new)
         return new
@@ -291,10 +292,14 @@ class Service:
             return {**_rejected(EventRejected([])), "status": "error"}
 
     def _answer(self, result: Any) -> dict[str, Any]:
-        out = result.to_dict()
-        out["issues"] = [{"field": i["column"], "message": i["message"]} for i in out["issues"]]
-        out["alerts"] = [self.feed.to_global(a) for a in out["alerts"]]
-        return out
+        """An :class:`~graphkit.live.ApplyResult` as the API's per-event answer."""
+        return {
+            "status": result.status,
+            "key": result.key,
+            "issues": [{"field": i.column, "message": i.message} for i in result.issues],
+            "alerts": [self.feed.to_global(a.to_dict()) for a in result.alerts],
+            "decision": result.decision.to_dict() if result.decision is not None else None,
+        }
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -387,7 +392,7 @@ class Service:
             upto = self.applied_seq
             started = time.perf_counter()
             try:
-                new = await asyncio.to_thread(self._load_run, run_dir, upto)
+                new, reapplied = await asyncio.to_thread(self._load_run, run_dir, upto)
             except (LiveError, OSError) as exc:
                 logger.error("reload from %s failed: %s", run_dir, exc)
                 raise ReloadFailed(
@@ -399,7 +404,9 @@ class Service:
                     f"run {new.run_id} ends before the current run {old.run_id}; a reload only "
                     "moves forward (start from a fresh state directory to go back)"
                 )
-            reapplied = await self._enqueue("reload", (new, run_dir, upto))
+            # re-applied on top of the new run: the logged events up to the reload's start, then
+            # those logged while it loaded (the committer catches them up at the swap)
+            reapplied += await self._enqueue("reload", (new, run_dir, upto))
             logger.info("reloaded run %s (was %s)", new.run_id, old.run_id)
             answer = {
                 "run_id": new.run_id,
@@ -410,14 +417,16 @@ class Service:
         await self.checkpoint()
         return answer
 
-    def _load_run(self, run_dir: Path, upto: int) -> LiveState:
-        """The run at ``run_dir`` with the logged events up to ``upto`` that it does not cover."""
+    def _load_run(self, run_dir: Path, upto: int) -> tuple[LiveState, int]:
+        """The run at ``run_dir`` with the logged events up to ``upto`` that it does not cover,
+        and how many of them were applied on top of it."""
         state = LiveState.from_run(run_dir, self.config)
+        count = 0
         for record in self.log.records():
             if record.seq > upto:
                 break
-            _reapply(state, record)
-        return state
+            count += _reapply(state, record)
+        return state, count
 
     async def _swap(self, payload: tuple[LiveState, Path, int]) -> int:
         new, run_dir, upto = payload
@@ -486,7 +495,6 @@ def _rejected(exc: EventRejected) -> dict[str, Any]:
         "issues": [{"field": i.column, "message": i.message} for i in exc.issues],
         "alerts": [],
         "decision": None,
-        "apply_us": 0,
     }
 
 
@@ -499,17 +507,25 @@ def _refusal(exc: OSError) -> str:
 
 
 def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
-    atomic_write_bytes(path, pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL))
-    fd = os.open(path.parent, os.O_RDONLY)
+    """Pickle ``body`` straight into a temporary sibling, fsync, rename over ``path``, fsync
+    the directory. Streamed, not ``pickle.dumps``: at the 5M-node state the pickle is gigabytes,
+    and holding it in memory beside the state raised the service's peak RSS by as much."""
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}"
     try:
-        os.fsync(fd)
+        with tmp.open("wb") as fh:
+            pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
     finally:
-        os.close(fd)
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     """A checkpoint this service wrote (pickle: only ever read from its own state directory)."""
-    body = pickle.loads(path.read_bytes())
+    with path.open("rb") as fh:  # streamed: no second copy of a multi-GB pickle in memory
+        body = pickle.load(fh)
     if not isinstance(body, dict) or "format" not in body:
         raise LiveError(f"{path}: not a graphkit serve checkpoint")
     if body["format"] != CHECKPOINT_FORMAT:

@@ -299,21 +299,47 @@ def test_reload_under_load_drops_no_request_and_survives_kill_9(
 
 def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path: Path) -> None:
     """A state directory written by an older graphkit (another live-state shape) is not
-    misread: start-up stops with a message naming both formats and the way out."""
+    misread: start-up stops with a message naming both formats and the way out, and an old
+    state that no longer unpickles gets the same way out instead of a pickle error."""
     import asyncio
     import pickle
+    import sys
+    import types
 
     from graphkit.live import LiveError
     from graphkit.serve import Service
     from graphkit.serve.service import CHECKPOINT_FORMAT, CHECKPOINT_NAME
 
-    state_dir = tmp_path / "state"
-    state_dir.mkdir()
-    older = {"format": CHECKPOINT_FORMAT - 1, "state": None}
-    (state_dir / CHECKPOINT_NAME).write_bytes(pickle.dumps(older))
-    service = Service(tmp_path / "no-run-needed", state_dir)
-    with pytest.raises(LiveError) as refused:
-        asyncio.run(service.start())
-    message = str(refused.value)
+    def refusal(content: bytes) -> str:
+        state_dir = tmp_path / f"state-{len(content)}"
+        state_dir.mkdir()
+        (state_dir / CHECKPOINT_NAME).write_bytes(content)
+        service = Service(tmp_path / "no-run-needed", state_dir)
+        with pytest.raises(LiveError) as refused:
+            asyncio.run(service.start())
+        return str(refused.value)
+
+    # format 2 was one pickle with the state inside; a header of another format is refused
+    message = refusal(pickle.dumps({"format": CHECKPOINT_FORMAT - 1, "state": None}))
     assert f"format {CHECKPOINT_FORMAT - 1}" in message and f"format {CHECKPOINT_FORMAT}" in message
     assert "new --state directory" in message
+    # an old state whose class is gone: pickled from a module that then disappears
+    retired = types.ModuleType("graphkit_retired_live_shape")
+
+    class OldShape:
+        pass
+
+    OldShape.__module__ = "graphkit_retired_live_shape"
+    OldShape.__qualname__ = "OldShape"
+    retired.OldShape = OldShape
+    sys.modules[retired.__name__] = retired
+    try:
+        gone = pickle.dumps({"format": 2, "state": OldShape()})
+    finally:
+        del sys.modules[retired.__name__]
+    message = refusal(gone)
+    assert f"not a checkpoint format {CHECKPOINT_FORMAT} can read" in message
+    assert "new --state directory" in message
+    # a header of this format whose state was cut off
+    message = refusal(pickle.dumps({"format": CHECKPOINT_FORMAT, "seq": 0}))
+    assert "ends before its state" in message

@@ -42,8 +42,11 @@ from graphkit.serve.log import EventLog, LogUnwritable, Record
 
 CHECKPOINT_NAME = "checkpoint.pkl"
 # Bumped whenever the live state's shape changes (2: fund-flow reach kept as sets of trace
-# numbers), so an older checkpoint is refused with a message instead of misread.
-CHECKPOINT_FORMAT = 2
+# numbers; 3: columnar start-up, closed windows as columns, snapshot rows as digests), so an
+# older checkpoint is refused with a message instead of misread. From 3 on the file is two
+# pickles, the header (format, log position) then the state, so the format is checked before
+# any state is unpickled.
+CHECKPOINT_FORMAT = 3
 # Events applied between two yields to the loop, so decisions are not held behind a big group.
 APPLY_CHUNK = 64
 
@@ -507,13 +510,16 @@ def _refusal(exc: OSError) -> str:
 
 
 def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
-    """Pickle ``body`` straight into a temporary sibling, fsync, rename over ``path``, fsync
-    the directory. Streamed, not ``pickle.dumps``: at the 5M-node state the pickle is gigabytes,
-    and holding it in memory beside the state raised the service's peak RSS by as much."""
+    """Pickle ``body``'s header, then its state, straight into a temporary sibling, fsync,
+    rename over ``path``, fsync the directory. Streamed, not ``pickle.dumps``: at the 5M-node
+    state the pickle is gigabytes, and holding it in memory beside the state raised the
+    service's peak RSS by as much."""
+    header = {key: value for key, value in body.items() if key != "state"}
     tmp = path.parent / f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}"
     try:
         with tmp.open("wb") as fh:
-            pickle.dump(body, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(body["state"], fh, protocol=pickle.HIGHEST_PROTOCOL)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -523,17 +529,34 @@ def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint this service wrote (pickle: only ever read from its own state directory)."""
+    """A checkpoint this service wrote (pickle: only ever read from its own state directory).
+
+    The header is read and its format checked before the state is unpickled. A format-2 file
+    is one pickle holding the state too; when that state no longer unpickles with this
+    graphkit's classes the refusal says so instead of showing a pickle error."""
+    way_out = (
+        "start with the graphkit version that wrote it, or with a new --state directory (the "
+        "service then loads the run and takes events afresh)"
+    )
     with path.open("rb") as fh:  # streamed: no second copy of a multi-GB pickle in memory
-        body = pickle.load(fh)
-    if not isinstance(body, dict) or "format" not in body:
-        raise LiveError(f"{path}: not a graphkit serve checkpoint")
-    if body["format"] != CHECKPOINT_FORMAT:
-        raise LiveError(
-            f"{path}: checkpoint format {body['format']}, this graphkit reads format "
-            f"{CHECKPOINT_FORMAT}: start with the graphkit version that wrote it, or with a new "
-            "--state directory (the service then loads the run and takes events afresh)"
-        )
+        try:
+            body = pickle.load(fh)
+        except Exception as exc:  # an older state's classes: any unpickling error
+            raise LiveError(
+                f"{path}: not a checkpoint format {CHECKPOINT_FORMAT} can read "
+                f"({type(exc).__name__}: {exc}); {way_out}"
+            ) from exc
+        if not isinstance(body, dict) or "format" not in body:
+            raise LiveError(f"{path}: not a graphkit serve checkpoint")
+        if body["format"] != CHECKPOINT_FORMAT:
+            raise LiveError(
+                f"{path}: checkpoint format {body['format']}, this graphkit reads format "
+                f"{CHECKPOINT_FORMAT}: {way_out}"
+            )
+        try:
+            body["state"] = pickle.load(fh)
+        except EOFError as exc:
+            raise LiveError(f"{path}: the checkpoint ends before its state") from exc
     if not isinstance(body["state"], LiveState):
         raise LiveError(f"{path}: the checkpoint holds no live state")
     return body

@@ -23,7 +23,7 @@ from graphkit.analytics.circles import (
 )
 from graphkit.config import CirclesConfig
 from graphkit.spark.components import connected_components, ordered_ids
-from graphkit.spark.grouped import arrow_rows, group_graph
+from graphkit.spark.grouped import arrow_rows, group_graph, timed
 from graphkit.spark.rings import to_polars
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def circle_frames(tables: dict[str, DataFrame], config: CirclesConfig) -> DataFr
     per_component = (
         member_rows.union(edge_rows)
         .groupBy("component")
-        .applyInArrow(lambda rows: component_circles(rows, config), GROUP_DDL)
+        .applyInArrow(timed("circles", lambda rows: component_circles(rows, config)), GROUP_DDL)
     )
     numbered = ordered_ids(per_component, [F.col("first_member").asc()], "circle_id")
     return numbered.select(*SUMMARY_COLUMNS)

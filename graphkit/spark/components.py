@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from graphkit.spark.grouped import timed
+
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
@@ -94,7 +96,7 @@ def _components_in_one_task(edges: DataFrame) -> DataFrame:
     return (
         edges.withColumn("_one", F.lit(0))
         .groupBy("_one")
-        .applyInArrow(_one_task_kernel, "node long, component long")
+        .applyInArrow(timed("components", _one_task_kernel), "node long, component long")
     )
 
 

@@ -29,7 +29,7 @@ import pyarrow as pa
 from graphkit.analytics.flows import trace_flows
 from graphkit.analytics.flows.index import US_PER_DAY
 from graphkit.config import FlowsConfig
-from graphkit.spark.grouped import arrow_rows, group_graph
+from graphkit.spark.grouped import arrow_rows, group_graph, timed
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -302,7 +302,7 @@ def flow_frames(
     replayed = (
         drawdown_rows.union(transfer_rows)
         .groupBy("bucket")
-        .applyInArrow(lambda rows: bucket_flows(rows, config), ddl)
+        .applyInArrow(timed("flows", lambda rows: bucket_flows(rows, config)), ddl)
         .localCheckpoint()
     )
     hops = [f"banned_hop_{h}" for h in range(config.max_hops + 1)]

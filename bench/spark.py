@@ -124,15 +124,16 @@ def _stage_metrics(base: str, stage_ids: list[int]) -> dict[str, float]:
 
 
 def _kernel_seconds(directory: Path) -> dict[str, list[float]]:
-    """Per kernel name: [seconds, calls, rows] summed over the Python workers' logs."""
+    """Per kernel name: [seconds, calls, rows, largest call's rows] over the workers' logs."""
     totals: dict[str, list[float]] = {}
     for path in directory.glob("*.tsv"):
         for line in path.read_text().splitlines():
             name, seconds, rows = line.split("\t")
-            entry = totals.setdefault(name, [0.0, 0, 0])
+            entry = totals.setdefault(name, [0.0, 0, 0, 0])
             entry[0] += float(seconds)
             entry[1] += 1
             entry[2] += int(rows)
+            entry[3] = max(entry[3], int(rows))
     return totals
 
 
@@ -191,6 +192,7 @@ def spark_worker(directory: Path, master: str, out: Path, stages: list[str], con
                 "seconds": round(value[0] - before.get(name, [0.0])[0], 3),
                 "calls": value[1] - before.get(name, [0, 0])[1],
                 "rows": value[2] - before.get(name, [0, 0, 0])[2],
+                "largest_call_rows_so_far": value[3],
             }
             for name, value in after.items()
             if value[1] != before.get(name, [0, 0])[1]
@@ -265,6 +267,75 @@ def _equal(stage: str, got: pl.DataFrame, expected: object, modularity: float | 
     return got.sort(KEYS[stage]).equals(expected.sort(KEYS[stage]))
 
 
+# The input tables each stage reads: its "rows" in the throughput figures.
+STAGE_TABLES = {
+    "rings": ("device_links", "drawdowns", "credit_lines"),
+    "circles": ("guarantees", "labels"),
+    "flows": ("drawdowns", "transfers", "accounts", "credit_lines", "merchants"),
+    "clusters": (
+        "guarantees", "shareholdings", "device_links", "drawdowns", "credit_lines",
+        "accounts", "customers", "transfers",
+    ),
+}  # fmt: skip
+TARGET_CUSTOMERS = 100_000_000
+
+
+def _rows(directory: Path) -> dict[str, int]:
+    return {
+        path.stem: pl.scan_parquet(path).select(pl.len()).collect().item()
+        for path in directory.glob("*.parquet")
+    }
+
+
+def sizing(names: list[str]) -> dict[str, object]:
+    """Per-core throughput per stage from bench results, and the 100M-customer projection.
+
+    For each stage and master: rows read per core-second (the stage's input rows over its wall
+    seconds times the master's cores, fixed cost included), and between the two largest sizes
+    that both finished the *marginal* rate (extra rows over extra core-seconds: the fixed cost
+    cancels). The projection scales each stage's rows linearly with customers (the generator's
+    tables do) and divides by the marginal rate (the fixed-cost-included rate where only one
+    size finished), giving core-seconds at 100M customers.
+    """
+    points: dict[str, dict[str, list[tuple[int, int, float, int]]]] = {}
+    for name in names:
+        document = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
+        rows = _rows(Path(document["input"]))
+        customers = rows["customers"]
+        for label, report in document["spark"].items():
+            shape = _cluster_shape(label)
+            cores = shape[0] * shape[1] if shape else int(label[6:-1])
+            for stage, entry in report["stages"].items():
+                stage_rows = sum(rows.get(t, 0) for t in STAGE_TABLES[stage])
+                points.setdefault(stage, {}).setdefault(label, []).append(
+                    (customers, stage_rows, entry["seconds"], cores)
+                )
+    out: dict[str, object] = {}
+    for stage, per_master in points.items():
+        out[stage] = {}
+        for label, series in per_master.items():
+            series.sort()
+            customers, rows, seconds, cores = series[-1]
+            entry = {
+                "largest_customers": customers,
+                "rows": rows,
+                "seconds": round(seconds, 1),
+                "rows_per_core_s": round(rows / (seconds * cores), 1),
+            }
+            if len(series) >= 2:
+                _, r0, s0, _ = series[-2]
+                if seconds > s0:
+                    entry["marginal_rows_per_core_s"] = round(
+                        (rows - r0) / ((seconds - s0) * cores), 1
+                    )
+            rate = entry.get("marginal_rows_per_core_s", entry["rows_per_core_s"])
+            target_rows = rows * TARGET_CUSTOMERS / customers
+            entry["rows_at_100m"] = round(target_rows)
+            entry["core_hours_at_100m"] = round(target_rows / rate / 3600, 1)
+            out[stage][label] = entry
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, help="an input directory (else --customers)")
@@ -277,7 +348,15 @@ def main() -> None:
     parser.add_argument("--memory", default="2g", help="driver (local) / executor memory")
     parser.add_argument("--conf", action="append", default=[], help="extra Spark k=v")
     parser.add_argument("--no-embedded", action="store_true")
+    parser.add_argument(
+        "--sizing", help="comma-separated result names: write spark_sizing.json from them"
+    )
     args = parser.parse_args()
+    if args.sizing:
+        model = sizing(args.sizing.split(","))
+        write_result("spark_sizing", {"from": args.sizing.split(","), "stages": model})
+        print(json.dumps(model, indent=1))
+        return
     directory = args.input or dataset(args.customers, args.seed)
     stages = args.stages.split(",")
     conf = {

@@ -278,6 +278,10 @@ STAGE_TABLES = {
     ),
 }  # fmt: skip
 TARGET_CUSTOMERS = 100_000_000
+# At 100M every components input is far above the one-task limit: the star rounds cost ~2.6x
+# the one-task stage at 100k (spark_100k_rounds.json) and their count grows ~2.1x from 1M to
+# 500M nodes ((ln 5e8 / ln 1e6)^2); docs/spark.md, sizing assumption 3.
+ROUNDS_FACTOR = {"rings": 5.5, "circles": 5.5, "clusters": 5.5, "flows": 1.0}
 
 
 def _rows(directory: Path) -> dict[str, int]:
@@ -290,12 +294,13 @@ def _rows(directory: Path) -> dict[str, int]:
 def sizing(names: list[str]) -> dict[str, object]:
     """Per-core throughput per stage from bench results, and the 100M-customer projection.
 
-    For each stage and master: rows read per core-second (the stage's input rows over its wall
-    seconds times the master's cores, fixed cost included), and between the two largest sizes
-    that both finished the *marginal* rate (extra rows over extra core-seconds: the fixed cost
-    cancels). The projection scales each stage's rows linearly with customers (the generator's
-    tables do) and divides by the marginal rate (the fixed-cost-included rate where only one
-    size finished), giving core-seconds at 100M customers.
+    For each stage and master at the largest size that finished: rows read per core-second
+    (the stage's input rows over its wall seconds times the master's cores: fixed cost and the
+    machine's load included, pessimistic), rows per CPU-second (over the executors' CPU time
+    plus the Python kernels' time: optimistic), and between the two largest sizes the marginal
+    wall rate (the fixed cost cancels). The projection scales the rows linearly with customers
+    (the generator's tables do), multiplies the components stages by :data:`ROUNDS_FACTOR` and
+    gives core-hours at 100M customers at both rates.
     """
     points: dict[str, dict[str, list[tuple[int, int, float, int]]]] = {}
     for name in names:
@@ -307,31 +312,41 @@ def sizing(names: list[str]) -> dict[str, object]:
             cores = shape[0] * shape[1] if shape else int(label[6:-1])
             for stage, entry in report["stages"].items():
                 stage_rows = sum(rows.get(t, 0) for t in STAGE_TABLES[stage])
+                cpu = entry.get("executor_cpu_s", 0.0) + sum(
+                    k["seconds"] for k in entry.get("python_kernels", {}).values()
+                )
                 points.setdefault(stage, {}).setdefault(label, []).append(
-                    (customers, stage_rows, entry["seconds"], cores)
+                    (customers, stage_rows, entry["seconds"], cores, cpu)
                 )
     out: dict[str, object] = {}
     for stage, per_master in points.items():
         out[stage] = {}
         for label, series in per_master.items():
             series.sort()
-            customers, rows, seconds, cores = series[-1]
+            customers, rows, seconds, cores, cpu = series[-1]
             entry = {
                 "largest_customers": customers,
                 "rows": rows,
                 "seconds": round(seconds, 1),
                 "rows_per_core_s": round(rows / (seconds * cores), 1),
+                "rows_per_cpu_s": round(rows / cpu, 1) if cpu else None,
             }
             if len(series) >= 2:
-                _, r0, s0, _ = series[-2]
+                _, r0, s0, _, _ = series[-2]
                 if seconds > s0:
                     entry["marginal_rows_per_core_s"] = round(
                         (rows - r0) / ((seconds - s0) * cores), 1
                     )
-            rate = entry.get("marginal_rows_per_core_s", entry["rows_per_core_s"])
             target_rows = rows * TARGET_CUSTOMERS / customers
+            factor = ROUNDS_FACTOR[stage]
             entry["rows_at_100m"] = round(target_rows)
-            entry["core_hours_at_100m"] = round(target_rows / rate / 3600, 1)
+            entry["core_hours_at_100m_wall"] = round(
+                target_rows * factor / entry["rows_per_core_s"] / 3600, 1
+            )
+            if entry["rows_per_cpu_s"]:
+                entry["core_hours_at_100m_cpu"] = round(
+                    target_rows * factor / entry["rows_per_cpu_s"] / 3600, 1
+                )
             out[stage][label] = entry
     return out
 

@@ -23,7 +23,7 @@ from graphkit.analytics.circles import (
 )
 from graphkit.config import CirclesConfig
 from graphkit.spark.components import connected_components, ordered_ids
-from graphkit.spark.grouped import arrow_rows, group_graph
+from graphkit.spark.grouped import arrow_rows, group_graph, timed
 from graphkit.spark.rings import to_polars
 
 if TYPE_CHECKING:
@@ -86,6 +86,25 @@ def component_circles(rows: pa.Table, config: CirclesConfig) -> pa.Table:
         pl.lit(component, dtype=pl.Int64).alias("component"),
         pl.col("members").list.min().alias("first_member"),
     )
+    return arrow_rows(summary, GROUP_SCHEMA)
+
+
+def bucket_circles(rows: pa.Table, config: CirclesConfig) -> pa.Table:
+    """The grouped-map kernel: circles of every weak component hashed to one bucket.
+
+    Same rows as :func:`component_circles`, for many components at once. A circle, its cycles
+    and its upstream reach never leave their weak component, so the embedded kernel on the
+    disjoint union of the bucket's components gives each circle exactly as on its component
+    alone (internal amounts still summed in input ``row`` order), while the RiskGraph is built
+    once per bucket instead of once per component (about 45 ms each at 1M nodes, which was
+    nearly all of this stage's time). Each circle's ``component`` is its first member's.
+    """
+    members = pl.from_arrow(rows).filter(pl.col("kind") == 1)
+    result = component_circles(rows, config)
+    if result.num_rows == 0:
+        return result
+    of = members.select(first_member="guarantor", component="component")
+    summary = pl.from_arrow(result).drop("component").join(of, on="first_member", how="left")
     return arrow_rows(summary, GROUP_SCHEMA)
 
 
@@ -157,10 +176,13 @@ def circle_frames(tables: dict[str, DataFrame], config: CirclesConfig) -> DataFr
             F.lit(None).cast("boolean").alias("defaulted"),
         )
     )
+    # Many small components per task: the kernel's fixed cost is paid per bucket.
+    buckets = max(tables["guarantees"].sparkSession.sparkContext.defaultParallelism * 4, 1)
     per_component = (
         member_rows.union(edge_rows)
-        .groupBy("component")
-        .applyInArrow(lambda rows: component_circles(rows, config), GROUP_DDL)
+        .withColumn("bucket", F.pmod(F.xxhash64("component"), F.lit(buckets)))
+        .groupBy("bucket")
+        .applyInArrow(timed("circles", lambda rows: bucket_circles(rows, config)), GROUP_DDL)
     )
     numbered = ordered_ids(per_component, [F.col("first_member").asc()], "circle_id")
     return numbered.select(*SUMMARY_COLUMNS)

@@ -29,7 +29,7 @@ import pyarrow as pa
 from graphkit.analytics.flows import trace_flows
 from graphkit.analytics.flows.index import US_PER_DAY
 from graphkit.config import FlowsConfig
-from graphkit.spark.grouped import arrow_rows, group_graph
+from graphkit.spark.grouped import arrow_rows, group_graph, timed
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -161,19 +161,23 @@ def hop_layers(
             & (transfers.t >= frontier.t)
             & (transfers.t <= frontier.end),
         ).select("drawdown_id", F.col("dst").alias("account"), transfers.t, "end", "dst_sink")
-        hits = hits.union(
-            moves.where("dst_sink").select("drawdown_id", F.lit(hop).alias("hop")).distinct()
+        # One checkpoint per hop holds both the sinks it reaches and the next frontier, so the
+        # hop's join runs once (not again when the hits are finally aggregated).
+        arrivals = (
+            moves.groupBy("drawdown_id", "account")
+            .agg(
+                F.min("t").alias("t"), F.first("end").alias("end"), F.max("dst_sink").alias("sink")
+            )
+            .localCheckpoint()
         )
+        hits = hits.union(arrivals.where("sink").select("drawdown_id", F.lit(hop).alias("hop")))
         if hop == max_hops:
             break
-        arrivals = (
-            moves.where(~F.col("dst_sink"))
-            .groupBy("drawdown_id", "account")
-            .agg(F.min("t").alias("t"), F.first("end").alias("end"))
-        )
         known = best.select("drawdown_id", "account", F.col("t").alias("known_t"))
         frontier = (
-            arrivals.join(known, ["drawdown_id", "account"], "left")
+            arrivals.where(~F.col("sink"))
+            .drop("sink")
+            .join(known, ["drawdown_id", "account"], "left")
             .where(F.col("known_t").isNull() | (F.col("t") < F.col("known_t")))
             .drop("known_t")
             .localCheckpoint()
@@ -251,6 +255,9 @@ def flow_frames(
             "history in one place); use --engine embedded"
         )
     drawdowns, transfers = flow_inputs(tables, config)
+    # The transfers (with their sink flags) are joined once per hop and once more for the
+    # buckets: read and flag them once.
+    transfers = transfers.localCheckpoint()
     drawdowns = drawdowns.withColumn(
         "bucket", F.pmod(F.xxhash64("drawdown_id"), F.lit(buckets))
     ).localCheckpoint()
@@ -295,7 +302,7 @@ def flow_frames(
     replayed = (
         drawdown_rows.union(transfer_rows)
         .groupBy("bucket")
-        .applyInArrow(lambda rows: bucket_flows(rows, config), ddl)
+        .applyInArrow(timed("flows", lambda rows: bucket_flows(rows, config)), ddl)
         .localCheckpoint()
     )
     hops = [f"banned_hop_{h}" for h in range(config.max_hops + 1)]

@@ -33,6 +33,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
 DATA_DIR = ROOT / "bench" / "data"
+# git-ignored scratch space for generated inputs and work directories: made here so every
+# benchmark can put temporary directories in it on a fresh checkout
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 MB = 1 << 20
 
 

@@ -37,8 +37,12 @@ class Split:
     test: np.ndarray
 
 
+# Train and validation shares of the labelled customers; the rest is test (every split's rule).
+SPLIT_FRACTIONS = (0.6, 0.2)
+
+
 def stratified_split(
-    labels: np.ndarray, seed: int, fractions: tuple[float, float] = (0.6, 0.2)
+    labels: np.ndarray, seed: int, fractions: tuple[float, float] = SPLIT_FRACTIONS
 ) -> Split:
     """Split labelled customers (``labels`` 0/1; -1 unlabelled is skipped) per class.
 

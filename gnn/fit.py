@@ -44,6 +44,7 @@ from gnn.train import (
     predict_logits,
     ranking_metrics,
     stratified_split,
+    time_split,
     train_gnn,
 )
 from graphkit.config import Config
@@ -182,6 +183,7 @@ def _fit(
     progress: Progress,
     log_weight_shift: float = 0.0,
     prior_keys: tuple[pl.Series, pl.Series] | None = None,
+    split_rule: str = "random",
 ) -> _Fitted:
     """Tree prior, GNN, baselines, ``model.pt``: what both entries share. ``data`` is the
     graph trained on (whole or a sampled subgraph), ``labels`` and ``split`` in its node ids.
@@ -201,6 +203,7 @@ def _fit(
     trained = train_gnn(data, split, settings, progress)
     log_weight = class_log_weight(labels, split.train) + log_weight_shift
     evaluation = model_evaluation(trained, data, no_graph_features, labels, split, cfg.gnn.seed)
+    evaluation["split"]["rule"] = split_rule
     saved_prior = prior
     if prior is not None and prior_keys is not None:
         saved_prior = reindex_prior(prior, *prior_keys)
@@ -264,8 +267,11 @@ def fit_and_score(
     data, standardiser = build_data(
         graph, features, max_device_users=cfg.rings.max_customers_per_device
     )
-    split = stratified_split(labels, cfg.gnn.seed)
-    fitted = _fit(data, labels, split, standardiser, features, cfg, model_dir, progress)
+    split = choose_split(graph, labels, cfg)
+    fitted = _fit(
+        data, labels, split, standardiser, features, cfg, model_dir, progress,
+        split_rule=cfg.gnn.split,
+    )  # fmt: skip
     scores = score_customers(fitted.trained.model, data, fitted.log_weight)
     explainer = NetworkExplainer(
         fitted.trained.model, data, graph.keys("Customer"), fitted.log_weight
@@ -323,9 +329,23 @@ def fit_subgraph(
     keys = (subgraph.customer_ids, customer_keys) if customer_keys is not None else None
     fitted = _fit(
         data, labels, split, standardiser, features, cfg, model_dir, progress,
-        log_weight_shift=log_weight_shift, prior_keys=keys,
+        log_weight_shift=log_weight_shift, prior_keys=keys, split_rule="default_date",
     )  # fmt: skip
     return GnnResult(scores=None, model=fitted.model, evaluation=fitted.evaluation, split=split)
+
+
+def choose_split(graph: RiskGraph, labels: np.ndarray, config: Config) -> Split:
+    """The labelled customers' split by ``gnn.split``: stratified at random, or by default
+    date (:func:`gnn.train.time_split`, the Spark engine's rule)."""
+    if config.gnn.split == "default_date":
+        customers = graph.nodes["Customer"]
+        return time_split(
+            customers.get_column("customer_id").to_list(),
+            labels,
+            customers.get_column("default_date").to_list(),
+            config.gnn.seed,
+        )
+    return stratified_split(labels, config.gnn.seed)
 
 
 def split_reason(labels: np.ndarray, split: Split) -> str | None:
@@ -368,6 +388,7 @@ def network_explainer(
 __all__ = [
     "MIN_CLASS",
     "GnnResult",
+    "choose_split",
     "fit_and_score",
     "fit_subgraph",
     "model_evaluation",

@@ -9,6 +9,7 @@ whole receptive field.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import networkx as nx
@@ -23,7 +24,7 @@ from gnn.features import customer_features, snapshot_time
 from gnn.fit import fit_subgraph, network_explainer
 from gnn.prior import add_prior_column
 from gnn.score import MODEL_FILE, load_model
-from gnn.train import predict_logits
+from gnn.train import predict_logits, time_split
 from graphkit.config import Config, ConfigError, apply_overrides
 from graphkit.graph import RiskGraph
 from graphkit.spark import scoring, training
@@ -103,6 +104,66 @@ def test_time_split_orders_defaults_by_date_and_keeps_both_classes(spark, sample
 
 
 @pytest.mark.timeout(900)
+def spark_parts(spark, customers: list[str], labels, dates, seed: int) -> dict[str, str]:
+    """customer_id -> part of :func:`graphkit.spark.training.label_parts` on these labels."""
+    rows = [
+        (c, None if lab < 0 else bool(lab), d)
+        for c, lab, d in zip(customers, labels.tolist(), dates, strict=True)
+    ]
+    tables = {
+        "customers": spark.createDataFrame([(c,) for c in customers], "customer_id string"),
+        "labels": spark.createDataFrame(
+            rows, "customer_id string, defaulted boolean, default_date date"
+        ),
+    }
+    found = training.label_parts(tables, seed).select("customer_id", "part").collect()
+    return {r["customer_id"]: r["part"] for r in found}
+
+
+def driver_parts(customers: list[str], labels, dates, seed: int) -> dict[str, str]:
+    split = time_split(customers, labels, np.array(dates, dtype=object), seed)
+    return {
+        customers[i]: name
+        for name, part in zip(training.PARTS, (split.train, split.val, split.test), strict=True)
+        for i in part
+    }
+
+
+def test_driver_and_spark_split_alike_on_the_sample(spark, sample_case):
+    graph = sample_case[0]
+    customers = graph.nodes["Customer"]
+    ids = customers.get_column("customer_id").to_list()
+    labels = graph.defaulted()
+    dates = customers.get_column("default_date").to_list()
+    got = spark_parts(spark, ids, labels, dates, 7)
+    assert got == driver_parts(ids, labels, dates, 7)
+    assert len(got) == int((labels >= 0).sum())
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_driver_and_spark_split_alike_on_random_labels(spark, seed):
+    """Ties on a date, defaults without a date and unlabelled customers included."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 120))
+    ids = [f"k{v}" for v in rng.permutation(10 * n)[:n]]
+    labels = rng.choice([-1, 0, 1], n, p=[0.2, 0.5, 0.3]).astype(np.int8)
+    days = rng.integers(0, 5, n)  # few distinct dates: many ties
+    dates = [
+        None if lab != 1 or rng.random() < 0.15 else date(2025, 1, 1) + timedelta(days=int(d))
+        for lab, d in zip(labels.tolist(), days, strict=True)
+    ]
+    got = spark_parts(spark, ids, labels, dates, seed)
+    expected = driver_parts(ids, labels, dates, seed)
+    assert got == expected
+    dated = [(d, got[c]) for c, d in zip(ids, dates, strict=True) if d is not None]
+    order = {name: i for i, name in enumerate(training.PARTS)}
+    for d1, p1 in dated:
+        for d2, p2 in dated:
+            if order[p1] < order[p2]:
+                assert d1 <= d2  # an earlier part never defaulted after a later one
+
+
 def test_capped_sample_and_its_neighbourhood_equal_the_driver_oracle(spark, sample_case):
     graph, features, tables, frame, edges = sample_case
     cap = 300
@@ -229,6 +290,8 @@ def test_model_trained_on_the_sample_scores_its_customers_as_on_the_whole_graph(
     assert far.any()
 
 
-def test_the_sample_cap_is_validated():
+def test_the_sample_cap_and_the_split_rule_are_validated():
     with pytest.raises(ConfigError, match="spark_train_customers"):
         apply_overrides(Config(), {"gnn.spark_train_customers": 10})
+    with pytest.raises(ConfigError, match="split must be one of random, default_date"):
+        apply_overrides(Config(), {"gnn.split": "by_month"})

@@ -135,10 +135,8 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
             return
         ctx.results.split = _dense_split(keys, training)
         if result.evaluation is not None:
-            evaluation = {**result.evaluation}
-            evaluation["split"] = {**evaluation["split"], "rule": "default_date"}
-            (ctx.out_dir / "model_eval.json").write_text(json.dumps(evaluation, indent=2))
-            ctx.manifest_extra["model_eval"] = evaluation
+            (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
+            ctx.manifest_extra["model_eval"] = result.evaluation
         ctx.results.gnn = engine.gnn_scores(frame, ctx.out_dir / MODEL_FILE, keys)
         if cfg.alerts.explain_neighbours > 0:
             ctx.results.explainer = network_explainer(ctx.graph, features, ctx.out_dir)

@@ -3,14 +3,16 @@
 The model is trained on one node (the driver) by :func:`gnn.fit.fit_subgraph`; this module
 decides on Spark what that node gets, without collecting the customer graph:
 
-1. **Time split** (:func:`label_parts`). Every labelled customer gets a part: ``train``,
-   ``validation`` or ``test``. Defaulted customers with a ``default_date`` are ordered by that
-   date (ties by a seeded hash of the id) and cut at the :data:`gnn.train.SPLIT_FRACTIONS`
-   shares (``round(0.6 n)`` earliest train, the next ``round(0.2 n)`` validation, the latest
-   test): no validation customer defaulted before a training one, no test customer before a
-   validation one. A non-defaulted customer has no date to order by, so it (and a defaulted
-   one without a date) goes to a part by a seeded hash of its id, uniform on [0, 1) and cut at
-   the same shares: every part has both classes, in about the same mix.
+1. **Time split** (:func:`label_parts`, the rule of :func:`gnn.train.time_split`, which the
+   embedded engine applies with ``gnn.split = "default_date"``; the parts are equal). Every
+   labelled customer gets a part: ``train``, ``validation`` or ``test``. Defaulted customers
+   with a ``default_date`` are ordered by that date (ties by a seeded hash of the id) and cut
+   at the :data:`gnn.train.SPLIT_FRACTIONS` shares (``round(0.6 n)`` earliest train, the next
+   ``round(0.2 n)`` validation, the latest test): no validation customer defaulted before a
+   training one, no test customer before a validation one. A non-defaulted customer has no
+   date to order by, so it (and a defaulted one without a date) goes to a part by a seeded
+   hash of its id, uniform on [0, 1) and cut at the same shares: every part has both classes,
+   in about the same mix.
 2. **Sample** (:func:`sample_customers`). At most ``gnn.spark_train_customers`` (``cap``)
    labelled customers, all of them when there are no more. Otherwise defaulted customers are
    kept up to half the cap (all of them when fewer) and non-defaulted ones fill the rest; within
@@ -49,15 +51,17 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 PARTS = ("train", "validation", "test")
-_HASH_RANGE = 1 << 31
+_HASH_DIGITS = 13  # as gnn.train.id_hash: 52 bits of sha256, exact in a double
 
 
 def _uniform(salt: str, seed: int) -> Column:
-    """A seeded hash of ``customer_id`` as a number uniform on [0, 1)."""
+    """:func:`gnn.train.id_hash` on Spark: the first 52 bits of
+    ``sha256(f"{salt}:{seed}:{customer_id}")`` as a number on [0, 1), equal to the driver's."""
     from pyspark.sql import functions as F
 
-    hashed = F.xxhash64(F.lit(f"{salt}:{seed}"), F.col("customer_id"))
-    return F.pmod(hashed, F.lit(_HASH_RANGE)) / F.lit(float(_HASH_RANGE))
+    digest = F.sha2(F.concat(F.lit(f"{salt}:{seed}:"), F.col("customer_id")), 256)
+    head = F.conv(F.substring(digest, 1, _HASH_DIGITS), 16, 10).cast("long")
+    return head.cast("double") / F.lit(float(16**_HASH_DIGITS))
 
 
 def label_parts(

@@ -243,3 +243,45 @@ class NeighbourSampler:
             node_ids=node_ids,
             batch_size=len(seeds),
         )
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    """A sample of labelled customers with their ``K``-hop in-neighbourhoods, in local ids.
+
+    Built outside :mod:`gnn` (on Spark, :mod:`graphkit.spark.training`) and handed to
+    :func:`gnn.fit.fit_subgraph`. Every node within ``K`` hops of a sampled customer (following
+    edges against their direction, since ``dst`` hears from ``src``) is a node; every edge into
+    a node less than ``K`` hops away is an edge. That is exactly the receptive field of a
+    ``K``-layer model at the sampled customers, so their logits on the subgraph equal those on
+    the whole graph (a node ``K`` hops out lacks its own in-edges, and nothing it computes reaches
+    a sampled customer).
+
+    Attributes:
+        customer_ids: ``customer_id`` of each local id.
+        raw: raw features, ``(nodes, features)`` float32 in the model's feature order.
+        labels: 1 / 0 for the sampled customers, -1 for every other node (labelled or not:
+            a neighbour's label is never read).
+        edges: relation -> ``(2, E)`` int64 local ids, ``src`` then ``dst``.
+        hops: each node's distance to the nearest sampled customer (0 for them).
+    """
+
+    customer_ids: pl.Series
+    raw: np.ndarray
+    labels: np.ndarray
+    edges: dict[str, np.ndarray]
+    hops: np.ndarray
+
+
+def subgraph_data(subgraph: Subgraph, standardiser: Standardiser) -> HeteroData:
+    """``HeteroData`` of a :class:`Subgraph` (``x`` standardised with ``standardiser``, the
+    statistics of every customer, not of the subgraph's nodes alone)."""
+    data = HeteroData()
+    data[NODE].x = torch.from_numpy(standardiser.transform(subgraph.raw))
+    data[NODE].y = torch.from_numpy(subgraph.labels.astype(np.int64))
+    for relation in RELATIONS:
+        pairs = subgraph.edges.get(relation, np.zeros((2, 0), dtype=np.int64))
+        data[edge_type(relation)].edge_index = torch.from_numpy(
+            np.asarray(pairs, dtype=np.int64).reshape(2, -1)
+        )
+    return data

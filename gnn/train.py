@@ -1,9 +1,10 @@
 """Training: a leak-free split, the GNN with early stopping, and the no-graph baselines.
 
 The split is a stratified random split of the *labelled* customers only (unlabelled customers
-are never negatives) into train / validation / test by a fixed seed. Features stop at the
-snapshot (:mod:`gnn.features`) and no label, own or neighbour's, is an input: the model sees
-features and edges; labels only enter the loss, on training customers.
+are never negatives) into train / validation / test by a fixed seed (``gnn.split = "random"``),
+or a split by default date (``"default_date"``, :func:`time_split`, the Spark engine's rule).
+Features stop at the snapshot (:mod:`gnn.features`) and no label, own or neighbour's, is an
+input: the model sees features and edges; labels only enter the loss, on training customers.
 
 The baselines (logistic regression, gradient boosting) get exactly the same feature matrix
 without the graph; all three are scored on the same held-out test customers.
@@ -12,11 +13,13 @@ without the graph; all three are scored on the same held-out test customers.
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 import torch
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -37,8 +40,12 @@ class Split:
     test: np.ndarray
 
 
+# Train and validation shares of the labelled customers; the rest is test (every split's rule).
+SPLIT_FRACTIONS = (0.6, 0.2)
+
+
 def stratified_split(
-    labels: np.ndarray, seed: int, fractions: tuple[float, float] = (0.6, 0.2)
+    labels: np.ndarray, seed: int, fractions: tuple[float, float] = SPLIT_FRACTIONS
 ) -> Split:
     """Split labelled customers (``labels`` 0/1; -1 unlabelled is skipped) per class.
 
@@ -55,6 +62,85 @@ def stratified_split(
         parts[1].append(members[n_train : n_train + n_val])
         parts[2].append(members[n_train + n_val :])
     train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    return Split(train=train, val=val, test=test)
+
+
+# Hex digits of sha256 read as a number in [0, 1): 52 bits, exact in a float64 on every engine.
+_HASH_DIGITS = 13
+
+
+def id_hash(customer_ids: list[str], salt: str, seed: int) -> np.ndarray:
+    """A seeded number uniform on [0, 1) per customer id: the first 52 bits of
+    ``sha256(f"{salt}:{seed}:{id}")``. The Spark engine computes the same values with ``sha2``
+    (:mod:`graphkit.spark.training`), so a rule built on them splits alike on both engines.
+    Complexity: O(n) hashes (about a second per million ids)."""
+    scale = float(16**_HASH_DIGITS)
+    return (
+        np.array(
+            [
+                int(hashlib.sha256(f"{salt}:{seed}:{c}".encode()).hexdigest()[:_HASH_DIGITS], 16)
+                for c in customer_ids
+            ],
+            dtype=np.float64,
+        )
+        / scale
+    )
+
+
+def time_split(
+    customer_ids: list[str],
+    labels: np.ndarray,
+    default_dates: list | np.ndarray,
+    seed: int,
+    fractions: tuple[float, float] = SPLIT_FRACTIONS,
+) -> Split:
+    """Split labelled customers by default date (``gnn.split = "default_date"``).
+
+    Defaulted customers with a date are ordered by (date, :func:`id_hash`, id) and cut at
+    ``round(n * fractions[0])`` (train, the earliest) and ``round(n * fractions[1])`` more
+    (validation); the latest are test: no validation customer defaulted before a training one,
+    no test customer before a validation one. Non-defaulted customers, and defaulted ones
+    without a date, go by :func:`id_hash` on [0, 1): below ``fractions[0]`` train, below their
+    sum validation, else test, so each part has both classes in about the same mix.
+
+    Parameters:
+        customer_ids: id of each dense customer.
+        labels: 1 / 0 / -1 (unlabelled, skipped) per customer.
+        default_dates: default date per customer (``datetime.date``, None without one).
+        seed: the hashes' seed (``gnn.seed``).
+
+    Complexity: O(n log n). The Spark engine applies the same rule
+    (:func:`graphkit.spark.training.label_parts`) and gets the same parts.
+    """
+    u = id_hash(customer_ids, "split", seed)
+    frame = pl.DataFrame(
+        {
+            "id": np.arange(len(labels), dtype=np.int64),
+            "customer_id": pl.Series(customer_ids, dtype=pl.String),
+            "label": np.asarray(labels, dtype=np.int8),
+            "date": pl.Series(list(default_dates), dtype=pl.Date),
+            "u": u,
+        }
+    ).filter(pl.col("label") >= 0)
+    dated = frame.filter((pl.col("label") == 1) & pl.col("date").is_not_null())
+    dated = dated.sort("date", "u", "customer_id")
+    n = dated.height
+    n_train, n_val = round(n * fractions[0]), round(n * fractions[1])
+    others = frame.filter(~((pl.col("label") == 1) & pl.col("date").is_not_null()))
+    rank_ids = dated.get_column("id").to_numpy()
+    other_ids, other_u = others.get_column("id").to_numpy(), others.get_column("u").to_numpy()
+    first, second = fractions[0], fractions[0] + fractions[1]
+    parts = (
+        np.concatenate([rank_ids[:n_train], other_ids[other_u < first]]),
+        np.concatenate(
+            [
+                rank_ids[n_train : n_train + n_val],
+                other_ids[(other_u >= first) & (other_u < second)],
+            ]
+        ),
+        np.concatenate([rank_ids[n_train + n_val :], other_ids[other_u >= second]]),
+    )
+    train, val, test = (np.sort(p.astype(np.int64)) for p in parts)
     return Split(train=train, val=val, test=test)
 
 

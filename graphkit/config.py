@@ -127,6 +127,17 @@ class GnnConfig:
     snapshot: str = ""  # ISO date; empty means the latest event time in the input
     # The credit-cosmetics features (gnn/cosmetics.py); false gives the feature set before them.
     cosmetic_features: bool = True
+    # How the labelled customers are split into train / validation / test: "random" (stratified
+    # by class, seeded) or "default_date" (defaults in date order, the rest by a seeded hash of
+    # the id: gnn/train.py time_split). The Spark engine always splits by default date (it
+    # cannot replay the random permutation); set "default_date" to run the embedded engine alike.
+    split: str = "random"
+    # `--engine spark`: at most this many labelled customers are sampled for training; they and
+    # their two-hop neighbourhoods are the only part of the customer graph collected to the
+    # driver (docs/spark.md, "Features and GNN"). Up to half of them are defaulted customers
+    # (all of them when there are fewer). 100k seeds with their neighbourhoods are a graph the
+    # embedded engine trains on one machine in minutes.
+    spark_train_customers: int = 100_000
 
 
 @dataclass
@@ -200,6 +211,7 @@ class Config:
         return dataclasses.asdict(self)
 
 
+GNN_SPLITS = ("random", "default_date")
 CLUSTER_WEIGHT_KEYS = ("guarantee", "shareholding", "device", "transfer")
 
 
@@ -324,6 +336,14 @@ def _validate(cfg: Config) -> None:
         (cfg.gnn.tree_prior_min_positives >= 0, "[gnn] tree_prior_min_positives must be >= 0"),
         (cfg.gnn.batch_size >= 1, "[gnn] batch_size must be >= 1"),
         (cfg.gnn.full_batch_max_customers >= 0, "[gnn] full_batch_max_customers must be >= 0"),
+        (
+            cfg.gnn.split in GNN_SPLITS,
+            f"[gnn] split must be one of {', '.join(GNN_SPLITS)}, got {cfg.gnn.split!r}",
+        ),
+        (
+            cfg.gnn.spark_train_customers >= 100,
+            "[gnn] spark_train_customers must be >= 100 (a model needs 20 of each class per part)",
+        ),
     ]
     for ok, message in checks:
         if not ok:

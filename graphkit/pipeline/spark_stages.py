@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from graphkit.analytics.flows import customer_banned_share, flow_totals
 from graphkit.pipeline.context import RunContext, Stage
 
 if TYPE_CHECKING:
+    from gnn.train import Split
     from graphkit.spark.engine import SparkEngine
+    from graphkit.spark.training import TrainingSet
 
 
 def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
@@ -80,11 +83,12 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         }
 
     def gnn(ctx: RunContext) -> None:
-        # Features as Spark aggregations; training on the driver from them, as embedded (the
-        # model and its evaluation are the embedded ones); then every customer scored on the
-        # executors with the saved model broadcast (docs/spark.md, "Features and GNN").
+        # Features as Spark aggregations; the model trained on the driver from a sampled,
+        # time-split set of labelled customers with their neighbourhoods, extracted by joins;
+        # every customer scored on the executors with the saved model broadcast (docs/spark.md,
+        # "Features and GNN").
         from gnn.features import snapshot_time
-        from gnn.fit import fit_and_score
+        from gnn.fit import fit_subgraph, network_explainer, skip_reason
         from gnn.score import MODEL_FILE
         from graphkit.extras import extra_features
         from graphkit.spark.features import latest_event_time
@@ -92,8 +96,9 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         cfg = ctx.config
         latest = None if cfg.gnn.snapshot else latest_event_time(engine.tables)
         snapshot = snapshot_time(ctx.graph, cfg.gnn.snapshot) if latest is None else latest
+        keys = ctx.graph.keys("Customer")
         features, frame = engine.features(
-            ctx.graph.keys("Customer"),
+            keys,
             snapshot,
             extra_features(ctx.graph.nodes["Customer"]),
             customer_flows=ctx.results.customer_flows,
@@ -105,20 +110,36 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         )
         ctx.results.features = features
         ctx.outputs["features.parquet"] = features.frame
-        result = fit_and_score(ctx.graph, features, cfg, ctx.out_dir, ctx.progress)
-        ctx.manifest_extra["model"] = result.model
-        ctx.results.split = result.split
-        ctx.results.explainer = result.explainer
+        reason = skip_reason(ctx.graph.defaulted(), cfg)
+        if reason is not None:
+            ctx.manifest_extra["model"] = {"trained": False, "reason": reason}
+            ctx.results.gnn = _null_scores(keys)
+            frame.unpersist()
+            return
+        training, standardiser = engine.training_set(frame, features.names, snapshot, cfg)
+        result = fit_subgraph(
+            training.subgraph,
+            training.split,
+            standardiser,
+            features,
+            cfg,
+            ctx.out_dir,
+            ctx.progress,
+            log_weight_shift=training.log_weight_shift,
+            customer_keys=keys,
+        )
+        ctx.manifest_extra["model"] = {**result.model, "training_set": training.facts}
+        if not result.trained:
+            ctx.results.gnn = _null_scores(keys)
+            frame.unpersist()
+            return
+        ctx.results.split = _dense_split(keys, training)
         if result.evaluation is not None:
             (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
             ctx.manifest_extra["model_eval"] = result.evaluation
-        keys = ctx.graph.keys("Customer")
-        if result.trained:
-            ctx.results.gnn = engine.gnn_scores(frame, ctx.out_dir / MODEL_FILE, keys)
-        else:
-            ctx.results.gnn = pl.DataFrame(
-                {"customer_id": keys, "gnn_score": pl.Series([None] * len(keys), dtype=pl.Float64)}
-            )
+        ctx.results.gnn = engine.gnn_scores(frame, ctx.out_dir / MODEL_FILE, keys)
+        if cfg.alerts.explain_neighbours > 0:
+            ctx.results.explainer = network_explainer(ctx.graph, features, ctx.out_dir)
         frame.unpersist()
 
     return {
@@ -129,3 +150,35 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
         "contagion": contagion,
         "gnn": gnn,
     }
+
+
+def _null_scores(keys: pl.Series) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"customer_id": keys, "gnn_score": pl.Series([None] * len(keys), dtype=pl.Float64)}
+    )
+
+
+def _dense_split(keys: pl.Series, training: TrainingSet) -> Split:
+    """The split ``scores`` stacks and calibrates on, in the run's dense customer ids: the
+    sampled training customers (the only labels the model saw), and every labelled validation
+    and test customer of the time split, sampled or not (their scores come from the
+    executors, and no model saw their labels)."""
+    from gnn.train import Split
+
+    index = pl.DataFrame({"customer_id": keys}).with_row_index("id")
+
+    def dense(ids: pl.Series) -> np.ndarray:
+        found = pl.DataFrame({"customer_id": ids}).join(index, on="customer_id")
+        return np.sort(found.get_column("id").to_numpy().astype(np.int64))
+
+    sub = training.subgraph.customer_ids
+    heldout = training.heldout
+
+    def part(name: str) -> pl.Series:
+        return heldout.filter(pl.col("part") == name).get_column("customer_id")
+
+    return Split(
+        train=dense(sub.gather(training.split.train)),
+        val=dense(part("validation")),
+        test=dense(part("test")),
+    )

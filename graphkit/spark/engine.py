@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
     from pyspark.sql import DataFrame, SparkSession
 
+    from gnn.data import Standardiser
     from gnn.features import CustomerFeatures
     from graphkit.extras import ExtraColumn
+    from graphkit.spark.training import TrainingSet
 
 # Stages the Spark engine runs; the others run on the driver as in the embedded engine.
 SPARK_STAGES = ("circles", "rings", "flows", "clusters", "contagion", "gnn")
@@ -141,6 +143,31 @@ class SparkEngine:
         return pl.DataFrame({"customer_id": customer_keys}).join(
             got, on="customer_id", how="left", maintain_order="left"
         )
+
+    def training_set(
+        self, features: DataFrame, names: list[str], snapshot: datetime, config: Config
+    ) -> tuple[TrainingSet, Standardiser]:
+        """The GNN's training set (:func:`graphkit.spark.training.training_set`: time split,
+        sample of ``gnn.spark_train_customers``, their neighbourhoods over the customer graph at
+        ``snapshot``) and the feature statistics over every customer, from the Spark feature
+        frame ``features``."""
+        from gnn.fit import train_settings
+        from graphkit.spark.scoring import customer_edges
+        from graphkit.spark.training import standardiser_spark, training_set
+
+        hops = train_settings(config, 0).layers
+        edges = customer_edges(self.tables, snapshot, config.rings.max_customers_per_device)
+        edges = edges.localCheckpoint()
+        found = training_set(
+            self.tables,
+            edges,
+            features,
+            names,
+            config.gnn.spark_train_customers,
+            config.gnn.seed,
+            hops,
+        )
+        return found, standardiser_spark(features, names)
 
     def round_trips(self, config: FlowsConfig) -> tuple[pl.DataFrame, bool]:
         """(transfer cycles, capped) as the embedded ``round_trips`` returns them."""

@@ -1,7 +1,8 @@
 """GNN scoring on the executors: the trained model broadcast, message passing as joins.
 
-Training stays on the driver (:func:`gnn.fit.fit_and_score`; docs/spark.md says why); this module
-scores every customer with the saved model on Spark, without the customer graph on the driver:
+Training runs on the driver from a sample extracted on Spark (:mod:`graphkit.spark.training`,
+:func:`gnn.fit.fit_subgraph`; docs/spark.md says why); this module scores every customer with
+the saved model on Spark, without the customer graph on the driver:
 
 1. **Inputs.** The Spark feature frame (:mod:`graphkit.spark.features`) is standardised in the
    executors with the saved statistics (the same numpy code as :class:`gnn.data.Standardiser`);

@@ -42,6 +42,7 @@ import numpy as np
 
 from graphkit.live.closed import ClosedFlows
 from graphkit.live.holdings import Holdings, step
+from graphkit.live.paths import evidence_paths
 
 _NEVER = (1 << 62, "")
 _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
@@ -690,7 +691,8 @@ class LiveFlows:
         self._replay_from_scratch(trace)
         trace.version += 1
 
-    def _window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
+    def window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
+        """The transfers out of ``account`` with ``start <= ts <= end``. O(log n + found)."""
         log = self.out_log.get(account, ())
         lo = bisect_left(log, (start,))
         hi = bisect_left(log, (end + 1,))
@@ -709,7 +711,7 @@ class LiveFlows:
         for hop in range(1, self.max_hops + 1):
             nxt: dict[str, int] = {}
             for account, arrival in frontier.items():
-                for ts, _, dst, _ in self._window(account, arrival, trace.end):
+                for ts, _, dst, _ in self.window(account, arrival, trace.end):
                     if dst in self.sinks:
                         if trace.min_hops is None:
                             self._set_min_hops(trace, hop)
@@ -735,7 +737,7 @@ class LiveFlows:
 
         def push(account: str, after: tuple[int, str]) -> None:
             pushed.add(account)
-            for ts, tid, dst, amount in self._window(account, after[0], trace.end):
+            for ts, tid, dst, amount in self.window(account, after[0], trace.end):
                 if (ts, tid) > after:
                     heapq.heappush(queue, (ts, tid, account, dst, amount))
 
@@ -756,90 +758,7 @@ class LiveFlows:
     def evidence_paths(
         self, drawdown_id: str, k: int, max_visits: int = 100_000
     ) -> tuple[list[dict[str, Any]], bool]:
-        """The best ``k`` paths of a drawdown (open trace or closed) into a sink, ranked as
-        batch: amount (``min(X, transfer amounts)``) descending, hops ascending, transfer ids
-        in order.
-
-        Paths are simple and time-respecting (equal times in any order) inside the window, at
-        most H hops. First the window's transfers reachable from ``a0`` are collected (an
-        earliest-arrival search) and each account's hops to a sink over them (a backward
-        search); then a depth-first search enters only accounts that can still reach a sink in
-        the hops left, and drops a path below the k-th complete one (a path's amount only falls
-        as it grows). Returns (paths, capped): ``capped`` when ``max_visits`` partial paths
-        were reached. Cost: O(window transfers reachable + partial paths explored).
-        """
+        """The best ``k`` paths of a drawdown into a sink, ranked as batch
+        (:func:`graphkit.live.paths.evidence_paths` has the definition and cost)."""
         origin = self.origins.get(drawdown_id)
-        if origin is None or k <= 0:
-            return [], False
-        a0, t0, end, x = origin
-        if a0 in self.sinks:
-            return [{"hops": 0, "transfer_ids": [], "sink_account": a0, "amount": x}], False
-        dist = self._distance_to_sink(a0, t0, end)
-        if a0 not in dist:
-            return [], False
-        found: list[tuple[float, int, tuple[str, ...], str]] = []
-        visits = 0
-        capped = False
-        max_hops = self.max_hops
-
-        def dfs(account: str, arrival: int, amount: float, path: list[str], on: set[str]) -> None:
-            nonlocal visits, capped
-            left = max_hops - len(path) - 1
-            for ts, tid, dst, value in self._window(account, arrival, end):
-                if dst in on or dist.get(dst, max_hops + 1) > left:
-                    continue
-                carried = value if value < amount else amount
-                if len(found) >= k and carried < -found[k - 1][0]:
-                    continue
-                visits += 1
-                if visits > max_visits:
-                    capped = True
-                    return
-                path.append(tid)
-                if dst in self.sinks:
-                    found.append((-carried, len(path), tuple(path), dst))
-                    found.sort()
-                    del found[k:]
-                else:
-                    on.add(dst)
-                    dfs(dst, ts, carried, path, on)
-                    on.discard(dst)
-                path.pop()
-
-        dfs(a0, t0, x, [], {a0})
-        return [
-            {"hops": hops, "transfer_ids": list(ids), "sink_account": sink, "amount": -neg}
-            for neg, hops, ids, sink in found
-        ], capped
-
-    def _distance_to_sink(self, a0: str, t0: int, end: int) -> dict[str, int]:
-        """Hops to a sink over the window's transfers reachable from ``a0`` (ignoring the time
-        order between them: a lower bound, so pruning with it is exact)."""
-        edges: dict[str, set[str]] = defaultdict(set)
-        best = {a0: t0}
-        frontier = {a0: t0}
-        for _ in range(self.max_hops):
-            nxt: dict[str, int] = {}
-            for account, arrival in frontier.items():
-                for ts, _, dst, _ in self._window(account, arrival, end):
-                    edges[dst].add(account)
-                    if dst in self.sinks:
-                        continue
-                    if ts < best.get(dst, _NEVER[0]) and ts < nxt.get(dst, _NEVER[0]):
-                        nxt[dst] = ts
-            best.update(nxt)
-            frontier = nxt
-            if not frontier:
-                break
-        dist: dict[str, int] = {}
-        level = [a for a in edges if a in self.sinks]
-        for hops in range(self.max_hops + 1):
-            todo = []
-            for account in level:
-                if account not in dist:
-                    dist[account] = hops
-                    todo.extend(edges.get(account, ()))
-            level = todo
-            if not level:
-                break
-        return dist
+        return evidence_paths(origin, self.sinks, self.window, self.max_hops, k, max_visits)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.live.closed import ClosedFlows
-from graphkit.live.holdings import Holdings, step
+from graphkit.live.holdings import Holdings, any_row, step
 from graphkit.live.paths import evidence_paths
 
 _NEVER = (1 << 62, "")
@@ -242,7 +242,7 @@ class LiveFlows:
         uids: set[int] = set()
         table = self.holdings.get(src)
         if table is not None:
-            held = (table.taint[: table.n, : self.max_hops] > 0).any(axis=1)
+            held = any_row(table.taint[: table.n, : self.max_hops] > 0)
             uids.update(table.uid[: table.n][held].tolist())
         for group in self.level.get(src, {}).values():
             uids |= group
@@ -462,7 +462,7 @@ class LiveFlows:
         if n <= self.SMALL:
             self._move_few(table, src, dst, amount, key, position, changed)
             return
-        rows = np.flatnonzero((table.taint[:n, :layers] > 0).any(axis=1))
+        rows = np.flatnonzero(any_row(table.taint[:n, :layers] > 0))
         uids = table.uid[rows]
         here = self._alive[uids] & (self._t0[uids] <= ts) & (self._end[uids] >= ts)
         if not here.all():
@@ -488,7 +488,7 @@ class LiveFlows:
         if capped.any():
             for uid in holders[capped & ~self._capped[holders]].tolist():
                 self._mark_capped(uid)
-        go = (moved > 0).any(axis=1)
+        go = any_row(moved > 0)
         if go.any():
             self._arrive_many(holders[go].tolist(), dst, moved[go], key, src, changed)
 

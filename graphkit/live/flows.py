@@ -256,9 +256,9 @@ class LiveFlows:
 
     def expire(self, now: int) -> list[str]:
         """Close the traces whose window (plus the lateness allowance) ended before ``now``,
-        and clear dead trace numbers from the sets of ``SWEEP`` accounts.
+        and clear dead trace numbers from the sets and holdings tables of ``SWEEP`` accounts.
 
-        Cost: O(log n) per closed trace, plus O(size of the sets swept).
+        Cost: O(log n) per closed trace, plus O(size of the sets and tables swept).
         """
         done = []
         while self._expiry and self._expiry[0][0] < now:
@@ -376,10 +376,18 @@ class LiveFlows:
                 if not levels:
                     del self.level[account]
             table = self.holdings.get(account)
-            if table is not None and not alive.issuperset(table.row):
-                table.compact(self._alive)
-                if not table.n:
+            if table is not None:
+                n = table.n
+                if n > 64:
+                    alive_rows = int(self._alive[table.uid[:n]].sum())
+                else:
+                    alive_rows = sum(1 for uid in table.row if uid in alive)
+                if not alive_rows:
                     del self.holdings[account]
+                elif n > 8 and 2 * alive_rows <= n:
+                    # below that a table is within a few rows of its first size: no memory
+                    # to win by copying it
+                    table.compact(self._alive)
 
     def _set_min_hops(self, trace: Trace, hops: int) -> None:
         below = self.max_hops + 1 if trace.min_hops is None else trace.min_hops

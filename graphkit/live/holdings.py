@@ -112,13 +112,8 @@ class Holdings:
         return rows
 
     def compact(self, alive: np.ndarray) -> None:
-        """Drop the rows of traces not ``alive`` (a flag per trace number) once they are at
-        least half the rows. O(rows)."""
-        n = self.n
-        live = alive[self.uid[:n]]
-        if 2 * int(live.sum()) > n:
-            return  # at least half the rows alive: not worth a copy yet
-        keep = np.flatnonzero(live)
+        """Drop the rows of traces not ``alive`` (a flag per trace number). O(rows)."""
+        keep = np.flatnonzero(alive[self.uid[: self.n]])
         self.__setstate__(
             (
                 self.uid[keep],

@@ -38,7 +38,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from graphkit.live.closed import ClosedFlows
+from graphkit.live.holdings import Holdings, any_row, step
+from graphkit.live.paths import evidence_paths
 
 _NEVER = (1 << 62, "")
 _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
@@ -48,18 +52,12 @@ _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows tha
 class Trace:
     """One drawdown's open fund-flow trace.
 
-    ``uid``: its number in the reach sets of :class:`LiveFlows` (renewed when re-traced).
-    Per (account, layer) the trace keeps flat dicts keyed by ``slot[account] * LAYERS + layer``
-    (``slot``: the accounts the money arrived at, numbered in arrival order), holding only ints,
-    floats and strings: such dicts are not tracked by the cyclic garbage collector, so an open
-    trace costs the collector O(1) objects however far its money spread (a list per account
-    made every full collection walk them all: the start of the seconds-long pauses).
-    ``taint``: layer amounts held. ``first_ts`` / ``first_tid``: the (ts, transfer_id) of the
-    layer's first tainted arrival, for layers < H: the hub cap counts the account's transfers
-    out after it. ``via_tid`` / ``via_src``: the transfer and source of that first arrival: the
-    path the money took (evidence); ``sink_at``: layer -> the first sink the money reached in
-    that layer. ``banned``: amount landed in sinks per layer. ``reported``: (banned amount,
-    3+ hop amount) as last added to the customer's totals.
+    ``uid``: its number in the reach sets and the holdings tables of :class:`LiveFlows`
+    (renewed when re-traced). Where its money is, per (account, layer), lives in the account's
+    :class:`~graphkit.live.holdings.Holdings` row for ``uid``; the trace keeps its totals:
+    ``banned``, the amount landed in sinks per layer; ``sink_at``: layer -> the first sink the
+    money reached in that layer; ``reported``: (banned amount, 3+ hop amount) as last added to
+    the customer's totals.
     """
 
     drawdown_id: str
@@ -70,12 +68,6 @@ class Trace:
     customer_id: str | None
     line_id: str
     uid: int = 0
-    slot: dict[str, int] = field(default_factory=dict)
-    taint: dict[int, float] = field(default_factory=dict)
-    first_ts: dict[int, int] = field(default_factory=dict)
-    first_tid: dict[int, str] = field(default_factory=dict)
-    via_tid: dict[int, str] = field(default_factory=dict)
-    via_src: dict[int, str] = field(default_factory=dict)
     banned: list[float] = field(default_factory=list)
     sink_at: dict[int, str] = field(default_factory=dict)
     min_hops: int | None = None
@@ -129,8 +121,10 @@ class LiveFlows:
     left for the traces that reach a sink (their ``min_hops``). A closed or re-traced trace's
     number leaves ``alive``; once half as many numbers died as are alive, the sets drop them one
     account per event (``_sweep``), so their memory stays bounded.
-    ``holders[a]``: the numbers of the traces holding taint below layer H at the non-sink
-    ``a`` that a transfer out of ``a`` can still move; each moves its taint in Python.
+    ``holdings[a]``: where the open traces' money is at ``a``, a row per trace and a column
+    per layer (:class:`~graphkit.live.holdings.Holdings`): a transfer out of ``a`` moves every
+    holder's money in one numpy step (a Python step per holder when there are few). Per trace
+    number, ``_t0`` / ``_end`` / ``_alive`` / ``_capped`` hold what that step filters on.
     ``closed``: the results of the drawdowns whose window ended, as columns
     (:class:`~graphkit.live.closed.ClosedFlows`): a trace leaves every index above when it
     closes (:meth:`expire`), so the open state is bounded by the window, not by history.
@@ -160,7 +154,11 @@ class LiveFlows:
         self.live: set[int] = set()
         self.done: list[set[int]] = [set() for _ in range(max_hops + 1)]
         self.level: dict[str, dict[int, set[int]]] = {}
-        self.holders: dict[str, set[int]] = {}
+        self.holdings: dict[str, Holdings] = {}
+        self._t0 = np.zeros(1024, dtype=np.int64)
+        self._end = np.zeros(1024, dtype=np.int64)
+        self._alive = np.zeros(1024, dtype=bool)
+        self._capped = np.zeros(1024, dtype=bool)
         self._uids = 0
         self._starts: list[tuple[int, int]] = []  # (t0, uid) of traces not yet in ``live``
         self._ends: list[tuple[int, int]] = []  # (end, uid) of traces in ``live``
@@ -198,10 +196,12 @@ class LiveFlows:
         In event order this is one step of the replay of each of those traces: the traces
         reaching the source extend their reach by set operations (O(traces reaching the
         source x H) in C, Python work only for traces reaching a sink and for same-instant
-        re-offers), and the traces holding taint at the source move it on (O(H) each, in
-        Python). A late transfer (before the latest one applied) re-traces every open trace
-        that reached its source instead. Returns the traces whose banned amount or reach
-        changed, by drawdown id.
+        re-offers), and the traces holding taint at the source move it on together
+        (:meth:`_move`: O(rows of the source's holdings table x H) in numpy, plus a dict
+        look-up per holder at the destination and O(1) Python per holder reaching a sink). A
+        late transfer (before the latest one applied) re-traces every open trace that reached
+        its source instead. Returns the traces whose banned amount or reach changed, by
+        drawdown id.
         """
         ts, src, dst = record.ts, record.src, record.dst
         key = (ts, record.transfer_id)
@@ -214,6 +214,7 @@ class LiveFlows:
             position = bisect_left(log, key)
             log.insert(position, entry)
         if key < self.last_transfer:
+            self._recount(src)
             return self._retrace_reaching(src, ts)
         self.last_transfer = key
         self._advance(ts)
@@ -230,29 +231,19 @@ class LiveFlows:
                     fresh = fresh - done[hops + 1]
                 if fresh:
                     self._reach(dst, hops + 1, fresh, ts, changed)
-        holders = self.holders.get(src)
-        if holders:
-            amount, by_uid = record.amount, self.by_uid
-            for uid in list(holders):
-                trace = by_uid.get(uid)
-                if trace is None or ts > trace.end:
-                    # closed, re-traced, or its window is over for every later transfer
-                    holders.discard(uid)
-                    continue
-                if ts < trace.t0:
-                    continue
-                version = trace.version
-                if self._step_amount(trace, src, dst, amount, key, log, position):
-                    holders.discard(uid)
-                if trace.version != version:
-                    changed[uid] = trace
+        if src not in self.sinks:
+            self._move(src, dst, record.amount, key, position, changed)
         if not changed:
             return []
         return sorted(changed.values(), key=lambda trace: trace.drawdown_id)
 
     def _retrace_reaching(self, src: str, ts: int) -> list[Trace]:
         """Re-trace every open trace that reached ``src`` and whose window holds ``ts``."""
-        uids = set(self.holders.get(src, ()))
+        uids: set[int] = set()
+        table = self.holdings.get(src)
+        if table is not None:
+            held = any_row(table.taint[: table.n, : self.max_hops] > 0)
+            uids.update(table.uid[: table.n][held].tolist())
         for group in self.level.get(src, {}).values():
             uids |= group
         found = [self.by_uid[uid] for uid in uids & self.alive]
@@ -265,9 +256,9 @@ class LiveFlows:
 
     def expire(self, now: int) -> list[str]:
         """Close the traces whose window (plus the lateness allowance) ended before ``now``,
-        and clear dead trace numbers from the sets of ``SWEEP`` accounts.
+        and clear dead trace numbers from the sets and holdings tables of ``SWEEP`` accounts.
 
-        Cost: O(log n) per closed trace, plus O(size of the sets swept).
+        Cost: O(log n) per closed trace, plus O(size of the sets and tables swept).
         """
         done = []
         while self._expiry and self._expiry[0][0] < now:
@@ -326,6 +317,15 @@ class LiveFlows:
         trace.uid = uid = self._uids
         self.by_uid[uid] = trace
         self.alive.add(uid)
+        if uid >= len(self._alive):
+            size = 2 * uid
+            for name in ("_t0", "_end", "_alive", "_capped"):
+                old = getattr(self, name)
+                new = np.zeros(size, dtype=old.dtype)
+                new[: len(old)] = old
+                setattr(self, name, new)
+        self._t0[uid], self._end[uid] = trace.t0, trace.end
+        self._alive[uid], self._capped[uid] = True, False
         if trace.t0 <= self.last_transfer[0]:
             if trace.end >= self.last_transfer[0]:
                 self.live.add(uid)
@@ -338,6 +338,7 @@ class LiveFlows:
         if uid:
             self.by_uid.pop(uid, None)
             self.alive.discard(uid)
+            self._alive[uid] = False
             self._forgotten += 1
             self.live.discard(uid)
             if trace.min_hops is not None:
@@ -362,7 +363,7 @@ class LiveFlows:
             if self._forgotten < max(1000, len(self.alive) // 2):
                 return
             self._forgotten = 0
-            self._sweep = [*self.level, *self.holders]
+            self._sweep = [*self.level, *self.holdings]
         alive = self.alive
         for _ in range(min(self.SWEEP, len(self._sweep))):
             account = self._sweep.pop()
@@ -374,11 +375,19 @@ class LiveFlows:
                         del levels[hops]
                 if not levels:
                     del self.level[account]
-            holders = self.holders.get(account)
-            if holders is not None:
-                holders &= alive
-                if not holders:
-                    del self.holders[account]
+            table = self.holdings.get(account)
+            if table is not None:
+                n = table.n
+                if n > 64:
+                    alive_rows = int(self._alive[table.uid[:n]].sum())
+                else:
+                    alive_rows = sum(1 for uid in table.row if uid in alive)
+                if not alive_rows:
+                    del self.holdings[account]
+                elif n > 8 and 2 * alive_rows <= n:
+                    # below that a table is within a few rows of its first size: no memory
+                    # to win by copying it
+                    table.compact(self._alive)
 
     def _set_min_hops(self, trace: Trace, hops: int) -> None:
         below = self.max_hops + 1 if trace.min_hops is None else trace.min_hops
@@ -432,60 +441,139 @@ class LiveFlows:
                 work.append((log[at][2], hops + 1, group))
                 at += 1
 
-    def _step_amount(
+    # accounts whose holders are at most this many move in a Python step each: below it a
+    # numpy step's fixed cost (about 10 array operations per layer) is more than theirs
+    SMALL = 8
+
+    def _move(
         self,
-        trace: Trace,
         src: str,
         dst: str,
         amount: float,
         key: tuple[int, str],
-        log: list[tuple[int, str, str, float]],
         position: int,
-    ) -> bool:
-        """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``).
+        changed: dict[int, Trace],
+    ) -> None:
+        """The traces holding taint at ``src`` whose window holds the transfer move it on
+        (``first``): :func:`~graphkit.live.holdings.step` over their rows at once, or
+        :meth:`_step_row` each when there are at most ``SMALL``; the same float operations
+        per trace either way, so the same amounts.
 
-        ``position``: the transfer's place in ``log`` (the transfers out of ``src``). A layer
-        may use the transfer when fewer than ``cap`` transfers out of ``src`` came between its
-        first tainted arrival and this one (batch's hub cap: the first ``cap`` outflows after
-        the arrival), counted in the log by bisection, only for layers that hold taint and
-        only once the log is that long: O(H log n). Returns whether no later transfer out of
-        ``src`` can move this trace's taint there (drained, or every held layer capped).
+        Cost: O(rows of ``src``'s table x H) in numpy to find the holders, then O(holders x
+        layers held) in numpy plus a dict look-up per holder at ``dst`` (O(1) Python per
+        holder reaching a sink, whose banned amount changes).
         """
-        taint = trace.taint
-        base = trace.slot[src] * self.layers
+        table = self.holdings.get(src)
+        if table is None or not table.n:
+            return
+        ts, n, layers = key[0], table.n, self.max_hops
+        if n <= self.SMALL:
+            self._move_few(table, src, dst, amount, key, position, changed)
+            return
+        rows = np.flatnonzero(any_row(table.taint[:n, :layers] > 0))
+        uids = table.uid[rows]
+        here = self._alive[uids] & (self._t0[uids] <= ts) & (self._end[uids] >= ts)
+        if not here.all():
+            rows, uids = rows[here], uids[here]
+        if not len(rows):
+            return
+        if len(rows) <= self.SMALL:
+            by_uid = self.by_uid
+            for r, uid in zip(rows.tolist(), uids.tolist(), strict=True):
+                trace = by_uid[uid]
+                version = trace.version
+                self._step_row(trace, table, r, dst, amount, key, position, src)
+                if trace.version != version:
+                    changed[uid] = trace
+            return
+        capping = position >= self.cap
+        taint = table.taint[rows, :layers]
+        moved, capped = step(
+            taint, table.since[rows, :layers] if capping else None, amount, position, self.cap
+        )
+        table.taint[rows, :layers] = taint
+        holders = uids
+        if capped.any():
+            for uid in holders[capped & ~self._capped[holders]].tolist():
+                self._mark_capped(uid)
+        go = any_row(moved > 0)
+        if go.any():
+            self._arrive_many(holders[go].tolist(), dst, moved[go], key, src, changed)
+
+    def _move_few(
+        self,
+        table: Holdings,
+        src: str,
+        dst: str,
+        amount: float,
+        key: tuple[int, str],
+        position: int,
+        changed: dict[int, Trace],
+    ) -> None:
+        """:meth:`_move` for a table of at most ``SMALL`` rows, in Python. O(rows x H)."""
+        ts, layers, by_uid = key[0], self.max_hops, self.by_uid
+        held = table.taint[: table.n, :layers].tolist()
+        for r, uid in enumerate(table.uid[: table.n].tolist()):
+            trace = by_uid.get(uid)
+            if trace is None or not trace.t0 <= ts <= trace.end or max(held[r]) <= 0:
+                continue
+            version = trace.version
+            self._step_row(trace, table, r, dst, amount, key, position, src)
+            if trace.version != version:
+                changed[uid] = trace
+
+    def _mark_capped(self, uid: int) -> None:
+        self._capped[uid] = True
+        self.by_uid[uid].capped = True
+
+    def _step_row(
+        self,
+        trace: Trace,
+        table: Holdings,
+        r: int,
+        dst: str,
+        amount: float,
+        key: tuple[int, str],
+        position: int,
+        src: str,
+    ) -> None:
+        """Move ``min(amount, taint of src in layers < H)``, lowest layer first (``first``),
+        for the one trace at row ``r`` of ``src``'s table.
+
+        ``position``: the transfer's place among the transfers out of ``src``. A layer may use
+        the transfer when fewer than ``cap`` transfers out of ``src`` came between its first
+        tainted arrival and this one (batch's hub cap: the first ``cap`` outflows after the
+        arrival), counted by ``Holdings.since``. O(H) Python.
+        """
+        held_by_layer = table.taint[r, : self.max_hops].tolist()
         capping = position >= self.cap
         room = amount
         moved: list[tuple[int, float]] = []
-        movable = False
-        for layer in range(self.max_hops):
-            held = taint.get(base + layer, 0.0)
+        for layer, held in enumerate(held_by_layer):
             if held <= 0:
                 continue
             if room <= 0:
-                movable = True
                 break
-            if capping:
-                since = trace.first_ts.get(base + layer)
-                if (
-                    since is not None
-                    and position - bisect_right(log, (since, trace.first_tid[base + layer], _LAST))
-                    >= self.cap
-                ):
-                    trace.capped = True
-                    continue
+            if capping and position + 1 - int(table.since[r, layer]) >= self.cap:
+                if not trace.capped:
+                    self._mark_capped(trace.uid)
+                continue
             if held > room:
-                taint[base + layer] = held - room
+                table.taint[r, layer] = held - room
                 moved.append((layer + 1, room))
                 room = 0.0
-                movable = True
                 break
-            taint[base + layer] = 0.0
+            table.taint[r, layer] = 0.0
             room -= held
             moved.append((layer + 1, held))
         for layer, take in moved:
             self._arrive(trace, dst, layer, take, key, src)
-        # a transfer to itself leaves the moved taint at src
-        return not movable and dst != src
+
+    def _table(self, account: str) -> Holdings:
+        table = self.holdings.get(account)
+        if table is None:
+            table = self.holdings[account] = Holdings(self.layers)
+        return table
 
     def _arrive(
         self,
@@ -496,29 +584,75 @@ class LiveFlows:
         key: tuple[int, str],
         source: str,
     ) -> None:
-        slot = trace.slot.get(account)
-        if slot is None:
-            slot = trace.slot[account] = len(trace.slot)
-        at = slot * self.layers + layer
-        if at not in trace.via_tid:
-            trace.via_tid[at] = key[1]
-            trace.via_src[at] = source
+        """``amount`` of ``trace``'s money arrives at ``account`` in ``layer``. O(log n)."""
+        table = self._table(account)
+        r = table.row_of(trace.uid)
+        if not table.since[r, layer]:
+            log = self.out_log.get(account, ())
+            table.since[r, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
+            table.first_ts[r, layer] = key[0]
+            table.via_tid[r, layer] = key[1]
+            table.via_src[r, layer] = source
         if account in self.sinks:
             trace.banned[layer] += amount
             trace.version += 1
             if layer not in trace.sink_at:
                 trace.sink_at[layer] = account
             return
-        taint = trace.taint
-        taint[at] = taint.get(at, 0.0) + amount
-        if layer < self.max_hops:
-            if at not in trace.first_ts:
-                trace.first_ts[at] = key[0]
-                trace.first_tid[at] = key[1]
-            holders = self.holders.get(account)
-            if holders is None:
-                holders = self.holders[account] = set()
-            holders.add(trace.uid)
+        table.taint[r, layer] = float(table.taint[r, layer]) + amount
+
+    def _arrive_many(
+        self,
+        uids: list[int],
+        account: str,
+        moved: np.ndarray,
+        key: tuple[int, str],
+        source: str,
+        changed: dict[int, Trace],
+    ) -> None:
+        """:meth:`_arrive` for several traces (distinct) at once: ``moved`` (traces, H) is
+        what arrives in layers 1..H. A dict look-up per trace, the rest in numpy (adding 0.0
+        where nothing arrives changes no amount); O(H) Python per trace when ``account`` is
+        a sink."""
+        table = self._table(account)
+        rows = table.rows_of(uids)
+        new = (moved > 0) & (table.since[rows, 1:] == 0)
+        if new.any():
+            at, layer = np.nonzero(new)
+            at, layer = rows[at], layer + 1
+            log = self.out_log.get(account, ())
+            table.since[at, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
+            table.first_ts[at, layer] = key[0]
+            table.via_tid[at, layer] = key[1]
+            table.via_src[at, layer] = source
+        if account not in self.sinks:
+            table.taint[rows, 1:] += moved
+            return
+        by_uid = self.by_uid
+        for uid, amounts in zip(uids, moved.tolist(), strict=True):
+            trace = by_uid[uid]
+            for layer, amount in enumerate(amounts, start=1):
+                if amount > 0:
+                    trace.banned[layer] += amount
+                    trace.version += 1
+                    if layer not in trace.sink_at:
+                        trace.sink_at[layer] = account
+            changed[uid] = trace
+
+    def _recount(self, account: str) -> None:
+        """A transfer out of ``account`` was logged before later ones: count again, for every
+        first arrival at ``account``, the transfers out logged by then. O(rows x H log n)."""
+        table = self.holdings.get(account)
+        if table is None:
+            return
+        log = self.out_log.get(account, ())
+        for r, layer in zip(*np.nonzero(table.since[: table.n]), strict=True):
+            first = (int(table.first_ts[r, layer]), table.via_tid[r, layer], _LAST)
+            table.since[r, layer] = 1 + bisect_right(log, first)
+
+    def _reached(self, trace: Trace, account: str) -> int | None:
+        table = self.holdings.get(account)
+        return None if table is None else table.row.get(trace.uid)
 
     def money_path(self, drawdown_id: str) -> list[str]:
         """The transfers that first carried the drawdown's money into a sink (its lowest banned
@@ -532,9 +666,10 @@ class LiveFlows:
             sink = trace.sink_at[layer]
             path, account = [], sink
             for h in range(layer, 0, -1):
-                at = trace.slot[account] * self.layers + h
-                path.append(trace.via_tid[at])
-                account = trace.via_src[at]
+                table = self.holdings[account]
+                r = table.row[trace.uid]
+                path.append(table.via_tid[r, h])
+                account = table.via_src[r, h]
             return [*reversed(path), sink]
         return []
 
@@ -548,8 +683,7 @@ class LiveFlows:
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
         self._number(trace)
-        trace.slot, trace.taint, trace.sink_at = {}, {}, {}
-        trace.first_ts, trace.first_tid, trace.via_tid, trace.via_src = {}, {}, {}, {}
+        trace.sink_at = {}
         trace.banned = [0.0] * self.layers
         trace.min_hops, trace.capped = None, False
         uid = trace.uid
@@ -565,7 +699,8 @@ class LiveFlows:
         self._replay_from_scratch(trace)
         trace.version += 1
 
-    def _window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
+    def window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
+        """The transfers out of ``account`` with ``start <= ts <= end``. O(log n + found)."""
         log = self.out_log.get(account, ())
         lo = bisect_left(log, (start,))
         hi = bisect_left(log, (end + 1,))
@@ -584,7 +719,7 @@ class LiveFlows:
         for hop in range(1, self.max_hops + 1):
             nxt: dict[str, int] = {}
             for account, arrival in frontier.items():
-                for ts, _, dst, _ in self._window(account, arrival, trace.end):
+                for ts, _, dst, _ in self.window(account, arrival, trace.end):
                     if dst in self.sinks:
                         if trace.min_hops is None:
                             self._set_min_hops(trace, hop)
@@ -610,18 +745,20 @@ class LiveFlows:
 
         def push(account: str, after: tuple[int, str]) -> None:
             pushed.add(account)
-            for ts, tid, dst, amount in self._window(account, after[0], trace.end):
+            for ts, tid, dst, amount in self.window(account, after[0], trace.end):
                 if (ts, tid) > after:
                     heapq.heappush(queue, (ts, tid, account, dst, amount))
 
         push(trace.account, (trace.t0, ""))
         while queue:
             ts, tid, src, dst, amount = heapq.heappop(queue)
-            log = self.out_log[src]
-            position = bisect_left(log, (ts, tid))
-            if self._step_amount(trace, src, dst, amount, (ts, tid), log, position):
-                self.holders.get(src, set()).discard(trace.uid)
-            if dst not in pushed and dst not in self.sinks and dst in trace.slot:
+            position = bisect_left(self.out_log[src], (ts, tid))
+            table = self.holdings[src]
+            r = table.row[trace.uid]
+            self._step_row(trace, table, r, dst, amount, (ts, tid), position, src)
+            if dst in pushed or dst in self.sinks:
+                continue
+            if self._reached(trace, dst) is not None:
                 push(dst, (ts, tid))
 
     # -- evidence -------------------------------------------------------------------------------
@@ -629,90 +766,7 @@ class LiveFlows:
     def evidence_paths(
         self, drawdown_id: str, k: int, max_visits: int = 100_000
     ) -> tuple[list[dict[str, Any]], bool]:
-        """The best ``k`` paths of a drawdown (open trace or closed) into a sink, ranked as
-        batch: amount (``min(X, transfer amounts)``) descending, hops ascending, transfer ids
-        in order.
-
-        Paths are simple and time-respecting (equal times in any order) inside the window, at
-        most H hops. First the window's transfers reachable from ``a0`` are collected (an
-        earliest-arrival search) and each account's hops to a sink over them (a backward
-        search); then a depth-first search enters only accounts that can still reach a sink in
-        the hops left, and drops a path below the k-th complete one (a path's amount only falls
-        as it grows). Returns (paths, capped): ``capped`` when ``max_visits`` partial paths
-        were reached. Cost: O(window transfers reachable + partial paths explored).
-        """
+        """The best ``k`` paths of a drawdown into a sink, ranked as batch
+        (:func:`graphkit.live.paths.evidence_paths` has the definition and cost)."""
         origin = self.origins.get(drawdown_id)
-        if origin is None or k <= 0:
-            return [], False
-        a0, t0, end, x = origin
-        if a0 in self.sinks:
-            return [{"hops": 0, "transfer_ids": [], "sink_account": a0, "amount": x}], False
-        dist = self._distance_to_sink(a0, t0, end)
-        if a0 not in dist:
-            return [], False
-        found: list[tuple[float, int, tuple[str, ...], str]] = []
-        visits = 0
-        capped = False
-        max_hops = self.max_hops
-
-        def dfs(account: str, arrival: int, amount: float, path: list[str], on: set[str]) -> None:
-            nonlocal visits, capped
-            left = max_hops - len(path) - 1
-            for ts, tid, dst, value in self._window(account, arrival, end):
-                if dst in on or dist.get(dst, max_hops + 1) > left:
-                    continue
-                carried = value if value < amount else amount
-                if len(found) >= k and carried < -found[k - 1][0]:
-                    continue
-                visits += 1
-                if visits > max_visits:
-                    capped = True
-                    return
-                path.append(tid)
-                if dst in self.sinks:
-                    found.append((-carried, len(path), tuple(path), dst))
-                    found.sort()
-                    del found[k:]
-                else:
-                    on.add(dst)
-                    dfs(dst, ts, carried, path, on)
-                    on.discard(dst)
-                path.pop()
-
-        dfs(a0, t0, x, [], {a0})
-        return [
-            {"hops": hops, "transfer_ids": list(ids), "sink_account": sink, "amount": -neg}
-            for neg, hops, ids, sink in found
-        ], capped
-
-    def _distance_to_sink(self, a0: str, t0: int, end: int) -> dict[str, int]:
-        """Hops to a sink over the window's transfers reachable from ``a0`` (ignoring the time
-        order between them: a lower bound, so pruning with it is exact)."""
-        edges: dict[str, set[str]] = defaultdict(set)
-        best = {a0: t0}
-        frontier = {a0: t0}
-        for _ in range(self.max_hops):
-            nxt: dict[str, int] = {}
-            for account, arrival in frontier.items():
-                for ts, _, dst, _ in self._window(account, arrival, end):
-                    edges[dst].add(account)
-                    if dst in self.sinks:
-                        continue
-                    if ts < best.get(dst, _NEVER[0]) and ts < nxt.get(dst, _NEVER[0]):
-                        nxt[dst] = ts
-            best.update(nxt)
-            frontier = nxt
-            if not frontier:
-                break
-        dist: dict[str, int] = {}
-        level = [a for a in edges if a in self.sinks]
-        for hops in range(self.max_hops + 1):
-            todo = []
-            for account in level:
-                if account not in dist:
-                    dist[account] = hops
-                    todo.extend(edges.get(account, ()))
-            level = todo
-            if not level:
-                break
-        return dist
+        return evidence_paths(origin, self.sinks, self.window, self.max_hops, k, max_visits)

@@ -128,7 +128,14 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
             log_weight_shift=training.log_weight_shift,
             customer_keys=keys,
         )
-        ctx.manifest_extra["model"] = {**result.model, "training_set": training.facts}
+        # The Spark engine always splits by default date (its sample is drawn per part); the
+        # manifest says so, whatever [gnn] split asked for, so the departure is not silent.
+        ctx.manifest_extra["model"] = {
+            **result.model,
+            "training_set": training.facts,
+            "split": "default_date",
+            "split_requested": cfg.gnn.split,
+        }
         if not result.trained:
             ctx.results.gnn = _null_scores(keys)
             frame.unpersist()

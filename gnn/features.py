@@ -77,6 +77,34 @@ class CustomerFeatures:
         return self.frame.select(self.names).to_numpy().astype(np.float32)
 
 
+# The feature columns in frame order after the customer's own columns, by family; the Spark
+# engine (graphkit/spark/features.py) computes the same columns under the same names.
+CREDIT_NAMES = ["limit_total", "drawn_total", "repaid_total"]
+BURST_NAMES = [
+    "drawdowns_1d",
+    "drawdowns_7d",
+    "drawdowns_30d",
+    "busiest_day_drawdowns",
+    "busiest_day_30d",
+]
+SPEED_NAMES = ["hours_to_outflow", "fast_outflow_share"]
+DPD_NAMES = ["dpd_max", "dpd_mean", "late_count"]
+DEGREE_NAMES = [
+    "guarantees_out",
+    "guarantee_amount_out",
+    "guarantees_in",
+    "guarantee_amount_in",
+    "shares_out",
+    "shares_in",
+    "devices",
+    "device_peers",
+    "transfers_out",
+    "transfer_amount_out",
+    "transfers_in",
+    "transfer_amount_in",
+]
+
+
 def latest_event_time(graph: RiskGraph) -> datetime | None:
     """The latest drawdown, transfer, repayment or device sighting in ``graph`` (None if none)."""
     candidates = [
@@ -374,30 +402,6 @@ def customer_features(
     index = _customer_index(graph)
     base, base_names = _customer_columns(graph, snap)
     draws = _drawdowns(graph, snap)
-    credit_names = ["limit_total", "drawn_total", "repaid_total"]
-    burst_names = [
-        "drawdowns_1d",
-        "drawdowns_7d",
-        "drawdowns_30d",
-        "busiest_day_drawdowns",
-        "busiest_day_30d",
-    ]
-    speed_names = ["hours_to_outflow", "fast_outflow_share"]
-    dpd_names = ["dpd_max", "dpd_mean", "late_count"]
-    degree_names = [
-        "guarantees_out",
-        "guarantee_amount_out",
-        "guarantees_in",
-        "guarantee_amount_in",
-        "shares_out",
-        "shares_in",
-        "devices",
-        "device_peers",
-        "transfers_out",
-        "transfer_amount_out",
-        "transfers_in",
-        "transfer_amount_in",
-    ]
     parts = [
         base,
         *_credit(graph, draws, snap),
@@ -406,7 +410,7 @@ def customer_features(
         _delinquency(graph, snap),
         *_degrees(graph, snap),
     ]
-    names = base_names + credit_names + burst_names + speed_names + dpd_names + degree_names
+    names = base_names + CREDIT_NAMES + BURST_NAMES + SPEED_NAMES + DPD_NAMES + DEGREE_NAMES
     if cosmetics:
         parts.append(cosmetic_features(graph, snap))
         names += COSMETIC_NAMES

@@ -38,7 +38,15 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from gnn.cosmetics import COSMETIC_NAMES
-from gnn.features import _NO_EVENTS, CustomerFeatures
+from gnn.features import (
+    _NO_EVENTS,
+    BURST_NAMES,
+    CREDIT_NAMES,
+    DEGREE_NAMES,
+    DPD_NAMES,
+    SPEED_NAMES,
+    CustomerFeatures,
+)
 from graphkit.extras import ExtraColumn
 from graphkit.schema import Kind
 
@@ -49,31 +57,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 HOUR_US = 3_600_000_000
 SECOND_US = 1_000_000
-
-CREDIT_NAMES = ["limit_total", "drawn_total", "repaid_total"]
-BURST_NAMES = [
-    "drawdowns_1d",
-    "drawdowns_7d",
-    "drawdowns_30d",
-    "busiest_day_drawdowns",
-    "busiest_day_30d",
-]
-SPEED_NAMES = ["hours_to_outflow", "fast_outflow_share"]
-DPD_NAMES = ["dpd_max", "dpd_mean", "late_count"]
-DEGREE_NAMES = [
-    "guarantees_out",
-    "guarantee_amount_out",
-    "guarantees_in",
-    "guarantee_amount_in",
-    "shares_out",
-    "shares_in",
-    "devices",
-    "device_peers",
-    "transfers_out",
-    "transfer_amount_out",
-    "transfers_in",
-    "transfer_amount_in",
-]
 
 
 def micros(moment: datetime) -> int:

@@ -28,6 +28,7 @@ from graphkit.config import Config
 from graphkit.spark.cluster_split import solve
 from graphkit.spark.components import connected_components, ordered_ids
 from graphkit.spark.rings import device_uses, to_polars
+from graphkit.spark.tables import customer_accounts
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -59,11 +60,7 @@ def layer_pairs(tables: dict[str, DataFrame], config: Config) -> DataFrame:
         "other",
         "device",
     )
-    owners = (
-        tables["accounts"]
-        .join(tables["customers"].select(F.col("customer_id").alias("owner_id")), "owner_id")
-        .select("account_id", "owner_id")
-    )
+    owners = customer_accounts(tables)
 
     def owner(end: str, name: str) -> DataFrame:
         return owners.select(F.col("account_id").alias(end), F.col("owner_id").alias(name))

@@ -36,6 +36,7 @@ from graphkit.config import FlowsConfig
 from graphkit.spark.components import connected_components, ordered_ids
 from graphkit.spark.grouped import arrow_rows
 from graphkit.spark.rings import to_polars
+from graphkit.spark.tables import customer_accounts
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -142,11 +143,7 @@ def round_trip_frames(
     """
     from pyspark.sql import functions as F
 
-    owners = (
-        tables["accounts"]
-        .join(tables["customers"].select(F.col("customer_id").alias("owner_id")), "owner_id")
-        .select("account_id", "owner_id")
-    )
+    owners = customer_accounts(tables)
 
     def owner(end: str, name: str) -> DataFrame:
         return owners.select(F.col("account_id").alias(end), F.col("owner_id").alias(name))

@@ -118,3 +118,15 @@ def from_polars(spark: SparkSession, tables: dict[str, pl.DataFrame]) -> dict[st
         pandas = frame.select(schema_cols).to_pandas()
         frames[name] = conform(spark.createDataFrame(pandas, table_schema(name)), name)
     return frames
+
+
+def customer_accounts(tables: dict[str, DataFrame]) -> DataFrame:
+    """``(account_id, owner_id)`` of the accounts whose owner is a customer (not a merchant's
+    or an unknown owner's), as the embedded graph's account-owner edges are."""
+    from pyspark.sql import functions as F
+
+    return (
+        tables["accounts"]
+        .join(tables["customers"].select(F.col("customer_id").alias("owner_id")), "owner_id")
+        .select("account_id", "owner_id")
+    )

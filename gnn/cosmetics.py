@@ -51,16 +51,25 @@ COSMETIC_NAMES = [
 ]
 
 
+# The flag's defaults, one place for both engines (graphkit/spark/features.py reads them too).
+MIN_DRAWDOWNS = 4
+REPAY_HOURS = 24.0
+MAX_AMOUNT_CV = 0.25
+MAX_GAP_CV = 0.5
+MIN_QUICK_SHARE = 0.8
+MAX_SHARE = 0.15
+
+
 def cosmetic_features(
     graph: RiskGraph,
     snapshot: datetime,
     *,
-    min_drawdowns: int = 4,
-    repay_hours: float = 24.0,
-    max_amount_cv: float = 0.25,
-    max_gap_cv: float = 0.5,
-    min_quick_share: float = 0.8,
-    max_share: float = 0.15,
+    min_drawdowns: int = MIN_DRAWDOWNS,
+    repay_hours: float = REPAY_HOURS,
+    max_amount_cv: float = MAX_AMOUNT_CV,
+    max_gap_cv: float = MAX_GAP_CV,
+    min_quick_share: float = MIN_QUICK_SHARE,
+    max_share: float = MAX_SHARE,
 ) -> pl.LazyFrame:
     """Per customer (``cid``, Int32 dense Customer id) the :data:`COSMETIC_NAMES` features.
 

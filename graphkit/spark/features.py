@@ -37,7 +37,15 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from gnn.cosmetics import COSMETIC_NAMES
+from gnn.cosmetics import (
+    COSMETIC_NAMES,
+    MAX_AMOUNT_CV,
+    MAX_GAP_CV,
+    MAX_SHARE,
+    MIN_DRAWDOWNS,
+    MIN_QUICK_SHARE,
+    REPAY_HOURS,
+)
 from gnn.features import (
     _NO_EVENTS,
     BURST_NAMES,
@@ -383,12 +391,12 @@ def _cosmetics(
     draws: DataFrame,
     snap_us: int,
     *,
-    min_drawdowns: int = 4,
-    repay_hours: float = 24.0,
-    max_amount_cv: float = 0.25,
-    max_gap_cv: float = 0.5,
-    min_quick_share: float = 0.8,
-    max_share: float = 0.15,
+    min_drawdowns: int = MIN_DRAWDOWNS,
+    repay_hours: float = REPAY_HOURS,
+    max_amount_cv: float = MAX_AMOUNT_CV,
+    max_gap_cv: float = MAX_GAP_CV,
+    min_quick_share: float = MIN_QUICK_SHARE,
+    max_share: float = MAX_SHARE,
 ) -> DataFrame:
     """:func:`gnn.cosmetics.cosmetic_features` (its defaults) on Spark."""
     from pyspark.sql import Window

@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 TMP_PREFIX = ".graphkit-tmp-"
 OLD_PREFIX = ".graphkit-old-"
@@ -100,19 +101,29 @@ def publish_directory(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(target: Path | str, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temporary file and ``os.replace``."""
+@contextlib.contextmanager
+def atomic_file(target: Path | str) -> Iterator[BinaryIO]:
+    """A binary file that appears at ``target`` whole or not at all: written to a temporary
+    sibling, flushed and fsynced when the block ends, then ``os.replace``d over ``target``.
+    Streamed, so a large payload (a pickled multi-GB state) needs no second copy in memory.
+    If the block raises, ``target`` is left as it was."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f"{TMP_PREFIX}{target.name}.{uuid.uuid4().hex[:8]}"
     try:
         with tmp.open("wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(target: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file and ``os.replace``."""
+    with atomic_file(target) as fh:
+        fh.write(data)
 
 
 def atomic_symlink(link: Path | str, points_to: str) -> None:

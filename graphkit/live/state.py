@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from graphkit.alerts import load_policy
-from graphkit.atomic import atomic_write_bytes
+from graphkit.atomic import atomic_file
 from graphkit.config import Config, from_mapping
 from graphkit.live import rules
 from graphkit.live.events import (
@@ -531,12 +531,14 @@ class LiveState(rules.RuleMixin):
 
     def checkpoint(self, path: Path | str) -> None:
         """Write the whole state to ``path`` atomically (pickle)."""
-        atomic_write_bytes(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        with atomic_file(path) as fh:  # streamed: no second, in-memory copy of a large state
+            pickle.dump(self, fh, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def restore(cls, path: Path | str) -> LiveState:
         """Read a state written by :meth:`checkpoint` (only from a trusted state directory)."""
-        state = pickle.loads(Path(path).read_bytes())
+        with Path(path).open("rb") as fh:
+            state = pickle.load(fh)
         if not isinstance(state, cls):
             raise LiveError(f"{path}: not a live state checkpoint")
         return state

@@ -30,12 +30,11 @@ import logging
 import os
 import pickle
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graphkit.atomic import TMP_PREFIX, fsync_dir
+from graphkit.atomic import atomic_file, fsync_dir
 from graphkit.config import Config
 from graphkit.live import Event, EventRejected, LiveError, LiveState, parse_event
 from graphkit.serve.log import EventLog, LogUnwritable, Record
@@ -512,21 +511,14 @@ def _refusal(exc: OSError) -> str:
 
 
 def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
-    """Pickle ``body``'s header, then its state, straight into a temporary sibling, fsync,
-    rename over ``path``, fsync the directory. Streamed, not ``pickle.dumps``: at the 5M-node
-    state the pickle is gigabytes, and holding it in memory beside the state raised the
-    service's peak RSS by as much."""
+    """Pickle ``body``'s header, then its state, atomically to ``path`` (fsynced, then the
+    directory too). Streamed, not ``pickle.dumps``: at the 5M-node state the pickle is
+    gigabytes, and holding it in memory beside the state raised the service's peak RSS by as
+    much."""
     header = {key: value for key, value in body.items() if key != "state"}
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{uuid.uuid4().hex[:8]}"
-    try:
-        with tmp.open("wb") as fh:
-            pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            pickle.dump(body["state"], fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(path) as fh:
+        pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(body["state"], fh, protocol=pickle.HIGHEST_PROTOCOL)
     fsync_dir(path.parent)
 
 

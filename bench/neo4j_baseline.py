@@ -125,7 +125,7 @@ def events_side_by_side(
     session: neo4j.Session, state: Any, events: list[dict[str, Any]], flow_events: int
 ) -> dict[str, Any]:
     """Apply ``events`` in order to both; time the drawdowns and transfers on both sides."""
-    trace = cypher.load_query("fund_flow_trace").text
+    trace_query = cypher.load_query("fund_flow_trace").text
     window, hops = state.config.flows.window_days, state.config.flows.max_hops
     live_us: dict[str, list[float]] = {"drawdown": [], "transfer": []}
     neo_us: dict[str, list[float]] = {"drawdown": [], "transfer": []}
@@ -177,7 +177,11 @@ def events_side_by_side(
             ).consume()
         for drawdown_id in touched:
             session.run(
-                trace, drawdown_id=drawdown_id, window_days=window, max_hops=hops, as_of=None
+                trace_query,
+                drawdown_id=drawdown_id,
+                window_days=window,
+                max_hops=hops,
+                as_of=None,
             ).data()
         traces_rerun += len(touched)
         neo_us[kind].append((time.perf_counter() - started) * 1e6)

@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
 from graphkit.analytics.flows import customer_banned_share, flow_totals
 from graphkit.pipeline.context import RunContext, Stage
 
 if TYPE_CHECKING:
-    from gnn.train import Split
     from graphkit.spark.engine import SparkEngine
-    from graphkit.spark.training import TrainingSet
 
 
 def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
@@ -140,7 +137,7 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
             ctx.results.gnn = _null_scores(keys)
             frame.unpersist()
             return
-        ctx.results.split = _dense_split(keys, training)
+        ctx.results.split = training.run_split(keys)
         if result.evaluation is not None:
             (ctx.out_dir / "model_eval.json").write_text(json.dumps(result.evaluation, indent=2))
             ctx.manifest_extra["model_eval"] = result.evaluation
@@ -162,30 +159,4 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
 def _null_scores(keys: pl.Series) -> pl.DataFrame:
     return pl.DataFrame(
         {"customer_id": keys, "gnn_score": pl.Series([None] * len(keys), dtype=pl.Float64)}
-    )
-
-
-def _dense_split(keys: pl.Series, training: TrainingSet) -> Split:
-    """The split ``scores`` stacks and calibrates on, in the run's dense customer ids: the
-    sampled training customers (the only labels the model saw), and every labelled validation
-    and test customer of the time split, sampled or not (their scores come from the
-    executors, and no model saw their labels)."""
-    from gnn.train import Split
-
-    index = pl.DataFrame({"customer_id": keys}).with_row_index("id")
-
-    def dense(ids: pl.Series) -> np.ndarray:
-        found = pl.DataFrame({"customer_id": ids}).join(index, on="customer_id")
-        return np.sort(found.get_column("id").to_numpy().astype(np.int64))
-
-    sub = training.subgraph.customer_ids
-    heldout = training.heldout
-
-    def part(name: str) -> pl.Series:
-        return heldout.filter(pl.col("part") == name).get_column("customer_id")
-
-    return Split(
-        train=dense(sub.gather(training.split.train)),
-        val=dense(part("validation")),
-        test=dense(part("test")),
     )

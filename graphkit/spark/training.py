@@ -200,6 +200,27 @@ class TrainingSet:
         """``log(q_pos / q_neg)``: the score correction for the classes' sampling rates."""
         return float(np.log(self.facts["q_defaulted"] / self.facts["q_not_defaulted"]))
 
+    def run_split(self, keys: pl.Series) -> Split:
+        """The split ``scores`` stacks and calibrates on, in the run's dense customer ids
+        (``keys``, Customer id order): the sampled training customers (the only labels the
+        model saw), and every labelled validation and test customer of the time split,
+        sampled or not (their scores come from the executors, and no model saw their labels).
+        """
+        index = pl.DataFrame({"customer_id": keys}).with_row_index("id")
+
+        def dense(ids: pl.Series) -> np.ndarray:
+            found = pl.DataFrame({"customer_id": ids}).join(index, on="customer_id")
+            return np.sort(found.get_column("id").to_numpy().astype(np.int64))
+
+        def part(name: str) -> pl.Series:
+            return self.heldout.filter(pl.col("part") == name).get_column("customer_id")
+
+        return Split(
+            train=dense(self.subgraph.customer_ids.gather(self.split.train)),
+            val=dense(part("validation")),
+            test=dense(part("test")),
+        )
+
 
 def _local_pairs(frame: pl.DataFrame, index: pl.DataFrame) -> dict[str, np.ndarray]:
     src = index.rename({"customer_id": "src", "id": "s"})

@@ -129,8 +129,9 @@ class GnnConfig:
     cosmetic_features: bool = True
     # How the labelled customers are split into train / validation / test: "random" (stratified
     # by class, seeded) or "default_date" (defaults in date order, the rest by a seeded hash of
-    # the id: gnn/train.py time_split). The Spark engine always splits by default date (it
-    # cannot replay the random permutation); set "default_date" to run the embedded engine alike.
+    # the id: gnn/train.py time_split). The Spark engine applies both: "default_date" gives the
+    # same parts as embedded; "random" the same per-class shares with the permutation drawn by a
+    # seeded hash of the id (graphkit/spark/training.py), not numpy's draw.
     split: str = "random"
     # `--engine spark`: at most this many labelled customers are sampled for training; they and
     # their two-hop neighbourhoods are the only part of the customer graph collected to the

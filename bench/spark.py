@@ -501,10 +501,10 @@ def main() -> None:
     conf.update(item.split("=", 1) for item in args.conf)
     config = Config()
     config.gnn.epochs = args.gnn_epochs
-    gnn_dir = Path(tempfile.mkdtemp(prefix="spark-bench-gnn-"))
-    os.environ[GNN_DIR_ENV] = str(gnn_dir)  # read by the Spark worker processes
     if "gnn_scoring" in stages and args.no_embedded:
         parser.error("gnn_scoring needs the embedded side (it trains the model)")
+    gnn_dir = Path(tempfile.mkdtemp(prefix="spark-bench-gnn-"))
+    os.environ[GNN_DIR_ENV] = str(gnn_dir)  # read by the Spark worker processes
     base = None if args.no_embedded else embedded(directory, config, stages, gnn_dir)
     runs: dict[str, dict] = {}
     payload: dict[str, object] = {

@@ -1,9 +1,18 @@
 """The Spark engine's stages next to the embedded engine's, on one network, and where the time goes.
 
-For each stage that runs on Spark (rings, circles, flows, clusters) this times the embedded
-kernel in this process and the Spark stage under each master asked for (``local[N]``, or
-``standaloneWxC``: a standalone cluster on loopback with W workers of C cores started for the
-run), and checks that the Spark results equal the embedded ones (clusters: modularity within 1%).
+For each stage that runs on Spark (rings, circles, flows, clusters, contagion, gnn_scoring) this
+times the embedded kernel in this process and the Spark stage under each master asked for
+(``local[N]``, or ``standaloneWxC``: a standalone cluster on loopback with W workers of C cores
+started for the run), and checks that the Spark results equal the embedded ones (clusters:
+modularity within 1%; contagion: DebtRank to 1e-9, PageRank within 1e-10 in L1, the same seeds
+and hits; gnn_scoring: scores within 1e-6).
+
+``gnn_scoring`` times scoring alone, with one model on both engines: this process computes the
+embedded features, trains a model on the whole graph (``--gnn-epochs``, not timed as a stage)
+and times the driver's full-graph pass of the saved model (customer graph, standardisation, tree
+prior, torch); each Spark run reads the same features and ``model.pt`` and times
+:meth:`graphkit.spark.engine.SparkEngine.gnn_scores` (customer graph as joins, layers on the
+executors). ``contagion`` is the contagion stage seeded by the labelled defaults.
 Per Spark stage it also records where the time went: the Spark jobs and stages it ran (a job
 group per stage, ``statusTracker``), the executors' summed run and CPU time, the shuffle bytes
 written and read and the input bytes (the driver's REST API, ``/api/v1/.../stages``), and the
@@ -26,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,8 +57,10 @@ from graphkit.config import Config  # noqa: E402
 from graphkit.graph import RiskGraph  # noqa: E402
 from loaders.synthetic import generate_tables  # noqa: E402
 
-STAGES = ("rings", "circles", "flows", "clusters")
+STAGES = ("rings", "circles", "flows", "clusters", "contagion", "gnn_scoring")
 KEYS = {"rings": ["ring_id", "customer_id"], "circles": ["circle_id"], "flows": ["drawdown_id"]}
+# The directory with the features and the model gnn_scoring reads, for the Spark worker process.
+GNN_DIR_ENV = "GRAPHKIT_BENCH_GNN_DIR"
 
 
 def dataset(customers: int, seed: int) -> Path:
@@ -61,13 +73,58 @@ def dataset(customers: int, seed: int) -> Path:
     return directory
 
 
-def embedded(directory: Path, config: Config, stages: list[str]) -> dict[str, object]:
+def gnn_model(graph: RiskGraph, config: Config, model_dir: Path) -> dict[str, float]:
+    """(Not a timed stage.) The embedded features, written to ``model_dir/features.parquet``,
+    and a model trained on them saved in ``model_dir``: the
+    input of both engines' ``gnn_scoring``. Returns the seconds each step took."""
+    from gnn.features import customer_features, snapshot_time
+    from gnn.fit import fit_and_score
+
+    begin = time.perf_counter()
+    features = customer_features(graph, snapshot=snapshot_time(graph))
+    features.frame.write_parquet(model_dir / "features.parquet")
+    made = time.perf_counter()
+    result = fit_and_score(graph, features, config, model_dir)
+    if result.scores is None:
+        raise RuntimeError(f"gnn_scoring: no model trained ({result.model.get('reason')})")
+    return {"gnn_features": made - begin, "gnn_training": time.perf_counter() - made}
+
+
+def gnn_scoring_embedded(graph: RiskGraph, model_dir: Path) -> pl.DataFrame:
+    """The driver's scoring of every customer with the saved model (what a run with a trained
+    model does): the customer graph and standardised inputs, the tree prior, torch's pass."""
+    from gnn.data import NODE, build_data
+    from gnn.features import CustomerFeatures
+    from gnn.prior import add_prior_column
+    from gnn.score import MODEL_FILE, load_model, score_customers
+
+    saved = load_model(model_dir / MODEL_FILE)
+    frame = pl.read_parquet(model_dir / "features.parquet")
+    features = CustomerFeatures(
+        frame=frame, names=saved["feature_names"], snapshot=saved["snapshot"]
+    )
+    data, _ = build_data(graph, features, saved["standardiser"], saved["max_device_users"])
+    if saved["prior"] is not None:
+        add_prior_column(data, saved["prior"].column(data[NODE].x.numpy()))
+    scores = score_customers(saved["model"], data, saved["log_weight"])
+    return pl.DataFrame({"customer_id": graph.keys("Customer"), "gnn_score": scores})
+
+
+def embedded(
+    directory: Path, config: Config, stages: list[str], gnn_dir: Path | None = None
+) -> dict[str, object]:
     """Seconds per embedded stage (graph build apart), and the results to compare with."""
+    import numpy as np
+
+    from graphkit.analytics.contagion import contagion_frame
     from loaders.sources import read_input
 
     start = time.perf_counter()
     graph = RiskGraph.from_tables(read_input(directory).tables)
     build = time.perf_counter() - start
+    prepared = {}
+    if "gnn_scoring" in stages and gnn_dir is not None:
+        prepared = gnn_model(graph, config, gnn_dir)
     runs = {
         "rings": lambda: (
             device_rings(
@@ -81,8 +138,12 @@ def embedded(directory: Path, config: Config, stages: list[str]) -> dict[str, ob
         ),
         "flows": lambda: trace_flows(graph, config.flows, cycles=False).flows,
         "clusters": lambda: related_clusters(graph, config),
+        "contagion": lambda: contagion_frame(graph, np.flatnonzero(graph.defaulted() == 1), config)[
+            0
+        ],
+        "gnn_scoring": lambda: gnn_scoring_embedded(graph, gnn_dir),
     }
-    timings, results = {"graph_build": build}, {}
+    timings, results = {"graph_build": build, **prepared}, {}
     for stage in stages:
         begin = time.perf_counter()
         results[stage] = runs[stage]()
@@ -175,7 +236,19 @@ def spark_worker(directory: Path, master: str, out: Path, stages: list[str], con
         "circles": lambda: engine.circles(config.circles).summary,
         "flows": lambda: engine.flows(config.flows)[0],
         "clusters": lambda: engine.clusters(config),
+        "contagion": lambda: engine.contagion(config),
     }
+    if "gnn_scoring" in stages:
+        # The input (the driver's features, read once and cached) is loaded before the clock.
+        from gnn.score import MODEL_FILE
+
+        gnn_dir = Path(os.environ[GNN_DIR_ENV])
+        features = engine.session.read.parquet(str(gnn_dir / "features.parquet")).cache()
+        features.count()
+        keys = pl.read_parquet(gnn_dir / "features.parquet", columns=["customer_id"])
+        runs["gnn_scoring"] = lambda: engine.gnn_scores(
+            features, gnn_dir / MODEL_FILE, keys.get_column("customer_id")
+        )
     for stage in stages:
         report["running"] = stage
         save()
@@ -207,6 +280,10 @@ def spark_worker(directory: Path, master: str, out: Path, stages: list[str], con
         if stage == "clusters":
             entry["modularity"] = result.modularity
             result = result.membership
+        elif stage == "contagion":
+            entry["pagerank_steps"] = result.pagerank_steps
+            entry["debtrank_rounds"] = result.debtrank_rounds
+            result = result.frame
         result.write_parquet(out / f"{stage}.parquet")
         report["stages"][stage] = entry
         report.pop("running")
@@ -260,10 +337,41 @@ def spark_run(
     return report, results
 
 
+def _differences(stage: str, got: pl.DataFrame, expected: pl.DataFrame) -> dict[str, float]:
+    """How far a contagion or gnn_scoring result is from the embedded one, by customer_id."""
+    both = expected.join(got, on="customer_id", how="full", suffix="_spark", coalesce=True)
+    missing = int(both.null_count().sum_horizontal().item())
+    if stage == "gnn_scoring":
+        diff = (both["gnn_score"] - both["gnn_score_spark"]).abs()
+        return {"missing": missing, "max_abs_score": float(diff.max() or 0.0)}
+    hit = (pl.col("contagion_score") > 0) & ~pl.col("seed")
+    hit_spark = (pl.col("contagion_score_spark") > 0) & ~pl.col("seed_spark")
+    return {
+        "missing": missing,
+        "max_abs_debtrank": float((both["debtrank"] - both["debtrank_spark"]).abs().max()),
+        "l1_pagerank": float((both["pagerank"] - both["pagerank_spark"]).abs().sum()),
+        "seeds_differ": int((both["seed"] != both["seed_spark"]).sum()),
+        "hits": int(both.select(hit.sum()).item()),
+        "hits_spark": int(both.select(hit_spark.sum()).item()),
+    }
+
+
 def _equal(stage: str, got: pl.DataFrame, expected: object, modularity: float | None) -> bool:
-    """Results equal (rings, circles, flows) or modularity within 1% (clusters)."""
+    """Results equal (rings, circles, flows), modularity within 1% (clusters), or within the
+    documented tolerances (contagion, gnn_scoring; module docstring)."""
     if stage == "clusters":
         return abs(modularity - expected.modularity) <= 0.01 * abs(expected.modularity)
+    if stage in ("contagion", "gnn_scoring"):
+        diff = _differences(stage, got, expected)
+        if stage == "gnn_scoring":
+            return diff["missing"] == 0 and diff["max_abs_score"] <= 1e-6
+        return (
+            diff["missing"] == 0
+            and diff["max_abs_debtrank"] <= 1e-9
+            and diff["l1_pagerank"] <= 1e-10
+            and diff["seeds_differ"] == 0
+            and diff["hits"] == diff["hits_spark"]
+        )
     return got.sort(KEYS[stage]).equals(expected.sort(KEYS[stage]))
 
 
@@ -276,12 +384,22 @@ STAGE_TABLES = {
         "guarantees", "shareholdings", "device_links", "drawdowns", "credit_lines",
         "accounts", "customers", "transfers",
     ),
+    "contagion": (
+        "customers", "labels", "guarantees", "shareholdings", "device_links", "drawdowns",
+        "credit_lines", "accounts", "transfers",
+    ),
+    "gnn_scoring": (
+        "customers", "guarantees", "shareholdings", "device_links", "accounts", "transfers",
+    ),
 }  # fmt: skip
 TARGET_CUSTOMERS = 100_000_000
 # At 100M every components input is far above the one-task limit: the star rounds cost ~2.6x
 # the one-task stage at 100k (spark_100k_rounds.json) and their count grows ~2.1x from 1M to
 # 500M nodes ((ln 5e8 / ln 1e6)^2); docs/spark.md, sizing assumption 3.
-ROUNDS_FACTOR = {"rings": 5.5, "circles": 5.5, "clusters": 5.5, "flows": 1.0}
+ROUNDS_FACTOR = {
+    "rings": 5.5, "circles": 5.5, "clusters": 5.5, "flows": 1.0, "contagion": 1.0,
+    "gnn_scoring": 1.0,
+}  # fmt: skip
 
 
 def _rows(directory: Path) -> dict[str, int]:
@@ -363,6 +481,7 @@ def main() -> None:
     parser.add_argument("--memory", default="2g", help="driver (local) / executor memory")
     parser.add_argument("--conf", action="append", default=[], help="extra Spark k=v")
     parser.add_argument("--no-embedded", action="store_true")
+    parser.add_argument("--gnn-epochs", type=int, default=20, help="gnn_scoring's model")
     parser.add_argument(
         "--sizing", help="comma-separated result names: write spark_sizing.json from them"
     )
@@ -380,9 +499,20 @@ def main() -> None:
         "spark.executor.memory": args.memory,
     }
     conf.update(item.split("=", 1) for item in args.conf)
-    base = None if args.no_embedded else embedded(directory, Config(), stages)
+    config = Config()
+    config.gnn.epochs = args.gnn_epochs
+    if "gnn_scoring" in stages and args.no_embedded:
+        parser.error("gnn_scoring needs the embedded side (it trains the model)")
+    gnn_dir = Path(tempfile.mkdtemp(prefix="spark-bench-gnn-"))
+    os.environ[GNN_DIR_ENV] = str(gnn_dir)  # read by the Spark worker processes
+    base = None if args.no_embedded else embedded(directory, config, stages, gnn_dir)
     runs: dict[str, dict] = {}
-    payload: dict[str, object] = {"input": str(directory), "stages": stages, "spark": runs}
+    payload: dict[str, object] = {
+        "input": str(directory),
+        "stages": stages,
+        "spark": runs,
+        "load_average_start": os.getloadavg(),
+    }
     if base:
         payload.update(
             nodes=base["nodes"],
@@ -405,6 +535,12 @@ def main() -> None:
                 )
                 for stage in results
             }
+            report["differences"] = {
+                stage: _differences(stage, results[stage], base["results"][stage])
+                for stage in results
+                if stage in ("contagion", "gnn_scoring")
+            }
+        report["load_average_end"] = os.getloadavg()
         runs[label] = report
         write_result(args.name, payload)  # after every master, so a later crash loses nothing
     rows = []
@@ -419,6 +555,7 @@ def main() -> None:
             same = {True: " =", False: " !="}.get(report.get("equal", {}).get(stage), "")
             row.append(f"{entry['seconds']:.1f}{ratio}{same} {entry['jobs']}j")
         rows.append(row)
+    shutil.rmtree(gnn_dir, ignore_errors=True)
     print_table(
         f"Spark vs embedded on {directory}: seconds (ratio to embedded), '=' equal, jobs",
         ["stage", "embedded", *runs],

@@ -296,6 +296,7 @@ def fit_subgraph(
     *,
     log_weight_shift: float = 0.0,
     customer_keys: pl.Series | None = None,
+    split_rule: str = "default_date",
 ) -> GnnResult:
     """Train the GNN on a sampled :class:`gnn.data.Subgraph` with a given split, evaluate it
     and save it into ``model_dir``; score nobody (the caller scores with the saved model).
@@ -314,6 +315,7 @@ def fit_subgraph(
             the classes were sampled at rates ``q``, so scores read at the population's base rate.
         customer_keys: the run's customers in id order; the saved prior's folds are re-indexed
             onto them (``None``: left in the subgraph's ids).
+        split_rule: the ``gnn.split`` rule ``split`` was drawn by, recorded in the evaluation.
 
     Returns a :class:`GnnResult` with ``scores`` and ``explainer`` None and ``split`` in the
     subgraph's ids; nothing trained when :func:`skip_reason` says so on the split's labels.
@@ -329,7 +331,7 @@ def fit_subgraph(
     keys = (subgraph.customer_ids, customer_keys) if customer_keys is not None else None
     fitted = _fit(
         data, labels, split, standardiser, features, cfg, model_dir, progress,
-        log_weight_shift=log_weight_shift, prior_keys=keys, split_rule="default_date",
+        log_weight_shift=log_weight_shift, prior_keys=keys, split_rule=split_rule,
     )  # fmt: skip
     return GnnResult(scores=None, model=fitted.model, evaluation=fitted.evaluation, split=split)
 

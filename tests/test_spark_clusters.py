@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import networkx as nx
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
@@ -49,10 +50,12 @@ def test_spark_clusters_on_the_sample_read_by_spark(spark):
 SPLIT_GAP = 0.01
 
 
-def test_spark_clusters_split_components_above_the_max_size(spark):
+@pytest.mark.parametrize("contraction", [1_000_000, 16], ids=["contraction-whole", "capped"])
+def test_spark_clusters_split_components_above_the_max_size(spark, contraction):
     planted = planted_network(0)
     config = Config()
     config.clusters.max_component_size = 16  # components of this network reach 109
+    config.clusters.max_contraction_size = contraction
     whole = related_clusters(RiskGraph.from_tables(planted.tables), config)
     membership, modularity, ties, parts = cluster_frames(from_polars(spark, planted.tables), config)
     split = parts.toPandas()
@@ -64,6 +67,58 @@ def test_spark_clusters_split_components_above_the_max_size(spark):
     assert modularity >= whole.modularity * (1 - SPLIT_GAP)
 
 
+def ring_of_cliques(cliques: int, size: int) -> tuple[list[tuple[int, int, float]], list[int]]:
+    """Ties of ``cliques`` cliques of ``size`` joined in a ring by one tie each, and each
+    vertex's clique: the modularity optimum for a few cliques (Fortunato and Barthelemy 2007)."""
+    ties = [
+        (c * size + i, c * size + j, 1.0)
+        for c in range(cliques)
+        for i in range(size)
+        for j in range(i + 1, size)
+    ]
+    ties += [(c * size, ((c + 1) % cliques) * size + 1, 1.0) for c in range(cliques)]
+    return [(min(a, b), max(a, b), w) for a, b, w in ties], [
+        v // size for v in range(cliques * size)
+    ]
+
+
+def _refined(spark, ties, labels, rounds):
+    from graphkit.spark.cluster_split import refine, strengths
+
+    edges = spark.createDataFrame(ties, "a long, b long, weight double")
+    start = spark.createDataFrame(list(enumerate(labels)), "id long, label long")
+    total = sum(w for _, _, w in ties)
+    found = refine(edges, start, strengths(edges), total, 1.0, rounds).collect()
+    return [label for _, label in sorted((r["id"], r["label"]) for r in found)]
+
+
+def _modularity(ties, labels) -> float:
+    graph = nx.Graph()
+    graph.add_weighted_edges_from(ties)
+    groups = {}
+    for vertex, label in enumerate(labels):
+        groups.setdefault(label, set()).add(vertex)
+    return nx.community.modularity(graph, groups.values(), weight="weight")
+
+
+def test_refinement_moves_misplaced_customers_back_and_keeps_communities_connected(spark):
+    ties, cliques = ring_of_cliques(6, 5)
+    optimum = [5 * c for c in cliques]  # each clique, named by its smallest vertex
+    # vertices 3 and 12 placed in a neighbouring clique's community, 21 in a far one's
+    start = list(optimum)
+    start[3], start[12], start[21] = 5, 15, 0
+    got = _refined(spark, ties, start, rounds=5)
+    assert got == optimum
+    assert _modularity(ties, got) > _modularity(ties, start)
+    # no moves: a community of two cliques far apart on the ring is cut into its two pieces
+    joined = [0 if c in (0, 3) else 5 * c for c in cliques]
+    assert _refined(spark, ties, joined, rounds=0) == optimum
+
+
 def test_max_component_size_is_validated():
     with pytest.raises(ConfigError, match="max_component_size"):
         from_mapping({"clusters": {"max_component_size": 1}})
+    with pytest.raises(ConfigError, match="max_contraction_size"):
+        from_mapping({"clusters": {"max_contraction_size": 1}})
+    with pytest.raises(ConfigError, match="split_refine_rounds"):
+        from_mapping({"clusters": {"split_refine_rounds": -1}})

@@ -24,7 +24,7 @@ from gnn.features import customer_features, snapshot_time
 from gnn.fit import fit_subgraph, network_explainer
 from gnn.prior import add_prior_column
 from gnn.score import MODEL_FILE, load_model
-from gnn.train import predict_logits, time_split
+from gnn.train import id_hash, predict_logits, stratified_split, time_split
 from graphkit.config import Config, ConfigError, apply_overrides
 from graphkit.graph import RiskGraph
 from graphkit.spark import scoring, training
@@ -103,8 +103,9 @@ def test_time_split_orders_defaults_by_date_and_keeps_both_classes(spark, sample
         assert set(parts.filter(pl.col("part") == part).get_column("label")) == {0, 1}
 
 
-@pytest.mark.timeout(900)
-def spark_parts(spark, customers: list[str], labels, dates, seed: int) -> dict[str, str]:
+def spark_parts(
+    spark, customers: list[str], labels, dates, seed: int, rule: str = "default_date"
+) -> dict[str, str]:
     """customer_id -> part of :func:`graphkit.spark.training.label_parts` on these labels."""
     rows = [
         (c, None if lab < 0 else bool(lab), d)
@@ -116,7 +117,7 @@ def spark_parts(spark, customers: list[str], labels, dates, seed: int) -> dict[s
             rows, "customer_id string, defaulted boolean, default_date date"
         ),
     }
-    found = training.label_parts(tables, seed).select("customer_id", "part").collect()
+    found = training.label_parts(tables, seed, rule=rule).select("customer_id", "part").collect()
     return {r["customer_id"]: r["part"] for r in found}
 
 
@@ -162,6 +163,65 @@ def test_driver_and_spark_split_alike_on_random_labels(spark, seed):
         for d2, p2 in dated:
             if order[p1] < order[p2]:
                 assert d1 <= d2  # an earlier part never defaulted after a later one
+
+
+def hash_parts(customers: list[str], labels, seed: int) -> dict[str, str]:
+    """The documented ``gnn.split = "random"`` rule on the driver: per class, customers in
+    (``id_hash``, id) order, ``round(0.6 n)`` train, ``round(0.2 n)`` validation, rest test."""
+    u = id_hash(customers, "split", seed)
+    parts = {}
+    for cls in (0, 1):
+        members = sorted((u[i], c) for i, c in enumerate(customers) if labels[i] == cls)
+        train, val = round(0.6 * len(members)), round(0.2 * len(members))
+        for rank, (_, c) in enumerate(members):
+            parts[c] = "train" if rank < train else "validation" if rank < train + val else "test"
+    return parts
+
+
+def test_random_split_on_spark_is_stratified_like_the_embedded_one(spark, sample_case):
+    graph = sample_case[0]
+    customers = graph.nodes["Customer"]
+    ids = customers.get_column("customer_id").to_list()
+    labels = graph.defaulted()
+    dates = customers.get_column("default_date").to_list()
+    got = spark_parts(spark, ids, labels, dates, 7, rule="random")
+    assert got == hash_parts(ids, labels, 7)
+    # the embedded random split's shares, class by class (not its draw)
+    embedded = stratified_split(labels, 7)
+    for name, part in zip(
+        training.PARTS, (embedded.train, embedded.val, embedded.test), strict=True
+    ):
+        for cls in (0, 1):
+            mine = sum(1 for i, c in enumerate(ids) if labels[i] == cls and got.get(c) == name)
+            assert mine == int((labels[part] == cls).sum())
+    # not the time split: defaults of every part span the whole history
+    spans = {
+        name: [d for c, d in zip(ids, dates, strict=True) if got.get(c) == name and d is not None]
+        for name in training.PARTS
+    }
+    assert min(spans["test"]) < max(spans["train"])
+    # the training set drawn with the rule: its sampled customers keep their random parts
+    _, features, tables, frame, edges = sample_case
+    found = training.training_set(tables, edges, frame, features.names, 300, 7, HOPS, rule="random")
+    assert found.facts["split"] == "random"
+    names = found.subgraph.customer_ids
+    for name, part in zip(
+        training.PARTS, (found.split.train, found.split.val, found.split.test), strict=True
+    ):
+        assert {got[c] for c in names.gather(part).to_list()} == {name}
+
+
+@settings(max_examples=2, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_random_split_on_spark_follows_its_rule_on_random_labels(spark, seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 120))
+    ids = [f"k{v}" for v in rng.permutation(10 * n)[:n]]
+    labels = rng.choice([-1, 0, 1], n, p=[0.2, 0.5, 0.3]).astype(np.int8)
+    dates = [date(2025, 1, 1) if lab == 1 else None for lab in labels.tolist()]
+    assert spark_parts(spark, ids, labels, dates, seed, rule="random") == hash_parts(
+        ids, labels, seed
+    )
 
 
 def test_capped_sample_and_its_neighbourhood_equal_the_driver_oracle(spark, sample_case):

@@ -124,14 +124,12 @@ def spark_stages(engine: SparkEngine) -> dict[str, Stage]:
             ctx.progress,
             log_weight_shift=training.log_weight_shift,
             customer_keys=keys,
+            split_rule=cfg.gnn.split,
         )
-        # The Spark engine always splits by default date (its sample is drawn per part); the
-        # manifest says so, whatever [gnn] split asked for, so the departure is not silent.
         ctx.manifest_extra["model"] = {
             **result.model,
             "training_set": training.facts,
-            "split": "default_date",
-            "split_requested": cfg.gnn.split,
+            "split": cfg.gnn.split,
         }
         if not result.trained:
             ctx.results.gnn = _null_scores(keys)

@@ -106,13 +106,18 @@ def cluster_frames(
     from pyspark.sql import functions as F
 
     ties = weighted_ties(tables, config).localCheckpoint()
-    vertices = (
+    # Vertices numbered in customer_id order (one distributed sort), not by
+    # monotonically_increasing_id, whose values follow the partitioning of the distinct: the
+    # split's hashes of vertex ids (label propagation's turns, refinement's) must not change
+    # from run to run, or neither does the partition of a split component.
+    vertices = ordered_ids(
         ties.select(F.col("a").alias("customer_id"))
         .union(ties.select(F.col("b").alias("customer_id")))
-        .distinct()
-        .withColumn("node", F.monotonically_increasing_id())
-        .localCheckpoint()
-    )
+        .distinct(),
+        [F.col("customer_id")],
+        "node",
+        offset=0,
+    ).localCheckpoint()
     positive = ties.where(F.col("weight") > 0)
     totals = positive.agg(F.sum("weight"), F.count("*")).first()
     total, tie_count = float(totals[0] or 0.0), int(totals[1])

@@ -147,7 +147,7 @@ class SparkEngine:
     def training_set(
         self, features: DataFrame, names: list[str], snapshot: datetime, config: Config
     ) -> tuple[TrainingSet, Standardiser]:
-        """The GNN's training set (:func:`graphkit.spark.training.training_set`: time split,
+        """The GNN's training set (:func:`graphkit.spark.training.training_set`: ``gnn.split``,
         sample of ``gnn.spark_train_customers``, their neighbourhoods over the customer graph at
         ``snapshot``) and the feature statistics over every customer, from the Spark feature
         frame ``features``."""
@@ -166,6 +166,7 @@ class SparkEngine:
             config.gnn.spark_train_customers,
             config.gnn.seed,
             hops,
+            rule=config.gnn.split,
         )
         return found, standardiser_spark(features, names)
 

@@ -3,9 +3,11 @@
 The model is trained on one node (the driver) by :func:`gnn.fit.fit_subgraph`; this module
 decides on Spark what that node gets, without collecting the customer graph:
 
-1. **Time split** (:func:`label_parts`, the rule of :func:`gnn.train.time_split`, which the
-   embedded engine applies with ``gnn.split = "default_date"``; the parts are equal). Every
-   labelled customer gets a part: ``train``, ``validation`` or ``test``. Defaulted customers
+1. **Split** (:func:`label_parts`, by ``gnn.split``). Every labelled customer gets a part:
+   ``train``, ``validation`` or ``test``.
+
+   ``"default_date"``: the rule of :func:`gnn.train.time_split`, which the embedded engine
+   applies with the same setting; the parts are equal. Defaulted customers
    with a ``default_date`` are ordered by that date (ties by a seeded hash of the id) and cut
    at the :data:`gnn.train.SPLIT_FRACTIONS` shares (``round(0.6 n)`` earliest train, the next
    ``round(0.2 n)`` validation, the latest test): no validation customer defaulted before a
@@ -13,6 +15,13 @@ decides on Spark what that node gets, without collecting the customer graph:
    date to order by, so it (and a defaulted one without a date) goes to a part by a seeded
    hash of its id, uniform on [0, 1) and cut at the same shares: every part has both classes,
    in about the same mix.
+
+   ``"random"`` (the default): stratified at random, as :func:`gnn.train.stratified_split`:
+   per class, the customers in the order of a seeded hash of their id (a uniform random
+   permutation) and cut at ``round(0.6 n_class)`` train and ``round(0.2 n_class)`` validation,
+   the rest test. The same shares per class as the embedded split, not the same draw: the
+   embedded engine permutes with numpy's generator over its dense ids, which Spark cannot replay
+   without collecting the labels.
 2. **Sample** (:func:`sample_customers`). At most ``gnn.spark_train_customers`` (``cap``)
    labelled customers, all of them when there are no more. Otherwise defaulted customers are
    kept up to half the cap (all of them when fewer) and non-defaulted ones fill the rest; within
@@ -29,8 +38,9 @@ decides on Spark what that node gets, without collecting the customer graph:
    the driver, as a :class:`gnn.data.Subgraph` in local ids, with the split of the sampled
    customers.
 
-Cost: the split is one global sort of the dated defaults (one partition; defaults are a few per
-cent of the customers) and one pass over the labels; the sample two top-k selections; each hop
+Cost: the time split is one global sort of the dated defaults (one partition; defaults are a few
+per cent of the customers) and one pass over the labels; the random split one distributed sort of
+the labels; the sample two top-k selections; each hop
 one shuffle of the E edge rows joined to the frontier and one anti-join; the collect is the
 subgraph's size, bounded by the cap times the two-hop fan-in.
 """
@@ -68,9 +78,11 @@ def label_parts(
     tables: Mapping[str, DataFrame],
     seed: int,
     fractions: tuple[float, float] = SPLIT_FRACTIONS,
+    rule: str = "default_date",
 ) -> DataFrame:
     """``(customer_id, label, default_date, part)`` for every labelled customer (module
-    docstring, step 1): ``label`` 1 defaulted / 0 not, ``part`` one of :data:`PARTS`."""
+    docstring, step 1): ``label`` 1 defaulted / 0 not, ``part`` one of :data:`PARTS`; ``rule``
+    is ``gnn.split`` (``"default_date"`` or ``"random"``, validated with the config)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -87,6 +99,8 @@ def label_parts(
             _uniform("split", seed).alias("u"),
         )
     )
+    if rule == "random":
+        return _random_parts(labels, fractions)
     dated = (F.col("label") == 1) & F.col("default_date").isNotNull()
     n_dated = labels.where(dated).count()
     n_train = round(n_dated * fractions[0])
@@ -110,6 +124,39 @@ def label_parts(
         .otherwise("test"),
     )
     return ranked.unionByName(hashed).drop("u")
+
+
+def _random_parts(labels: DataFrame, fractions: tuple[float, float]) -> DataFrame:
+    """``gnn.split = "random"`` (module docstring, step 1): per class, the customers ranked by
+    their hash ``u`` (ties by id) in one distributed sort, the first ``round(f0 n)`` train,
+    the next ``round(f1 n)`` validation, the rest test."""
+    from pyspark.sql import functions as F
+
+    from graphkit.spark.components import ordered_ids
+
+    counts = dict(labels.groupBy("label").count().collect())
+    cuts = {
+        int(label): (round(n * fractions[0]), round(n * fractions[1]))
+        for label, n in counts.items()
+    }
+    placed = ordered_ids(
+        labels, [F.col("label"), F.col("u"), F.col("customer_id")], "position", offset=0
+    )
+    start = placed.groupBy("label").agg(F.min("position").alias("start"))
+    rank = F.col("position") - F.col("start")
+    n_train, n_val = F.lit(0), F.lit(0)
+    for label, (train, val) in cuts.items():
+        n_train = F.when(F.col("label") == label, F.lit(train)).otherwise(n_train)
+        n_val = F.when(F.col("label") == label, F.lit(val)).otherwise(n_val)
+    return placed.join(start, "label").select(
+        "customer_id",
+        "label",
+        "default_date",
+        F.when(rank < n_train, "train")
+        .when(rank < n_train + n_val, "validation")
+        .otherwise("test")
+        .alias("part"),
+    )
 
 
 def sample_customers(parts: DataFrame, cap: int, seed: int) -> tuple[DataFrame, dict[str, Any]]:
@@ -203,7 +250,7 @@ class TrainingSet:
     def run_split(self, keys: pl.Series) -> Split:
         """The split ``scores`` stacks and calibrates on, in the run's dense customer ids
         (``keys``, Customer id order): the sampled training customers (the only labels the
-        model saw), and every labelled validation and test customer of the time split,
+        model saw), and every labelled validation and test customer of the split,
         sampled or not (their scores come from the executors, and no model saw their labels).
         """
         index = pl.DataFrame({"customer_id": keys}).with_row_index("id")
@@ -242,6 +289,7 @@ def training_set(
     cap: int,
     seed: int,
     hops: int,
+    rule: str = "default_date",
 ) -> TrainingSet:
     """Split, sample, extract and collect (module docstring): the driver's training set.
 
@@ -254,12 +302,13 @@ def training_set(
         cap: ``gnn.spark_train_customers``.
         seed: ``gnn.seed`` (the split's and the sample's hashes).
         hops: the model's layers.
+        rule: ``gnn.split`` (:func:`label_parts`).
     """
     from pyspark.sql import functions as F
 
     from graphkit.spark.rings import to_polars
 
-    parts = label_parts(tables, seed).localCheckpoint()
+    parts = label_parts(tables, seed, rule=rule).localCheckpoint()
     sample, facts = sample_customers(parts, cap, seed)
     sample = sample.localCheckpoint()
     nodes, sub_edges = neighbourhood(edges, sample, hops)
@@ -303,7 +352,7 @@ def training_set(
         hops=node_frame.get_column("hop").to_numpy(),
     )
     facts |= {
-        "split": "default_date",
+        "split": rule,
         "hops": hops,
         "subgraph_nodes": node_frame.height,
         "subgraph_edges": int(sum(e.shape[1] for e in subgraph.edges.values())),

@@ -117,7 +117,7 @@ class LiveFlows:
     least hop count (:class:`~graphkit.live.reach.Reach`), so a transfer extends every trace
     that reaches its source in a few numpy steps: the entries of the source's table at ``h <
     H`` hops whose window is open (``_live``: in window for the transfers in order) and whose
-    ``min_hops`` ``h + 1`` could lower (``_minh``, H + 1 for none), both flags indexed by trace
+    ``min_hops`` ``h + 1`` could lower (``_minh``, H + 1 for none), both indexed by trace
     number, are merged into the destination's table at ``h + 1``; those that entered or
     improved there go on. Python work is left for the traces that reach a sink (their
     ``min_hops``). A closed or re-traced trace's number leaves ``alive``; once half as many
@@ -159,8 +159,12 @@ class LiveFlows:
         self._end = np.zeros(1024, dtype=np.int64)
         self._alive = np.zeros(1024, dtype=bool)
         self._capped = np.zeros(1024, dtype=bool)
-        self._live = np.zeros(1024, dtype=bool)
-        self._minh = np.zeros(1024, dtype=np.int8)
+        # per trace number, window open and least hops to a sink so far: bytes (read and
+        # written one at a time in Python at the speed of a list) under numpy views (read many
+        # at a time by the reach tables' masks)
+        self._live_bytes = bytearray(1024)
+        self._minh_bytes = bytearray(1024)
+        self._view_flags()
         self._uids = 0
         self._starts: list[tuple[int, int]] = []  # (t0, uid) of traces not yet in ``live``
         self._ends: list[tuple[int, int]] = []  # (end, uid) of traces in ``live``
@@ -168,6 +172,19 @@ class LiveFlows:
         self._forgotten = 0  # trace numbers dropped since the last sweep started
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
+
+    def _view_flags(self) -> None:
+        self._live = np.frombuffer(self._live_bytes, dtype=bool)
+        self._minh = np.frombuffer(self._minh_bytes, dtype=np.int8)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_live"], state["_minh"]  # views: made again over the unpickled bytes
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._view_flags()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -224,7 +241,9 @@ class LiveFlows:
         changed: dict[int, Trace] = {}
         table = self.reach.get(src)
         if table is not None and src not in self.sinks:
-            uids, hops = table.offers(self.max_hops, self._live, self._minh)
+            uids, hops = table.offers(
+                self.max_hops, self._live, self._minh, self._live_bytes, self._minh_bytes
+            )
             if len(uids):
                 self._reach(dst, uids, hops, ts, changed)
         if src not in self.sinks:
@@ -316,17 +335,22 @@ class LiveFlows:
         self.alive.add(uid)
         if uid >= len(self._alive):
             size = 2 * uid
-            for name in ("_t0", "_end", "_alive", "_capped", "_live", "_minh"):
+            for name in ("_t0", "_end", "_alive", "_capped"):
                 old = getattr(self, name)
                 new = np.zeros(size, dtype=old.dtype)
                 new[: len(old)] = old
                 setattr(self, name, new)
+            for name in ("_live_bytes", "_minh_bytes"):
+                flags = bytearray(size)
+                flags[: len(getattr(self, name))] = getattr(self, name)
+                setattr(self, name, flags)
+            self._view_flags()
         self._t0[uid], self._end[uid] = trace.t0, trace.end
         self._alive[uid], self._capped[uid] = True, False
-        self._live[uid], self._minh[uid] = False, self.max_hops + 1
+        self._live_bytes[uid], self._minh_bytes[uid] = 0, self.max_hops + 1
         if trace.t0 <= self.last_transfer[0]:
             if trace.end >= self.last_transfer[0]:
-                self._live[uid] = True
+                self._live_bytes[uid] = 1
                 heapq.heappush(self._ends, (trace.end, uid))
         else:
             heapq.heappush(self._starts, (trace.t0, uid))
@@ -338,20 +362,20 @@ class LiveFlows:
             self.alive.discard(uid)
             self._alive[uid] = False
             self._forgotten += 1
-            self._live[uid] = False
+            self._live_bytes[uid] = 0
 
     def _advance(self, ts: int) -> None:
         """Transfers in order have reached ``ts``: windows that started join ``live``,
         windows that ended leave it (``_live``)."""
-        starts, ends, live = self._starts, self._ends, self._live
+        starts, ends, live = self._starts, self._ends, self._live_bytes
         while starts and starts[0][0] <= ts:
             _, uid = heapq.heappop(starts)
             trace = self.by_uid.get(uid)
             if trace is not None and trace.end >= ts:
-                live[uid] = True
+                live[uid] = 1
                 heapq.heappush(ends, (trace.end, uid))
         while ends and ends[0][0] < ts:
-            live[heapq.heappop(ends)[1]] = False
+            live[heapq.heappop(ends)[1]] = 0
 
     def _sweep_some(self) -> None:
         if not self._sweep:
@@ -382,7 +406,7 @@ class LiveFlows:
                     table.compact(self._alive)
 
     def _set_min_hops(self, trace: Trace, hops: int) -> None:
-        self._minh[trace.uid] = hops
+        self._minh_bytes[trace.uid] = hops
         trace.min_hops = hops
         trace.version += 1
 

@@ -118,17 +118,25 @@ class Reach:
         self.hops[n] = hops
         self.n = n + 1
 
-    def offers(self, max_hops: int, live: np.ndarray, minh: np.ndarray) -> tuple[Numbers, Hops]:
+    def offers(
+        self,
+        max_hops: int,
+        live: np.ndarray,
+        minh: np.ndarray,
+        live_bytes: bytearray,
+        minh_bytes: bytearray,
+    ) -> tuple[Numbers, Hops]:
         """What a transfer out of the account offers its destination: the traces here in
         ``h < max_hops`` hops whose window is open (``live``, a flag per trace number) and
         whose least hops to a sink ``h + 1`` would lower (``minh``, per trace number), at ``h +
-        1``. Lists from the dict form (O(entries) Python), arrays from the arrays (O(entries) in
-        numpy, about ten calls)."""
+        1``. ``live_bytes`` / ``minh_bytes``: the same flags as the bytes under those arrays,
+        read one at a time. Lists from the dict form (O(entries) Python), arrays from the
+        arrays (O(entries) in numpy, about ten calls)."""
         small = self.small
         if small is not None:
             uids, hops = [], []
             for uid, h in small.items():
-                if h < max_hops and live[uid] and minh[uid] > h + 1:
+                if h < max_hops and live_bytes[uid] and minh_bytes[uid] > h + 1:
                     uids.append(uid)
                     hops.append(h + 1)
             return uids, hops
@@ -181,10 +189,16 @@ class Reach:
         then O(1) Python per trace and a shift of the arrays' tail per trace that enters."""
         n = self.n
         have, held = self.uid[:n], self.hops[:n]
+        places = np.searchsorted(have, uids)
+        there = np.minimum(places, max(n - 1, 0))
+        was = have[there].tolist() if n else [None] * len(uids)
+        was_hops = held[there].tolist() if n else [0] * len(uids)
         got_uids, got_hops, enter = [], [], []
-        for uid, h, at in zip(uids, hops, np.searchsorted(have, uids).tolist(), strict=True):
-            if at < n and have[at] == uid:
-                if h < held[at]:
+        for uid, h, at, at_uid, at_hops in zip(
+            uids, hops, places.tolist(), was, was_hops, strict=True
+        ):
+            if at_uid == uid:
+                if h < at_hops:
                     held[at] = h
                     got_uids.append(uid)
                     got_hops.append(h)

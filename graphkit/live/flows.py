@@ -388,7 +388,7 @@ class LiveFlows:
             account = self._sweep.pop()
             reached = self.reach.get(account)
             if reached is not None:
-                reached.compact(self._alive)
+                reached.compact(self._alive, alive)
                 if not len(reached):
                     del self.reach[account]
             table = self.holdings.get(account)

@@ -17,10 +17,15 @@ engine's step against a trace-by-trace loop).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 __all__ = ["Reach", "onward"]
 
+
+_NO_UIDS = np.zeros(0, dtype=np.int64)
+_NO_HOPS = np.zeros(0, dtype=np.int8)
 
 Numbers = list[int] | np.ndarray  # trace numbers: a list (any order) or a sorted int64 array
 Hops = list[int] | np.ndarray  # their hop counts, one each (int8 when an array)
@@ -33,12 +38,15 @@ class Reach:
     few traces reached (most of them) costs a few dict operations per transfer, less than the
     fixed cost of a numpy step. Past it the table is two arrays, ``uid`` (sorted, distinct)
     and ``hops``, of which the first ``n`` entries are used (``small`` is then None), and a
-    transfer costs a few numpy steps whatever the number of traces. Numbers of closed or
+    transfer costs a few numpy steps whatever the number of traces; traces entering a few at
+    a time wait in a dict ``pending`` (not in the arrays) until ``LIMIT`` of them are there,
+    then enter the arrays in one copy, so that a sorted insertion's O(entries) copy is paid
+    once per ``LIMIT`` traces, not per transfer. Numbers of closed or
     re-traced traces stay until the account is swept (:meth:`compact`). A dict of ints or two
     arrays: the cyclic collector tracks neither, however many traces reached the account.
     """
 
-    __slots__ = ("hops", "n", "small", "uid")
+    __slots__ = ("hops", "n", "pending", "small", "uid")
 
     # entries kept in the dict form: below about this many a Python loop over the entries
     # costs less than the dozen numpy calls of the array form
@@ -50,33 +58,44 @@ class Reach:
     def __init__(self) -> None:
         self.small: dict[int, int] | None = {}
         self.n = 0
-        self.uid = np.zeros(0, dtype=np.int64)
-        self.hops = np.zeros(0, dtype=np.int8)
+        self.uid, self.hops = _NO_UIDS, _NO_HOPS  # no room: the first entry allocates
+        self.pending: dict[int, int] = {}
 
     def __getstate__(self) -> tuple:
         if self.small is not None:
             return (self.small,)
-        return self.uid[: self.n].copy(), self.hops[: self.n].copy()
+        return self.uid[: self.n].copy(), self.hops[: self.n].copy(), dict(self.pending)
 
     def __setstate__(self, state: tuple) -> None:
         if len(state) == 1:
             self.small, self.n = state[0], 0
-            self.uid = np.zeros(0, dtype=np.int64)
-            self.hops = np.zeros(0, dtype=np.int8)
+            self.uid, self.hops = _NO_UIDS, _NO_HOPS
+            self.pending = {}
         else:
             self.small = None
-            self.uid, self.hops = state
+            self.uid, self.hops, self.pending = state
             self.n = len(self.uid)
 
     def __len__(self) -> int:
-        return len(self.small) if self.small is not None else self.n
+        return len(self.small) if self.small is not None else self.n + len(self.pending)
 
     def as_dict(self) -> dict[int, int]:
         """Trace number -> hops. O(entries)."""
         if self.small is not None:
             return dict(self.small)
         n = self.n
-        return dict(zip(self.uid[:n].tolist(), self.hops[:n].tolist(), strict=True))
+        out = dict(zip(self.uid[:n].tolist(), self.hops[:n].tolist(), strict=True))
+        out.update(self.pending)
+        return out
+
+    def _flush(self) -> None:
+        """The pending traces into the arrays: one copy. O(entries)."""
+        if self.pending:
+            items = sorted(self.pending.items())
+            self.pending = {}
+            uids = np.array([uid for uid, _ in items], dtype=np.int64)
+            hops = np.array([h for _, h in items], dtype=np.int8)
+            self._insert(np.searchsorted(self.uid[: self.n], uids), uids, hops)
 
     def _promote(self) -> None:
         """From the dict form to the arrays. O(entries log entries)."""
@@ -144,7 +163,19 @@ class Reach:
         have, held = self.uid[:n], self.hops[:n]
         go = (held < max_hops) & live[have]
         go &= minh[have] > held + 1
-        return have[go], held[go] + 1
+        uids, hops = have[go], held[go] + 1
+        if self.pending:
+            more = [
+                (uid, h + 1)
+                for uid, h in self.pending.items()
+                if h < max_hops and live_bytes[uid] and minh_bytes[uid] > h + 1
+            ]
+            if more:
+                uids = np.concatenate([uids, np.array([u for u, _ in more], dtype=np.int64)])
+                hops = np.concatenate([hops, np.array([h for _, h in more], dtype=np.int8)])
+                order = np.argsort(uids, kind="stable")
+                uids, hops = uids[order], hops[order]
+        return uids, hops
 
     def merge(self, uids: Numbers, hops: Hops) -> tuple[Numbers, Hops]:
         """Offer traces ``uids`` (distinct) at ``hops``: each one not in the table enters, each
@@ -185,44 +216,58 @@ class Reach:
         return self._merge_arrays(uids, hops)
 
     def _merge_few(self, uids: list[int], hops: list[int]) -> tuple[list[int], list[int]]:
-        """:meth:`merge` of at most ``FEW`` traces into the arrays: one binary search call,
-        then O(1) Python per trace and a shift of the arrays' tail per trace that enters."""
+        """:meth:`merge` of at most ``FEW`` traces into the arrays: a binary search each (in
+        Python for one or two, else one numpy call) and O(1) Python per trace; those that
+        enter wait in ``pending`` (one copy of the arrays per ``LIMIT`` of them)."""
         n = self.n
         have, held = self.uid[:n], self.hops[:n]
-        places = np.searchsorted(have, uids)
-        there = np.minimum(places, max(n - 1, 0))
-        was = have[there].tolist() if n else [None] * len(uids)
-        was_hops = held[there].tolist() if n else [0] * len(uids)
-        got_uids, got_hops, enter = [], [], []
-        for uid, h, at, at_uid, at_hops in zip(
-            uids, hops, places.tolist(), was, was_hops, strict=True
-        ):
+        if len(uids) <= 2 or not n:
+            places = [bisect_left(have, uid) for uid in uids]
+            was = [int(have[at]) if at < n else None for at in places]
+            was_hops = [int(held[at]) if at < n else 0 for at in places]
+        else:
+            found = np.searchsorted(have, uids)
+            there = np.minimum(found, n - 1)
+            places, was, was_hops = found.tolist(), have[there].tolist(), held[there].tolist()
+        got_uids, got_hops = [], []
+        pending = self.pending
+        for uid, h, at, at_uid, at_hops in zip(uids, hops, places, was, was_hops, strict=True):
             if at_uid == uid:
                 if h < at_hops:
                     held[at] = h
                     got_uids.append(uid)
                     got_hops.append(h)
-            else:
-                enter.append((at, uid, h))
+                continue
+            old = pending.get(uid)
+            if old is None or h < old:
+                pending[uid] = h
                 got_uids.append(uid)
                 got_hops.append(h)
-        if enter:
-            self._reserve(n + len(enter))
-            uid_, hops_ = self.uid, self.hops
-            # from the last place back, and at one place the larger number first, so that
-            # each insertion leaves the places of the ones still to come as they were
-            for at, uid, h in sorted(enter, reverse=True):
-                uid_[at + 1 : n + 1] = uid_[at:n]
-                hops_[at + 1 : n + 1] = hops_[at:n]
-                uid_[at], hops_[at] = uid, h
-                n += 1
-            self.n = n
+        if len(pending) > self.LIMIT:
+            self._flush()
         return got_uids, got_hops
 
+    def _insert(self, places: np.ndarray, uids: np.ndarray, hops: np.ndarray) -> None:
+        """Put ``uids`` (absent, sorted) at ``hops`` before the entries at ``places`` (their
+        binary-search places among the first ``n``): one copy of the table. O(n + k) numpy."""
+        n = self.n
+        slots = places + np.arange(len(places))
+        total = n + len(slots)
+        keep = np.ones(total, dtype=bool)
+        keep[slots] = False
+        uid = np.empty(max(total, len(self.uid)), dtype=np.int64)
+        hop = np.empty(len(uid), dtype=np.int8)
+        uid[slots] = uids
+        hop[slots] = hops
+        uid[:total][keep] = self.uid[:n]
+        hop[:total][keep] = self.hops[:n]
+        self.uid, self.hops, self.n = uid, hop, total
+
     def _merge_arrays(self, uids: np.ndarray, hops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n, k = self.n, len(uids)
-        if not k:
+        if not len(uids):
             return uids, hops
+        self._flush()
+        n, k = self.n, len(uids)
         if not n or uids[0] > self.uid[n - 1]:  # all above the table: they go at the end
             self._reserve(n + k)
             self.uid[n : n + k] = uids
@@ -242,35 +287,30 @@ class Reach:
             better[found] = lower
         if not fresh.any():
             return uids[better], hops[better]
-        slots = pos[fresh]
-        slots += np.arange(len(slots))
-        total = n + len(slots)
-        keep = np.ones(total, dtype=bool)
-        keep[slots] = False
-        uid = np.empty(max(total, len(self.uid)), dtype=np.int64)
-        hop = np.empty(len(uid), dtype=np.int8)
-        uid[slots] = uids[fresh]
-        hop[slots] = hops[fresh]
-        uid[:total][keep] = have
-        hop[:total][keep] = held
-        self.uid, self.hops, self.n = uid, hop, total
+        self._insert(pos[fresh], uids[fresh], hops[fresh])
         if better.all():
             return uids, hops
         return uids[better], hops[better]
 
-    def compact(self, alive: np.ndarray) -> None:
-        """Drop the numbers of traces not ``alive`` (a flag per trace number); back to the dict
+    def compact(self, alive: np.ndarray, alive_set: set[int] | None = None) -> None:
+        """Drop the numbers of traces not ``alive`` (a flag per trace number; ``alive_set``,
+        the same as a set, is read instead in the dict form when given); back to the dict
         form when few are left. O(entries)."""
         small = self.small
         if small is not None:
-            self.small = {uid: h for uid, h in small.items() if alive[uid]}
+            if alive_set is not None:
+                self.small = {uid: h for uid, h in small.items() if uid in alive_set}
+                return
+            flags = alive[list(small)].tolist() if small else []
+            self.small = {uid: h for (uid, h), ok in zip(small.items(), flags, strict=True) if ok}
             return
+        self._flush()
         n = self.n
         keep = np.flatnonzero(alive[self.uid[:n]])
         if len(keep) <= self.LIMIT // 2:
             self.__setstate__((self._dict_of(keep),))
         else:
-            self.__setstate__((self.uid[keep], self.hops[keep]))
+            self.__setstate__((self.uid[keep], self.hops[keep], {}))
 
     def _dict_of(self, rows: np.ndarray) -> dict[int, int]:
         return dict(zip(self.uid[rows].tolist(), self.hops[rows].tolist(), strict=True))

@@ -213,9 +213,11 @@ class LiveFlows:
         """Log a transfer and offer it to the open traces it can change.
 
         In event order this is one step of the replay of each of those traces: the traces
-        reaching the source extend their reach together (:meth:`_reach`: O(entries of the
-        source's and the destination's reach tables) in numpy, a dozen array operations;
-        O(1) Python per trace reaching a sink, and a merge per same-instant re-offer), and
+        reaching the source extend their reach together (:meth:`Reach.offers` and
+        :meth:`_reach`: O(entries of the source's reach table + offered + the destination's
+        entries), in numpy for tables past ``Reach.LIMIT`` entries, a few dozen array
+        operations whatever the number of traces, in Python below it; O(1) Python per trace
+        reaching a sink, and a merge per same-instant re-offer), and
         the traces holding taint at the source move it on together
         (:meth:`_move`: O(rows of the source's holdings table x H) in numpy, plus a dict
         look-up per holder at the destination and O(1) Python per holder reaching a sink). A

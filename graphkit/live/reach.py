@@ -5,7 +5,8 @@ open trace reached has a :class:`Reach` table: the trace numbers (``Trace.uid``)
 sorted, and each one's least hop count. A transfer ``s -> d`` then extends every trace reaching
 ``s`` with a few numpy steps, whatever the number of such traces: a mask over ``s``'s table
 (hop count below H, window open, ``min_hops`` still lowerable, read from flag arrays indexed by
-trace number) and one sorted merge into ``d``'s table (:meth:`Reach.merge`). Sets of trace
+trace number) and one sorted merge into ``d``'s table (:meth:`Reach.merge`); tables few traces
+reached stay dicts, where a short Python loop costs less (:class:`Reach`). Sets of trace
 numbers per (account, hop count) did the same in C before, but walking thousands of int objects
 per tail transfer cost about 0.75 ms; these arrays hold 9 bytes per (trace, account).
 

@@ -140,9 +140,10 @@ def events_side_by_side(
         ts = _ts(event["ts"])
         if kind == "transfer":
             # the open drawdowns whose money already reached the source (the engine's index:
-            # trace numbers by account and hop count)
+            # trace numbers and hop counts by account)
             flows = state.flows
-            reaching = set().union(*flows.level.get(event["src_account"], {}).values())
+            table = flows.reach.get(event["src_account"])
+            reaching = set(table.as_dict()) if table is not None else set()
             at = round(ts.timestamp() * 1e6)  # the engine's clock: microseconds
             touched = [
                 trace.drawdown_id

@@ -43,6 +43,7 @@ import numpy as np
 from graphkit.live.closed import ClosedFlows
 from graphkit.live.holdings import Holdings, any_row, step
 from graphkit.live.paths import evidence_paths
+from graphkit.live.reach import Numbers, Reach, onward
 
 _NEVER = (1 << 62, "")
 _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
@@ -52,7 +53,7 @@ _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows tha
 class Trace:
     """One drawdown's open fund-flow trace.
 
-    ``uid``: its number in the reach sets and the holdings tables of :class:`LiveFlows`
+    ``uid``: its number in the reach and holdings tables of :class:`LiveFlows`
     (renewed when re-traced). Where its money is, per (account, layer), lives in the account's
     :class:`~graphkit.live.holdings.Holdings` row for ``uid``; the trace keeps its totals:
     ``banned``, the amount landed in sinks per layer; ``sink_at``: layer -> the first sink the
@@ -112,15 +113,16 @@ class LiveFlows:
     ``keep_us`` (how long after its window a trace stays open for late transfers),
     ``evidence_k`` (evidence paths kept when a trace closes).
 
-    Reach is kept as sets of trace numbers (``Trace.uid``, ints) by account and hop count,
-    ``level[a][h]``, so a transfer extends every trace that reaches its source at once with set
-    operations (in C): the traces at ``h`` hops from the source, minus those whose window is
-    not open (``live``: in window for the transfers in order), minus those whose ``min_hops`` it
-    cannot lower (``done[m]``: traces with ``min_hops <= m``), minus those already at the
-    destination in ``h + 1`` hops or fewer, reach the destination in ``h + 1``. Python work is
-    left for the traces that reach a sink (their ``min_hops``). A closed or re-traced trace's
-    number leaves ``alive``; once half as many numbers died as are alive, the sets drop them one
-    account per event (``_sweep``), so their memory stays bounded.
+    ``reach[a]``: the traces (``Trace.uid``, sorted) that reached account ``a`` and each one's
+    least hop count (:class:`~graphkit.live.reach.Reach`), so a transfer extends every trace
+    that reaches its source in a few numpy steps: the entries of the source's table at ``h <
+    H`` hops whose window is open (``_live``: in window for the transfers in order) and whose
+    ``min_hops`` ``h + 1`` could lower (``_minh``, H + 1 for none), both indexed by trace
+    number, are merged into the destination's table at ``h + 1``; those that entered or
+    improved there go on. Python work is left for the traces that reach a sink (their
+    ``min_hops``). A closed or re-traced trace's number leaves ``alive``; once half as many
+    numbers died as are alive, the tables drop them one account per event (``_sweep``), so
+    their memory stays bounded.
     ``holdings[a]``: where the open traces' money is at ``a``, a row per trace and a column
     per layer (:class:`~graphkit.live.holdings.Holdings`): a transfer out of ``a`` moves every
     holder's money in one numpy step (a Python step per holder when there are few). Per trace
@@ -151,14 +153,18 @@ class LiveFlows:
         self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.by_uid: dict[int, Trace] = {}
         self.alive: set[int] = set()
-        self.live: set[int] = set()
-        self.done: list[set[int]] = [set() for _ in range(max_hops + 1)]
-        self.level: dict[str, dict[int, set[int]]] = {}
+        self.reach: dict[str, Reach] = {}
         self.holdings: dict[str, Holdings] = {}
         self._t0 = np.zeros(1024, dtype=np.int64)
         self._end = np.zeros(1024, dtype=np.int64)
         self._alive = np.zeros(1024, dtype=bool)
         self._capped = np.zeros(1024, dtype=bool)
+        # per trace number, window open and least hops to a sink so far: bytes (read and
+        # written one at a time in Python at the speed of a list) under numpy views (read many
+        # at a time by the reach tables' masks)
+        self._live_bytes = bytearray(1024)
+        self._minh_bytes = bytearray(1024)
+        self._view_flags()
         self._uids = 0
         self._starts: list[tuple[int, int]] = []  # (t0, uid) of traces not yet in ``live``
         self._ends: list[tuple[int, int]] = []  # (end, uid) of traces in ``live``
@@ -166,6 +172,19 @@ class LiveFlows:
         self._forgotten = 0  # trace numbers dropped since the last sweep started
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
+
+    def _view_flags(self) -> None:
+        self._live = np.frombuffer(self._live_bytes, dtype=bool)
+        self._minh = np.frombuffer(self._minh_bytes, dtype=np.int8)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_live"], state["_minh"]  # views: made again over the unpickled bytes
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._view_flags()
 
     # -- events ------------------------------------------------------------------------------
 
@@ -194,9 +213,12 @@ class LiveFlows:
         """Log a transfer and offer it to the open traces it can change.
 
         In event order this is one step of the replay of each of those traces: the traces
-        reaching the source extend their reach by set operations (O(traces reaching the
-        source x H) in C, Python work only for traces reaching a sink and for same-instant
-        re-offers), and the traces holding taint at the source move it on together
+        reaching the source extend their reach together (:meth:`Reach.offers` and
+        :meth:`_reach`: O(entries of the source's reach table + offered + the destination's
+        entries), in numpy for tables past ``Reach.LIMIT`` entries, a few dozen array
+        operations whatever the number of traces, in Python below it; O(1) Python per trace
+        reaching a sink, and a merge per same-instant re-offer), and
+        the traces holding taint at the source move it on together
         (:meth:`_move`: O(rows of the source's holdings table x H) in numpy, plus a dict
         look-up per holder at the destination and O(1) Python per holder reaching a sink). A
         late transfer (before the latest one applied) re-traces every open trace that reached
@@ -219,18 +241,13 @@ class LiveFlows:
         self.last_transfer = key
         self._advance(ts)
         changed: dict[int, Trace] = {}
-        levels = self.level.get(src)
-        if levels and src not in self.sinks:
-            live, done = self.live, self.done
-            for hops, group in list(levels.items()):
-                if hops >= self.max_hops or not group:
-                    continue
-                fresh = group & live
-                if fresh and done[hops + 1]:
-                    # a new set, iterating fresh (``-=`` would iterate all of done)
-                    fresh = fresh - done[hops + 1]
-                if fresh:
-                    self._reach(dst, hops + 1, fresh, ts, changed)
+        table = self.reach.get(src)
+        if table is not None and src not in self.sinks:
+            uids, hops = table.offers(
+                self.max_hops, self._live, self._minh, self._live_bytes, self._minh_bytes
+            )
+            if len(uids):
+                self._reach(dst, uids, hops, ts, changed)
         if src not in self.sinks:
             self._move(src, dst, record.amount, key, position, changed)
         if not changed:
@@ -244,8 +261,9 @@ class LiveFlows:
         if table is not None:
             held = any_row(table.taint[: table.n, : self.max_hops] > 0)
             uids.update(table.uid[: table.n][held].tolist())
-        for group in self.level.get(src, {}).values():
-            uids |= group
+        reached = self.reach.get(src)
+        if reached is not None:
+            uids.update(reached.as_dict())
         found = [self.by_uid[uid] for uid in uids & self.alive]
         changed = []
         for trace in sorted(found, key=lambda trace: trace.drawdown_id):
@@ -256,9 +274,9 @@ class LiveFlows:
 
     def expire(self, now: int) -> list[str]:
         """Close the traces whose window (plus the lateness allowance) ended before ``now``,
-        and clear dead trace numbers from the sets and holdings tables of ``SWEEP`` accounts.
+        and clear dead trace numbers from the reach and holdings tables of ``SWEEP`` accounts.
 
-        Cost: O(log n) per closed trace, plus O(size of the sets and tables swept).
+        Cost: O(log n) per closed trace, plus O(size of the tables swept) in numpy.
         """
         done = []
         while self._expiry and self._expiry[0][0] < now:
@@ -308,7 +326,7 @@ class LiveFlows:
         )
         return pl.concat([closed, opened])
 
-    # -- the sets ------------------------------------------------------------------------------
+    # -- the trace numbers -------------------------------------------------------------------------
 
     def _number(self, trace: Trace) -> None:
         """Give ``trace`` a fresh number (its previous one, if any, is dead)."""
@@ -324,11 +342,17 @@ class LiveFlows:
                 new = np.zeros(size, dtype=old.dtype)
                 new[: len(old)] = old
                 setattr(self, name, new)
+            for name in ("_live_bytes", "_minh_bytes"):
+                flags = bytearray(size)
+                flags[: len(getattr(self, name))] = getattr(self, name)
+                setattr(self, name, flags)
+            self._view_flags()
         self._t0[uid], self._end[uid] = trace.t0, trace.end
         self._alive[uid], self._capped[uid] = True, False
+        self._live_bytes[uid], self._minh_bytes[uid] = 0, self.max_hops + 1
         if trace.t0 <= self.last_transfer[0]:
             if trace.end >= self.last_transfer[0]:
-                self.live.add(uid)
+                self._live_bytes[uid] = 1
                 heapq.heappush(self._ends, (trace.end, uid))
         else:
             heapq.heappush(self._starts, (trace.t0, uid))
@@ -340,41 +364,35 @@ class LiveFlows:
             self.alive.discard(uid)
             self._alive[uid] = False
             self._forgotten += 1
-            self.live.discard(uid)
-            if trace.min_hops is not None:
-                for group in self.done[trace.min_hops :]:
-                    group.discard(uid)
+            self._live_bytes[uid] = 0
 
     def _advance(self, ts: int) -> None:
         """Transfers in order have reached ``ts``: windows that started join ``live``,
-        windows that ended leave it."""
-        starts, ends, live, alive = self._starts, self._ends, self.live, self.alive
+        windows that ended leave it (``_live``)."""
+        starts, ends, live = self._starts, self._ends, self._live_bytes
         while starts and starts[0][0] <= ts:
             _, uid = heapq.heappop(starts)
             trace = self.by_uid.get(uid)
-            if uid in alive and trace is not None and trace.end >= ts:
-                live.add(uid)
+            if trace is not None and trace.end >= ts:
+                live[uid] = 1
                 heapq.heappush(ends, (trace.end, uid))
         while ends and ends[0][0] < ts:
-            live.discard(heapq.heappop(ends)[1])
+            live[heapq.heappop(ends)[1]] = 0
 
     def _sweep_some(self) -> None:
         if not self._sweep:
             if self._forgotten < max(1000, len(self.alive) // 2):
                 return
             self._forgotten = 0
-            self._sweep = [*self.level, *self.holdings]
+            self._sweep = [*self.reach, *self.holdings]
         alive = self.alive
         for _ in range(min(self.SWEEP, len(self._sweep))):
             account = self._sweep.pop()
-            levels = self.level.get(account)
-            if levels is not None:
-                for hops in list(levels):
-                    levels[hops] &= alive
-                    if not levels[hops]:
-                        del levels[hops]
-                if not levels:
-                    del self.level[account]
+            reached = self.reach.get(account)
+            if reached is not None:
+                reached.compact(self._alive, alive)
+                if not len(reached):
+                    del self.reach[account]
             table = self.holdings.get(account)
             if table is not None:
                 n = table.n
@@ -390,55 +408,54 @@ class LiveFlows:
                     table.compact(self._alive)
 
     def _set_min_hops(self, trace: Trace, hops: int) -> None:
-        below = self.max_hops + 1 if trace.min_hops is None else trace.min_hops
-        for group in self.done[hops:below]:
-            group.add(trace.uid)
+        self._minh_bytes[trace.uid] = hops
         trace.min_hops = hops
         trace.version += 1
 
     # -- one step, in event order ------------------------------------------------------------
 
     def _reach(
-        self, account: str, hops: int, arrivals: set[int], ts: int, changed: dict[int, Trace]
+        self,
+        account: str,
+        uids: Numbers,
+        hops: Numbers,
+        ts: int,
+        changed: dict[int, Trace],
     ) -> None:
-        """The traces ``arrivals`` reach ``account`` in ``hops`` at instant ``ts``: those not
-        there in as few hops enter ``level``; at a sink they may lower ``min_hops``, elsewhere
-        the account re-offers its transfers of the same instant (equal times may go in any
-        order). Set operations, plus O(1) Python per trace reaching a sink."""
-        work = [(account, hops, arrivals)]
+        """The traces ``uids`` (distinct: a list, or a sorted array) reach ``account`` in
+        ``hops`` (one count per trace) at instant ``ts``: merged into its reach table
+        (:meth:`Reach.merge`), those not there in as few hops go on: at a sink they may lower
+        ``min_hops``, elsewhere the account re-offers its transfers of the same instant (equal
+        times may go in any order).
+
+        Cost per account merged into: O(offered) Python while it and the offer are small,
+        else O(entries of its table + offered) in numpy (about 15 array calls); plus O(1)
+        Python per trace reaching a sink."""
+        work = [(account, uids, hops)]
         while work:
-            account, hops, group = work.pop()
-            levels = self.level.get(account)
-            if levels is None:
-                levels = self.level[account] = {}
-            for k, there in levels.items():
-                if k <= hops and there:
-                    group = group - there
-                    if not group:
-                        break
-            if not group:
+            account, uids, hops = work.pop()
+            table = self.reach.get(account)
+            if table is None:
+                table = self.reach[account] = Reach()
+            uids, hops = table.merge(uids, hops)
+            if not len(uids):
                 continue
-            for k, there in levels.items():
-                if k > hops and there:
-                    there -= group
-            here = levels.get(hops)
-            if here is None:
-                levels[hops] = set(group)
-            else:
-                here |= group
             if account in self.sinks:
-                for uid in group:
+                if not isinstance(uids, list):
+                    uids, hops = uids.tolist(), hops.tolist()
+                for uid, h in zip(uids, hops, strict=True):
                     trace = self.by_uid[uid]
-                    if trace.min_hops is None or hops < trace.min_hops:
-                        self._set_min_hops(trace, hops)
+                    if trace.min_hops is None or h < trace.min_hops:
+                        self._set_min_hops(trace, h)
                         changed[uid] = trace
-                continue
-            if hops >= self.max_hops:
                 continue
             log = self.out_log.get(account, ())
             at = bisect_left(log, (ts,))
-            while at < len(log) and log[at][0] == ts:
-                work.append((log[at][2], hops + 1, group))
+            if at == len(log) or log[at][0] != ts:
+                continue
+            uids, hops = onward(uids, hops, self.max_hops)
+            while len(uids) and at < len(log) and log[at][0] == ts:
+                work.append((log[at][2], uids, hops))
                 at += 1
 
     # accounts whose holders are at most this many move in a Python step each: below it a
@@ -686,16 +703,12 @@ class LiveFlows:
         trace.sink_at = {}
         trace.banned = [0.0] * self.layers
         trace.min_hops, trace.capped = None, False
-        uid = trace.uid
+        uid, reach = trace.uid, self.reach
         for account, hops in self._reach_from_scratch(trace).items():
-            levels = self.level.get(account)
-            if levels is None:
-                levels = self.level[account] = {}
-            group = levels.get(hops)
-            if group is None:
-                levels[hops] = {uid}
-            else:
-                group.add(uid)
+            table = reach.get(account)
+            if table is None:
+                table = reach[account] = Reach()
+            table.add(uid, hops)
         self._replay_from_scratch(trace)
         trace.version += 1
 

@@ -43,11 +43,12 @@ CHECKPOINT_NAME = "checkpoint.pkl"
 # Bumped whenever the live state's shape changes (2: fund-flow reach kept as sets of trace
 # numbers; 3: columnar start-up, closed windows as columns, snapshot rows as digests; 4: where
 # each open trace's money is moved from per-trace dicts into per-account arrays, the
-# ``Holdings`` tables, so a transfer moves every holder's money in one numpy step), so an
-# older checkpoint is refused with a message instead of misread. From 3 on the file is two
-# pickles, the header (format, log position) then the state, so the format is checked before
-# any state is unpickled.
-CHECKPOINT_FORMAT = 4
+# ``Holdings`` tables, so a transfer moves every holder's money in one numpy step; 5: the
+# reach, sets of trace numbers per (account, hop count), became per-account ``Reach`` tables),
+# so an older checkpoint is refused with a message instead of misread. From 3 on the file is
+# two pickles, the header (format, log position) then the state, so the format is checked
+# before any state is unpickled.
+CHECKPOINT_FORMAT = 5
 # Events applied between two yields to the loop, so decisions are not held behind a big group.
 APPLY_CHUNK = 64
 

@@ -1,0 +1,182 @@
+"""The live engine's reach tables against plain-Python oracles.
+
+``graphkit.live.reach.Reach`` keeps, per account, the open traces that reached it and each one's
+least hop count, as a dict while small and as sorted arrays past ``Reach.LIMIT``; a transfer
+extends every trace reaching its source with a few numpy steps. These tests pin both halves
+against loops written the obvious way: the table against a dict with ``min``, and the engine's
+transfer step against a trace-by-trace relaxation (the reach rule of ``LiveFlows``: time-
+respecting, at most H hops, window open, only while ``min_hops`` can still fall, same-instant
+transfers re-offered). The exactness suite checks the engine's ``min_hops`` against batch.
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graphkit.live.flows import LiveFlows, TransferRecord
+from graphkit.live.reach import Reach
+
+# one operation on a table: ("merge", [(uid, hops)], as_array) or ("add", hops) or
+# ("compact", dead uids)
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("merge"),
+            st.dictionaries(
+                st.integers(min_value=1, max_value=150),
+                st.integers(min_value=0, max_value=6),
+                max_size=90,
+            ),
+            st.booleans(),
+        ),
+        st.tuples(st.just("add"), st.integers(min_value=0, max_value=6), st.just(False)),
+        st.tuples(st.just("compact"), st.sets(st.integers(1, 400), max_size=60), st.just(False)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300)
+@given(ops=operations, limit=st.sampled_from([0, 2, 8, 64]), few=st.sampled_from([0, 1, 16]))
+def test_table_equals_a_dict_with_min(ops, limit: int, few: int) -> None:
+    saved = Reach.LIMIT, Reach.FEW
+    Reach.LIMIT, Reach.FEW = limit, few
+    try:
+        table, oracle, fresh = Reach(), {}, 1000
+        for kind, arg, as_array in ops:
+            if kind == "merge":
+                offered = sorted(arg.items())
+                if not as_array:
+                    random.Random(len(offered)).shuffle(offered)
+                    uids, hops = [u for u, _ in offered], [h for _, h in offered]
+                else:
+                    uids = np.array([u for u, _ in offered], dtype=np.int64)
+                    hops = np.array([h for _, h in offered], dtype=np.int8)
+                want = {u: h for u, h in offered if h < oracle.get(u, 99)}
+                got_uids, got_hops = table.merge(uids, hops)
+                got_list = np.asarray(got_uids).tolist()
+                got = dict(zip(got_list, np.asarray(got_hops).tolist(), strict=True))
+                assert len(got) == len(got_uids)
+                if not isinstance(got_uids, list):
+                    assert list(got_uids) == sorted(got_uids)
+                assert got == want
+                oracle.update(want)
+            elif kind == "add":
+                fresh += 1
+                table.add(fresh, arg)
+                oracle[fresh] = arg
+            else:
+                alive = np.ones(2000, dtype=bool)
+                alive[list(arg)] = False
+                # the flags, or (in the dict form) the same as a set
+                alive_set = set(np.flatnonzero(alive).tolist()) if len(arg) % 2 else None
+                table.compact(alive, alive_set)
+                oracle = {u: h for u, h in oracle.items() if u not in arg}
+            assert table.as_dict() == oracle
+            assert len(table) == len(oracle)
+            if table.small is None:
+                uid = table.uid[: table.n]
+                assert (np.diff(uid) > 0).all()
+                assert not set(uid.tolist()) & set(table.pending)
+            assert pickle.loads(pickle.dumps(table)).as_dict() == oracle
+    finally:
+        Reach.LIMIT, Reach.FEW = saved
+
+
+class Relaxation:
+    """The reach of every open trace, one trace at a time: the oracle for ``LiveFlows``."""
+
+    def __init__(self, sinks: set[str], max_hops: int) -> None:
+        self.sinks, self.max_hops = sinks, max_hops
+        self.traces: dict[str, dict] = {}
+        self.log: dict[str, list[tuple[int, str]]] = {}
+
+    def drawdown(self, drawdown_id: str, account: str, t0: int, end: int) -> None:
+        minh = 0 if account in self.sinks else None
+        self.traces[drawdown_id] = {"t0": t0, "end": end, "reach": {account: 0}, "minh": minh}
+
+    def transfer(self, ts: int, src: str, dst: str) -> None:
+        self.log.setdefault(src, []).append((ts, dst))
+        if src in self.sinks:
+            return
+        for trace in self.traces.values():
+            hops = trace["reach"].get(src)
+            if not trace["t0"] <= ts <= trace["end"] or hops is None or hops >= self.max_hops:
+                continue
+            if trace["minh"] is not None and trace["minh"] <= hops + 1:
+                continue
+            self.relax(trace, dst, hops + 1, ts)
+
+    def relax(self, trace: dict, account: str, hops: int, ts: int) -> None:
+        if trace["reach"].get(account, 99) <= hops:
+            return
+        trace["reach"][account] = hops
+        if account in self.sinks:
+            if trace["minh"] is None or hops < trace["minh"]:
+                trace["minh"] = hops
+            return
+        if hops >= self.max_hops:
+            return
+        for at, dst in list(self.log.get(account, ())):
+            if at == ts:
+                self.relax(trace, dst, hops + 1, ts)
+
+
+def engine_reach(flows: LiveFlows) -> dict[str, dict[str, int]]:
+    """drawdown id -> {account: hops} read back from the engine's tables (open traces)."""
+    out: dict[str, dict[str, int]] = {d: {} for d in flows.traces}
+    by_uid = {trace.uid: d for d, trace in flows.traces.items()}
+    for account, table in flows.reach.items():
+        for uid, hops in table.as_dict().items():
+            if uid in by_uid:
+                out[by_uid[uid]][account] = hops
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("limit", [0, 4, 64])
+def test_transfer_step_equals_a_trace_by_trace_relaxation(seed: int, limit: int, monkeypatch):
+    """Drawdowns and in-order transfers on a few accounts (many traces per account, equal
+    times, sinks, self-transfers), a checkpoint and restore half-way: every open trace's reach
+    and ``min_hops`` as the oracle's."""
+    monkeypatch.setattr(Reach, "LIMIT", limit)
+    monkeypatch.setattr(Reach, "FEW", limit // 4)
+    rng = random.Random(seed)
+    max_hops, window = 3, 40
+    accounts = [f"A{i}" for i in range(7)]
+    sinks = set(rng.sample(accounts, 2))
+    flows = LiveFlows(window, max_hops, cap=10**6, keep_us=0)
+    flows.sinks = set(sinks)
+    oracle = Relaxation(sinks, max_hops)
+    now, drawdowns = 0, 0
+    for step in range(400):
+        if rng.random() < 0.25:
+            # strictly after the last transfer: its reach starts at its own account
+            now += 1
+            drawdowns += 1
+            did, account = f"D{drawdowns:03d}", rng.choice(accounts)
+            flows.add_drawdown(did, account, 100.0, now, "L", None)
+            oracle.drawdown(did, account, now, now + window)
+        else:
+            now += rng.choice([0, 0, 0, 1, 2])
+            src, dst = rng.choice(accounts), rng.choice(accounts)
+            flows.add_transfer(TransferRecord(now, f"T{step:04d}", src, dst, 10.0))
+            oracle.transfer(now, src, dst)
+        if step == 200:
+            # a checkpoint in the middle: the flags' numpy views are made again over the bytes
+            flows = pickle.loads(pickle.dumps(flows))
+        if step % 50 == 49:
+            for did in flows.expire(now):
+                oracle.traces.pop(did)
+            assert set(flows.traces) == set(oracle.traces)
+    assert drawdowns > 20
+    got = engine_reach(flows)
+    for did, trace in oracle.traces.items():
+        assert got[did] == trace["reach"], did
+        assert flows.traces[did].min_hops == trace["minh"], did

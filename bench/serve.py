@@ -17,7 +17,10 @@ nodes), ``net200k`` (~1M) and ``net1000k`` (~5M) under /work/data (``graphkit ge
    answers do) and, concurrently, ``POST /v1/events`` batches of ``--batch`` events open-loop at
    ``--events-rate`` events per second (the stream in order; once it is used up it starts again
    and the repeats are duplicates, which the service answers without applying: each step
-   reports how many events were applied, duplicates and refused). Latency is measured from each
+   reports how many of the events it sent were fresh, i.e. sent for the first time, and how
+   many the service applied, answered as duplicates and refused; ``--cut`` an earlier cut for
+   a longer stream). The service runs with its own defaults (the run's parameters; ``[live]
+   max_lateness_seconds`` 300 s: the stream is in time order). Latency is measured from each
    request's *scheduled* send time, so a server that falls behind is charged for the queue (no
    coordinated omission);
 5. per step p50 / p99 / p99.9 / max; the highest rate whose p99 <= ``--target-ms`` with no
@@ -34,7 +37,8 @@ checkpoint (the 5M-node state's start-up and peak RSS). The load generator (one 
 uvloop) runs on the same 2 cores as the server, so it takes CPU from it: the numbers are a
 floor. Results: bench/results/<--name>.json.
 
-    GRAPHKIT_BENCH_DATA=/tmp/servesweep .venv/bin/python bench/serve.py --size net20k --neo4j
+    GRAPHKIT_BENCH_DATA=/tmp/servesweep .venv/bin/python bench/serve.py --size net20k \
+        --cut 2025-05-01 --decisions-alone --rates 500 1000 1500 2000 3000 --seconds 5
     flock /work/wt/_notes/bigmem.lock .venv/bin/python bench/serve.py --size net200k
     flock /work/wt/_notes/bigmem.lock .venv/bin/python bench/serve.py --size net1000k \
         --startup-only
@@ -82,15 +86,23 @@ DRAIN_SECONDS = 60.0  # after the last scheduled send, how long answers are wait
 # -- data ---------------------------------------------------------------------------------------
 
 
-def prepare(size: str) -> tuple[Path, list[dict[str, Any]], list[bytes]]:
-    """(run directory, event stream, encoded decision requests) for ``size``, cached."""
+def prepare(
+    size: str, cut: datetime | None = None
+) -> tuple[Path, list[dict[str, Any]], list[bytes]]:
+    """(run directory, event stream, encoded decision requests) for ``size`` cut at ``cut``
+    (default: the size's own cut), cached (``serve-<size>``, or ``serve-<size>-<YYYYMMDD>``
+    for another cut)."""
     from graphkit.config import load_config
     from graphkit.live.replay import prepare_replay
     from graphkit.pipeline import run_pipeline
     from loaders.synthetic import generate
 
     spec = SIZES[size]
-    root = _scratch() / f"serve-{size}"
+    if cut is not None and cut != spec["cut"]:
+        spec = {**spec, "cut": cut}
+        root = _scratch() / f"serve-{size}-{cut:%Y%m%d}"
+    else:
+        root = _scratch() / f"serve-{size}"
     run_dir, events_path = root / "run", root / "events.json"
     if not (run_dir / "manifest.json").is_file() or not events_path.is_file():
         shutil.rmtree(root, ignore_errors=True)
@@ -130,11 +142,15 @@ class Connection:
     async def open(cls, port: int) -> Connection:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
+    async def post(
+        self, path: bytes, body: bytes, written: asyncio.Event | None = None
+    ) -> tuple[int, bytes]:
         self.writer.write(
             b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (path, len(body), body)
         )
+        if written is not None:
+            written.set()
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
@@ -164,20 +180,33 @@ class Pool:
             return conn
         return await self.idle.get()
 
-    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
+    async def post(
+        self,
+        path: bytes,
+        body: bytes,
+        after: asyncio.Event | None = None,
+        written: asyncio.Event | None = None,
+    ) -> tuple[int, bytes]:
+        """POST on a free connection. An ordered stream passes ``after`` (set once the previous
+        request is written: this one is not written before) and ``written`` (set once this one
+        is), so the server receives the stream's requests in order whatever the connections."""
+        if after is not None:
+            await after.wait()
         conn = await self._take()
         try:
-            answer = await conn.post(path, body)
+            answer = await conn.post(path, body, written)
         except (OSError, asyncio.IncompleteReadError):
             conn.writer.close()
             # The server closes connections idle past its keep-alive timeout: reconnect once.
             try:
                 conn = await Connection.open(self.port)
                 self.all.append(conn)
-                answer = await conn.post(path, body)
+                answer = await conn.post(path, body, written)
             except (OSError, asyncio.IncompleteReadError):
                 conn.writer.close()
                 self.opened -= 1
+                if written is not None:
+                    written.set()
                 return 599, b""
         self.idle.put_nowait(conn)
         return answer
@@ -239,22 +268,37 @@ async def step(
     e_lat: list[float] = []
     e_status: list[int] = []
     outcome = {"applied": 0, "duplicate": 0, "rejected": 0}
-    batches = max(1, int(events_rate * seconds / batch))
+    reasons: set[str] = set()
+    batches = max(1, int(events_rate * seconds / batch)) if events_rate > 0 else 0
     bodies = []
+    fresh = 0  # events of the stream sent for the first time (not repeats of earlier steps)
     for _ in range(batches):
         part = [events[(cursor + k) % len(events)] for k in range(batch)]
+        fresh += max(0, min(batch, len(events) - cursor))
         cursor += batch
         bodies.append(json.dumps({"events": part}).encode())
 
     async def decide(i: int) -> int:
         return (await decisions.post(b"/v1/decisions/drawdown", requests[i % len(requests)]))[0]
 
+    # The stream is sent in order (a feeder posts it in order): batch i is written to its
+    # connection only after batch i - 1, so the service logs it in the stream's order.
+    written = [asyncio.Event() for _ in bodies]
+
     async def post_events(i: int) -> int:
-        status, body = await events_pool.post(b"/v1/events", bodies[i])
+        after = written[i - 1] if i else None
+        status, body = await events_pool.post(b"/v1/events", bodies[i], after, written[i])
         if status == 200:
             answer = json.loads(body)
             for key in outcome:
                 outcome[key] += answer[key]
+            if answer["rejected"] and len(reasons) < 5:  # why, in the service's words
+                reasons.update(
+                    issue["message"][:160]
+                    for result in answer["results"]
+                    if result["status"] != "applied" and result["status"] != "duplicate"
+                    for issue in result["issues"]
+                )
         return status
 
     runs = []
@@ -282,12 +326,17 @@ async def step(
         "achieved_per_s": round(len(d_lat) / elapsed, 1),
         "seconds": round(elapsed, 2),
         "events_offered_per_s": round(len(e_lat) * batch / elapsed, 1),
+        # of the events sent, how many the stream had not sent before (the rest are repeats,
+        # which the service answers as duplicates without applying them)
+        "events_sent": len(bodies) * batch,
+        "events_fresh_sent": fresh,
         # accepted = logged (fsynced) and answered 200; of those, applied or duplicates
         "events_per_s": round(accepted / elapsed, 1),
         "events_applied_per_s": round(outcome["applied"] / elapsed, 1),
         "events_applied": outcome["applied"],
         "events_duplicate": outcome["duplicate"],
         "events_rejected": outcome["rejected"],
+        "events_rejected_reasons": sorted(reasons)[:5],
         "event_batches_busy": sum(1 for s in e_status if s == 503),
         "event_batches_failed": sum(1 for s in e_status if s not in (200, 503)),
         "event_batch_p50_ms": _ms(e_lat, 50),
@@ -296,6 +345,22 @@ async def step(
         "server_cpu_share": round(cpu / elapsed, 2),
     }
     return row, cursor
+
+
+def stream_lateness(events: list[dict[str, Any]]) -> float:
+    """Seconds by which the stream's latest-arriving event is older than one before it."""
+    from graphkit.live import parse_event
+
+    clock = None
+    worst = 0
+    for raw in events:
+        ts = parse_event(raw).ts
+        if ts is None:
+            continue
+        if clock is not None and ts < clock:
+            worst = max(worst, clock - ts)
+        clock = ts if clock is None else max(clock, ts)
+    return worst / 1e6
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -346,18 +411,23 @@ async def in_process_call(
     return sent[0]["status"]
 
 
-def in_process_costs(size: str, count: int = 2000) -> dict[str, float]:
+def in_process_costs(
+    size: str, count: int = 2000, cut: datetime | None = None, lateness: float | None = None
+) -> dict[str, float]:
     """CPU microseconds per call (all threads of this process, so the log's fsync thread
     too): the engine alone, the same call through the ASGI app (the fast routes: validation,
     token, metrics, JSON, the log), and, as the baseline in the same process, through FastAPI's
     own route (its router: dependency solving, request objects, response-model validation),
-    all without sockets."""
+    all without sockets. ``lateness``: the service's ``[live] max_lateness_seconds`` (default:
+    the run's own, as ``graphkit serve`` without ``--config``)."""
     from graphkit.config import from_mapping
     from graphkit.serve import Service, create_app
 
-    run_dir, events, requests = prepare(size)
+    run_dir, events, requests = prepare(size, cut)
     work = Path(tempfile.mkdtemp(prefix=f"serve-inproc-{size}-", dir=_scratch()))
-    config = from_mapping({"live": {"max_lateness_seconds": 31536000.0}})
+    config = None
+    if lateness is not None:
+        config = from_mapping({"live": {"max_lateness_seconds": lateness}})
     service = Service(run_dir, work, config)
     app = create_app(service)
 
@@ -465,23 +535,26 @@ class PeakRss(threading.Thread):
 
 
 def launch(
-    run_dir: Path, work: Path, port: int, lateness: float = 31536000.0
+    run_dir: Path, work: Path, port: int, lateness: float | None = None
 ) -> tuple[subprocess.Popen, PeakRss, float]:
     """``graphkit serve`` on ``run_dir`` with state in ``work``: the process, its RSS sampler
     (from the moment it is spawned) and the seconds until ``/readyz`` answered 200.
 
-    ``lateness`` is the service's ``[live] max_lateness_seconds``: the sweep has always run
-    with a year (its batches go out concurrently and its stream repeats), at the price of keeping
-    every fund-flow trace open (at 1M nodes the start-up then outgrew 13 GB); ``--startup-only``
-    measures the service's own default (3,600 s) unless ``--lateness-seconds`` says otherwise."""
+    ``lateness``: the service's ``[live] max_lateness_seconds``; None (the default) runs the
+    service as a bank would, without ``--config`` (the run's own parameters: 300 s). Earlier
+    sweeps ran with a year, which keeps every fund-flow trace open (a start-up 10x as long on
+    net20k, 1.6x the CPU per event, and at 1M nodes a start-up past 13 GB); the stream itself
+    is in time order and needs no allowance (:func:`stream_lateness`)."""
     import httpx
 
-    config = work / "serve.toml"
-    config.write_text(f"[live]\nmax_lateness_seconds = {lateness}\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("GRAPHKIT_API_TOKEN", None)
     args = [sys.executable, str(ROOT / "cli.py"), "serve", str(run_dir), "--state", str(work)]
-    args += ["--port", str(port), "--config", str(config)]
+    args += ["--port", str(port)]
+    if lateness is not None:
+        config = work / "serve.toml"
+        config.write_text(f"[live]\nmax_lateness_seconds = {lateness}\n")
+        args += ["--config", str(config)]
     started = time.perf_counter()
     with (run_dir.parent / "server.log").open("ab") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=log)
@@ -534,7 +607,7 @@ def settle(url: str, limit: float = 300.0) -> dict[str, Any]:
 
 def bench_size(size: str, args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     """Fills ``result`` as it goes (so what was measured survives a later failure)."""
-    run_dir, events, requests = prepare(size)
+    run_dir, events, requests = prepare(size, args.cut)
     work = Path(tempfile.mkdtemp(prefix=f"serve-bench-{size}-", dir=_scratch()))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -545,15 +618,18 @@ def bench_size(size: str, args: argparse.Namespace, result: dict[str, Any]) -> d
         "run_id": manifest.get("run_id"),
         "nodes": sum(graph.get("nodes", {}).values()),
         "edges": sum(graph.get("edges", {}).values()),
-        "cut": SIZES[size]["cut"].isoformat(),
+        "cut": (args.cut or SIZES[size]["cut"]).isoformat(),
         "stream_events": len(events),
+        # how far an event's own time falls behind the latest before it (0: in time order, so
+        # the service's default lateness allowance refuses none of the stream)
+        "stream_max_lateness_seconds": stream_lateness(events),
         "target_p99_ms": args.target_ms,
         "events_rate": args.events_rate,
         "event_batch": args.batch,
         "seconds_per_step": args.seconds,
     }
-    lateness = args.lateness_seconds or (3600.0 if args.startup_only else 31536000.0)
-    result["max_lateness_seconds"] = lateness
+    lateness = args.lateness_seconds
+    result["max_lateness_seconds"] = lateness if lateness is not None else "the run's own (300)"
     process, rss, startup = launch(run_dir, work, port, lateness)
     result["startup_seconds"] = round(startup, 2)
     result["startup_peak_rss_mb"] = round(rss.peak / 2**20, 1)
@@ -674,8 +750,14 @@ def main() -> None:
         "--lateness-seconds",
         type=float,
         default=None,
-        help="the service's [live] max_lateness_seconds (default: a year for the sweep, "
-        "3600 with --startup-only)",
+        help="the service's [live] max_lateness_seconds (default: the service's own, 300)",
+    )
+    parser.add_argument(
+        "--cut",
+        type=lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC),
+        default=None,
+        help="Cut the size's input here (YYYY-MM-DD) instead of at its own cut: an earlier cut "
+        "gives a longer stream of fresh events (prepared separately).",
     )
     parser.add_argument("--no-in-process", action="store_true", help="Skip the in-process costs.")
     parser.add_argument(
@@ -696,7 +778,7 @@ def main() -> None:
     for size in args.size or ["sample"]:
         costs = None
         if not (args.startup_only or args.no_in_process):
-            costs = in_process_costs(size)
+            costs = in_process_costs(size, cut=args.cut, lateness=args.lateness_seconds)
             print(f"{size}: CPU us per call, in process: {costs}", flush=True)
         result: dict[str, Any] = {"in_process_cpu_us": costs}
         results[size] = result

@@ -14,15 +14,21 @@ nodes), ``net200k`` (~1M) and ``net1000k`` (~5M) under /work/data (``graphkit ge
    one is applied) and per decision (a decisions-only step);
 4. the sweep: for each decision rate R (ascending), for ``--seconds`` seconds, ``POST
    /v1/decisions/drawdown`` open-loop (send times fixed in advance at R per second, whatever the
-   answers do) and, concurrently, ``POST /v1/events`` batches of ``--batch`` events open-loop at
-   ``--events-rate`` events per second (the stream in order; once it is used up it starts again
-   and the repeats are duplicates, which the service answers without applying: each step
-   reports how many of the events it sent were fresh, i.e. sent for the first time, and how
-   many the service applied, answered as duplicates and refused; ``--cut`` an earlier cut for
-   a longer stream). The service runs with its own defaults (the run's parameters; ``[live]
-   max_lateness_seconds`` 300 s: the stream is in time order). Latency is measured from each
-   request's *scheduled* send time, so a server that falls behind is charged for the queue (no
-   coordinated omission);
+   answers do) and, concurrently, the event stream at ``--events-rate`` events per second as a
+   feeder posts it: in order, one ``POST /v1/events`` at a time on one connection, event k due
+   at k / rate, sent once ``--batch`` events are due together with every other due event (up
+   to 1,000 per request: a feeder that falls behind sends bigger batches), a busy answer (503)
+   retried. In order because the order is the state: concurrent batches on several connections
+   reach the service's log in the order their bodies are read, not sent, and a batch overtaken
+   by later ones is refused as late. Once the stream is used up it starts again and the repeats
+   are duplicates, which the service answers without applying: each step reports how many of
+   its events were fresh (offered for the first time) and how many the service applied,
+   answered as duplicates and refused, with the refusals' reasons (``--cut``: an earlier cut
+   for a longer stream). The service runs with its own defaults (the run's parameters;
+   ``[live] max_lateness_seconds`` 300 s: the stream is in time order). Decision latency is
+   measured from each request's *scheduled* send time, an event request's from its first
+   event's due time, so a server that falls behind is charged for the queue (no coordinated
+   omission);
 5. per step p50 / p99 / p99.9 / max; the highest rate whose p99 <= ``--target-ms`` with no
    errors, and the highest that also took at least 95% of the offered events;
 6. baseline in the same run (``--neo4j``, for sizes up to net20k by default): a Neo4j server
@@ -142,15 +148,11 @@ class Connection:
     async def open(cls, port: int) -> Connection:
         return cls(*await asyncio.open_connection("127.0.0.1", port))
 
-    async def post(
-        self, path: bytes, body: bytes, written: asyncio.Event | None = None
-    ) -> tuple[int, bytes]:
+    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
         self.writer.write(
             b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n%s" % (path, len(body), body)
         )
-        if written is not None:
-            written.set()
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
@@ -165,48 +167,43 @@ class Pool:
     for a free connection when all are busy; since latency counts from the request's scheduled
     time, that wait is charged to the server (open loop, no coordinated omission) without a new
     TCP connection per request, whose set-up and tear-down dominated the server's CPU once
-    answers fell behind."""
+    answers fell behind. The most recently used idle connection is taken first (the server
+    closes those idle past its keep-alive timeout), and one the server has closed is dropped
+    before a request is written to it rather than after: a request written to a dead
+    connection and sent again on a new one would arrive after requests written later."""
 
     def __init__(self, port: int, size: int = 64) -> None:
         self.port, self.size, self.opened = port, size, 0
-        self.idle: asyncio.Queue[Connection] = asyncio.Queue()
+        self.idle: asyncio.LifoQueue[Connection] = asyncio.LifoQueue()
         self.all: list[Connection] = []
 
     async def _take(self) -> Connection:
-        if self.idle.empty() and self.opened < self.size:
-            self.opened += 1
-            conn = await Connection.open(self.port)
-            self.all.append(conn)
-            return conn
-        return await self.idle.get()
+        while True:
+            if self.idle.empty() and self.opened < self.size:
+                self.opened += 1
+                conn = await Connection.open(self.port)
+                self.all.append(conn)
+                return conn
+            conn = await self.idle.get()
+            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+                return conn
+            conn.writer.close()
+            self.opened -= 1
 
-    async def post(
-        self,
-        path: bytes,
-        body: bytes,
-        after: asyncio.Event | None = None,
-        written: asyncio.Event | None = None,
-    ) -> tuple[int, bytes]:
-        """POST on a free connection. An ordered stream passes ``after`` (set once the previous
-        request is written: this one is not written before) and ``written`` (set once this one
-        is), so the server receives the stream's requests in order whatever the connections."""
-        if after is not None:
-            await after.wait()
+    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
         conn = await self._take()
         try:
-            answer = await conn.post(path, body, written)
+            answer = await conn.post(path, body)
         except (OSError, asyncio.IncompleteReadError):
             conn.writer.close()
             # The server closes connections idle past its keep-alive timeout: reconnect once.
             try:
                 conn = await Connection.open(self.port)
                 self.all.append(conn)
-                answer = await conn.post(path, body, written)
+                answer = await conn.post(path, body)
             except (OSError, asyncio.IncompleteReadError):
                 conn.writer.close()
                 self.opened -= 1
-                if written is not None:
-                    written.set()
                 return 599, b""
         self.idle.put_nowait(conn)
         return answer
@@ -259,61 +256,88 @@ async def step(
     cursor: int,
     server: psutil.Process,
     batch: int = EVENT_BATCH,
+    max_batch: int = 1000,
 ) -> tuple[dict[str, Any], int]:
-    """One step: decisions at ``rate``/s and event batches at ``events_rate`` events/s, both
-    open-loop, for ``seconds``; returns the step's row and the stream cursor after it."""
-    decisions, events_pool = Pool(port), Pool(port)
+    """One step: decisions at ``rate``/s open-loop and the event stream at ``events_rate``
+    events/s (in order, by one feeder: :func:`feed` inside), for ``seconds``; returns the
+    step's row and the stream cursor after it."""
+    decisions = Pool(port)
     d_lat: list[float] = []
     d_status: list[int] = []
     e_lat: list[float] = []
-    e_status: list[int] = []
-    outcome = {"applied": 0, "duplicate": 0, "rejected": 0}
+    outcome = {"applied": 0, "duplicate": 0, "rejected": 0, "busy": 0, "failed": 0}
     reasons: set[str] = set()
-    batches = max(1, int(events_rate * seconds / batch)) if events_rate > 0 else 0
-    bodies = []
-    fresh = 0  # events of the stream sent for the first time (not repeats of earlier steps)
-    for _ in range(batches):
-        part = [events[(cursor + k) % len(events)] for k in range(batch)]
-        fresh += max(0, min(batch, len(events) - cursor))
-        cursor += batch
-        bodies.append(json.dumps({"events": part}).encode())
+    total = int(events_rate * seconds)
+    fresh = max(0, min(total, len(events) - cursor))  # sent for the first time (not repeats)
+    first = cursor
+    cursor += total
 
     async def decide(i: int) -> int:
         return (await decisions.post(b"/v1/decisions/drawdown", requests[i % len(requests)]))[0]
 
-    # The stream is sent in order (a feeder posts it in order): batch i is written to its
-    # connection only after batch i - 1, so the service logs it in the stream's order.
-    written = [asyncio.Event() for _ in bodies]
-
-    async def post_events(i: int) -> int:
-        after = written[i - 1] if i else None
-        status, body = await events_pool.post(b"/v1/events", bodies[i], after, written[i])
-        if status == 200:
-            answer = json.loads(body)
-            for key in outcome:
+    async def feed() -> None:
+        """The event stream as a feeder posts it: in order, one request at a time on one
+        connection. Event k is due at start + k / events_rate; once ``batch`` events are due
+        they go out together with every other due event (at most ``max_batch`` per request: a
+        feeder that falls behind sends bigger batches, as a broker consumer does); a busy
+        answer (503) is retried after 50 ms. An event's latency counts from its due time (the
+        first event of each request is recorded)."""
+        clock = time.perf_counter
+        start = clock() + 0.05
+        conn = await Connection.open(port)
+        sent = 0
+        deadline = start + seconds + DRAIN_SECONDS
+        while sent < total and clock() < deadline:
+            due = min(total, int((clock() - start) * events_rate))
+            if due - sent < min(batch, total - sent):
+                wait = start + (sent + min(batch, total - sent)) / events_rate - clock()
+                await asyncio.sleep(max(wait, 0))
+                continue
+            count = min(due - sent, max_batch)
+            part = [events[(first + sent + k) % len(events)] for k in range(count)]
+            body = json.dumps({"events": part}).encode()
+            try:
+                status, answer_body = await conn.post(b"/v1/events", body)
+            except (OSError, asyncio.IncompleteReadError):
+                conn.writer.close()
+                conn = await Connection.open(port)
+                outcome["failed"] += 1
+                continue
+            if status == 503:
+                outcome["busy"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            if status != 200:
+                outcome["failed"] += 1
+                break
+            e_lat.append(clock() - (start + sent / events_rate))
+            sent += count
+            answer = json.loads(answer_body)
+            for key in ("applied", "duplicate", "rejected"):
                 outcome[key] += answer[key]
             if answer["rejected"] and len(reasons) < 5:  # why, in the service's words
                 reasons.update(
                     issue["message"][:160]
                     for result in answer["results"]
-                    if result["status"] != "applied" and result["status"] != "duplicate"
+                    if result["status"] not in ("applied", "duplicate")
                     for issue in result["issues"]
                 )
-        return status
+        taken.append(sent)
+        conn.writer.close()
 
+    taken: list[int] = []
     runs = []
     if rate > 0:
         runs.append(open_loop(rate, seconds, decide, d_lat, d_status))
     if events_rate > 0:
-        runs.append(open_loop(batches / seconds, seconds, post_events, e_lat, e_status))
+        runs.append(feed())
     cpu_before = _cpu(server)
     started = time.perf_counter()
     await asyncio.gather(*runs)
     elapsed = time.perf_counter() - started
     cpu = _cpu(server) - cpu_before
     decisions.close()
-    events_pool.close()
-    accepted = e_status.count(200) * batch
+    accepted = sum(taken)
     row = {
         "rate": rate,
         "sent": len(d_lat),
@@ -325,11 +349,12 @@ async def step(
         "max_ms": _ms(d_lat, 100),
         "achieved_per_s": round(len(d_lat) / elapsed, 1),
         "seconds": round(elapsed, 2),
-        "events_offered_per_s": round(len(e_lat) * batch / elapsed, 1),
-        # of the events sent, how many the stream had not sent before (the rest are repeats,
-        # which the service answers as duplicates without applying them)
-        "events_sent": len(bodies) * batch,
-        "events_fresh_sent": fresh,
+        "events_offered_per_s": round(total / seconds, 1),
+        # of the events offered, how many the stream had not sent before (the rest are
+        # repeats, which the service answers as duplicates without applying them)
+        "events_offered": total,
+        "events_fresh_offered": fresh,
+        "event_requests": len(e_lat),
         # accepted = logged (fsynced) and answered 200; of those, applied or duplicates
         "events_per_s": round(accepted / elapsed, 1),
         "events_applied_per_s": round(outcome["applied"] / elapsed, 1),
@@ -337,8 +362,8 @@ async def step(
         "events_duplicate": outcome["duplicate"],
         "events_rejected": outcome["rejected"],
         "events_rejected_reasons": sorted(reasons)[:5],
-        "event_batches_busy": sum(1 for s in e_status if s == 503),
-        "event_batches_failed": sum(1 for s in e_status if s not in (200, 503)),
+        "event_batches_busy": outcome["busy"],
+        "event_batches_failed": outcome["failed"],
         "event_batch_p50_ms": _ms(e_lat, 50),
         "event_batch_p99_ms": _ms(e_lat, 99),
         "server_cpu_s": round(cpu, 3),

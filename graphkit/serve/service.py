@@ -41,7 +41,7 @@ from typing import Any
 from graphkit.atomic import atomic_file, fsync_dir
 from graphkit.config import Config
 from graphkit.live import Event, EventRejected, LiveError, LiveState, parse_event
-from graphkit.serve.log import EventLog, LogUnwritable, Record
+from graphkit.serve.log import EventLog, LogUnwritable, Record, encode_event, event_record
 
 CHECKPOINT_NAME = "checkpoint.pkl"
 # Bumped whenever the live state's shape changes (2: fund-flow reach kept as sets of trace
@@ -210,7 +210,7 @@ class Service:
         if self.state is None:
             raise NotReady("the live state is still loading")
         results: list[dict[str, Any] | None] = [None] * len(events)
-        accepted: list[tuple[int, dict[str, Any], Event]] = []
+        accepted: list[tuple[int, Event, bytes]] = []
         # A big batch is parsed in slices too (answering waiting requests between them); the
         # intake lock keeps requests' events reaching the log in the order the requests came.
         async with self._intake:
@@ -219,7 +219,8 @@ class Service:
             slice_end = clock() + budget
             for i, raw in enumerate(events):
                 try:
-                    accepted.append((i, raw, parse_event(raw)))
+                    # parsed and serialised for the log here, once
+                    accepted.append((i, parse_event(raw), encode_event(raw)))
                 except EventRejected as exc:
                     results[i] = _rejected(exc)
                 except (TypeError, ValueError, AttributeError):
@@ -236,7 +237,7 @@ class Service:
                 )
             self._pending += len(accepted)
             future = asyncio.get_running_loop().create_future()
-            await self._queue.put(_Job("events", [(raw, ev) for _, raw, ev in accepted], future))
+            await self._queue.put(_Job("events", [(ev, line) for _, ev, line in accepted], future))
         try:
             answers = await future
         finally:
@@ -271,9 +272,13 @@ class Service:
                     start = max(end, start + 1)
 
     async def _commit_events(self, jobs: list[_Job]) -> None:
-        bodies = [{"event": raw} for job in jobs for raw, _ in job.payload]
+        first = self.log.last_seq + 1
+        records = [
+            event_record(first + k, line)
+            for k, line in enumerate(line for job in jobs for _, line in job.payload)
+        ]
         try:
-            first = (await asyncio.to_thread(self.log.append, bodies))[0]
+            await asyncio.to_thread(self.log.write, b"".join(records), first + len(records) - 1)
         except LogUnwritable as exc:
             self.log_error = _refusal(exc)
             logger.error("event log append failed: %s", exc)
@@ -289,7 +294,7 @@ class Service:
         slice_end = clock() + budget
         for job in jobs:
             answers = []
-            for _, event in job.payload:  # parsed once, in submit
+            for event, _ in job.payload:  # parsed once, in submit
                 answers.append(self._apply_logged(state, event))
                 self.applied_seq = seq
                 seq += 1
@@ -298,8 +303,8 @@ class Service:
                     await _answer_waiting_requests()
                     slice_end = clock() + budget
             job.future.set_result(answers)
-        self._since_checkpoint += len(bodies)
-        self._since_freeze += len(bodies)
+        self._since_checkpoint += len(records)
+        self._since_freeze += len(records)
         if self.serve.gc_freeze_events and self._since_freeze >= self.serve.gc_freeze_events:
             self._since_freeze = 0
             _freeze_heap()

@@ -190,7 +190,7 @@ class ServeConfig:
     # After this many applied events the committer collects the objects created since the last
     # time and freezes the survivors (gc.freeze), so the cyclic collector's full passes never
     # rescan the growing live state (pauses of 100+ ms otherwise); 0 = never.
-    gc_freeze_events: int = 10_000
+    gc_freeze_events: int = 2_000
 
 
 @dataclass

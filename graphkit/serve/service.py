@@ -302,7 +302,10 @@ class Service:
                     # between two slices a request sees the state after a prefix of the log
                     await _answer_waiting_requests()
                     slice_end = clock() + budget
-            job.future.set_result(answers)
+            # its request may have been cancelled meanwhile; its events are logged, so they
+            # are applied all the same (as a restart would), and so are the next jobs'
+            if not job.future.done():
+                job.future.set_result(answers)
         self._since_checkpoint += len(records)
         self._since_freeze += len(records)
         if self.serve.gc_freeze_events and self._since_freeze >= self.serve.gc_freeze_events:

@@ -194,6 +194,14 @@ class ServeConfig:
     # Events accepted but not yet applied; beyond this new batches get 503 + Retry-After, so an
     # overload is pushed back to the senders instead of queueing without bound.
     max_pending_events: int = 5_000
+    # The committer applies logged events in slices of about this many microseconds (wall clock;
+    # at least one event each) and answers the requests that arrived meanwhile (decisions,
+    # reads) between two slices, so a decision waits behind one slice, not a whole group.
+    apply_slice_us: int = 1_000
+    # After this many applied events the committer collects the objects created since the last
+    # time and freezes the survivors (gc.freeze), so the cyclic collector's full passes never
+    # rescan the growing live state (pauses of 100+ ms otherwise); 0 = never.
+    gc_freeze_events: int = 2_000
 
 
 @dataclass
@@ -332,6 +340,8 @@ def _validate(cfg: Config) -> None:
             cfg.serve.max_pending_events >= cfg.serve.max_batch_events,
             "[serve] max_pending_events must be >= max_batch_events",
         ),
+        (cfg.serve.apply_slice_us >= 1, "[serve] apply_slice_us must be >= 1"),
+        (cfg.serve.gc_freeze_events >= 0, "[serve] gc_freeze_events must be >= 0"),
         (
             cfg.neo4j.browser_url.startswith(("http://", "https://"))
             and "@" not in cfg.neo4j.browser_url,

@@ -20,7 +20,14 @@ import pytest
 
 from graphkit.live import parse_event
 from graphkit.live.events import datetime_to_us
-from graphkit.serve.log import EventLog, LogCorrupt, encode, segment_name
+from graphkit.serve.log import (
+    EventLog,
+    LogCorrupt,
+    encode,
+    encode_event,
+    event_record,
+    segment_name,
+)
 from tests.serve_fixtures import (
     CUT_2,
     ServeData,
@@ -62,6 +69,25 @@ def test_a_torn_tail_is_cut_off_and_appends_continue_after_it(tmp_path: Path) ->
     assert again.open() == 2
     again.append([{"event": {"n": 3}}])
     assert [r.body["event"]["n"] for r in again.records()] == [1, 2, 3]
+
+
+def test_an_event_serialised_ahead_makes_the_same_record_and_reads_back(
+    serve_data: ServeData, tmp_path: Path
+) -> None:
+    """The committer numbers events serialised when their request was read (encode_event,
+    event_record) and writes them with EventLog.write: byte for byte the records append
+    writes, read back as the same events."""
+    events = [*serve_data.events[:50], {"type": "x", "v": float("nan"), "s": 'é"\n'}]
+    for seq, event in enumerate(events, start=7):
+        assert event_record(seq, encode_event(event)) == encode({"seq": seq, "event": event})
+    log = EventLog(tmp_path)
+    log.open()
+    log.append([{"event": {"n": 0}}])
+    lines = [event_record(2 + k, encode_event(e)) for k, e in enumerate(events[:50])]
+    log.write(b"".join(lines), 1 + len(lines))
+    assert log.last_seq == 51
+    back = [r.body["event"] for r in EventLog(tmp_path).records() if r.seq > 1]
+    assert back == events[:50]
 
 
 def test_damage_before_the_tail_is_refused_not_skipped(tmp_path: Path) -> None:

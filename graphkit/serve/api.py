@@ -57,6 +57,8 @@ from graphkit.serve.service import Busy, EventsRefused, NotReady, ReloadFailed, 
 logger = logging.getLogger("graphkit.serve")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+LOOP_LAG_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+LOOP_LAG_TICK = 0.01  # seconds between two loop-lag samples
 
 
 class Metrics:
@@ -79,6 +81,12 @@ class Metrics:
             "graphkit_events_request_seconds",
             "POST /v1/events handling time (log fsync included)",
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "graphkit_event_loop_lag_seconds",
+            "How late the event loop ran a 10 ms timer: time in which no request was answered",
+            buckets=LOOP_LAG_BUCKETS,
             registry=r,
         )
         self.refused = Counter(
@@ -408,12 +416,14 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         starting = asyncio.create_task(_start(app, service))
+        watching = asyncio.create_task(_watch_loop(metrics))
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, lambda: service._spawn(_reload_on_signal()))
         yield
-        starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
+        for task in (starting, watching):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if service.ready and service.log_error is None:
             with contextlib.suppress(Exception):
                 await service.checkpoint()
@@ -533,6 +543,16 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.failure = None
     return app
+
+
+async def _watch_loop(metrics: Metrics) -> None:
+    """Sample the event loop's lag: how late a timer of ``LOOP_LAG_TICK`` fires is how long
+    the loop was busy (or the process not scheduled) and no request could be answered."""
+    clock = time.perf_counter
+    while True:
+        due = clock() + LOOP_LAG_TICK
+        await asyncio.sleep(LOOP_LAG_TICK)
+        metrics.loop_lag.observe(max(0.0, clock() - due))
 
 
 async def _start(app: FastAPI, service: Service) -> None:

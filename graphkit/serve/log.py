@@ -59,6 +59,19 @@ def encode(body: dict[str, Any]) -> bytes:
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
 
+def encode_event(event: dict[str, Any]) -> bytes:
+    """An event's JSON as :func:`encode` writes it inside a record (done once per event when
+    its request is read, on the loop, so the committer's thread only writes and fsyncs)."""
+    return to_json(event, inf_nan_mode="constants")
+
+
+def event_record(seq: int, event_json: bytes) -> bytes:
+    """The record line of an event serialised by :func:`encode_event`: the same bytes as
+    ``encode({"seq": seq, "event": event})``."""
+    payload = b'{"seq":%d,"event":%s}' % (seq, event_json)
+    return b"%08x " % zlib.crc32(payload) + payload + b"\n"
+
+
 def _decode(line: bytes) -> dict[str, Any] | None:
     """The record of a complete line, or None when its checksum or JSON is bad."""
     if len(line) < 10 or line[8:9] != b" " or not line.endswith(b"\n"):
@@ -170,10 +183,17 @@ class EventLog:
         All or nothing: on a failed write or fsync the segment is cut back to its previous
         length and :class:`LogUnwritable` is raised; the seqs are not consumed.
         """
-        if self._fd is None:
-            self._reopen()
         seqs = list(range(self.last_seq + 1, self.last_seq + 1 + len(bodies)))
         data = b"".join(encode({"seq": s, **b}) for s, b in zip(seqs, bodies, strict=True))
+        self.write(data, seqs[-1])
+        return seqs
+
+    def write(self, data: bytes, last_seq: int) -> None:
+        """Write encoded records (numbered on from ``last_seq`` of the log up to ``last_seq``)
+        and fsync once, all or nothing as :meth:`append`. No Python work but the system calls,
+        which release the GIL: run in a thread, it does not hold the event loop back."""
+        if self._fd is None:
+            self._reopen()
         try:
             written = 0
             while written < len(data):
@@ -183,8 +203,7 @@ class EventLog:
             self._undo()
             raise LogUnwritable(exc.errno, exc.strerror) from None
         self._size += len(data)
-        self.last_seq = seqs[-1]
-        return seqs
+        self.last_seq = last_seq
 
     def _undo(self) -> None:
         """Cut a failed write back off; if even that fails, reopen on the next append."""

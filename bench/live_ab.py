@@ -24,6 +24,7 @@ Each prints one JSON line (BENCHMARKS.md, "Memory, start-up and the GC's pauses"
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import pickle
@@ -73,6 +74,17 @@ def _by_type(costs: dict[str, list[int]]) -> dict:
     return {"all": _stats(every), **{k: _stats(v) for k, v in sorted(costs.items())}}
 
 
+def apply_both(first: tuple, second: tuple, at: int) -> tuple[int, int]:
+    """Apply one event to two engines, ``(engine, event)`` each, in this order: thread CPU ns of
+    each. The one applied second finds the event's data in the caches, hence ``ab`` alternates."""
+    clock = time.thread_time_ns
+    t0 = clock()
+    first[0].apply(first[1], at=at)
+    t1 = clock()
+    second[0].apply(second[1], at=at)
+    return t1 - t0, clock() - t1
+
+
 def ab(prepared: Path, ref: str, fixed_order: bool = False) -> dict:
     events = pickle.loads((prepared / "events.pkl").read_bytes())
     config = replay_config(from_mapping(CONFIG), events)
@@ -94,23 +106,12 @@ def ab(prepared: Path, ref: str, fixed_order: bool = False) -> dict:
     gc.disable()
     cost_old: dict[str, list[int]] = {}
     cost_new: dict[str, list[int]] = {}
-    clock = time.thread_time_ns
     for i, (at, event) in enumerate(events):
         twin = base.Event(event.type, event.table, event.values, event.ts, event.key)
         if fixed_order or i % 2 == 0:
-            t0 = clock()
-            old.apply(twin, at=at)
-            t1 = clock()
-            new.apply(event, at=at)
-            t2 = clock()
-            old_ns, new_ns = t1 - t0, t2 - t1
+            old_ns, new_ns = apply_both((old, twin), (new, event), at)
         else:
-            t0 = clock()
-            new.apply(event, at=at)
-            t1 = clock()
-            old.apply(twin, at=at)
-            t2 = clock()
-            new_ns, old_ns = t1 - t0, t2 - t1
+            new_ns, old_ns = apply_both((new, event), (old, twin), at)
         cost_old.setdefault(event.type, []).append(old_ns)
         cost_new.setdefault(event.type, []).append(new_ns)
     gc.enable()
@@ -185,15 +186,29 @@ def gc_on(prepared: Path, ref: str, which: str) -> dict:
 
 
 def main() -> None:
-    mode, *args = sys.argv[1:]
-    fixed_order = "--fixed-order" in args
-    args = [a for a in args if a != "--fixed-order"]
-    if mode == "prepare":
-        out = prepare(Path(args[0]), args[1], Path(args[2]))
-    elif mode == "ab":
-        out = ab(Path(args[0]), args[1], fixed_order)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    modes = parser.add_subparsers(dest="mode", required=True)
+    p = modes.add_parser("prepare", help="cut INPUT at T: batch run before it, events after")
+    p.add_argument("input", type=Path)
+    p.add_argument("cut", help="the cut, an ISO date or time")
+    p.add_argument("out", type=Path, help="the prepared directory to write")
+    p = modes.add_parser("ab", help="the engine at REF against this one, in one process")
+    p.add_argument("prepared", type=Path)
+    p.add_argument("ref", help="git commit of the baseline engine")
+    p.add_argument("--fixed-order", action="store_true", help="always apply to REF first")
+    p = modes.add_parser("gc", help="one engine alone with the GC on, as the service runs it")
+    p.add_argument("prepared", type=Path)
+    p.add_argument("ref", help="git commit whose engine to load when WHICH is REF")
+    p.add_argument("which", help="'new' for this tree's engine, else REF's")
+    args = parser.parse_args()
+    if args.mode == "prepare":
+        out = prepare(args.input, args.cut, args.out)
+    elif args.mode == "ab":
+        out = ab(args.prepared, args.ref, args.fixed_order)
     else:
-        out = gc_on(Path(args[0]), args[1], args[2])
+        out = gc_on(args.prepared, args.ref, args.which)
     print(json.dumps(out))
 
 

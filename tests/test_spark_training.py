@@ -141,15 +141,21 @@ def test_driver_and_spark_split_alike_on_the_sample(spark, sample_case):
     assert len(got) == int((labels >= 0).sum())
 
 
-@settings(max_examples=3, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1))
-def test_driver_and_spark_split_alike_on_random_labels(spark, seed):
-    """Ties on a date, defaults without a date and unlabelled customers included."""
+def random_customers(seed: int) -> tuple[np.random.Generator, list[str], np.ndarray]:
+    """20-119 customers with random ids and labels (-1 unlabelled, 0 good, 1 defaulted)."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(20, 120))
     ids = [f"k{v}" for v in rng.permutation(10 * n)[:n]]
     labels = rng.choice([-1, 0, 1], n, p=[0.2, 0.5, 0.3]).astype(np.int8)
-    days = rng.integers(0, 5, n)  # few distinct dates: many ties
+    return rng, ids, labels
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_driver_and_spark_split_alike_on_random_labels(spark, seed):
+    """Ties on a date, defaults without a date and unlabelled customers included."""
+    rng, ids, labels = random_customers(seed)
+    days = rng.integers(0, 5, len(ids))  # few distinct dates: many ties
     dates = [
         None if lab != 1 or rng.random() < 0.15 else date(2025, 1, 1) + timedelta(days=int(d))
         for lab, d in zip(labels.tolist(), days, strict=True)
@@ -214,10 +220,7 @@ def test_random_split_on_spark_is_stratified_like_the_embedded_one(spark, sample
 @settings(max_examples=2, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_random_split_on_spark_follows_its_rule_on_random_labels(spark, seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(20, 120))
-    ids = [f"k{v}" for v in rng.permutation(10 * n)[:n]]
-    labels = rng.choice([-1, 0, 1], n, p=[0.2, 0.5, 0.3]).astype(np.int8)
+    _, ids, labels = random_customers(seed)
     dates = [date(2025, 1, 1) if lab == 1 else None for lab in labels.tolist()]
     assert spark_parts(spark, ids, labels, dates, seed, rule="random") == hash_parts(
         ids, labels, seed

@@ -6,9 +6,11 @@ Durability (kill -9, disk full) and reload are in test_serve_durability.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -374,3 +376,44 @@ def test_a_group_is_applied_in_slices_and_requests_between_them_see_a_logged_pre
     assert all(seq <= logged for _, seq, logged in sliced_seen)
     assert sliced_answers == whole_answers
     assert sliced_feed == whole_feed
+
+
+class _Cycle:
+    """A reference cycle, as an asyncio transport and its socket make one."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.mark.parametrize("full_every", [0.0, 1e-9])
+def test_cyclic_garbage_a_freeze_kept_is_reclaimed_by_the_full_collection(
+    serve_data: ServeData, tmp_path: Path, full_every: float
+) -> None:
+    """``[serve] gc_freeze_events`` freezes the heap; a cycle alive at a freeze and dropped
+    later is kept by every later freeze (the leak), until a full collection, at most every
+    ``gc_full_collect_seconds`` (0 = never), reclaims it."""
+    config = from_mapping(
+        {
+            "live": {"max_lateness_seconds": 31536000.0},
+            "serve": {"gc_freeze_events": 10, "gc_full_collect_seconds": full_every},
+        }
+    )
+    service = Service(serve_data.run_1, tmp_path / "state", config)
+
+    async def main() -> bool:
+        await service.start()
+        cycle = _Cycle()
+        gone = weakref.ref(cycle)
+        first = await service.submit(serve_data.events[:40])  # a freeze while it is alive
+        del cycle
+        second = await service.submit(serve_data.events[40:80])  # a freeze after it died
+        await service.stop()
+        for answers in (first, second):
+            assert sum(a["status"] == "applied" for a in answers) >= 10
+        return gone() is None
+
+    try:
+        reclaimed = asyncio.run(main())
+    finally:
+        gc.unfreeze()
+    assert reclaimed == (full_every > 0)

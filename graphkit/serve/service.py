@@ -135,6 +135,7 @@ class Service:
         self._intake = asyncio.Lock()
         self._since_checkpoint = 0
         self._since_freeze = 0
+        self._next_full_collect = 0.0
         self._pending = 0
         self._background: set[asyncio.Task] = set()
 
@@ -182,6 +183,7 @@ class Service:
         # the loaded state is long-lived: keep the cyclic GC from rescanning it on every full
         # collection (docs/live.md, "Garbage collection")
         gc.freeze()
+        self._next_full_collect = time.monotonic() + self.serve.gc_full_collect_seconds
         logger.info(
             "ready: %d log records replayed in %.1f s", self.replayed, time.perf_counter() - started
         )
@@ -311,7 +313,12 @@ class Service:
         self._since_freeze += len(records)
         if self.serve.gc_freeze_events and self._since_freeze >= self.serve.gc_freeze_events:
             self._since_freeze = 0
-            _freeze_heap()
+            full = bool(self.serve.gc_full_collect_seconds) and (
+                time.monotonic() >= self._next_full_collect
+            )
+            if full:
+                self._next_full_collect = time.monotonic() + self.serve.gc_full_collect_seconds
+            _freeze_heap(full)
         if (
             self._since_checkpoint >= self.serve.checkpoint_events
             and not self._maintenance.locked()
@@ -499,20 +506,32 @@ class Service:
         self.log.close()
 
 
-def _freeze_heap() -> None:
-    """Collect the objects created since the last freeze, then freeze the survivors.
+def _freeze_heap(full: bool = False) -> None:
+    """Collect the objects created since the last freeze, then freeze the survivors; with
+    ``full``, unfreeze first, so the collection covers everything frozen before too.
 
     The live state grows by tracked containers with every event (traces, transfer lists, the
     key index); left to the cyclic collector, each full pass rescans all of them, a pause of
     100+ ms at 100k nodes after a minute of 5,000 events/s, during which no decision is
     answered. Frozen objects are never scanned again. The collection first clears any cyclic
     garbage of the period, and the live state holds no reference cycles (docs/live.md,
-    "Garbage collection"); what a freeze can keep forever is only a cycle alive at that instant
-    that dies later (an in-flight request's objects; how many per freeze is not measured: a
-    slow leak to watch in RSS over days). Cost: one pass
-    over the period's objects: 4-11 ms every 2,000 events at 100k nodes (in process, loaded
-    machine), 13-40 ms every 10,000: the smaller the period, the shorter each pause."""
-    gc.collect()
+    "Garbage collection"), but a freeze also keeps forever whatever cyclic garbage is still
+    alive at that instant and dies later: measured, about five objects per client connection
+    open at a freeze and closed since (an asyncio transport and its socket in a cycle), nothing
+    from the requests themselves. ``full`` reclaims those. Cost: a pass over the period's
+    objects, 4-11 ms every 2,000 events at 100k nodes (in process, loaded machine), 13-40 ms
+    every 10,000; ``full``: a pass over the whole heap, about 0.25 s at 100k nodes."""
+    if full:
+        started = time.perf_counter()
+        gc.unfreeze()
+        found = gc.collect()
+        logger.info(
+            "full garbage collection: %d unreachable objects reclaimed in %.0f ms",
+            found,
+            (time.perf_counter() - started) * 1e3,
+        )
+    else:
+        gc.collect()
     gc.freeze()
 
 

@@ -206,7 +206,7 @@ class ServeConfig:
     # later (about five objects per client connection then open and closed since); one full
     # collection over everything, frozen included, at most this often reclaims it, so the leak
     # is bounded by this period's worth. It pauses the loop for a pass over the whole state
-    # (about 0.25 s at 100k nodes); 0 = never.
+    # (about 0.3 s at 100k nodes, 2.1 s at 1M: bench/serve_gc.py); 0 = never.
     gc_full_collect_seconds: float = 3_600.0
 
 

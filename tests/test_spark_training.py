@@ -130,12 +130,16 @@ def driver_parts(customers: list[str], labels, dates, seed: int) -> dict[str, st
     }
 
 
-def test_driver_and_spark_split_alike_on_the_sample(spark, sample_case):
+def sample_customers(sample_case) -> tuple[list[str], np.ndarray, list]:
+    """The sample's customer ids, default labels and default dates."""
     graph = sample_case[0]
     customers = graph.nodes["Customer"]
     ids = customers.get_column("customer_id").to_list()
-    labels = graph.defaulted()
-    dates = customers.get_column("default_date").to_list()
+    return ids, graph.defaulted(), customers.get_column("default_date").to_list()
+
+
+def test_driver_and_spark_split_alike_on_the_sample(spark, sample_case):
+    ids, labels, dates = sample_customers(sample_case)
     got = spark_parts(spark, ids, labels, dates, 7)
     assert got == driver_parts(ids, labels, dates, 7)
     assert len(got) == int((labels >= 0).sum())
@@ -185,11 +189,7 @@ def hash_parts(customers: list[str], labels, seed: int) -> dict[str, str]:
 
 
 def test_random_split_on_spark_is_stratified_like_the_embedded_one(spark, sample_case):
-    graph = sample_case[0]
-    customers = graph.nodes["Customer"]
-    ids = customers.get_column("customer_id").to_list()
-    labels = graph.defaulted()
-    dates = customers.get_column("default_date").to_list()
+    ids, labels, dates = sample_customers(sample_case)
     got = spark_parts(spark, ids, labels, dates, 7, rule="random")
     assert got == hash_parts(ids, labels, 7)
     # the embedded random split's shares, class by class (not its draw)

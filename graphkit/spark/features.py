@@ -386,19 +386,9 @@ def _cv(std: str, mean: str) -> Column:
     )
 
 
-def _cosmetics(
-    tables: Mapping[str, DataFrame],
-    draws: DataFrame,
-    snap_us: int,
-    *,
-    min_drawdowns: int = MIN_DRAWDOWNS,
-    repay_hours: float = REPAY_HOURS,
-    max_amount_cv: float = MAX_AMOUNT_CV,
-    max_gap_cv: float = MAX_GAP_CV,
-    min_quick_share: float = MIN_QUICK_SHARE,
-    max_share: float = MAX_SHARE,
-) -> DataFrame:
-    """:func:`gnn.cosmetics.cosmetic_features` (its defaults) on Spark."""
+def _cosmetics(tables: Mapping[str, DataFrame], draws: DataFrame, snap_us: int) -> DataFrame:
+    """:func:`gnn.cosmetics.cosmetic_features` with its defaults (the thresholds of
+    gnn/cosmetics.py, read here as they are) on Spark."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -415,7 +405,7 @@ def _cosmetics(
     gap_window = Window.partitionBy("customer_id").orderBy("ts_us")
     gap = _whole(F.col("ts_us") - F.lag("ts_us").over(gap_window), SECOND_US)
     per_customer = (
-        matched.withColumn("quick", F.coalesce(wait_h <= repay_hours, F.lit(False)))
+        matched.withColumn("quick", F.coalesce(wait_h <= REPAY_HOURS, F.lit(False)))
         .withColumn("gap", gap * (1.0 / 86_400.0))
         .groupBy("customer_id")
         .agg(
@@ -431,7 +421,7 @@ def _cosmetics(
         .withColumn("gap_cv", _cv("gap_std", "gap_mean"))
     )
     limits = tables["credit_lines"].groupBy("customer_id").agg(F.sum("limit").alias("limit_total"))
-    enough = F.col("n") >= min_drawdowns
+    enough = F.col("n") >= MIN_DRAWDOWNS
 
     def regularity(cv: str) -> Column:
         clipped = F.least(F.greatest(1.0 - F.col(cv), F.lit(0.0)), F.lit(1.0))
@@ -446,15 +436,15 @@ def _cosmetics(
         F.lit(1.0),
     )
     smallness = F.least(
-        F.greatest((2.0 * max_share - F.col("draw_share_of_limit")) / max_share, F.lit(0.0)),
+        F.greatest((2.0 * MAX_SHARE - F.col("draw_share_of_limit")) / MAX_SHARE, F.lit(0.0)),
         F.lit(1.0),
     )
     pattern = (
         enough
-        & (F.col("amount_cv") <= max_amount_cv)
-        & (F.col("gap_cv") <= max_gap_cv)
-        & (F.col("quick_repaid_share") >= min_quick_share)
-        & (F.col("draw_share_of_limit") <= max_share)
+        & (F.col("amount_cv") <= MAX_AMOUNT_CV)
+        & (F.col("gap_cv") <= MAX_GAP_CV)
+        & (F.col("quick_repaid_share") >= MIN_QUICK_SHARE)
+        & (F.col("draw_share_of_limit") <= MAX_SHARE)
     )
     return (
         per_customer.join(limits, "customer_id", "left")

@@ -54,7 +54,7 @@ CHECKPOINT_NAME = "checkpoint.pkl"
 # before any state is unpickled.
 CHECKPOINT_FORMAT = 5
 
-# Loop turns between two slices of event application (:func:`_answer_waiting_requests`).
+# Loop turns between two slices of event application (:meth:`_Slices.answer_waiting_requests`).
 _TURNS = 3
 
 logger = logging.getLogger("graphkit.serve")
@@ -217,9 +217,7 @@ class Service:
         # A big batch is parsed in slices too (answering waiting requests between them); the
         # intake lock keeps requests' events reaching the log in the order the requests came.
         async with self._intake:
-            clock = time.perf_counter
-            budget = self.serve.apply_slice_us / 1e6
-            slice_end = clock() + budget
+            slices = _Slices(self.serve.apply_slice_us)
             for i, raw in enumerate(events):
                 try:
                     # parsed and serialised for the log here, once
@@ -228,9 +226,8 @@ class Service:
                     results[i] = _rejected(exc)
                 except (TypeError, ValueError, AttributeError):
                     results[i] = {**_rejected(EventRejected([])), "issues": [_UNPARSABLE]}
-                if clock() >= slice_end:
-                    await _answer_waiting_requests()
-                    slice_end = clock() + budget
+                if slices.used_up():
+                    await slices.answer_waiting_requests()
             if not accepted:
                 return results  # type: ignore[return-value]
             if self._pending + len(accepted) > self.serve.max_pending_events:
@@ -292,19 +289,16 @@ class Service:
         state = self.state
         assert state is not None
         seq = first
-        clock = time.perf_counter
-        budget = self.serve.apply_slice_us / 1e6
-        slice_end = clock() + budget
+        slices = _Slices(self.serve.apply_slice_us)
         for job in jobs:
             answers = []
             for event, _ in job.payload:  # parsed once, in submit
                 answers.append(self._apply_logged(state, event))
                 self.applied_seq = seq
                 seq += 1
-                if clock() >= slice_end:
+                if slices.used_up():
                     # between two slices a request sees the state after a prefix of the log
-                    await _answer_waiting_requests()
-                    slice_end = clock() + budget
+                    await slices.answer_waiting_requests()
             # its request may have been cancelled meanwhile; its events are logged, so they
             # are applied all the same (as a restart would), and so are the next jobs'
             if not job.future.done():
@@ -535,17 +529,30 @@ def _freeze_heap(full: bool = False) -> None:
     gc.freeze()
 
 
-async def _answer_waiting_requests() -> None:
-    """Let the requests that arrived during a slice be answered before the next slice.
+class _Slices:
+    """Work on the event loop cut into slices of about ``slice_us`` microseconds of wall time
+    (``[serve] apply_slice_us``): after each unit of work, :meth:`used_up`; when it is,
+    :meth:`answer_waiting_requests` before the next slice, which starts once they are answered."""
 
-    A few turns of the event loop: in the first the loop polls the sockets and the server
-    starts a task per request that arrived; those tasks were scheduled after this coroutine's
-    own wake-up, so the following turns run them (a decision is answered in one step: its body
-    came with it) before the committer applies more events. Three turns, because asyncio's own
-    loop reads a socket one turn later than uvloop does (measured: with uvloop two turns put a
-    decision's wait under one slice, asyncio's loop needs three)."""
-    for _ in range(_TURNS):
-        await asyncio.sleep(0)
+    def __init__(self, slice_us: int) -> None:
+        self.budget = slice_us / 1e6
+        self.end = time.perf_counter() + self.budget
+
+    def used_up(self) -> bool:
+        return time.perf_counter() >= self.end
+
+    async def answer_waiting_requests(self) -> None:
+        """Let the requests that arrived during a slice be answered before the next slice.
+
+        A few turns of the event loop: in the first the loop polls the sockets and the server
+        starts a task per request that arrived; those tasks were scheduled after this
+        coroutine's own wake-up, so the following turns run them (a decision is answered in one
+        step: its body came with it) before more work is done. Three turns, because asyncio's
+        own loop reads a socket one turn later than uvloop does (measured: with uvloop two turns
+        put a decision's wait under one slice, asyncio's loop needs three)."""
+        for _ in range(_TURNS):
+            await asyncio.sleep(0)
+        self.end = time.perf_counter() + self.budget
 
 
 def _reapply(state: LiveState, record: Record) -> bool:

@@ -182,6 +182,18 @@ def label_propagation(nodes: DataFrame, edges: DataFrame, cap: int) -> DataFrame
     return labels
 
 
+def ties_inside(edges: DataFrame, labels: DataFrame) -> DataFrame:
+    """The ties of ``edges`` (a, b, weight) whose two ends have the same label in ``labels``
+    (id, label), with those labels (``la``, ``lb``): two joins of the E ties."""
+    from pyspark.sql import functions as F
+
+    return (
+        edges.join(labels.select(F.col("id").alias("a"), F.col("label").alias("la")), "a")
+        .join(labels.select(F.col("id").alias("b"), F.col("label").alias("lb")), "b")
+        .where(F.col("la") == F.col("lb"))
+    )
+
+
 def partition_objective(
     edges: DataFrame, labels: DataFrame, strength: DataFrame, total: float, gamma: float
 ) -> float:
@@ -190,12 +202,7 @@ def partition_objective(
     of ``edges`` (a, b, weight) inside, ``D_c`` the summed ``strength`` (id, strength))."""
     from pyspark.sql import functions as F
 
-    inside = (
-        edges.join(labels.select(F.col("id").alias("a"), F.col("label").alias("la")), "a")
-        .join(labels.select(F.col("id").alias("b"), F.col("label").alias("lb")), "b")
-        .where(F.col("la") == F.col("lb"))
-        .agg(F.sum("weight").alias("inside"))
-    )
+    inside = ties_inside(edges, labels).agg(F.sum("weight").alias("inside"))
     spread = (
         labels.join(strength, "id")
         .groupBy("label")
@@ -308,9 +315,8 @@ def refine(
         if moved_score > score + 1e-12 * abs(score):
             current, score = moved, moved_score
     inside = (
-        edges.join(current.select(F.col("id").alias("a"), F.col("label").alias("la")), "a")
-        .join(current.select(F.col("id").alias("b"), F.col("label").alias("lb")), "b")
-        .where((F.col("la") == F.col("lb")) & (F.col("a") != F.col("b")))
+        ties_inside(edges, current)
+        .where(F.col("a") != F.col("b"))
         .select(F.col("a").alias("u"), F.col("b").alias("v"))
     )
     pieces = connected_components(inside)

@@ -32,6 +32,29 @@ Numbers = list[int] | np.ndarray  # trace numbers: a list (any order) or a sorte
 Hops = list[int] | np.ndarray  # their hop counts, one each (int8 when an array)
 
 
+def _sorted_arrays(table: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A dict table (trace number -> hops) as sorted ``uid`` (int64) and ``hops`` (int8)
+    arrays. O(entries log entries)."""
+    items = sorted(table.items())
+    uids = np.array([uid for uid, _ in items], dtype=np.int64)
+    hops = np.array([h for _, h in items], dtype=np.int8)
+    return uids, hops
+
+
+def _offered(
+    table: dict[int, int], max_hops: int, live_bytes: bytearray, minh_bytes: bytearray
+) -> tuple[list[int], list[int]]:
+    """:meth:`Reach.offers` of a dict table (the dict form, or the pending traces): in the
+    table's order, the traces in ``h < max_hops`` hops whose window is open and whose least
+    hops to a sink ``h + 1`` would lower, at ``h + 1``. O(entries) Python."""
+    uids, hops = [], []
+    for uid, h in table.items():
+        if h < max_hops and live_bytes[uid] and minh_bytes[uid] > h + 1:
+            uids.append(uid)
+            hops.append(h + 1)
+    return uids, hops
+
+
 class Reach:
     """The open traces that reached one account, and each one's least hop count.
 
@@ -92,21 +115,19 @@ class Reach:
     def _flush(self) -> None:
         """The pending traces into the arrays: one copy. O(entries)."""
         if self.pending:
-            items = sorted(self.pending.items())
+            uids, hops = _sorted_arrays(self.pending)
             self.pending = {}
-            uids = np.array([uid for uid, _ in items], dtype=np.int64)
-            hops = np.array([h for _, h in items], dtype=np.int8)
             self._insert(np.searchsorted(self.uid[: self.n], uids), uids, hops)
 
     def _promote(self) -> None:
         """From the dict form to the arrays. O(entries log entries)."""
         assert self.small is not None
-        items = sorted(self.small.items())
-        n = len(items)
+        uids, hops = _sorted_arrays(self.small)
+        n = len(uids)
         self.uid = np.zeros(2 * n, dtype=np.int64)
         self.hops = np.zeros(2 * n, dtype=np.int8)
-        self.uid[:n] = [uid for uid, _ in items]
-        self.hops[:n] = [hops for _, hops in items]
+        self.uid[:n] = uids
+        self.hops[:n] = hops
         self.small, self.n = None, n
 
     def _reserve(self, need: int) -> None:
@@ -154,26 +175,17 @@ class Reach:
         arrays (O(entries) in numpy, about ten calls)."""
         small = self.small
         if small is not None:
-            uids, hops = [], []
-            for uid, h in small.items():
-                if h < max_hops and live_bytes[uid] and minh_bytes[uid] > h + 1:
-                    uids.append(uid)
-                    hops.append(h + 1)
-            return uids, hops
+            return _offered(small, max_hops, live_bytes, minh_bytes)
         n = self.n
         have, held = self.uid[:n], self.hops[:n]
         go = (held < max_hops) & live[have]
         go &= minh[have] > held + 1
         uids, hops = have[go], held[go] + 1
         if self.pending:
-            more = [
-                (uid, h + 1)
-                for uid, h in self.pending.items()
-                if h < max_hops and live_bytes[uid] and minh_bytes[uid] > h + 1
-            ]
-            if more:
-                uids = np.concatenate([uids, np.array([u for u, _ in more], dtype=np.int64)])
-                hops = np.concatenate([hops, np.array([h for _, h in more], dtype=np.int8)])
+            more_uids, more_hops = _offered(self.pending, max_hops, live_bytes, minh_bytes)
+            if more_uids:
+                uids = np.concatenate([uids, np.array(more_uids, dtype=np.int64)])
+                hops = np.concatenate([hops, np.array(more_hops, dtype=np.int8)])
                 order = np.argsort(uids, kind="stable")
                 uids, hops = uids[order], hops[order]
         return uids, hops

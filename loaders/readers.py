@@ -20,6 +20,11 @@ from loaders.issues import ROW, IssueLog
 _LAST_NULL = "__graphkit_last_null"
 _DELIMITERS = {";": "';'", "|": "'|'", "\t": "tab"}
 _HEADER_BYTES = 1 << 20
+# polars' CSV reader finds rows differently when it parses only some columns: a quote inside an
+# unquoted value (x"y) can fail a projected read ("CSV malformed: expected 2 rows, actual 1") of a
+# file the full read accepts (polars 1.44). Every CSV read parses every column, so the conversion
+# and the look-up of the values as written always agree on the rows.
+_EVERY_COLUMN = pl.QueryOptFlags(projection_pushdown=False)
 
 
 @dataclass
@@ -139,7 +144,9 @@ class CsvSource:
             *(pl.col(pos).alias(name) for pos, name in self.keep.items()),
         )
         try:
-            return query.select(pl.col(_LAST_NULL), *exprs).collect(engine="streaming")
+            return query.select(pl.col(_LAST_NULL), *exprs).collect(
+                engine="streaming", optimizations=_EVERY_COLUMN
+            )
         except pl.exceptions.ComputeError as exc:
             text = str(exc).lower()
             if "utf-8" in text and not self.lossy:
@@ -186,7 +193,7 @@ class CsvSource:
         return set(ragged.get_column(ROW).to_list())
 
     def raw_rows(self, rows: list[int], columns: list[str]) -> pl.DataFrame:
-        return _raw_rows(self._raw(), rows, columns)
+        return _raw_rows(self._raw(), rows, columns, _EVERY_COLUMN)
 
     def _name(self, position: int) -> str:
         """The header name of field ``position`` (0-based), as the columns are named."""
@@ -208,10 +215,16 @@ class CsvSource:
         return f"{text} (it ends in column {self._name(fields - 1)}; no value for {shown})"
 
 
-def _raw_rows(raw: pl.LazyFrame, rows: list[int], columns: list[str]) -> pl.DataFrame:
+def _raw_rows(
+    raw: pl.LazyFrame,
+    rows: list[int],
+    columns: list[str],
+    optimizations: pl.QueryOptFlags | None = None,
+) -> pl.DataFrame:
     """The values as written of ``columns`` on data rows ``rows`` (any order)."""
     wanted = pl.LazyFrame({ROW: rows}, schema={ROW: pl.UInt32})
-    return raw.select(ROW, *columns).join(wanted, on=ROW, how="semi").collect(engine="streaming")
+    query = raw.select(ROW, *columns).join(wanted, on=ROW, how="semi")
+    return query.collect(engine="streaming", optimizations=optimizations or pl.QueryOptFlags())
 
 
 def physical_lines(path: Path) -> pl.LazyFrame:
@@ -265,7 +278,9 @@ def _field_counts(path: Path) -> pl.DataFrame:
     lines = physical_lines(path).filter(pl.col(ROW) > 0).collect(engine="streaming")
     quotes = lines.get_column("line").str.count_matches('"', literal=True).fill_null(0)
     if not (quotes % 2 == 1).any():
-        unquoted = pl.col("line").str.replace_all(r'"[^"]*"', "")
+        # A quote opens a quoted value only at the start of a field (RFC 4180, as polars and
+        # Python's csv read it); one inside an unquoted value (x"y) is a literal character.
+        unquoted = pl.col("line").str.replace_all(r'(^|,)"(?:[^"]|"")*"', "${1}")
         return lines.select(
             pl.col(ROW).cast(pl.Int64),
             pl.when(pl.col("line").is_null())

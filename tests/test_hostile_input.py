@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -150,6 +150,19 @@ def _write_rows(path: Path, rows: list[list[str]], raw: bool, bom: bool) -> None
     path.write_bytes(("\ufeff" if bom else "").encode() + text.encode("utf-8", "surrogatepass"))
 
 
+def _cell_mutation(table: str, edits: list[tuple[int, int, str]], raw: bool, bom: bool) -> Mutation:
+    """``table``'s valid CSV with cells (row, column, value) replaced; row 0 is the header."""
+    rows = _rows(VALID_CSV[table])
+
+    def mutate(directory: Path) -> None:
+        changed = [list(r) for r in rows]
+        for row, column, value in edits:
+            changed[row][column] = value
+        _write_rows(directory / f"{table}.csv", changed, raw, bom)
+
+    return Mutation(f"cells {edits!r} of {table}.csv (raw={raw}, bom={bom})", mutate)
+
+
 @st.composite
 def cell_mutations(draw: st.DrawFn) -> Mutation:
     table = draw(st.sampled_from(TABLE_NAMES))
@@ -163,25 +176,39 @@ def cell_mutations(draw: st.DrawFn) -> Mutation:
         )
         for _ in range(count)
     ]
-    raw = draw(st.booleans())
-    bom = draw(st.booleans())
+    return _cell_mutation(table, edits, draw(st.booleans()), draw(st.booleans()))
 
-    def mutate(directory: Path) -> None:
-        changed = [list(r) for r in rows]
-        for row, column, value in edits:
-            changed[row][column] = value
-        _write_rows(directory / f"{table}.csv", changed, raw, bom)
 
-    return Mutation(f"cells {edits!r} of {table}.csv (raw={raw}, bom={bom})", mutate)
+_CYPHER = 'x"}) MATCH (n) DETACH DELETE n //'
 
 
 @settings(max_examples=120)
 @given(mutate=cell_mutations())
+# Two quotes inside unquoted values of one row: polars (1.44) read the whole file but failed a
+# read of one column ("CSV malformed"), a traceback found by CI.
+@example(
+    mutate=_cell_mutation(
+        "credit_lines", [(1, 4, _CYPHER), (0, 0, ""), (1, 0, _CYPHER)], True, False
+    )
+)
 def test_cell_mutations_give_a_report_never_a_traceback(mutate: Callable[[Path], None]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = write_valid_input(Path(tmp) / "in")
         mutate(directory)
         _check_report(directory, validate_directory(directory))
+
+
+def test_a_quote_inside_an_unquoted_value_is_a_literal_character(tmp_path: Path) -> None:
+    """Quotes open a quoted value only at a field's start: a row holding two quotes in the middle
+    of unquoted values has all its fields, each quote kept as written."""
+    directory = write_valid_input(tmp_path / "in")
+    _cell_mutation("credit_lines", [(1, 4, _CYPHER), (1, 0, _CYPHER)], True, False)(directory)
+    issues = validate_directory(directory)
+    assert not any("field(s)" in issue.message for issue in issues), issues
+    # The line's id is now the whole value, so the rows that named it no longer find it.
+    assert any("dangling reference 'L1'" in issue.message for issue in issues), issues
+    written = pl.read_csv(directory / "credit_lines.csv", infer_schema=False)
+    assert written.get_column("line_id")[0] == _CYPHER
 
 
 # --- byte mutations ------------------------------------------------------------------------

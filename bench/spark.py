@@ -416,11 +416,13 @@ def sizing(names: list[str]) -> dict[str, object]:
     (the stage's input rows over its wall seconds times the master's cores: fixed cost and the
     machine's load included, pessimistic), rows per CPU-second (over the executors' CPU time
     plus the Python kernels' time: optimistic), and between the two largest sizes the marginal
-    wall rate (the fixed cost cancels). The projection scales the rows linearly with customers
-    (the generator's tables do), multiplies the components stages by :data:`ROUNDS_FACTOR` and
-    gives core-hours at 100M customers at both rates.
+    wall rate (the fixed cost cancels). A result named later replaces an earlier one of the same
+    stage, master and size (a re-run on a quieter machine supersedes a loaded one). The
+    projection scales the rows linearly with customers (the generator's tables do), multiplies
+    the components stages by :data:`ROUNDS_FACTOR` and gives core-hours at 100M customers at
+    both rates.
     """
-    points: dict[str, dict[str, list[tuple[int, int, float, int]]]] = {}
+    points: dict[str, dict[str, dict[int, tuple[int, int, float, int, float]]]] = {}
     for name in names:
         document = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
         rows = _rows(Path(document["input"]))
@@ -433,14 +435,18 @@ def sizing(names: list[str]) -> dict[str, object]:
                 cpu = entry.get("executor_cpu_s", 0.0) + sum(
                     k["seconds"] for k in entry.get("python_kernels", {}).values()
                 )
-                points.setdefault(stage, {}).setdefault(label, []).append(
-                    (customers, stage_rows, entry["seconds"], cores, cpu)
+                points.setdefault(stage, {}).setdefault(label, {})[customers] = (
+                    customers,
+                    stage_rows,
+                    entry["seconds"],
+                    cores,
+                    cpu,
                 )
     out: dict[str, object] = {}
     for stage, per_master in points.items():
         out[stage] = {}
-        for label, series in per_master.items():
-            series.sort()
+        for label, by_size in per_master.items():
+            series = sorted(by_size.values())
             customers, rows, seconds, cores, cpu = series[-1]
             entry = {
                 "largest_customers": customers,

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from graphkit.live.load import interned
+
 
 class ClosedFlows:
     """Closed drawdowns' results by row: ``index`` (drawdown id -> row), ``ids``,
@@ -64,8 +66,8 @@ class ClosedFlows:
         ids = frame.get_column("drawdown_id").to_list()
         self.index.update(zip(ids, range(start, start + len(ids)), strict=True))
         self.ids.extend(ids)
-        self.line_ids.extend(frame.get_column("line_id").to_list())
-        self.customer_ids.extend(frame.get_column("customer_id").to_list())
+        self.line_ids.extend(interned(frame.get_column("line_id")))
+        self.customer_ids.extend(interned(frame.get_column("customer_id")))
         self.amount.extend(frame.get_column("amount").cast(pl.Float64).to_numpy())
         hops = [
             frame.get_column(f"banned_hop_{h}").cast(pl.Float64).fill_null(0.0).to_numpy()

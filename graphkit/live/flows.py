@@ -607,9 +607,7 @@ class LiveFlows:
         if not table.since[r, layer]:
             log = self.out_log.get(account, ())
             table.since[r, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
-            table.first_ts[r, layer] = key[0]
-            table.via_tid[r, layer] = key[1]
-            table.via_src[r, layer] = source
+            table.via[r, layer] = (key[0], key[1], source)
         if account in self.sinks:
             trace.banned[layer] += amount
             trace.version += 1
@@ -639,9 +637,9 @@ class LiveFlows:
             at, layer = rows[at], layer + 1
             log = self.out_log.get(account, ())
             table.since[at, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
-            table.first_ts[at, layer] = key[0]
-            table.via_tid[at, layer] = key[1]
-            table.via_src[at, layer] = source
+            via = np.empty(1, dtype=object)
+            via[0] = (key[0], key[1], source)  # one tuple for every trace this transfer moves
+            table.via[at, layer] = via
         if account not in self.sinks:
             table.taint[rows, 1:] += moved
             return
@@ -664,7 +662,8 @@ class LiveFlows:
             return
         log = self.out_log.get(account, ())
         for r, layer in zip(*np.nonzero(table.since[: table.n]), strict=True):
-            first = (int(table.first_ts[r, layer]), table.via_tid[r, layer], _LAST)
+            ts, tid, _ = table.via[r, layer]
+            first = (ts, tid, _LAST)
             table.since[r, layer] = 1 + bisect_right(log, first)
 
     def _reached(self, trace: Trace, account: str) -> int | None:
@@ -685,8 +684,8 @@ class LiveFlows:
             for h in range(layer, 0, -1):
                 table = self.holdings[account]
                 r = table.row[trace.uid]
-                path.append(table.via_tid[r, h])
-                account = table.via_src[r, h]
+                _, tid, account = table.via[r, h]
+                path.append(tid)
             return [*reversed(path), sink]
         return []
 

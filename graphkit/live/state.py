@@ -48,7 +48,15 @@ from graphkit.live.events import (
     us_to_iso,
 )
 from graphkit.live.flows import LiveFlows, TransferRecord
-from graphkit.live.load import LiveError, read_run_outputs, snapshot_tables
+from graphkit.live.keys import SnapshotKeys
+from graphkit.live.load import (
+    LiveError,
+    columns,
+    interned,
+    read_run_outputs,
+    records,
+    snapshot_tables,
+)
 from graphkit.live.results import ApplyResult, Decision
 from graphkit.live.structure import LiveCircles, LiveRings
 from graphkit.live.velocity import Velocity
@@ -75,6 +83,12 @@ _LOAD_ORDER = (
 class LiveState(rules.RuleMixin):
     """The live risk network. Build with :meth:`from_run` or :meth:`from_graph`."""
 
+    # The shape of a pickled state (:meth:`checkpoint`), checked when one is read back: bumped
+    # whenever the structures' layout changes, so that a state written by another version is
+    # refused with a message instead of misread. 1: the snapshot rows' keys as columns
+    # (``keys.SnapshotKeys``), a trace's first arrival per holdings cell as one ``via`` tuple.
+    LAYOUT = 1
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.policy = load_policy(config.alerts)
@@ -96,10 +110,13 @@ class LiveState(rules.RuleMixin):
         )
         live = config.live
         self.velocity = Velocity(live.fast_draw_minutes, live.night_start_hour, live.night_end_hour)
-        # event key -> the row's schema values (events applied live) or, for the snapshot's
-        # rows, a 64-bit digest of them (``polars.DataFrame.hash_rows`` in the row's dtypes,
-        # ``_row_schemas``): a repeat is told from a clash without a tuple per snapshot row
-        self.rows: dict[str, tuple[Any, ...] | int] = {}
+        # event key -> the row's schema values, for the events applied live; the snapshot's
+        # rows are in ``snapshot_rows`` as columns (``keys.SnapshotKeys``), each with a 64-bit
+        # digest of its values (``polars.DataFrame.hash_rows`` in the row's dtypes,
+        # ``_row_schemas``): a repeat is told from a clash without a tuple or a key string
+        # object per snapshot row
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.snapshot_rows = SnapshotKeys()
         self._row_schemas: dict[str, dict[str, Any]] = {}
         self.customers: dict[str, dict[str, Any]] = {}
         self.lines: dict[str, str] = {}
@@ -164,12 +181,12 @@ class LiveState(rules.RuleMixin):
         state.circles.load(
             list(
                 zip(
-                    tables["guarantees"]["guarantor_id"],
-                    tables["guarantees"]["borrower_id"],
+                    interned(tables["guarantees"]["guarantor_id"]),
+                    interned(tables["guarantees"]["borrower_id"]),
                     strict=True,
                 )
             ),
-            list(zip(circles["circle_id"], circles["customer_id"], strict=True)),
+            list(columns(circles.select("circle_id", "customer_id"))),
         )
         rings = device_rings(
             graph, config.rings.min_customers_per_device, config.rings.max_customers_per_device
@@ -178,12 +195,12 @@ class LiveState(rules.RuleMixin):
         state.rings.load(
             list(
                 zip(
-                    graph.keys("Customer").gather(pairs["customer"]),
-                    graph.keys("Device").gather(pairs["device"]),
+                    interned(graph.keys("Customer").gather(pairs["customer"])),
+                    interned(graph.keys("Device").gather(pairs["device"])),
                     strict=True,
                 )
             ),
-            list(zip(rings["ring_id"], rings["customer_id"], strict=True)),
+            list(columns(rings.select("ring_id", "customer_id"))),
         )
         if "flows.parquet" not in outputs:
             result = trace_flows(graph, config.flows, cycles=False)
@@ -212,7 +229,7 @@ class LiveState(rules.RuleMixin):
                 clock = latest
             self._row_schemas[name] = dict(values.schema)
             digests = values.hash_rows(*_ROW_SEEDS).to_list() if values.height else []
-            self.rows.update(zip(_frame_keys(name, values), digests, strict=True))
+            self.snapshot_rows.add(name, _frame_keys(name, values), digests)
             if name == "drawdowns":
                 self.velocity.load_drawdowns(values)
                 drawn = values.group_by("line_id").agg(pl.col("amount").sum())
@@ -222,7 +239,7 @@ class LiveState(rules.RuleMixin):
             elif name == "repayments":
                 self.velocity.load_repayments(values)
             elif name not in ("transfers", "guarantees", "device_links"):
-                for row in values.to_dicts():
+                for row in records(values):
                     self._apply_entity(name, row)
         return clock
 
@@ -249,12 +266,12 @@ class LiveState(rules.RuleMixin):
             .sort("src_account", "ts", "transfer_id")
         )
         if transfers.height:
-            entries = transfers.select("ts", "transfer_id", "dst_account", "amount").rows()
+            entries = list(columns(transfers.select("ts", "transfer_id", "dst_account", "amount")))
             src = transfers.get_column("src_account")
             starts = np.flatnonzero(
                 np.r_[True, (src.slice(1) != src.slice(0, src.len() - 1)).to_numpy()]
             ).tolist()
-            accounts = src.gather(starts).to_list()
+            accounts = interned(src.gather(starts))
             ends = [*starts[1:], len(entries)]
             for account, a, b in zip(accounts, starts, ends, strict=True):
                 flows.out_log[account] = entries[a:b]
@@ -360,6 +377,8 @@ class LiveState(rules.RuleMixin):
         """References, duplicates and time; returns "new" or "duplicate", else raises."""
         file = f"{event.type} event"
         previous = self.rows.get(event.key)
+        if previous is None:
+            previous = self.snapshot_rows.get(event.table, event.key)
         if previous is not None:
             if previous == self._row_value(event, previous):
                 return "duplicate"
@@ -529,6 +548,18 @@ class LiveState(rules.RuleMixin):
     def last_event_ts(self) -> Any:
         return us_to_datetime(self.clock) if self.clock is not None else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_layout": self.LAYOUT}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        layout = state.pop("_layout", None)
+        if layout != self.LAYOUT:
+            raise LiveError(
+                f"a live state of layout {layout} (written by another graphkit version); this "
+                f"one reads layout {self.LAYOUT}: start from the run directory again"
+            )
+        self.__dict__.update(state)
+
     def checkpoint(self, path: Path | str) -> None:
         """Write the whole state to ``path`` atomically (pickle)."""
         with atomic_file(path) as fh:  # streamed: no second, in-memory copy of a large state
@@ -605,7 +636,4 @@ def _us_since(started: int) -> int:
     return (time.perf_counter_ns() - started) // 1000
 
 
-def _columns(frame: Any) -> Any:
-    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
-    per batch of rows: slow on frames of list columns)."""
-    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)
+_columns = columns

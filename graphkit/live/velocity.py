@@ -24,6 +24,7 @@ from datetime import date
 from typing import Any
 
 from graphkit.live.events import US_PER_DAY, date_to_us
+from graphkit.live.load import columns, interned
 
 US_PER_HOUR = 3_600_000_000
 _NONE = -(1 << 62)  # no anchor (before any time)
@@ -36,7 +37,7 @@ _WINDOWS = {"1h": US_PER_HOUR, "1d": US_PER_DAY, "7d": 7 * US_PER_DAY, "30d": 30
 _Repayment = tuple[str, date, int | None, float, int | None]
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__ per line: about 300 bytes less each
 class _Line:
     customer_id: str
     limit: float
@@ -118,9 +119,9 @@ class Velocity:
             how="left",
             maintain_order="left",
         )
-        columns = ("line_id", "due_date", "paid_at", "amount", "days_past_due")
+        names = ("line_id", "due_date", "paid_at", "amount", "days_past_due")
         for customer, rows in zip(
-            frame.get_column("_customer").to_list(), frame.select(columns).rows(), strict=True
+            interned(frame.get_column("_customer")), columns(frame.select(names)), strict=True
         ):
             self.repayments[customer].append(rows)
         paid = (
@@ -305,7 +306,4 @@ def _count_after(times: list[int], now: int, span: int) -> int:
     return upto - bisect_right(times, now - span, 0, upto)
 
 
-def _columns(frame: Any) -> Any:
-    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
-    per batch of rows: slow on frames of list columns)."""
-    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)
+_columns = columns

@@ -589,7 +589,7 @@ class LiveFlows:
     def _table(self, account: str) -> Holdings:
         table = self.holdings.get(account)
         if table is None:
-            table = self.holdings[account] = Holdings(self.layers)
+            table = self.holdings[account] = Holdings(self.layers, capacity=1)
         return table
 
     def _arrive(

@@ -221,7 +221,7 @@ def alert_frames(state: LiveState) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
     circles = circles_frame(state)
     daily = pl.DataFrame(
-        [(c, day, n) for c, days in state.velocity.days.items() for day, n in days.items()],
+        list(state.velocity.daily()),
         schema={"customer_id": pl.String, "day": pl.Int32, "drawdowns": pl.Int64},
         orient="row",
     ).with_columns(pl.col("day").cast(pl.Date))

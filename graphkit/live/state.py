@@ -266,7 +266,15 @@ class LiveState(rules.RuleMixin):
             .sort("src_account", "ts", "transfer_id")
         )
         if transfers.height:
-            entries = list(columns(transfers.select("ts", "transfer_id", "dst_account", "amount")))
+            entries = list(  # account ids interned, transfer ids (each its own) not
+                zip(
+                    transfers.get_column("ts").to_list(),
+                    transfers.get_column("transfer_id").to_list(),
+                    interned(transfers.get_column("dst_account")),
+                    transfers.get_column("amount").to_list(),
+                    strict=True,
+                )
+            )
             src = transfers.get_column("src_account")
             starts = np.flatnonzero(
                 np.r_[True, (src.slice(1) != src.slice(0, src.len() - 1)).to_numpy()]

@@ -17,6 +17,7 @@ snapshot it equals the batch features of the same names (the exactness test).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -37,15 +38,21 @@ _WINDOWS = {"1h": US_PER_HOUR, "1d": US_PER_DAY, "7d": 7 * US_PER_DAY, "30d": 30
 _Repayment = tuple[str, date, int | None, float, int | None]
 
 
+def _times() -> array:
+    """A sorted list of times (int microseconds) as an ``array('q')``: 8 bytes a time instead
+    of a list slot and an int object (40 bytes); ``bisect`` and ``insort`` work on it alike."""
+    return array("q")
+
+
 @dataclass(slots=True)  # no __dict__ per line: about 300 bytes less each
 class _Line:
     customer_id: str
     limit: float
     opened_at: int | None
-    times: list[int] = field(default_factory=list)
+    times: array = field(default_factory=_times)
     drawn: float = 0.0
     repaid: float = 0.0
-    repaid_times: list[int] = field(default_factory=list)
+    repaid_times: array = field(default_factory=_times)
     fast_drawn: float = 0.0
 
 
@@ -59,8 +66,8 @@ class Velocity:
         self.lines: dict[str, _Line] = {}
         # a customer's drawdowns per UTC day are counted from ``times`` (two binary searches)
         # instead of kept in a dict per customer: 770 bytes a customer at 1M nodes
-        self.times: dict[str, list[int]] = defaultdict(list)
-        self.night: dict[str, list[int]] = defaultdict(list)
+        self.times: dict[str, array] = defaultdict(_times)
+        self.night: dict[str, array] = defaultdict(_times)
         self.repayments: dict[str, list[_Repayment]] = defaultdict(list)
 
     def add_line(self, line_id: str, customer_id: str, limit: float, opened_at: int | None) -> None:
@@ -132,7 +139,7 @@ class Velocity:
         for line_id, amount, times in _columns(paid):
             line = self.lines[line_id]
             line.repaid += amount
-            line.repaid_times = sorted([*line.repaid_times, *times])
+            line.repaid_times = array("q", sorted([*line.repaid_times, *times]))
 
     def load_drawdowns(self, frame: Any) -> None:
         """:meth:`add_drawdown` for every row of a drawdowns frame (``line_id``, ``amount``,
@@ -194,16 +201,16 @@ class Velocity:
         )
         for line_id, times, drawn, fast in _columns(per_line):
             line = self.lines[line_id]
-            line.times = sorted([*line.times, *times])
+            line.times = array("q", sorted([*line.times, *times]))
             line.drawn += drawn
             line.fast_drawn += fast
         per_customer = draws.group_by("_customer").agg(
             pl.col("ts"), pl.col("ts").filter(pl.col("_night")).alias("night")
         )
         for customer, times, nights in _columns(per_customer):
-            self.times[customer] = sorted([*self.times.get(customer, ()), *times])
+            self.times[customer] = array("q", sorted([*self.times.get(customer, ()), *times]))
             if nights:
-                self.night[customer] = sorted([*self.night.get(customer, ()), *nights])
+                self.night[customer] = array("q", sorted([*self.night.get(customer, ()), *nights]))
 
     def _is_night(self, ts: int) -> bool:
         hour = (ts % US_PER_DAY) // US_PER_HOUR

@@ -146,7 +146,7 @@ class LiveFlows:
         self.cap = cap
         self.keep_us = keep_us
         self.sinks: set[str] = set()
-        self.out_log: dict[str, list[tuple[int, str, str, float]]] = defaultdict(list)
+        self.out_log: dict[str, list[tuple[int, str, str, float, str]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
         self.closed = ClosedFlows(max_hops)
         # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
@@ -227,7 +227,8 @@ class LiveFlows:
         """
         ts, src, dst = record.ts, record.src, record.dst
         key = (ts, record.transfer_id)
-        entry = (ts, record.transfer_id, dst, record.amount)
+        # the log entry is also every holdings cell's ``via`` when it is a first arrival
+        entry = (ts, record.transfer_id, dst, record.amount, src)
         log = self.out_log[src]
         if not log or (log[-1][0], log[-1][1]) < key:
             position = len(log)
@@ -249,7 +250,7 @@ class LiveFlows:
             if len(uids):
                 self._reach(dst, uids, hops, ts, changed)
         if src not in self.sinks:
-            self._move(src, dst, record.amount, key, position, changed)
+            self._move(src, dst, record.amount, entry, position, changed)
         if not changed:
             return []
         return sorted(changed.values(), key=lambda trace: trace.drawdown_id)
@@ -467,7 +468,7 @@ class LiveFlows:
         src: str,
         dst: str,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         position: int,
         changed: dict[int, Trace],
     ) -> None:
@@ -523,7 +524,7 @@ class LiveFlows:
         src: str,
         dst: str,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         position: int,
         changed: dict[int, Trace],
     ) -> None:
@@ -550,7 +551,7 @@ class LiveFlows:
         r: int,
         dst: str,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         position: int,
         src: str,
     ) -> None:
@@ -598,16 +599,19 @@ class LiveFlows:
         account: str,
         layer: int,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         source: str,
     ) -> None:
-        """``amount`` of ``trace``'s money arrives at ``account`` in ``layer``. O(log n)."""
+        """``amount`` of ``trace``'s money arrives at ``account`` in ``layer`` by the transfer
+        ``key``: its log entry ``(ts, transfer_id, dst, amount, src)`` (kept as the cell's
+        ``via`` on a first arrival: no tuple of its own), or ``(t0, "")`` for the drawdown's
+        own account. O(log n)."""
         table = self._table(account)
         r = table.row_of(trace.uid)
         if not table.since[r, layer]:
             log = self.out_log.get(account, ())
             table.since[r, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
-            table.via[r, layer] = (key[0], key[1], source)
+            table.via[r, layer] = key
         if account in self.sinks:
             trace.banned[layer] += amount
             trace.version += 1
@@ -621,7 +625,7 @@ class LiveFlows:
         uids: list[int],
         account: str,
         moved: np.ndarray,
-        key: tuple[int, str],
+        key: tuple,
         source: str,
         changed: dict[int, Trace],
     ) -> None:
@@ -638,7 +642,7 @@ class LiveFlows:
             log = self.out_log.get(account, ())
             table.since[at, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
             via = np.empty(1, dtype=object)
-            via[0] = (key[0], key[1], source)  # one tuple for every trace this transfer moves
+            via[0] = key
             table.via[at, layer] = via
         if account not in self.sinks:
             table.taint[rows, 1:] += moved
@@ -662,8 +666,8 @@ class LiveFlows:
             return
         log = self.out_log.get(account, ())
         for r, layer in zip(*np.nonzero(table.since[: table.n]), strict=True):
-            ts, tid, _ = table.via[r, layer]
-            first = (ts, tid, _LAST)
+            via = table.via[r, layer]
+            first = (via[0], via[1], _LAST)
             table.since[r, layer] = 1 + bisect_right(log, first)
 
     def _reached(self, trace: Trace, account: str) -> int | None:
@@ -684,8 +688,9 @@ class LiveFlows:
             for h in range(layer, 0, -1):
                 table = self.holdings[account]
                 r = table.row[trace.uid]
-                _, tid, account = table.via[r, h]
-                path.append(tid)
+                via = table.via[r, h]
+                path.append(via[1])
+                account = via[4]
             return [*reversed(path), sink]
         return []
 
@@ -711,7 +716,7 @@ class LiveFlows:
         self._replay_from_scratch(trace)
         trace.version += 1
 
-    def window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
+    def window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float, str]]:
         """The transfers out of ``account`` with ``start <= ts <= end``. O(log n + found)."""
         log = self.out_log.get(account, ())
         lo = bisect_left(log, (start,))
@@ -731,7 +736,7 @@ class LiveFlows:
         for hop in range(1, self.max_hops + 1):
             nxt: dict[str, int] = {}
             for account, arrival in frontier.items():
-                for ts, _, dst, _ in self.window(account, arrival, trace.end):
+                for ts, _, dst, _, _ in self.window(account, arrival, trace.end):
                     if dst in self.sinks:
                         if trace.min_hops is None:
                             self._set_min_hops(trace, hop)
@@ -752,22 +757,23 @@ class LiveFlows:
             trace.banned[0] = trace.amount
             return
         self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
-        queue: list[tuple[int, str, str, str, float]] = []
+        queue: list[tuple[int, str, tuple]] = []
         pushed: set[str] = set()
 
         def push(account: str, after: tuple[int, str]) -> None:
             pushed.add(account)
-            for ts, tid, dst, amount in self.window(account, after[0], trace.end):
-                if (ts, tid) > after:
-                    heapq.heappush(queue, (ts, tid, account, dst, amount))
+            for entry in self.window(account, after[0], trace.end):
+                if (entry[0], entry[1]) > after:
+                    heapq.heappush(queue, (entry[0], entry[1], entry))  # (ts, tid): distinct
 
         push(trace.account, (trace.t0, ""))
         while queue:
-            ts, tid, src, dst, amount = heapq.heappop(queue)
+            ts, tid, entry = heapq.heappop(queue)
+            _, _, dst, amount, src = entry
             position = bisect_left(self.out_log[src], (ts, tid))
             table = self.holdings[src]
             r = table.row[trace.uid]
-            self._step_row(trace, table, r, dst, amount, (ts, tid), position, src)
+            self._step_row(trace, table, r, dst, amount, entry, position, src)
             if dst in pushed or dst in self.sinks:
                 continue
             if self._reached(trace, dst) is not None:

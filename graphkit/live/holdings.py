@@ -24,11 +24,11 @@ class Holdings:
 
     ``row``: trace number (``Trace.uid``) -> row; ``uid``: each row's trace number.
     ``taint``: the amount held per layer (the ``first`` policy's replay). Per layer, the first
-    arrival of the trace's money there: ``via``, the tuple ``(ts, transfer_id, source
-    account)`` of the transfer that brought it (the path the money took: evidence; one tuple
-    for every trace a transfer moves at once), and ``since`` (int32) one more than the number
-    of transfers out of the account logged at or before it (0: no money arrived in that layer
-    yet; the hub cap counts the account's transfers out after it). Three columns (time,
+    arrival of the trace's money there: ``via``, the transfer log's entry ``(ts, transfer_id,
+    dst, amount, source account)`` of the transfer that brought it (the path the money took:
+    evidence; the log's own tuple, shared, not a copy), and ``since`` (int32) one more than
+    the number of transfers out of the account logged at or before it (0: no money arrived in
+    that layer yet; the hub cap counts the account's transfers out after it). Three columns (time,
     transfer, source) of 8 bytes per cell were one, and ``since`` halved: 20 bytes per (row,
     layer) instead of 40, for tables whose rows mostly use one layer of H + 1.
     Rows of closed or re-traced traces stay until the account is swept (:meth:`compact`).

@@ -138,7 +138,7 @@ def _search_paths(state: LiveState, drawdown_ids: list[str], k: int) -> pl.DataF
     src, dst, amount, ts, ids = [], [], [], [], []
     for account, log in flows.out_log.items():
         a = num(account)
-        for t, tid, to, value in log:
+        for t, tid, to, value, _ in log:
             src.append(a)
             dst.append(num(to))
             amount.append(value)

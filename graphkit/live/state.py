@@ -272,6 +272,7 @@ class LiveState(rules.RuleMixin):
                     transfers.get_column("transfer_id").to_list(),
                     interned(transfers.get_column("dst_account")),
                     transfers.get_column("amount").to_list(),
+                    interned(transfers.get_column("src_account")),
                     strict=True,
                 )
             )

@@ -30,7 +30,8 @@ RUN_OUTPUTS = (
 
 
 def interned(series: pl.Series) -> list[Any]:
-    """The values of ``series`` as a list, strings interned (``sys.intern``; nulls stay None).
+    """The values of ``series`` as a list, strings interned (``sys.intern``; nulls stay None)
+    and equal dates one object.
 
     Every polars read makes a new string object per value, so the same id read from several
     tables (a customer id in the customers, credit lines, scores and hits tables, an account id
@@ -38,6 +39,9 @@ def interned(series: pl.Series) -> list[Any]:
     copy. Interned, each id is one object however many structures refer to it (a pickled state
     keeps the sharing: pickle writes an object once). O(values)."""
     values = series.to_list()
+    if series.dtype == pl.Date:  # one date object per distinct date (due dates repeat)
+        seen: dict[Any, Any] = {}
+        return [seen.setdefault(v, v) for v in values]
     if series.dtype != pl.String:
         return values
     if series.null_count():

@@ -274,7 +274,7 @@ class RuleMixin:
             text = f"{count} drawdowns on {day} (threshold {self.policy.drawdowns_per_day})"
             extra["burst"] = Hit("burst", self.policy.rule_tiers["burst"], text, (day,))
         if device_id is not None and customer_id not in self.rings.ring_of:
-            users = self.rings.device_customers.get(device_id, set()) | {customer_id}
+            users = {*self.rings.device_customers.get(device_id, ()), customer_id}
             if self.rings.k <= len(users) <= self.rings.m:
                 text = f"would share device {device_id} with {len(users) - 1} other customers"
                 extra["ring"] = Hit("ring", self.policy.rule_tiers["ring"], text, (device_id,))

@@ -57,7 +57,7 @@ class _Line:
 
 
 class Velocity:
-    """Per-customer and per-line drawdown times, day counts and repayments."""
+    """Per-customer and per-line drawdown times (day counts read from them) and repayments."""
 
     def __init__(self, fast_minutes: float, night_start: int, night_end: int) -> None:
         self.fast_us = round(fast_minutes * 60_000_000)
@@ -143,9 +143,9 @@ class Velocity:
 
     def load_drawdowns(self, frame: Any) -> None:
         """:meth:`add_drawdown` for every row of a drawdowns frame (``line_id``, ``amount``,
-        ``ts`` in int microseconds), after the repayments: sorted time lists, day counts and
-        fast draws (the last repayment at or before each drawdown by an as-of join) in polars,
-        then O(lines + customers + customer-days) Python assignments."""
+        ``ts`` in int microseconds), after the repayments: sorted time lists and fast draws
+        (the last repayment at or before each drawdown by an as-of join) in polars, then
+        O(lines + customers) Python assignments."""
         import polars as pl
 
         if frame.is_empty():

@@ -583,17 +583,10 @@ class LiveState(rules.RuleMixin):
     def last_event_ts(self) -> Any:
         return us_to_datetime(self.clock) if self.clock is not None else None
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_layout": self.LAYOUT}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        layout = state.pop("_layout", None)
-        if layout != self.LAYOUT:
-            raise LiveError(
-                f"a live state of layout {layout} (written by another graphkit version); this "
-                f"one reads layout {self.LAYOUT}: start from the run directory again"
-            )
-        self.__dict__.update(state)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the layout goes first in the pickle and is checked before any part of the state is
+        # unpickled (a part of another layout would fail in its own way before)
+        return (_unpickled, (self.LAYOUT,), self.__dict__)
 
     def checkpoint(self, path: Path | str) -> None:
         """Write the whole state to ``path`` atomically (pickle)."""
@@ -604,10 +597,29 @@ class LiveState(rules.RuleMixin):
     def restore(cls, path: Path | str) -> LiveState:
         """Read a state written by :meth:`checkpoint` (only from a trusted state directory)."""
         with Path(path).open("rb") as fh:
-            state = pickle.load(fh)
+            try:
+                state = pickle.load(fh)
+            except LiveError as exc:
+                raise LiveError(f"{path}: {exc}") from None
+            except Exception as exc:  # a state of an older layout, before the layout was kept
+                raise LiveError(
+                    f"{path}: not a live state this graphkit can read ({type(exc).__name__}: "
+                    f"{exc}); start from the run directory again"
+                ) from exc
         if not isinstance(state, cls):
             raise LiveError(f"{path}: not a live state checkpoint")
         return state
+
+
+def _unpickled(layout: int) -> LiveState:
+    """An empty :class:`LiveState` to unpickle into, if ``layout`` is the one this graphkit
+    reads (:attr:`LiveState.LAYOUT`), else :class:`LiveError`."""
+    if layout != LiveState.LAYOUT:
+        raise LiveError(
+            f"a live state of layout {layout} (written by another graphkit version); this one "
+            f"reads layout {LiveState.LAYOUT}: start from the run directory again"
+        )
+    return LiveState.__new__(LiveState)
 
 
 # Per table: its schema column names, and (column, tables referred to, their keys in words)

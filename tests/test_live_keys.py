@@ -32,10 +32,10 @@ def test_get_is_a_dict_lookup_even_when_crcs_collide() -> None:
     keys = SnapshotKeys()
     items = list(kept.items())
     rng.shuffle(items)
-    keys.add("transfers", [k for k, _ in items], [d for _, d in items])
-    keys.add("drawdowns", ["drawdown:D1"], [5])
+    keys.add("transfers", [k for k, _ in items], [d for _, d in items], "transfer:")
+    keys.add("drawdowns", ["drawdown:D1"], [5], "drawdown:")
     restored = pickle.loads(pickle.dumps(keys))
-    asked = [*kept, *(b for _, b in pairs), "transfer:nope", "", "drawdown:D1"]
+    asked = [*kept, *(b for _, b in pairs), "transfer:nope", "", "drawdown:D1", "D1", "transfer"]
     for table in (keys, restored):
         for key in asked:
             assert table.get("transfers", key) == kept.get(key), key

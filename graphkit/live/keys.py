@@ -36,10 +36,11 @@ def crc(key: str) -> int:
 
 
 class _Table:
-    __slots__ = ("bits", "crcs", "digests", "keys", "mask")
+    __slots__ = ("bits", "crcs", "digests", "keys", "mask", "prefix")
 
-    def __init__(self, crcs: np.ndarray, digests: np.ndarray, keys: pl.Series) -> None:
+    def __init__(self, crcs: np.ndarray, digests: np.ndarray, keys: pl.Series, prefix: str) -> None:
         self.crcs, self.digests, self.keys = array("I", crcs.tobytes()), digests, keys
+        self.prefix = prefix
         size = 1 << max(6, int(16 * len(crcs) - 1).bit_length())  # bits: 16+ per row
         self.mask = size - 1
         bits = np.zeros(size // 8, dtype=np.uint8)
@@ -61,20 +62,28 @@ class SnapshotKeys:
     def __len__(self) -> int:
         return sum(len(t.crcs) for t in self.tables.values())
 
-    def add(self, table: str, keys: list[str], digests: list[int]) -> None:
-        """Keep ``keys`` (distinct, not yet kept for ``table``) and their row ``digests``."""
+    def add(self, table: str, keys: list[str], digests: list[int], prefix: str = "") -> None:
+        """Keep ``keys`` (distinct, not yet kept for ``table``) and their row ``digests``.
+
+        ``prefix``: what every key of the table starts with (the event kind and a colon): kept
+        once, not per row, so that most keys fit the 12 bytes a polars string view holds inline
+        (16 bytes a key instead of 16 plus its length)."""
         if not keys:
             return
         if table in self.tables:  # one batch per table at start-up; a second one merges
             old = self.tables[table]
-            keys = [*old.keys.to_list(), *keys]
+            keys = [*(old.prefix + k for k in old.keys.to_list()), *keys]
             digests = [*old.digests.tolist(), *digests]
+        if not all(k.startswith(prefix) for k in keys):
+            prefix = ""
         crcs = np.fromiter((crc(k) for k in keys), dtype=np.uint32, count=len(keys))
         order = np.argsort(crcs, kind="stable")
+        cut = len(prefix)
         self.tables[table] = _Table(
             crcs[order],
             np.asarray(digests, dtype=np.uint64)[order],
-            pl.Series(keys, dtype=pl.String).gather(order),
+            pl.Series([k[cut:] for k in keys], dtype=pl.String).gather(order),
+            prefix,
         )
 
     def get(self, table: str, key: str) -> int | None:
@@ -88,8 +97,12 @@ class SnapshotKeys:
             return None
         crcs = found.crcs
         at = bisect_left(crcs, h)
+        prefix = found.prefix
+        if not key.startswith(prefix):
+            return None
+        rest = key[len(prefix) :]
         while at < len(crcs) and crcs[at] == h:
-            if found.keys[at] == key:
+            if found.keys[at] == rest:
                 return int(found.digests[at])
             at += 1
         return None
@@ -98,6 +111,6 @@ class SnapshotKeys:
         """(table, key, digest) of every row kept. O(rows)."""
         for table, found in self.tables.items():
             yield from (
-                (table, k, int(d))
+                (table, found.prefix + k, int(d))
                 for k, d in zip(found.keys.to_list(), found.digests.tolist(), strict=True)
             )

@@ -251,7 +251,9 @@ class LiveState(rules.RuleMixin):
                 clock = latest
             self._row_schemas[name] = dict(values.schema)
             digests = values.hash_rows(*_ROW_SEEDS).to_list() if values.height else []
-            self.snapshot_rows.add(name, _frame_keys(name, values), digests)
+            self.snapshot_rows.add(
+                name, _frame_keys(name, values), digests, f"{TABLE_EVENTS[name]}:"
+            )
             if name == "drawdowns":
                 self.velocity.load_drawdowns(values)
                 drawn = values.group_by("line_id").agg(pl.col("amount").sum())

@@ -149,7 +149,8 @@ class LiveFlows:
         self.out_log: dict[str, list[tuple[int, str, str, float, str]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
         self.closed = ClosedFlows(max_hops)
-        # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
+        # drawdown -> (a0, t0, t0 + W, X) of the traces closed live: enough to search evidence
+        # paths after closing (an open trace holds the same; :meth:`origin` reads either)
         self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.by_uid: dict[int, Trace] = {}
         self.alive: set[int] = set()
@@ -204,7 +205,6 @@ class LiveFlows:
         """
         trace = Trace(drawdown_id, account, amount, ts, ts + self.window_us, customer_id, line_id)
         self.traces[drawdown_id] = trace
-        self.origins[drawdown_id] = (account, ts, trace.end, amount)
         heapq.heappush(self._expiry, (trace.end + self.keep_us, drawdown_id))
         self.retrace(trace)
         return trace
@@ -283,6 +283,8 @@ class LiveFlows:
         while self._expiry and self._expiry[0][0] < now:
             _, drawdown_id = heapq.heappop(self._expiry)
             trace = self.traces.pop(drawdown_id, None)
+            if trace is not None:
+                self.origins[drawdown_id] = (trace.account, trace.t0, trace.end, trace.amount)
             if trace is None:
                 continue
             self._forget(trace)
@@ -786,5 +788,12 @@ class LiveFlows:
     ) -> tuple[list[dict[str, Any]], bool]:
         """The best ``k`` paths of a drawdown into a sink, ranked as batch
         (:func:`graphkit.live.paths.evidence_paths` has the definition and cost)."""
-        origin = self.origins.get(drawdown_id)
+        origin = self.origin(drawdown_id)
         return evidence_paths(origin, self.sinks, self.window, self.max_hops, k, max_visits)
+
+    def origin(self, drawdown_id: str) -> tuple[str, int, int, float] | None:
+        """(a0, t0, t0 + W, X) of a drawdown applied live or open at the start, else None."""
+        trace = self.traces.get(drawdown_id)
+        if trace is not None:
+            return (trace.account, trace.t0, trace.end, trace.amount)
+        return self.origins.get(drawdown_id)

@@ -144,7 +144,7 @@ def _search_paths(state: LiveState, drawdown_ids: list[str], k: int) -> pl.DataF
             amount.append(value)
             ts.append(t)
             ids.append(tid)
-    origins = [flows.origins[did] for did in drawdown_ids]
+    origins = [flows.origin(did) for did in drawdown_ids]
     accounts = [num(a0) for a0, _, _, _ in origins]
     names = list(number)
     index = FlowIndex.from_arrays(

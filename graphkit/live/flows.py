@@ -70,7 +70,7 @@ class Trace:
     line_id: str
     uid: int = 0
     banned: list[float] = field(default_factory=list)
-    sink_at: dict[int, str] = field(default_factory=dict)
+    sink_at: dict[int, str] | None = None  # None until the money reaches a sink
     min_hops: int | None = None
     capped: bool = False
     # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
@@ -95,6 +95,13 @@ class Trace:
             "line_id": self.line_id,
             "customer_id": self.customer_id,
         }
+
+
+def _first_sink(trace: Trace, layer: int, account: str) -> None:
+    if trace.sink_at is None:
+        trace.sink_at = {layer: account}
+    elif layer not in trace.sink_at:
+        trace.sink_at[layer] = account
 
 
 @dataclass(frozen=True)
@@ -617,8 +624,7 @@ class LiveFlows:
         if account in self.sinks:
             trace.banned[layer] += amount
             trace.version += 1
-            if layer not in trace.sink_at:
-                trace.sink_at[layer] = account
+            _first_sink(trace, layer, account)
             return
         table.taint[r, layer] = float(table.taint[r, layer]) + amount
 
@@ -656,8 +662,7 @@ class LiveFlows:
                 if amount > 0:
                     trace.banned[layer] += amount
                     trace.version += 1
-                    if layer not in trace.sink_at:
-                        trace.sink_at[layer] = account
+                    _first_sink(trace, layer, account)
             changed[uid] = trace
 
     def _recount(self, account: str) -> None:
@@ -685,7 +690,7 @@ class LiveFlows:
         for layer, amount in enumerate(trace.banned):
             if amount <= 0 or layer == 0:
                 continue
-            sink = trace.sink_at[layer]
+            sink = trace.sink_at[layer]  # type: ignore[index]
             path, account = [], sink
             for h in range(layer, 0, -1):
                 table = self.holdings[account]
@@ -706,7 +711,7 @@ class LiveFlows:
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
         self._number(trace)
-        trace.sink_at = {}
+        trace.sink_at = None
         trace.banned = [0.0] * self.layers
         trace.min_hops, trace.capped = None, False
         uid, reach = trace.uid, self.reach

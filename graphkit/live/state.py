@@ -354,7 +354,7 @@ class LiveState(rules.RuleMixin):
             trace = flows.add_drawdown(did, account, amount, ts, line, customer)
             self.customer_drawdowns[customer].append(did)
             banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
-            trace.reported = (banned, banned3)
+            trace.reported = (banned, banned3) if banned or banned3 else _NO_FLOW
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
@@ -641,6 +641,7 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 }
 
 
+_NO_FLOW = (0.0, 0.0)  # the open traces' reported amounts while none reached a sink: one tuple
 _ROW_SEEDS = (14, 15, 16, 17)  # hash_rows seeds (fixed: digests survive a checkpoint)
 
 

@@ -32,10 +32,11 @@ _NONE = -(1 << 62)  # no anchor (before any time)
 _WINDOWS = {"1h": US_PER_HOUR, "1d": US_PER_DAY, "7d": 7 * US_PER_DAY, "30d": 30 * US_PER_DAY}
 
 
-# An instalment: (line_id, due_date, paid_at, amount, days_past_due). A plain tuple of atomic
-# values: the cyclic GC stops tracking it after one look, where an object per instalment
-# stayed on its lists for the life of the state.
-_Repayment = tuple[str, date, int | None, float, int | None]
+# An instalment: (due_date, paid_at, days_past_due), what the delinquency features read (its
+# line and amount are read by nothing: 40 bytes less each). A plain tuple of atomic values: the
+# cyclic GC stops tracking it after one look, where an object per instalment stayed on its
+# lists for the life of the state.
+_Repayment = tuple[date, int | None, int | None]
 
 
 def _times() -> array:
@@ -102,9 +103,7 @@ class Velocity:
     ) -> None:
         """Record an instalment. O(1)."""
         line = self.lines[line_id]
-        self.repayments[line.customer_id].append(
-            (line_id, due_date, paid_at, amount, days_past_due)
-        )
+        self.repayments[line.customer_id].append((due_date, paid_at, days_past_due))
         if paid_at is not None:
             line.repaid += amount
             insort(line.repaid_times, paid_at)
@@ -126,7 +125,7 @@ class Velocity:
             how="left",
             maintain_order="left",
         )
-        names = ("line_id", "due_date", "paid_at", "amount", "days_past_due")
+        names = ("due_date", "paid_at", "days_past_due")
         for customer, rows in zip(
             interned(frame.get_column("_customer")), columns(frame.select(names)), strict=True
         ):
@@ -281,7 +280,7 @@ class Velocity:
         snap_day = now // US_PER_DAY
         dpds: list[float] = []
         overdue = 0
-        for _, due_date, paid_at, _, days_past_due in self.repayments.get(customer_id, ()):
+        for due_date, paid_at, days_past_due in self.repayments.get(customer_id, ()):
             due_day = date_to_us(due_date) // US_PER_DAY
             if due_day > snap_day:
                 continue

@@ -160,7 +160,6 @@ class LiveFlows:
         # paths after closing (an open trace holds the same; :meth:`origin` reads either)
         self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.by_uid: dict[int, Trace] = {}
-        self.alive: set[int] = set()
         self.reach: dict[str, Reach] = {}
         self.holdings: dict[str, Holdings] = {}
         self._t0 = np.zeros(1024, dtype=np.int64)
@@ -180,6 +179,11 @@ class LiveFlows:
         self._forgotten = 0  # trace numbers dropped since the last sweep started
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
+
+    @property
+    def alive(self) -> Any:
+        """The numbers of the open traces (``by_uid``'s keys: no set of its own)."""
+        return self.by_uid.keys()
 
     def _view_flags(self) -> None:
         self._live = np.frombuffer(self._live_bytes, dtype=bool)
@@ -344,7 +348,6 @@ class LiveFlows:
         self._uids += 1
         trace.uid = uid = self._uids
         self.by_uid[uid] = trace
-        self.alive.add(uid)
         if uid >= len(self._alive):
             size = 2 * uid
             for name in ("_t0", "_end", "_alive", "_capped"):
@@ -371,7 +374,6 @@ class LiveFlows:
         uid = trace.uid
         if uid:
             self.by_uid.pop(uid, None)
-            self.alive.discard(uid)
             self._alive[uid] = False
             self._forgotten += 1
             self._live_bytes[uid] = 0

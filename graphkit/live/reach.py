@@ -19,6 +19,7 @@ engine's step against a trace-by-trace loop).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Container
 
 import numpy as np
 
@@ -305,7 +306,7 @@ class Reach:
             return uids, hops
         return uids[better], hops[better]
 
-    def compact(self, alive: np.ndarray, alive_set: set[int] | None = None) -> None:
+    def compact(self, alive: np.ndarray, alive_set: Container[int] | None = None) -> None:
         """Drop the numbers of traces not ``alive`` (a flag per trace number; ``alive_set``,
         the same as a set, is read instead in the dict form when given); back to the dict
         form when few are left. O(entries)."""

@@ -69,7 +69,7 @@ class Trace:
     customer_id: str | None
     line_id: str
     uid: int = 0
-    banned: list[float] = field(default_factory=list)
+    banned: list[float] | tuple[float, ...] = field(default_factory=list)
     sink_at: dict[int, str] | None = None  # None until the money reaches a sink
     min_hops: int | None = None
     capped: bool = False
@@ -95,6 +95,13 @@ class Trace:
             "line_id": self.line_id,
             "customer_id": self.customer_id,
         }
+
+
+def _writable(trace: Trace) -> list[float]:
+    """The trace's banned amounts as a list of its own (the shared zeros until then)."""
+    if type(trace.banned) is tuple:
+        trace.banned = list(trace.banned)
+    return trace.banned
 
 
 def _first_sink(trace: Trace, layer: int, account: str) -> None:
@@ -150,6 +157,7 @@ class LiveFlows:
         self.evidence_k = evidence_k
         self.max_hops = max_hops
         self.layers = max_hops + 1
+        self._no_banned = (0.0,) * self.layers  # every open trace's banned amounts while none
         self.cap = cap
         self.keep_us = keep_us
         self.sinks: set[str] = set()
@@ -624,7 +632,7 @@ class LiveFlows:
             table.since[r, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
             table.via[r, layer] = key
         if account in self.sinks:
-            trace.banned[layer] += amount
+            _writable(trace)[layer] += amount
             trace.version += 1
             _first_sink(trace, layer, account)
             return
@@ -662,7 +670,7 @@ class LiveFlows:
             trace = by_uid[uid]
             for layer, amount in enumerate(amounts, start=1):
                 if amount > 0:
-                    trace.banned[layer] += amount
+                    _writable(trace)[layer] += amount
                     trace.version += 1
                     _first_sink(trace, layer, account)
             changed[uid] = trace
@@ -714,7 +722,7 @@ class LiveFlows:
         """
         self._number(trace)
         trace.sink_at = None
-        trace.banned = [0.0] * self.layers
+        trace.banned = self._no_banned  # a list of its own once money reaches a sink
         trace.min_hops, trace.capped = None, False
         uid, reach = trace.uid, self.reach
         for account, hops in self._reach_from_scratch(trace).items():
@@ -763,7 +771,7 @@ class LiveFlows:
 
     def _replay_from_scratch(self, trace: Trace) -> None:
         if trace.account in self.sinks:
-            trace.banned[0] = trace.amount
+            _writable(trace)[0] = trace.amount
             return
         self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
         queue: list[tuple[int, str, tuple]] = []

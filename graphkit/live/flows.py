@@ -35,7 +35,6 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,80 +43,12 @@ from graphkit.live.closed import ClosedFlows
 from graphkit.live.holdings import Holdings, any_row, step
 from graphkit.live.paths import evidence_paths
 from graphkit.live.reach import Numbers, Reach, onward
+from graphkit.live.trace import Trace, TransferRecord, first_sink, writable
+
+__all__ = ["LiveFlows", "Trace", "TransferRecord"]
 
 _NEVER = (1 << 62, "")
 _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
-
-
-@dataclass(slots=True)
-class Trace:
-    """One drawdown's open fund-flow trace.
-
-    ``uid``: its number in the reach and holdings tables of :class:`LiveFlows`
-    (renewed when re-traced). Where its money is, per (account, layer), lives in the account's
-    :class:`~graphkit.live.holdings.Holdings` row for ``uid``; the trace keeps its totals:
-    ``banned``, the amount landed in sinks per layer; ``sink_at``: layer -> the first sink the
-    money reached in that layer; ``reported``: (banned amount, 3+ hop amount) as last added to
-    the customer's totals.
-    """
-
-    drawdown_id: str
-    account: str
-    amount: float
-    t0: int
-    end: int
-    customer_id: str | None
-    line_id: str
-    uid: int = 0
-    banned: list[float] | tuple[float, ...] = field(default_factory=list)
-    sink_at: dict[int, str] | None = None  # None until the money reaches a sink
-    min_hops: int | None = None
-    capped: bool = False
-    # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
-    version: int = 0
-    reported: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def banned_amount(self) -> float:
-        return sum(self.banned)
-
-    def summary(self) -> dict[str, Any]:
-        total = self.banned_amount
-        return {
-            "drawdown_id": self.drawdown_id,
-            "amount": self.amount,
-            "banned_amount": total,
-            "banned_amount_3plus": sum(self.banned[3:]),
-            "banned_share": total / self.amount,
-            "min_hops_to_banned": self.min_hops,
-            "banned_hops": list(self.banned),
-            "capped": self.capped,
-            "line_id": self.line_id,
-            "customer_id": self.customer_id,
-        }
-
-
-def _writable(trace: Trace) -> list[float]:
-    """The trace's banned amounts as a list of its own (the shared zeros until then)."""
-    if type(trace.banned) is tuple:
-        trace.banned = list(trace.banned)
-    return trace.banned
-
-
-def _first_sink(trace: Trace, layer: int, account: str) -> None:
-    if trace.sink_at is None:
-        trace.sink_at = {layer: account}
-    elif layer not in trace.sink_at:
-        trace.sink_at[layer] = account
-
-
-@dataclass(frozen=True)
-class TransferRecord:
-    ts: int
-    transfer_id: str
-    src: str
-    dst: str
-    amount: float
 
 
 class LiveFlows:
@@ -632,9 +563,9 @@ class LiveFlows:
             table.since[r, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
             table.via[r, layer] = key
         if account in self.sinks:
-            _writable(trace)[layer] += amount
+            writable(trace)[layer] += amount
             trace.version += 1
-            _first_sink(trace, layer, account)
+            first_sink(trace, layer, account)
             return
         table.taint[r, layer] = float(table.taint[r, layer]) + amount
 
@@ -670,9 +601,9 @@ class LiveFlows:
             trace = by_uid[uid]
             for layer, amount in enumerate(amounts, start=1):
                 if amount > 0:
-                    _writable(trace)[layer] += amount
+                    writable(trace)[layer] += amount
                     trace.version += 1
-                    _first_sink(trace, layer, account)
+                    first_sink(trace, layer, account)
             changed[uid] = trace
 
     def _recount(self, account: str) -> None:
@@ -771,7 +702,7 @@ class LiveFlows:
 
     def _replay_from_scratch(self, trace: Trace) -> None:
         if trace.account in self.sinks:
-            _writable(trace)[0] = trace.amount
+            writable(trace)[0] = trace.amount
             return
         self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
         queue: list[tuple[int, str, tuple]] = []

@@ -215,7 +215,7 @@ def alert_frames(state: LiveState) -> tuple[pl.DataFrame, pl.DataFrame]:
     defaulted = pl.DataFrame(
         {
             "customer_id": list(state.customers),
-            "defaulted": [v["defaulted"] for v in state.customers.values()],
+            "defaulted": [state.defaulted.get(c) for c in state.customers],
         },
         schema={"customer_id": pl.String, "defaulted": pl.Boolean},
     )

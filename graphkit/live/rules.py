@@ -129,7 +129,7 @@ class RuleMixin:
     # -- rules -----------------------------------------------------------------------------
 
     def _circle_changed(self, change: CircleChange) -> None:
-        defaulted = sorted(m for m in change.members if self.customers[m]["defaulted"])
+        defaulted = sorted(m for m in change.members if self.defaulted.get(m))
         if not defaulted:
             return
         self._circle_default(change.members, defaulted, change.cycles)
@@ -153,7 +153,7 @@ class RuleMixin:
         if label is None:
             return
         members = self.circles.members[label]
-        defaulted = sorted(m for m in members if self.customers[m]["defaulted"])
+        defaulted = sorted(m for m in members if self.defaulted.get(m))
         self._circle_default(members, defaulted)
 
     def _device_use(self, customer_id: str, device_id: str) -> None:
@@ -320,7 +320,7 @@ class RuleMixin:
             circle = {
                 "circle_key": members[0],
                 "members": members,
-                "defaulted_members": [m for m in members if self.customers[m]["defaulted"]],
+                "defaulted_members": [m for m in members if self.defaulted.get(m)],
             }
         ring_label = self.rings.ring_of.get(customer_id)
         ring = None

@@ -119,7 +119,10 @@ class LiveState(rules.RuleMixin):
         self.rows: dict[str, tuple[Any, ...]] = {}
         self.snapshot_rows = SnapshotKeys()
         self._row_schemas: dict[str, dict[str, Any]] = {}
-        self.customers: dict[str, dict[str, Any]] = {}
+        # customer -> its kind; customer -> its label (labelled customers only): two flat
+        # dicts instead of a dict of both per customer (184 bytes each)
+        self.customers: dict[str, str] = {}
+        self.defaulted: dict[str, bool] = {}
         self.lines: dict[str, str] = {}
         self.accounts: dict[str, str] = {}
         self.merchants: dict[str, str] = {}
@@ -483,13 +486,13 @@ class LiveState(rules.RuleMixin):
                 )
         if event.table == "shareholdings":
             company = self.customers.get(event.values["company_id"])
-            if company is not None and company["kind"] != "enterprise":
+            if company is not None and company != "enterprise":
                 issues.append(
                     ValidationIssue(
                         file,
                         None,
                         "company_id",
-                        f"company_id {event.values['company_id']!r} is a {company['kind']}, "
+                        f"company_id {event.values['company_id']!r} is a {company}, "
                         "not an enterprise",
                     )
                 )
@@ -506,9 +509,9 @@ class LiveState(rules.RuleMixin):
             if sector is not None and self.sectors.get(sector):
                 self.flows.sinks.add(v["account_id"])
         elif table == "customers":
-            self.customers[v["customer_id"]] = {"kind": v["kind"], "defaulted": None}
+            self.customers[v["customer_id"]] = v["kind"]
         elif table == "labels":
-            self.customers[v["customer_id"]]["defaulted"] = bool(v["defaulted"])
+            self.defaulted[v["customer_id"]] = bool(v["defaulted"])
         elif table == "credit_lines":
             self.lines[v["line_id"]] = v["customer_id"]
             self.customer_lines[v["customer_id"]].append(v["line_id"])

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from graphkit.live import reach
 from graphkit.live.flows import LiveFlows, TransferRecord
 from graphkit.live.reach import Reach
 
@@ -85,6 +86,7 @@ def test_table_equals_a_dict_with_min(ops, limit: int, few: int) -> None:
                 assert (np.diff(uid) > 0).all()
                 assert not set(uid.tolist()) & set(table.pending)
             assert pickle.loads(pickle.dumps(table)).as_dict() == oracle
+            assert not reach._NO_PENDING  # the dict form's shared pending is never written
     finally:
         Reach.LIMIT, Reach.FEW = saved
 

@@ -16,7 +16,7 @@ import pytest
 from graphkit.alerts import limit_advice, load_policy, recommended_limit
 from graphkit.config import from_mapping
 from graphkit.graph import RiskGraph
-from graphkit.live import EventRejected, LiveState, parse_event
+from graphkit.live import EventRejected, LiveError, LiveState, parse_event
 from graphkit.live.replay import split_tables
 from loaders.frames import make_tables
 from tests.live_fixtures import Batch, assert_same_as_batch, random_tables
@@ -370,3 +370,15 @@ def test_a_new_customer_joins_its_strongest_ties_cluster_provisionally(state: Li
     # customers of the run keep the run's cluster
     state.apply({"type": "guarantee", "guarantor_id": "C2", "borrower_id": "C1", "amount": 5.0})
     assert state.customer("C2")["cluster"] is None
+
+
+def test_a_checkpoint_of_another_layout_is_refused(state: LiveState, tmp_path, monkeypatch) -> None:
+    """A state pickled with another layout number (another graphkit version's structures) is
+    refused with a message when read back, not misread."""
+    state.checkpoint(tmp_path / "same.pkl")
+    assert LiveState.restore(tmp_path / "same.pkl").customer("C0") == state.customer("C0")
+    monkeypatch.setattr(LiveState, "LAYOUT", LiveState.LAYOUT + 1)
+    state.checkpoint(tmp_path / "other.pkl")
+    monkeypatch.undo()
+    with pytest.raises(LiveError, match="layout"):
+        LiveState.restore(tmp_path / "other.pkl")

@@ -8,7 +8,10 @@ full collection (the state grows with history, the pauses grew with it), and the
 built from the columns at once (:meth:`ClosedFlows.frame`).
 
 Rows closed before the batch run keep that run's evidence paths as its ``flow_paths`` frame
-(:attr:`ClosedFlows.batch_paths`); rows closed live have theirs searched when written.
+(:attr:`ClosedFlows.batch_paths`); rows closed live have theirs searched when written. Their
+drawdown ids stay a polars column (about 25 bytes a row) instead of a string object each plus a
+dict entry id -> row (about 140 bytes a row: 180 MB of the 1M-node state): nothing on an
+event's path looks a closed drawdown up by id, and the flows table is built from the columns.
 """
 
 from __future__ import annotations
@@ -19,16 +22,19 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from graphkit.live.load import interned
+
 
 class ClosedFlows:
-    """Closed drawdowns' results by row: ``index`` (drawdown id -> row), ``ids``,
-    ``line_ids``, ``customer_ids``, and the arrays ``amount``, ``banned`` (H + 1 per row),
-    ``min_hops`` (-1: none), ``capped`` and ``from_batch`` (1: closed before the run, its
-    paths in :attr:`batch_paths`). Cost: O(H) to append a row, O(1) to find one."""
+    """Closed drawdowns' results by row: the drawdown ids (``batch_ids``, a polars column, for
+    the rows added by :meth:`add_batch` before any other, then ``ids``, a list), ``line_ids``,
+    ``customer_ids``, and the arrays ``amount``, ``banned`` (H + 1 per row), ``min_hops``
+    (-1: none), ``capped`` and ``from_batch`` (1: closed before the run, its paths in
+    :attr:`batch_paths`). Cost: O(H) to append a row, O(rows) to find one by id."""
 
     def __init__(self, max_hops: int) -> None:
         self.layers = max_hops + 1
-        self.index: dict[str, int] = {}
+        self.batch_ids = pl.Series("drawdown_id", [], dtype=pl.String)
         self.ids: list[str] = []
         self.line_ids: list[str] = []
         self.customer_ids: list[str | None] = []
@@ -40,14 +46,26 @@ class ClosedFlows:
         self.batch_paths: pl.DataFrame | None = None
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.batch_ids) + len(self.ids)
 
     def __contains__(self, drawdown_id: object) -> bool:
-        return drawdown_id in self.index
+        return self._row(drawdown_id) is not None
+
+    def _row(self, drawdown_id: object) -> int | None:
+        """The row of ``drawdown_id``, else None. O(rows)."""
+        if drawdown_id in self.ids:
+            return len(self.batch_ids) + self.ids.index(drawdown_id)  # type: ignore[arg-type]
+        if not isinstance(drawdown_id, str) or not len(self.batch_ids):
+            return None
+        found = (self.batch_ids == drawdown_id).arg_true()
+        return int(found[0]) if len(found) else None
+
+    def all_ids(self) -> list[str]:
+        """Every row's drawdown id, in row order. O(rows)."""
+        return [*self.batch_ids.to_list(), *self.ids]
 
     def add(self, trace: Any) -> None:
         """Append a :class:`~graphkit.live.flows.Trace` whose window closed. O(H)."""
-        self.index[trace.drawdown_id] = len(self.ids)
         self.ids.append(trace.drawdown_id)
         self.line_ids.append(trace.line_id)
         self.customer_ids.append(trace.customer_id)
@@ -60,12 +78,13 @@ class ClosedFlows:
     def add_batch(self, frame: pl.DataFrame, paths: pl.DataFrame | None) -> None:
         """Append the rows of a batch ``flows.parquet`` frame (with ``line_id`` and
         ``customer_id``) and keep their evidence ``paths``. O(rows), columnar."""
-        start = len(self.ids)
-        ids = frame.get_column("drawdown_id").to_list()
-        self.index.update(zip(ids, range(start, start + len(ids)), strict=True))
-        self.ids.extend(ids)
-        self.line_ids.extend(frame.get_column("line_id").to_list())
-        self.customer_ids.extend(frame.get_column("customer_id").to_list())
+        ids = frame.get_column("drawdown_id").cast(pl.String)
+        if self.ids:  # rows closed live came first: keep the row order in the list
+            self.ids.extend(ids.to_list())
+        else:
+            self.batch_ids = pl.concat([self.batch_ids, ids.rename("drawdown_id")])
+        self.line_ids.extend(interned(frame.get_column("line_id")))
+        self.customer_ids.extend(interned(frame.get_column("customer_id")))
         self.amount.extend(frame.get_column("amount").cast(pl.Float64).to_numpy())
         hops = [
             frame.get_column(f"banned_hop_{h}").cast(pl.Float64).fill_null(0.0).to_numpy()
@@ -90,10 +109,11 @@ class ClosedFlows:
             )
 
     def summary(self, drawdown_id: str) -> dict[str, Any] | None:
-        """The result of one closed drawdown as :meth:`Trace.summary` gives it. O(H)."""
-        i = self.index.get(drawdown_id)
-        if i is None:
-            return None
+        """The result of one closed drawdown as :meth:`Trace.summary` gives it. O(rows)."""
+        i = self._row(drawdown_id)
+        return None if i is None else self._summary(i, drawdown_id)
+
+    def _summary(self, i: int, drawdown_id: str) -> dict[str, Any]:
         banned = list(self.banned[i * self.layers : (i + 1) * self.layers])
         total = sum(banned)
         hops = self.min_hops[i]
@@ -111,16 +131,18 @@ class ClosedFlows:
         }
 
     def summaries(self) -> list[dict[str, Any]]:
-        return [self.summary(did) for did in self.ids]  # type: ignore[misc]
+        return [self._summary(i, did) for i, did in enumerate(self.all_ids())]
 
     def frame(self) -> pl.DataFrame:
         """The rows as a frame: drawdown_id, amount, banned_hop_0..H, min_hops_to_banned
         (null: none), capped, line_id, customer_id, from_batch. O(rows), columnar."""
-        n = len(self.ids)
+        n = len(self)
         banned = np.array(self.banned, dtype=np.float64).reshape(n, self.layers)
         return pl.DataFrame(
             {
-                "drawdown_id": pl.Series(self.ids, dtype=pl.String),
+                "drawdown_id": pl.concat(
+                    [self.batch_ids, pl.Series("drawdown_id", self.ids, dtype=pl.String)]
+                ),
                 "amount": pl.Series(np.array(self.amount, dtype=np.float64)),
                 **{f"banned_hop_{h}": pl.Series(banned[:, h]) for h in range(self.layers)},
                 "min_hops_to_banned": pl.Series(np.array(self.min_hops, dtype=np.int32)),

@@ -35,7 +35,6 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,66 +43,12 @@ from graphkit.live.closed import ClosedFlows
 from graphkit.live.holdings import Holdings, any_row, step
 from graphkit.live.paths import evidence_paths
 from graphkit.live.reach import Numbers, Reach, onward
+from graphkit.live.trace import Trace, TransferRecord, first_sink, writable
+
+__all__ = ["LiveFlows", "Trace", "TransferRecord"]
 
 _NEVER = (1 << 62, "")
 _LAST = "\U0010ffff"  # sorts after any account id: (ts, tid, _LAST) follows that log entry
-
-
-@dataclass(slots=True)
-class Trace:
-    """One drawdown's open fund-flow trace.
-
-    ``uid``: its number in the reach and holdings tables of :class:`LiveFlows`
-    (renewed when re-traced). Where its money is, per (account, layer), lives in the account's
-    :class:`~graphkit.live.holdings.Holdings` row for ``uid``; the trace keeps its totals:
-    ``banned``, the amount landed in sinks per layer; ``sink_at``: layer -> the first sink the
-    money reached in that layer; ``reported``: (banned amount, 3+ hop amount) as last added to
-    the customer's totals.
-    """
-
-    drawdown_id: str
-    account: str
-    amount: float
-    t0: int
-    end: int
-    customer_id: str | None
-    line_id: str
-    uid: int = 0
-    banned: list[float] = field(default_factory=list)
-    sink_at: dict[int, str] = field(default_factory=dict)
-    min_hops: int | None = None
-    capped: bool = False
-    # bumped whenever banned amounts or min_hops change (cheaper than comparing them)
-    version: int = 0
-    reported: tuple[float, float] = (0.0, 0.0)
-
-    @property
-    def banned_amount(self) -> float:
-        return sum(self.banned)
-
-    def summary(self) -> dict[str, Any]:
-        total = self.banned_amount
-        return {
-            "drawdown_id": self.drawdown_id,
-            "amount": self.amount,
-            "banned_amount": total,
-            "banned_amount_3plus": sum(self.banned[3:]),
-            "banned_share": total / self.amount,
-            "min_hops_to_banned": self.min_hops,
-            "banned_hops": list(self.banned),
-            "capped": self.capped,
-            "line_id": self.line_id,
-            "customer_id": self.customer_id,
-        }
-
-
-@dataclass(frozen=True)
-class TransferRecord:
-    ts: int
-    transfer_id: str
-    src: str
-    dst: str
-    amount: float
 
 
 class LiveFlows:
@@ -143,16 +88,17 @@ class LiveFlows:
         self.evidence_k = evidence_k
         self.max_hops = max_hops
         self.layers = max_hops + 1
+        self._no_banned = (0.0,) * self.layers  # every open trace's banned amounts while none
         self.cap = cap
         self.keep_us = keep_us
         self.sinks: set[str] = set()
-        self.out_log: dict[str, list[tuple[int, str, str, float]]] = defaultdict(list)
+        self.out_log: dict[str, list[tuple[int, str, str, float, str]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
         self.closed = ClosedFlows(max_hops)
-        # drawdown -> (a0, t0, t0 + W, X): enough to search evidence paths after closing
+        # drawdown -> (a0, t0, t0 + W, X) of the traces closed live: enough to search evidence
+        # paths after closing (an open trace holds the same; :meth:`origin` reads either)
         self.origins: dict[str, tuple[str, int, int, float]] = {}
         self.by_uid: dict[int, Trace] = {}
-        self.alive: set[int] = set()
         self.reach: dict[str, Reach] = {}
         self.holdings: dict[str, Holdings] = {}
         self._t0 = np.zeros(1024, dtype=np.int64)
@@ -172,6 +118,11 @@ class LiveFlows:
         self._forgotten = 0  # trace numbers dropped since the last sweep started
         self._expiry: list[tuple[int, str]] = []
         self.last_transfer: tuple[int, str] = (-(1 << 62), "")
+
+    @property
+    def alive(self) -> Any:
+        """The numbers of the open traces (``by_uid``'s keys: no set of its own)."""
+        return self.by_uid.keys()
 
     def _view_flags(self) -> None:
         self._live = np.frombuffer(self._live_bytes, dtype=bool)
@@ -204,7 +155,6 @@ class LiveFlows:
         """
         trace = Trace(drawdown_id, account, amount, ts, ts + self.window_us, customer_id, line_id)
         self.traces[drawdown_id] = trace
-        self.origins[drawdown_id] = (account, ts, trace.end, amount)
         heapq.heappush(self._expiry, (trace.end + self.keep_us, drawdown_id))
         self.retrace(trace)
         return trace
@@ -227,7 +177,8 @@ class LiveFlows:
         """
         ts, src, dst = record.ts, record.src, record.dst
         key = (ts, record.transfer_id)
-        entry = (ts, record.transfer_id, dst, record.amount)
+        # the log entry is also every holdings cell's ``via`` when it is a first arrival
+        entry = (ts, record.transfer_id, dst, record.amount, src)
         log = self.out_log[src]
         if not log or (log[-1][0], log[-1][1]) < key:
             position = len(log)
@@ -249,7 +200,7 @@ class LiveFlows:
             if len(uids):
                 self._reach(dst, uids, hops, ts, changed)
         if src not in self.sinks:
-            self._move(src, dst, record.amount, key, position, changed)
+            self._move(src, dst, record.amount, entry, position, changed)
         if not changed:
             return []
         return sorted(changed.values(), key=lambda trace: trace.drawdown_id)
@@ -282,6 +233,8 @@ class LiveFlows:
         while self._expiry and self._expiry[0][0] < now:
             _, drawdown_id = heapq.heappop(self._expiry)
             trace = self.traces.pop(drawdown_id, None)
+            if trace is not None:
+                self.origins[drawdown_id] = (trace.account, trace.t0, trace.end, trace.amount)
             if trace is None:
                 continue
             self._forget(trace)
@@ -334,7 +287,6 @@ class LiveFlows:
         self._uids += 1
         trace.uid = uid = self._uids
         self.by_uid[uid] = trace
-        self.alive.add(uid)
         if uid >= len(self._alive):
             size = 2 * uid
             for name in ("_t0", "_end", "_alive", "_capped"):
@@ -361,7 +313,6 @@ class LiveFlows:
         uid = trace.uid
         if uid:
             self.by_uid.pop(uid, None)
-            self.alive.discard(uid)
             self._alive[uid] = False
             self._forgotten += 1
             self._live_bytes[uid] = 0
@@ -467,7 +418,7 @@ class LiveFlows:
         src: str,
         dst: str,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         position: int,
         changed: dict[int, Trace],
     ) -> None:
@@ -523,7 +474,7 @@ class LiveFlows:
         src: str,
         dst: str,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         position: int,
         changed: dict[int, Trace],
     ) -> None:
@@ -550,7 +501,7 @@ class LiveFlows:
         r: int,
         dst: str,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         position: int,
         src: str,
     ) -> None:
@@ -589,7 +540,7 @@ class LiveFlows:
     def _table(self, account: str) -> Holdings:
         table = self.holdings.get(account)
         if table is None:
-            table = self.holdings[account] = Holdings(self.layers)
+            table = self.holdings[account] = Holdings(self.layers, capacity=1)
         return table
 
     def _arrive(
@@ -598,23 +549,23 @@ class LiveFlows:
         account: str,
         layer: int,
         amount: float,
-        key: tuple[int, str],
+        key: tuple,
         source: str,
     ) -> None:
-        """``amount`` of ``trace``'s money arrives at ``account`` in ``layer``. O(log n)."""
+        """``amount`` of ``trace``'s money arrives at ``account`` in ``layer`` by the transfer
+        ``key``: its log entry ``(ts, transfer_id, dst, amount, src)`` (kept as the cell's
+        ``via`` on a first arrival: no tuple of its own), or ``(t0, "")`` for the drawdown's
+        own account. O(log n)."""
         table = self._table(account)
         r = table.row_of(trace.uid)
         if not table.since[r, layer]:
             log = self.out_log.get(account, ())
             table.since[r, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
-            table.first_ts[r, layer] = key[0]
-            table.via_tid[r, layer] = key[1]
-            table.via_src[r, layer] = source
+            table.via[r, layer] = key
         if account in self.sinks:
-            trace.banned[layer] += amount
+            writable(trace)[layer] += amount
             trace.version += 1
-            if layer not in trace.sink_at:
-                trace.sink_at[layer] = account
+            first_sink(trace, layer, account)
             return
         table.taint[r, layer] = float(table.taint[r, layer]) + amount
 
@@ -623,7 +574,7 @@ class LiveFlows:
         uids: list[int],
         account: str,
         moved: np.ndarray,
-        key: tuple[int, str],
+        key: tuple,
         source: str,
         changed: dict[int, Trace],
     ) -> None:
@@ -639,9 +590,9 @@ class LiveFlows:
             at, layer = rows[at], layer + 1
             log = self.out_log.get(account, ())
             table.since[at, layer] = 1 + bisect_right(log, (key[0], key[1], _LAST))
-            table.first_ts[at, layer] = key[0]
-            table.via_tid[at, layer] = key[1]
-            table.via_src[at, layer] = source
+            via = np.empty(1, dtype=object)
+            via[0] = key
+            table.via[at, layer] = via
         if account not in self.sinks:
             table.taint[rows, 1:] += moved
             return
@@ -650,10 +601,9 @@ class LiveFlows:
             trace = by_uid[uid]
             for layer, amount in enumerate(amounts, start=1):
                 if amount > 0:
-                    trace.banned[layer] += amount
+                    writable(trace)[layer] += amount
                     trace.version += 1
-                    if layer not in trace.sink_at:
-                        trace.sink_at[layer] = account
+                    first_sink(trace, layer, account)
             changed[uid] = trace
 
     def _recount(self, account: str) -> None:
@@ -664,7 +614,8 @@ class LiveFlows:
             return
         log = self.out_log.get(account, ())
         for r, layer in zip(*np.nonzero(table.since[: table.n]), strict=True):
-            first = (int(table.first_ts[r, layer]), table.via_tid[r, layer], _LAST)
+            via = table.via[r, layer]
+            first = (via[0], via[1], _LAST)
             table.since[r, layer] = 1 + bisect_right(log, first)
 
     def _reached(self, trace: Trace, account: str) -> int | None:
@@ -680,13 +631,14 @@ class LiveFlows:
         for layer, amount in enumerate(trace.banned):
             if amount <= 0 or layer == 0:
                 continue
-            sink = trace.sink_at[layer]
+            sink = trace.sink_at[layer]  # type: ignore[index]
             path, account = [], sink
             for h in range(layer, 0, -1):
                 table = self.holdings[account]
                 r = table.row[trace.uid]
-                path.append(table.via_tid[r, h])
-                account = table.via_src[r, h]
+                via = table.via[r, h]
+                path.append(via[1])
+                account = via[4]
             return [*reversed(path), sink]
         return []
 
@@ -700,8 +652,8 @@ class LiveFlows:
         Cost: O(H x transfers out of reached accounts in the window x log).
         """
         self._number(trace)
-        trace.sink_at = {}
-        trace.banned = [0.0] * self.layers
+        trace.sink_at = None
+        trace.banned = self._no_banned  # a list of its own once money reaches a sink
         trace.min_hops, trace.capped = None, False
         uid, reach = trace.uid, self.reach
         for account, hops in self._reach_from_scratch(trace).items():
@@ -712,7 +664,7 @@ class LiveFlows:
         self._replay_from_scratch(trace)
         trace.version += 1
 
-    def window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float]]:
+    def window(self, account: str, start: int, end: int) -> list[tuple[int, str, str, float, str]]:
         """The transfers out of ``account`` with ``start <= ts <= end``. O(log n + found)."""
         log = self.out_log.get(account, ())
         lo = bisect_left(log, (start,))
@@ -732,7 +684,7 @@ class LiveFlows:
         for hop in range(1, self.max_hops + 1):
             nxt: dict[str, int] = {}
             for account, arrival in frontier.items():
-                for ts, _, dst, _ in self.window(account, arrival, trace.end):
+                for ts, _, dst, _, _ in self.window(account, arrival, trace.end):
                     if dst in self.sinks:
                         if trace.min_hops is None:
                             self._set_min_hops(trace, hop)
@@ -750,25 +702,26 @@ class LiveFlows:
 
     def _replay_from_scratch(self, trace: Trace) -> None:
         if trace.account in self.sinks:
-            trace.banned[0] = trace.amount
+            writable(trace)[0] = trace.amount
             return
         self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
-        queue: list[tuple[int, str, str, str, float]] = []
+        queue: list[tuple[int, str, tuple]] = []
         pushed: set[str] = set()
 
         def push(account: str, after: tuple[int, str]) -> None:
             pushed.add(account)
-            for ts, tid, dst, amount in self.window(account, after[0], trace.end):
-                if (ts, tid) > after:
-                    heapq.heappush(queue, (ts, tid, account, dst, amount))
+            for entry in self.window(account, after[0], trace.end):
+                if (entry[0], entry[1]) > after:
+                    heapq.heappush(queue, (entry[0], entry[1], entry))  # (ts, tid): distinct
 
         push(trace.account, (trace.t0, ""))
         while queue:
-            ts, tid, src, dst, amount = heapq.heappop(queue)
+            ts, tid, entry = heapq.heappop(queue)
+            _, _, dst, amount, src = entry
             position = bisect_left(self.out_log[src], (ts, tid))
             table = self.holdings[src]
             r = table.row[trace.uid]
-            self._step_row(trace, table, r, dst, amount, (ts, tid), position, src)
+            self._step_row(trace, table, r, dst, amount, entry, position, src)
             if dst in pushed or dst in self.sinks:
                 continue
             if self._reached(trace, dst) is not None:
@@ -781,5 +734,12 @@ class LiveFlows:
     ) -> tuple[list[dict[str, Any]], bool]:
         """The best ``k`` paths of a drawdown into a sink, ranked as batch
         (:func:`graphkit.live.paths.evidence_paths` has the definition and cost)."""
-        origin = self.origins.get(drawdown_id)
+        origin = self.origin(drawdown_id)
         return evidence_paths(origin, self.sinks, self.window, self.max_hops, k, max_visits)
+
+    def origin(self, drawdown_id: str) -> tuple[str, int, int, float] | None:
+        """(a0, t0, t0 + W, X) of a drawdown applied live or open at the start, else None."""
+        trace = self.traces.get(drawdown_id)
+        if trace is not None:
+            return (trace.account, trace.t0, trace.end, trace.amount)
+        return self.origins.get(drawdown_id)

@@ -24,26 +24,27 @@ class Holdings:
 
     ``row``: trace number (``Trace.uid``) -> row; ``uid``: each row's trace number.
     ``taint``: the amount held per layer (the ``first`` policy's replay). Per layer, the first
-    arrival of the trace's money there: ``via_tid`` / ``via_src`` its transfer and source
-    account (the path the money took: evidence), ``first_ts`` its time and ``since`` one more
-    than the number of transfers out of the account logged at or before it (0: no money
-    arrived in that layer yet; the hub cap counts the account's transfers out after it).
+    arrival of the trace's money there: ``via``, the transfer log's entry ``(ts, transfer_id,
+    dst, amount, source account)`` of the transfer that brought it (the path the money took:
+    evidence; the log's own tuple, shared, not a copy), and ``since`` (int32) one more than
+    the number of transfers out of the account logged at or before it (0: no money arrived in
+    that layer yet; the hub cap counts the account's transfers out after it). Three columns (time,
+    transfer, source) of 8 bytes per cell were one, and ``since`` halved: 20 bytes per (row,
+    layer) instead of 40, for tables whose rows mostly use one layer of H + 1.
     Rows of closed or re-traced traces stay until the account is swept (:meth:`compact`).
     Arrays and one dict of ints: the cyclic collector sees one object per account, however
     many traces reached it.
     """
 
-    __slots__ = ("first_ts", "n", "row", "since", "taint", "uid", "via_src", "via_tid")
+    __slots__ = ("n", "row", "since", "taint", "uid", "via")
 
     def __init__(self, layers: int, capacity: int = 4) -> None:
         self.n = 0
         self.row: dict[int, int] = {}
         self.uid = np.zeros(capacity, dtype=np.int64)
         self.taint = np.zeros((capacity, layers))
-        self.since = np.zeros((capacity, layers), dtype=np.int64)
-        self.first_ts = np.zeros((capacity, layers), dtype=np.int64)
-        self.via_tid = np.empty((capacity, layers), dtype=object)
-        self.via_src = np.empty((capacity, layers), dtype=object)
+        self.since = np.zeros((capacity, layers), dtype=np.int32)
+        self.via = np.empty((capacity, layers), dtype=object)
 
     def __getstate__(self) -> tuple:
         n = self.n
@@ -51,13 +52,11 @@ class Holdings:
             self.uid[:n].copy(),
             self.taint[:n].copy(),
             self.since[:n].copy(),
-            self.first_ts[:n].copy(),
-            self.via_tid[:n].copy(),
-            self.via_src[:n].copy(),
+            self.via[:n].copy(),
         )
 
     def __setstate__(self, state: tuple) -> None:
-        self.uid, self.taint, self.since, self.first_ts, self.via_tid, self.via_src = state
+        self.uid, self.taint, self.since, self.via = state
         self.n = len(self.uid)
         self.row = {uid: r for r, uid in enumerate(self.uid.tolist())}
 
@@ -78,9 +77,7 @@ class Holdings:
         self.uid = grown(self.uid)
         self.taint = grown(self.taint)
         self.since = grown(self.since)
-        self.first_ts = grown(self.first_ts)
-        self.via_tid = grown(self.via_tid)
-        self.via_src = grown(self.via_src)
+        self.via = grown(self.via)
 
     def row_of(self, uid: int) -> int:
         """The row of trace ``uid``, added if absent. O(1) amortised."""
@@ -119,9 +116,7 @@ class Holdings:
                 self.uid[keep],
                 self.taint[keep],
                 self.since[keep],
-                self.first_ts[keep],
-                self.via_tid[keep],
-                self.via_src[keep],
+                self.via[keep],
             )
         )
 

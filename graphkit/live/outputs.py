@@ -138,13 +138,13 @@ def _search_paths(state: LiveState, drawdown_ids: list[str], k: int) -> pl.DataF
     src, dst, amount, ts, ids = [], [], [], [], []
     for account, log in flows.out_log.items():
         a = num(account)
-        for t, tid, to, value in log:
+        for t, tid, to, value, _ in log:
             src.append(a)
             dst.append(num(to))
             amount.append(value)
             ts.append(t)
             ids.append(tid)
-    origins = [flows.origins[did] for did in drawdown_ids]
+    origins = [flows.origin(did) for did in drawdown_ids]
     accounts = [num(a0) for a0, _, _, _ in origins]
     names = list(number)
     index = FlowIndex.from_arrays(
@@ -215,13 +215,13 @@ def alert_frames(state: LiveState) -> tuple[pl.DataFrame, pl.DataFrame]:
     defaulted = pl.DataFrame(
         {
             "customer_id": list(state.customers),
-            "defaulted": [v["defaulted"] for v in state.customers.values()],
+            "defaulted": [state.defaulted.get(c) for c in state.customers],
         },
         schema={"customer_id": pl.String, "defaulted": pl.Boolean},
     )
     circles = circles_frame(state)
     daily = pl.DataFrame(
-        [(c, day, n) for c, days in state.velocity.days.items() for day, n in days.items()],
+        list(state.velocity.daily()),
         schema={"customer_id": pl.String, "day": pl.Int32, "drawdowns": pl.Int64},
         orient="row",
     ).with_columns(pl.col("day").cast(pl.Date))

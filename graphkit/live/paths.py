@@ -14,7 +14,7 @@ from typing import Any
 _NEVER = 1 << 62
 
 # (ts, transfer_id, dst, amount) of the transfers out of an account in [start, end]
-Window = Callable[[str, int, int], list[tuple[int, str, str, float]]]
+Window = Callable[[str, int, int], list[tuple[int, str, str, float, str]]]
 
 
 def evidence_paths(
@@ -55,7 +55,7 @@ def evidence_paths(
     def dfs(account: str, arrival: int, amount: float, path: list[str], on: set[str]) -> None:
         nonlocal visits, capped
         left = max_hops - len(path) - 1
-        for ts, tid, dst, value in window(account, arrival, end):
+        for ts, tid, dst, value, _ in window(account, arrival, end):
             if dst in on or dist.get(dst, max_hops + 1) > left:
                 continue
             carried = value if value < amount else amount
@@ -94,7 +94,7 @@ def _distance_to_sink(
     for _ in range(max_hops):
         nxt: dict[str, int] = {}
         for account, arrival in frontier.items():
-            for ts, _, dst, _ in window(account, arrival, end):
+            for ts, _, dst, _, _ in window(account, arrival, end):
                 edges[dst].add(account)
                 if dst in sinks:
                     continue

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphkit.alerts import RESPONSES, RULES, TIER_RANK, recommended_limit
 from graphkit.live.events import us_to_datetime
+from graphkit.live.load import records
 from graphkit.live.results import DECISIONS, Alert, Decision, Hit
 from graphkit.tiers import TOLERANCE
 
@@ -53,27 +54,27 @@ class RuleMixin:
         """Scores, clusters, cluster tiers, batch tiers and hits of the run."""
         self.run_customers = set(self.customers)
         if "scores.parquet" in outputs:
-            for row in outputs["scores.parquet"].iter_rows(named=True):
+            for row in records(outputs["scores.parquet"]):
                 self.scores[row["customer_id"]] = {
                     k: row.get(k) for k in ("risk_score", "contagion_score", "gnn_score")
                 }
         if "clusters.parquet" in outputs:
-            for row in outputs["clusters.parquet"].iter_rows(named=True):
+            for row in records(outputs["clusters.parquet"]):
                 self.cluster_of[row["customer_id"]] = row["cluster_id"]
                 self.cluster_size[row["cluster_id"]] += 1
         if "cluster_risk.parquet" in outputs:
             frame = outputs["cluster_risk.parquet"]
-            for row in frame.iter_rows(named=True):
+            for row in records(frame):
                 self.cluster_tier[row["cluster_id"]] = (
                     row.get("tier", "green"),
                     row.get("risk_score"),
                 )
         if "alert_hits.parquet" in outputs:
-            for row in outputs["alert_hits.parquet"].iter_rows(named=True):
+            for row in records(outputs["alert_hits.parquet"]):
                 hit = Hit(row["rule"], row["tier"], row["reason"], (), "batch")
                 self.hits[row["customer_id"]][row["rule"]] = hit
         if "customer_alerts.parquet" in outputs:
-            for row in outputs["customer_alerts.parquet"].iter_rows(named=True):
+            for row in records(outputs["customer_alerts.parquet"]):
                 self.tier[row["customer_id"]] = self.batch_tier[row["customer_id"]] = row["tier"]
                 if row["tier"] != "green":
                     self.timeline.append((row["customer_id"], row["tier"], self.cut, "batch"))
@@ -128,7 +129,7 @@ class RuleMixin:
     # -- rules -----------------------------------------------------------------------------
 
     def _circle_changed(self, change: CircleChange) -> None:
-        defaulted = sorted(m for m in change.members if self.customers[m]["defaulted"])
+        defaulted = sorted(m for m in change.members if self.defaulted.get(m))
         if not defaulted:
             return
         self._circle_default(change.members, defaulted, change.cycles)
@@ -152,7 +153,7 @@ class RuleMixin:
         if label is None:
             return
         members = self.circles.members[label]
-        defaulted = sorted(m for m in members if self.customers[m]["defaulted"])
+        defaulted = sorted(m for m in members if self.defaulted.get(m))
         self._circle_default(members, defaulted)
 
     def _device_use(self, customer_id: str, device_id: str) -> None:
@@ -273,7 +274,7 @@ class RuleMixin:
             text = f"{count} drawdowns on {day} (threshold {self.policy.drawdowns_per_day})"
             extra["burst"] = Hit("burst", self.policy.rule_tiers["burst"], text, (day,))
         if device_id is not None and customer_id not in self.rings.ring_of:
-            users = self.rings.device_customers.get(device_id, set()) | {customer_id}
+            users = {*self.rings.device_customers.get(device_id, ()), customer_id}
             if self.rings.k <= len(users) <= self.rings.m:
                 text = f"would share device {device_id} with {len(users) - 1} other customers"
                 extra["ring"] = Hit("ring", self.policy.rule_tiers["ring"], text, (device_id,))
@@ -319,7 +320,7 @@ class RuleMixin:
             circle = {
                 "circle_key": members[0],
                 "members": members,
-                "defaulted_members": [m for m in members if self.customers[m]["defaulted"]],
+                "defaulted_members": [m for m in members if self.defaulted.get(m)],
             }
         ring_label = self.rings.ring_of.get(customer_id)
         ring = None

@@ -48,7 +48,15 @@ from graphkit.live.events import (
     us_to_iso,
 )
 from graphkit.live.flows import LiveFlows, TransferRecord
-from graphkit.live.load import LiveError, read_run_outputs, snapshot_tables
+from graphkit.live.keys import SnapshotKeys
+from graphkit.live.load import (
+    LiveError,
+    columns,
+    interned,
+    read_run_outputs,
+    records,
+    snapshot_tables,
+)
 from graphkit.live.results import ApplyResult, Decision
 from graphkit.live.structure import LiveCircles, LiveRings
 from graphkit.live.velocity import Velocity
@@ -75,6 +83,13 @@ _LOAD_ORDER = (
 class LiveState(rules.RuleMixin):
     """The live risk network. Build with :meth:`from_run` or :meth:`from_graph`."""
 
+    # The shape of a pickled state (:meth:`checkpoint`), checked when one is read back: bumped
+    # whenever the structures' layout changes, so that a state written by another version is
+    # refused with a message instead of misread. 1: the snapshot rows' keys as columns
+    # (``keys.SnapshotKeys``), a holdings cell's first arrival as the transfer log's entry
+    # (``via``), day counts read from the time arrays, small ring sets as tuples.
+    LAYOUT = 1
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.policy = load_policy(config.alerts)
@@ -96,12 +111,18 @@ class LiveState(rules.RuleMixin):
         )
         live = config.live
         self.velocity = Velocity(live.fast_draw_minutes, live.night_start_hour, live.night_end_hour)
-        # event key -> the row's schema values (events applied live) or, for the snapshot's
-        # rows, a 64-bit digest of them (``polars.DataFrame.hash_rows`` in the row's dtypes,
-        # ``_row_schemas``): a repeat is told from a clash without a tuple per snapshot row
-        self.rows: dict[str, tuple[Any, ...] | int] = {}
+        # event key -> the row's schema values, for the events applied live; the snapshot's
+        # rows are in ``snapshot_rows`` as columns (``keys.SnapshotKeys``), each with a 64-bit
+        # digest of its values (``polars.DataFrame.hash_rows`` in the row's dtypes,
+        # ``_row_schemas``): a repeat is told from a clash without a tuple or a key string
+        # object per snapshot row
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.snapshot_rows = SnapshotKeys()
         self._row_schemas: dict[str, dict[str, Any]] = {}
-        self.customers: dict[str, dict[str, Any]] = {}
+        # customer -> its kind; customer -> its label (labelled customers only): two flat
+        # dicts instead of a dict of both per customer (184 bytes each)
+        self.customers: dict[str, str] = {}
+        self.defaulted: dict[str, bool] = {}
         self.lines: dict[str, str] = {}
         self.accounts: dict[str, str] = {}
         self.merchants: dict[str, str] = {}
@@ -137,7 +158,12 @@ class LiveState(rules.RuleMixin):
         graph, outputs, manifest = read_run_outputs(Path(run_dir))
         if config is None:
             config = from_mapping(manifest.get("parameters", {}))
-        state = cls.from_graph(graph, config, outputs)
+        # handed over in a box and dropped here, so that the build can free the snapshot graph
+        # and the batch frames once read (their memory is most of the build's peak beside the
+        # state's own)
+        box: list[Any] = [graph, outputs]
+        del graph, outputs
+        state = cls._build(box, config)
         state.run_id = manifest.get("run_id", "")
         return state
 
@@ -147,6 +173,14 @@ class LiveState(rules.RuleMixin):
     ) -> LiveState:
         """The live state of ``graph`` (a RiskGraph) with batch ``outputs`` (frames by run file
         name; missing fund flows are traced here with the batch kernel)."""
+        return cls._build([graph, dict(outputs or {})], config)
+
+    @classmethod
+    def _build(cls, box: list[Any], config: Config) -> LiveState:
+        """:meth:`from_graph` of ``box`` = [graph, outputs], taken out of the box: the graph
+        and each table or output are dropped after their last use. The peak of a build is the
+        state plus what is still held of these (at 1M nodes 0.4 GB above the state; 1.3 GB
+        when all were held to the end)."""
         from graphkit.analytics.circles import circle_membership
         from graphkit.analytics.flows import trace_flows
         from graphkit.analytics.rings import device_rings
@@ -156,21 +190,25 @@ class LiveState(rules.RuleMixin):
                 f"flows.policy {config.flows.policy!r} is not replayed live: the live engine "
                 "keeps amounts under 'first' (docs/live.md)"
             )
-        outputs = dict(outputs or {})
+        graph, outputs = box.pop(0), box.pop(0)
         state = cls(config)
         tables = snapshot_tables(graph)
         state.clock = state.cut = state._load_tables(tables)
+        for name in list(tables):
+            if name not in ("transfers", "drawdowns", "credit_lines", "guarantees"):
+                del tables[name]
         circles = circle_membership(graph)
         state.circles.load(
             list(
                 zip(
-                    tables["guarantees"]["guarantor_id"],
-                    tables["guarantees"]["borrower_id"],
+                    interned(tables["guarantees"]["guarantor_id"]),
+                    interned(tables["guarantees"]["borrower_id"]),
                     strict=True,
                 )
             ),
-            list(zip(circles["circle_id"], circles["customer_id"], strict=True)),
+            list(columns(circles.select("circle_id", "customer_id"))),
         )
+        del tables["guarantees"], circles
         rings = device_rings(
             graph, config.rings.min_customers_per_device, config.rings.max_customers_per_device
         ).membership
@@ -178,17 +216,23 @@ class LiveState(rules.RuleMixin):
         state.rings.load(
             list(
                 zip(
-                    graph.keys("Customer").gather(pairs["customer"]),
-                    graph.keys("Device").gather(pairs["device"]),
+                    interned(graph.keys("Customer").gather(pairs["customer"])),
+                    interned(graph.keys("Device").gather(pairs["device"])),
                     strict=True,
                 )
             ),
-            list(zip(rings["ring_id"], rings["customer_id"], strict=True)),
+            list(columns(rings.select("ring_id", "customer_id"))),
         )
+        del rings, pairs
         if "flows.parquet" not in outputs:
             result = trace_flows(graph, config.flows, cycles=False)
             outputs["flows.parquet"], outputs["flow_paths.parquet"] = result.flows, result.paths
+            del result
+        del graph
         state._load_flows(tables, outputs)
+        del tables
+        for name in ("flows.parquet", "flow_paths.parquet"):
+            outputs.pop(name, None)
         state._load_batch(outputs)
         return state
 
@@ -212,7 +256,9 @@ class LiveState(rules.RuleMixin):
                 clock = latest
             self._row_schemas[name] = dict(values.schema)
             digests = values.hash_rows(*_ROW_SEEDS).to_list() if values.height else []
-            self.rows.update(zip(_frame_keys(name, values), digests, strict=True))
+            self.snapshot_rows.add(
+                name, _frame_keys(name, values), digests, f"{TABLE_EVENTS[name]}:"
+            )
             if name == "drawdowns":
                 self.velocity.load_drawdowns(values)
                 drawn = values.group_by("line_id").agg(pl.col("amount").sum())
@@ -222,7 +268,7 @@ class LiveState(rules.RuleMixin):
             elif name == "repayments":
                 self.velocity.load_repayments(values)
             elif name not in ("transfers", "guarantees", "device_links"):
-                for row in values.to_dicts():
+                for row in records(values):
                     self._apply_entity(name, row)
         return clock
 
@@ -238,7 +284,7 @@ class LiveState(rules.RuleMixin):
         # Every transfer is logged, not only the last window's: a drawdown may arrive late (a
         # row waiting for the line it refers to) and is then traced over its whole window.
         transfers = (
-            tables["transfers"]
+            tables.pop("transfers")
             .select(
                 "src_account",
                 pl.col("ts").dt.epoch("us").alias("ts"),
@@ -249,17 +295,28 @@ class LiveState(rules.RuleMixin):
             .sort("src_account", "ts", "transfer_id")
         )
         if transfers.height:
-            entries = transfers.select("ts", "transfer_id", "dst_account", "amount").rows()
+            entries = list(  # account ids interned, transfer ids (each its own) not
+                zip(
+                    transfers.get_column("ts").to_list(),
+                    transfers.get_column("transfer_id").to_list(),
+                    interned(transfers.get_column("dst_account")),
+                    transfers.get_column("amount").to_list(),
+                    interned(transfers.get_column("src_account")),
+                    strict=True,
+                )
+            )
             src = transfers.get_column("src_account")
             starts = np.flatnonzero(
                 np.r_[True, (src.slice(1) != src.slice(0, src.len() - 1)).to_numpy()]
             ).tolist()
-            accounts = src.gather(starts).to_list()
+            accounts = interned(src.gather(starts))
             ends = [*starts[1:], len(entries)]
             for account, a, b in zip(accounts, starts, ends, strict=True):
                 flows.out_log[account] = entries[a:b]
             last = transfers.sort("ts", "transfer_id").row(-1)
             flows.last_transfer = (last[1], last[2])
+            del entries, src
+        del transfers
         drawdowns = (
             tables["drawdowns"]
             .select(
@@ -294,11 +351,13 @@ class LiveState(rules.RuleMixin):
         opened = result.filter(is_open).select(
             "drawdown_id", "account_id", "drawn", "ts", "line_id", "customer_id"
         )
+        del drawdowns, result, closed, paths, totals
+        outputs.pop("flows.parquet", None)
         for did, account, amount, ts, line, customer in _columns(opened):
             trace = flows.add_drawdown(did, account, amount, ts, line, customer)
             self.customer_drawdowns[customer].append(did)
             banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
-            trace.reported = (banned, banned3)
+            trace.reported = (banned, banned3) if banned or banned3 else _NO_FLOW
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
@@ -360,6 +419,8 @@ class LiveState(rules.RuleMixin):
         """References, duplicates and time; returns "new" or "duplicate", else raises."""
         file = f"{event.type} event"
         previous = self.rows.get(event.key)
+        if previous is None:
+            previous = self.snapshot_rows.get(event.table, event.key)
         if previous is not None:
             if previous == self._row_value(event, previous):
                 return "duplicate"
@@ -425,13 +486,13 @@ class LiveState(rules.RuleMixin):
                 )
         if event.table == "shareholdings":
             company = self.customers.get(event.values["company_id"])
-            if company is not None and company["kind"] != "enterprise":
+            if company is not None and company != "enterprise":
                 issues.append(
                     ValidationIssue(
                         file,
                         None,
                         "company_id",
-                        f"company_id {event.values['company_id']!r} is a {company['kind']}, "
+                        f"company_id {event.values['company_id']!r} is a {company}, "
                         "not an enterprise",
                     )
                 )
@@ -448,9 +509,9 @@ class LiveState(rules.RuleMixin):
             if sector is not None and self.sectors.get(sector):
                 self.flows.sinks.add(v["account_id"])
         elif table == "customers":
-            self.customers[v["customer_id"]] = {"kind": v["kind"], "defaulted": None}
+            self.customers[v["customer_id"]] = v["kind"]
         elif table == "labels":
-            self.customers[v["customer_id"]]["defaulted"] = bool(v["defaulted"])
+            self.defaulted[v["customer_id"]] = bool(v["defaulted"])
         elif table == "credit_lines":
             self.lines[v["line_id"]] = v["customer_id"]
             self.customer_lines[v["customer_id"]].append(v["line_id"])
@@ -529,6 +590,11 @@ class LiveState(rules.RuleMixin):
     def last_event_ts(self) -> Any:
         return us_to_datetime(self.clock) if self.clock is not None else None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the layout goes first in the pickle and is checked before any part of the state is
+        # unpickled (a part of another layout would fail in its own way before)
+        return (_unpickled, (self.LAYOUT,), self.__dict__)
+
     def checkpoint(self, path: Path | str) -> None:
         """Write the whole state to ``path`` atomically (pickle)."""
         with atomic_file(path) as fh:  # streamed: no second, in-memory copy of a large state
@@ -538,10 +604,29 @@ class LiveState(rules.RuleMixin):
     def restore(cls, path: Path | str) -> LiveState:
         """Read a state written by :meth:`checkpoint` (only from a trusted state directory)."""
         with Path(path).open("rb") as fh:
-            state = pickle.load(fh)
+            try:
+                state = pickle.load(fh)
+            except LiveError as exc:
+                raise LiveError(f"{path}: {exc}") from None
+            except Exception as exc:  # a state of an older layout, before the layout was kept
+                raise LiveError(
+                    f"{path}: not a live state this graphkit can read ({type(exc).__name__}: "
+                    f"{exc}); start from the run directory again"
+                ) from exc
         if not isinstance(state, cls):
             raise LiveError(f"{path}: not a live state checkpoint")
         return state
+
+
+def _unpickled(layout: int) -> LiveState:
+    """An empty :class:`LiveState` to unpickle into, if ``layout`` is the one this graphkit
+    reads (:attr:`LiveState.LAYOUT`), else :class:`LiveError`."""
+    if layout != LiveState.LAYOUT:
+        raise LiveError(
+            f"a live state of layout {layout} (written by another graphkit version); this one "
+            f"reads layout {LiveState.LAYOUT}: start from the run directory again"
+        )
+    return LiveState.__new__(LiveState)
 
 
 # Per table: its schema column names, and (column, tables referred to, their keys in words)
@@ -559,6 +644,7 @@ _REFERENCES: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
 }
 
 
+_NO_FLOW = (0.0, 0.0)  # the open traces' reported amounts while none reached a sink: one tuple
 _ROW_SEEDS = (14, 15, 16, 17)  # hash_rows seeds (fixed: digests survive a checkpoint)
 
 
@@ -605,7 +691,4 @@ def _us_since(started: int) -> int:
     return (time.perf_counter_ns() - started) // 1000
 
 
-def _columns(frame: Any) -> Any:
-    """The rows of ``frame`` as tuples, read column by column (``iter_rows`` slices the frame
-    per batch of rows: slow on frames of list columns)."""
-    return zip(*(frame.get_column(c).to_list() for c in frame.columns), strict=True)
+_columns = columns

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -152,8 +153,37 @@ class RingChange:
     left: list[str]
 
 
+# Up to this many customers of a device (devices of a customer) are a tuple, not a set: a set
+# costs 216 bytes however small, a tuple of one 48; most devices have one or two customers.
+_SMALL = 8
+
+
+def _put(table: dict[str, Any], key: str, item: str) -> Any:
+    """Add ``item`` to ``table[key]`` (a tuple of at most ``_SMALL``, else a set; the key may
+    be absent, or a set made empty by a ``defaultdict`` look-up); returns the collection now
+    there. O(1) for sets, O(_SMALL) for tuples."""
+    users = table.get(key, ())
+    if type(users) is tuple:
+        users = (*users, item) if len(users) < _SMALL else {*users, item}
+        table[key] = users
+    else:
+        users.add(item)
+        table[key] = users
+    return users
+
+
+def _compact(table: dict[str, Any]) -> None:
+    """Sets of at most ``_SMALL`` items as tuples (in sorted order). O(items)."""
+    for key, items in table.items():
+        if len(items) <= _SMALL:
+            table[key] = tuple(sorted(items))
+
+
 class LiveRings:
-    """Device use pairs and ring labels (customer -> label for ring members)."""
+    """Device use pairs and ring labels (customer -> label for ring members).
+
+    ``device_customers`` / ``customer_devices``: a device's customers, a customer's devices,
+    each a tuple while small (``_SMALL``), else a set."""
 
     def __init__(self, min_customers: int, max_customers: int) -> None:
         self.k = min_customers
@@ -169,6 +199,8 @@ class LiveRings:
         for customer, device in pairs:
             self.device_customers[device].add(customer)
             self.customer_devices[customer].add(device)
+        _compact(self.device_customers)
+        _compact(self.customer_devices)
         for label, customer in membership:
             self.ring_of[customer] = label
             self.members.setdefault(label, set()).add(customer)
@@ -184,11 +216,10 @@ class LiveRings:
         O(size of the smaller ring) for a merge (small into large); O(ring size + its devices'
         customers) when the device becomes a hub and its ring is recomputed.
         """
-        users = self.device_customers[device]
-        if customer in users:
+        if customer in self.device_customers.get(device, ()):
             return None
-        users.add(customer)
-        self.customer_devices[customer].add(device)
+        users = _put(self.device_customers, device, customer)
+        _put(self.customer_devices, customer, device)
         n = len(users)
         if n < self.k or n > self.m + 1:
             return None

@@ -48,11 +48,12 @@ CHECKPOINT_NAME = "checkpoint.pkl"
 # numbers; 3: columnar start-up, closed windows as columns, snapshot rows as digests; 4: where
 # each open trace's money is moved from per-trace dicts into per-account arrays, the
 # ``Holdings`` tables, so a transfer moves every holder's money in one numpy step; 5: the
-# reach, sets of trace numbers per (account, hop count), became per-account ``Reach`` tables),
-# so an older checkpoint is refused with a message instead of misread. From 3 on the file is
+# reach, sets of trace numbers per (account, hop count), became per-account ``Reach`` tables;
+# 6: the state's memory cut: the snapshot's duplicate-check keys as columns, holdings pointing
+# into the transfer log, interned ids, closed flows as a polars column), so an older checkpoint is refused with a message instead of misread. From 3 on the file is
 # two pickles, the header (format, log position) then the state, so the format is checked
 # before any state is unpickled.
-CHECKPOINT_FORMAT = 5
+CHECKPOINT_FORMAT = 6
 
 # Loop turns between two slices of event application (:meth:`_Slices.answer_waiting_requests`).
 _TURNS = 3

@@ -253,6 +253,7 @@ async def _alternate(
     position = args.skip
     steps = Steps() if args.steps else None
     restore = instrument(steps) if steps is not None else None
+    blocks: list[list[Any]] = []  # (side, first stream index, CPU us per event) in turn
     clock = GcClock()
     gc.callbacks.append(clock)
     rounds = 0
@@ -277,6 +278,9 @@ async def _alternate(
             u1, s1 = _cpu()
             cpu[side][0] += u1 - u0
             cpu[side][1] += s1 - s0
+            blocks.append(
+                [side, position - len(events), round((u1 - u0 + s1 - s0) / len(events) * 1e6, 1)]
+            )
             counted[side] += len(events)
             clock.side = "other"
         rounds += 1
@@ -289,6 +293,7 @@ async def _alternate(
     result["gc_collections"] = dict(sorted(clock.count.items()))
     if restore is not None:
         restore()
+    result["blocks"] = blocks
     result["events_consumed"] = position - args.skip
     result["events_applied"] = service.state.events_applied
     result["fresh_cpu_us_per_event"] = {
@@ -343,11 +348,18 @@ def load_baseline(tree: str) -> Any:
 
 def report(result: dict[str, Any]) -> None:
     rows = []
-    engine = result["fresh_cpu_us_per_event"]["engine"]["total"]
+    engine = result["fresh_cpu_us_per_event"].get("engine", {}).get("total")
     for side, cpu in result["fresh_cpu_us_per_event"].items():
         dup = result["duplicate_cpu_us_per_event"].get(side, "")
         rows.append(
-            [side, cpu["user"], cpu["system"], cpu["total"], round(cpu["total"] / engine, 2), dup]
+            [
+                side,
+                cpu["user"],
+                cpu["system"],
+                cpu["total"],
+                round(cpu["total"] / engine, 2) if engine else "",
+                dup,
+            ]
         )
     title = (
         f"{result['size']}: CPU us per fresh event, {result['events_per_side']} per side in "
@@ -361,6 +373,11 @@ def report(result: dict[str, Any]) -> None:
     print_table(
         "collector (wall)", ["side, generation", "collections", "ms per 1000 events"], gc_rows
     )
+    by_side: dict[str, list[float]] = defaultdict(list)
+    for side, _, us in result["blocks"]:
+        by_side[side].append(us)
+    for side, values in by_side.items():
+        print(f"{side}: CPU us per event by block, in stream order: {values}")
     if "steps_cpu_us_per_app_event" in result:
         steps = sorted(result["steps_cpu_us_per_app_event"].items(), key=lambda kv: -kv[1])
         print_table("steps, CPU us per event", ["step", "us"], [[k, v] for k, v in steps])

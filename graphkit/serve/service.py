@@ -375,11 +375,15 @@ class Service:
             return False
         body = self._checkpoint_body(state, segment)
         path = self.state_dir / CHECKPOINT_NAME
-        # A forked child writes the copy-on-write image of this instant; the loop goes on.
+        # A forked child writes the copy-on-write image of this instant; the loop goes on. The
+        # child runs at the lowest CPU priority: pickling the 1M-node state takes it about a
+        # minute of a core, which must not be taken from the loop answering decisions.
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child only writes and exits
             code = 0
             try:
+                with contextlib.suppress(OSError):
+                    os.nice(19)
                 _write_checkpoint(path, body)
             except BaseException:
                 code = 1

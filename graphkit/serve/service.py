@@ -351,10 +351,12 @@ class Service:
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    async def checkpoint(self) -> bool:
-        """Checkpoint now (between two log records); True when it was written."""
+    async def checkpoint(self, background: bool = True) -> bool:
+        """Checkpoint now (between two log records); True when it was written. ``background``:
+        the writing child takes only idle CPU (:func:`_background_priority`); a shutdown's last
+        checkpoint, with no requests left to answer, runs at the server's own priority."""
         async with self._maintenance:
-            return await self._enqueue("checkpoint", None)
+            return await self._enqueue("checkpoint", background)
 
     async def _enqueue(self, kind: str, payload: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -363,10 +365,10 @@ class Service:
 
     async def _run_job(self, job: _Job) -> Any:
         if job.kind == "checkpoint":
-            return await self._checkpoint_now()
+            return await self._checkpoint_now(job.payload)
         return await self._swap(job.payload)
 
-    async def _checkpoint_now(self) -> bool:
+    async def _checkpoint_now(self, background: bool = True) -> bool:
         state = self.current()
         try:
             segment = self.log.rotate()
@@ -380,7 +382,8 @@ class Service:
         if pid == 0:  # pragma: no cover - the child only writes and exits
             code = 0
             try:
-                _background_priority()
+                if background:
+                    _background_priority()
                 _write_checkpoint(path, body)
             except BaseException:
                 code = 1

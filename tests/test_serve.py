@@ -417,3 +417,28 @@ def test_cyclic_garbage_a_freeze_kept_is_reclaimed_by_the_full_collection(
     finally:
         gc.unfreeze()
     assert reclaimed == (full_every > 0)
+
+
+def _row(account: str, amount: float) -> tuple[str, float]:
+    return (account, amount)  # built at run time: a constant tuple would be untracked already
+
+
+def test_a_freeze_keeps_an_index_of_atomic_values_tracked_so_it_is_never_rescanned() -> None:
+    """The engine's key index is a dict of atomic values (snapshot digests) that an event's
+    tuple makes tracked again. A freeze whose collection covered the oldest generation
+    untracked it, so the next event tracked it again as a young object and every collection
+    rescanned it; the freeze must leave it tracked and frozen, out of every generation."""
+    from graphkit.serve.service import _freeze_heap
+
+    index: dict[str, object] = {f"key{i}": i for i in range(1000)}
+    assert not gc.is_tracked(index)  # nothing in it can form a cycle
+    try:
+        index["event"] = _row("A1", 1.5)  # an event's row: the dict becomes tracked, and young
+        assert gc.is_tracked(index)
+        _freeze_heap()
+        assert gc.is_tracked(index)
+        index["next"] = _row("A2", 2.5)
+        young = gc.get_objects()  # the generations the collector scans (frozen ones are not)
+        assert not any(obj is index for obj in young)
+    finally:
+        gc.unfreeze()

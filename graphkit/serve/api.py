@@ -426,7 +426,7 @@ def create_app(service: Service, token: str | None = None) -> FastAPI:
                 await task
         if service.ready and service.log_error is None:
             with contextlib.suppress(Exception):
-                await service.checkpoint()
+                await service.checkpoint(background=False)  # nothing left to answer
         await service.stop()
 
     async def _reload_on_signal() -> None:

@@ -50,8 +50,8 @@ CHECKPOINT_NAME = "checkpoint.pkl"
 # ``Holdings`` tables, so a transfer moves every holder's money in one numpy step; 5: the
 # reach, sets of trace numbers per (account, hop count), became per-account ``Reach`` tables;
 # 6: the state's memory cut: the snapshot's duplicate-check keys as columns, holdings pointing
-# into the transfer log, interned ids, closed flows as a polars column), so an older checkpoint is refused with a message instead of misread. From 3 on the file is
-# two pickles, the header (format, log position) then the state, so the format is checked
+# into the transfer log, interned ids, closed flows as a polars column), so an older checkpoint
+# is refused with a message instead of misread. From 3 on the file is two pickles, the header (format, log position) then the state, so the format is checked
 # before any state is unpickled.
 CHECKPOINT_FORMAT = 6
 

@@ -51,8 +51,9 @@ CHECKPOINT_NAME = "checkpoint.pkl"
 # reach, sets of trace numbers per (account, hop count), became per-account ``Reach`` tables;
 # 6: the state's memory cut: the snapshot's duplicate-check keys as columns, holdings pointing
 # into the transfer log, interned ids, closed flows as a polars column), so an older checkpoint
-# is refused with a message instead of misread. From 3 on the file is two pickles, the header (format, log position) then the state, so the format is checked
-# before any state is unpickled.
+# is refused with a message instead of misread. From 3 on the file is two pickles, the header
+# (format, log position) then the state, so the format is checked before any state is
+# unpickled.
 CHECKPOINT_FORMAT = 6
 
 # Loop turns between two slices of event application (:meth:`_Slices.answer_waiting_requests`).

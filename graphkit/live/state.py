@@ -231,8 +231,6 @@ class LiveState(rules.RuleMixin):
         del graph
         state._load_flows(tables, outputs)
         del tables
-        for name in ("flows.parquet", "flow_paths.parquet"):
-            outputs.pop(name, None)
         state._load_batch(outputs)
         return state
 
@@ -246,10 +244,10 @@ class LiveState(rules.RuleMixin):
         clock = None
         for name in _LOAD_ORDER:
             frame = tables[name]
-            columns = _COLUMNS[name]
+            schema_columns = _COLUMNS[name]
             datetimes = [c.name for c in TABLES[name].columns if c.kind.value == "datetime"]
             values = frame.select(
-                pl.col(c).dt.epoch("us") if c in datetimes else pl.col(c) for c in columns
+                pl.col(c).dt.epoch("us") if c in datetimes else pl.col(c) for c in schema_columns
             )
             latest = values.select(_own_time(name, values).max()).item()
             if latest is not None and (clock is None or latest > clock):
@@ -262,7 +260,7 @@ class LiveState(rules.RuleMixin):
             if name == "drawdowns":
                 self.velocity.load_drawdowns(values)
                 drawn = values.group_by("line_id").agg(pl.col("amount").sum())
-                for line_id, amount in _columns(drawn):
+                for line_id, amount in columns(drawn):
                     customer = self.lines.get(line_id)
                     self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])[0] += amount
             elif name == "repayments":
@@ -332,19 +330,21 @@ class LiveState(rules.RuleMixin):
                 how="left",
             )
         )
-        result = outputs["flows.parquet"].join(
+        # taken out of ``outputs`` (the batch's fund flows are read here only), so that the
+        # frames are freed once read
+        result = outputs.pop("flows.parquet").join(
             drawdowns, on="drawdown_id", how="inner", maintain_order="left"
         )
         is_open = pl.col("ts") + (flows.window_us + flows.keep_us) >= clock
         closed = result.filter(~is_open)
-        paths = outputs.get("flow_paths.parquet")
+        paths = outputs.pop("flow_paths.parquet", None)
         if paths is not None:
             paths = paths.join(closed.select("drawdown_id"), on="drawdown_id", how="semi")
         flows.closed.add_batch(closed, paths)
         totals = closed.group_by("customer_id").agg(
             pl.col("banned_amount").sum(), pl.col("banned_amount_3plus").sum()
         )
-        for customer, banned, banned3 in _columns(totals):
+        for customer, banned, banned3 in columns(totals):
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
@@ -352,8 +352,7 @@ class LiveState(rules.RuleMixin):
             "drawdown_id", "account_id", "drawn", "ts", "line_id", "customer_id"
         )
         del drawdowns, result, closed, paths, totals
-        outputs.pop("flows.parquet", None)
-        for did, account, amount, ts, line, customer in _columns(opened):
+        for did, account, amount, ts, line, customer in columns(opened):
             trace = flows.add_drawdown(did, account, amount, ts, line, customer)
             self.customer_drawdowns[customer].append(did)
             banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
@@ -689,6 +688,3 @@ def _frame_keys(table: str, values: Any) -> list[str]:
 
 def _us_since(started: int) -> int:
     return (time.perf_counter_ns() - started) // 1000
-
-
-_columns = columns

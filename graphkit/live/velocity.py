@@ -135,7 +135,7 @@ class Velocity:
             .group_by("line_id")
             .agg(pl.col("amount").sum(), pl.col("paid_at").sort())
         )
-        for line_id, amount, times in _columns(paid):
+        for line_id, amount, times in columns(paid):
             line = self.lines[line_id]
             line.repaid += amount
             line.repaid_times = array("q", sorted([*line.repaid_times, *times]))
@@ -198,7 +198,7 @@ class Velocity:
             pl.col("amount").sum().alias("drawn"),
             pl.col("amount").filter(pl.col("_fast")).sum().alias("fast"),
         )
-        for line_id, times, drawn, fast in _columns(per_line):
+        for line_id, times, drawn, fast in columns(per_line):
             line = self.lines[line_id]
             line.times = array("q", sorted([*line.times, *times]))
             line.drawn += drawn
@@ -206,7 +206,7 @@ class Velocity:
         per_customer = draws.group_by("_customer").agg(
             pl.col("ts"), pl.col("ts").filter(pl.col("_night")).alias("night")
         )
-        for customer, times, nights in _columns(per_customer):
+        for customer, times, nights in columns(per_customer):
             self.times[customer] = array("q", sorted([*self.times.get(customer, ()), *times]))
             if nights:
                 self.night[customer] = array("q", sorted([*self.night.get(customer, ()), *nights]))
@@ -320,6 +320,3 @@ def _per_day(times: Any) -> dict[int, int]:
 def _count_after(times: list[int], now: int, span: int) -> int:
     upto = bisect_right(times, now)
     return upto - bisect_right(times, now - span, 0, upto)
-
-
-_columns = columns

@@ -521,13 +521,14 @@ def _freeze_heap(full: bool = False) -> None:
     from the requests themselves. ``full`` reclaims those.
 
     The collection covers generations 0 and 1, not 2: a collection of the oldest generation
-    (what ``gc.collect()`` does) also *untracks* every young dict whose values are all atomic,
-    and the engine's big indexes are such dicts (the duplicate-check keys, millions of entries
-    at 1M nodes, hold snapshot digests as ints). Untracked, a dict drops out of the collector's
-    lists; the next event that stores a tuple in it tracks it again, as a young object, so every
-    collection of the young generations until the next freeze rescanned all of its entries:
-    measured in process on the 1M-node state (bench/serve_events.py), 69 µs per event in these
-    freezes alone, about 170 ms per freeze, more than half the engine's own CPU per event.
+    (what ``gc.collect()`` does) also *untracks* every young dict whose values are all atomic.
+    When this was measured the engine's duplicate-check dict was one (the snapshot rows' digests
+    as ints, millions of entries at 1M nodes; those are columns since, ``live.keys``, but any
+    big index may be). Untracked, a dict drops out of the collector's lists; the next event that
+    stores a tuple in it tracks it again, as a young object, so every collection of the young
+    generations until the next freeze rescanned all of its entries: measured in process on the
+    1M-node state (bench/serve_events.py), 69 µs per event in these freezes alone, about 170 ms
+    per freeze, more than half the engine's own CPU per event.
     Collected up to generation 1 and then frozen, such a dict stays tracked and frozen, and is
     never scanned again. What reaches generation 2 between two freezes (objects that outlived
     an automatic collection of generation 1) is frozen without this collection looking at it;

@@ -165,10 +165,9 @@ def _put(table: dict[str, Any], key: str, item: str) -> Any:
     users = table.get(key, ())
     if type(users) is tuple:
         users = (*users, item) if len(users) < _SMALL else {*users, item}
-        table[key] = users
     else:
         users.add(item)
-        table[key] = users
+    table[key] = users
     return users
 
 

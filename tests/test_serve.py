@@ -318,6 +318,22 @@ def test_token_and_tls_guard_everything_but_healthz(
     log = srv.stderr()
     assert "Started server process" in log or "Uvicorn running" in log
     assert TOKEN not in log and "s3cret" not in log
+    # a first start says each step of building the state, in order, with its time (minutes
+    # at millions of nodes: an operator must see where it is)
+    steps = [
+        "live state: read the run done in",
+        "live state: snapshot rows: 12 to do",
+        "live state: snapshot rows done in",
+        "live state: circles and rings done in",
+        "live state: transfer log and closed windows done in",
+        "live state: re-trace open windows done in",
+        "live state: batch scores, clusters and tiers done in",
+        "replay the event log done in",
+        "write the first checkpoint done in",
+        "ready:",
+    ]
+    places = [log.find(step) for step in steps]
+    assert -1 not in places and places == sorted(places), dict(zip(steps, places, strict=True))
 
 
 def test_a_non_loopback_bind_needs_a_token(

@@ -130,7 +130,12 @@ def test_kill_9_at_any_point_loses_nothing_acknowledged(
     with reference.start(), reference.client() as client:
         post_all(client, parts)
         expected = snapshot(client, customers)
+        metrics = client.get("/metrics").text.splitlines()
     assert expected["alerts"], "the stream should raise alerts"
+    # the checkpoints' fork, the one stall they put on the loop, is timed for the operator
+    fork = [line for line in metrics if line.startswith("graphkit_checkpoint_fork_seconds ")]
+    assert len(fork) == 1 and float(fork[0].split()[1]) > 0
+    assert "checkpoint: writer forked in" in reference.stderr()
 
     state = tmp_path / "killed"
     acknowledged = 0

@@ -63,7 +63,9 @@ def replay(
             before, events = prepare_replay(input_dir, cut_at, work)
             with progress_bars(quiet) as progress:
                 run_pipeline(before, Path(work) / "run", cfg, progress=progress)
-            summary = run_replay(Path(work) / "run", events, out, cfg, cut=cut_at)
+                summary = run_replay(
+                    Path(work) / "run", events, out, cfg, cut=cut_at, progress=progress
+                )
         except InputError as exc:
             invalid_input(input_dir, exc.issues)
         except LiveError as exc:

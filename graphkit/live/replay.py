@@ -40,8 +40,11 @@ from graphkit.live.events import (
 from graphkit.live.load import rows_for_events
 from graphkit.live.results import ApplyResult
 from graphkit.live.state import LiveState
+from graphkit.progress import SILENT, Progress, task
 
 _NEVER = pl.lit(None, dtype=pl.Int64)
+# Events applied between two progress reports.
+_REPORT_EVERY = 10_000
 
 
 def _own_time(table: str, frame: pl.DataFrame) -> pl.Expr:
@@ -171,7 +174,7 @@ class ReplaySummary:
 
 
 def apply_events(
-    state: LiveState, events: list[tuple[int, Event]]
+    state: LiveState, events: list[tuple[int, Event]], progress: Progress = SILENT
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """Apply ``events`` in order; returns the decision rows and counts by status.
 
@@ -184,7 +187,8 @@ def apply_events(
     gc.freeze()
     gc.disable()
     try:
-        return _apply_events(state, events)
+        with task(progress, "replay: apply events", len(events)):
+            return _apply_events(state, events, progress)
     finally:
         gc.unfreeze()
         if enabled:
@@ -192,11 +196,13 @@ def apply_events(
 
 
 def _apply_events(
-    state: LiveState, events: list[tuple[int, Event]]
+    state: LiveState, events: list[tuple[int, Event]], progress: Progress
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     decisions: list[dict[str, Any]] = []
     counts = {"applied": 0, "duplicate": 0, "rejected": 0}
-    for at, event in events:
+    for done, (at, event) in enumerate(events, 1):
+        if not done % _REPORT_EVERY:
+            progress.advance("replay: apply events", _REPORT_EVERY)
         result = state.apply(event, at=at)
         counts[result.status] += 1
         if event.type == "drawdown":
@@ -229,14 +235,16 @@ def replay(
     *,
     cut: datetime,
     extra_manifest: dict[str, Any] | None = None,
+    progress: Progress = SILENT,
 ) -> ReplaySummary:
     """Start from the batch run ``run_dir``, apply ``events`` (from :func:`split_tables`) and
-    publish ``out_dir`` whole or not at all."""
+    publish ``out_dir`` whole or not at all. ``progress`` hears the start-up's steps and the
+    events applied."""
     clock = time.perf_counter()
-    state = LiveState.from_run(run_dir, replay_config(config, events))
+    state = LiveState.from_run(run_dir, replay_config(config, events), progress)
     startup = time.perf_counter() - clock
     clock = time.perf_counter()
-    decisions, counts = apply_events(state, events)
+    decisions, counts = apply_events(state, events, progress)
     apply_seconds = time.perf_counter() - clock
     with atomic_directory(out_dir) as tmp:
         clock = time.perf_counter()

@@ -60,8 +60,12 @@ from graphkit.live.load import (
 from graphkit.live.results import ApplyResult, Decision
 from graphkit.live.structure import LiveCircles, LiveRings
 from graphkit.live.velocity import Velocity
+from graphkit.progress import SILENT, Progress, task
 from graphkit.schema import TABLES
 from loaders.sources import ValidationIssue
+
+# Re-traced open windows between two progress reports.
+_RETRACE_REPORT = 10_000
 
 # Tables in the order their snapshot rows are loaded (references first).
 _LOAD_ORDER = (
@@ -149,13 +153,17 @@ class LiveState(rules.RuleMixin):
     # -- building ---------------------------------------------------------------------------
 
     @classmethod
-    def from_run(cls, run_dir: Path | str, config: Config | None = None) -> LiveState:
+    def from_run(
+        cls, run_dir: Path | str, config: Config | None = None, progress: Progress = SILENT
+    ) -> LiveState:
         """The live state of a run directory: its snapshot, outputs and parameters.
 
         ``config`` defaults to the run's own parameters (manifest) with ``[live]`` defaults.
+        ``progress`` hears each step of the build (minutes at millions of nodes).
         Cost: O(snapshot rows) plus re-tracing the drawdowns whose window is still open.
         """
-        graph, outputs, manifest = read_run_outputs(Path(run_dir))
+        with task(progress, "live state: read the run"):
+            graph, outputs, manifest = read_run_outputs(Path(run_dir))
         if config is None:
             config = from_mapping(manifest.get("parameters", {}))
         # handed over in a box and dropped here, so that the build can free the snapshot graph
@@ -163,7 +171,7 @@ class LiveState(rules.RuleMixin):
         # state's own)
         box: list[Any] = [graph, outputs]
         del graph, outputs
-        state = cls._build(box, config)
+        state = cls._build(box, config, progress)
         state.run_id = manifest.get("run_id", "")
         return state
 
@@ -176,7 +184,7 @@ class LiveState(rules.RuleMixin):
         return cls._build([graph, dict(outputs or {})], config)
 
     @classmethod
-    def _build(cls, box: list[Any], config: Config) -> LiveState:
+    def _build(cls, box: list[Any], config: Config, progress: Progress = SILENT) -> LiveState:
         """:meth:`from_graph` of ``box`` = [graph, outputs], taken out of the box: the graph
         and each table or output are dropped after their last use. The peak of a build is the
         state plus what is still held of these (at 1M nodes 0.4 GB above the state; 1.3 GB
@@ -192,11 +200,13 @@ class LiveState(rules.RuleMixin):
             )
         graph, outputs = box.pop(0), box.pop(0)
         state = cls(config)
-        tables = snapshot_tables(graph)
-        state.clock = state.cut = state._load_tables(tables)
+        with task(progress, "live state: snapshot rows", len(_LOAD_ORDER)):
+            tables = snapshot_tables(graph)
+            state.clock = state.cut = state._load_tables(tables, progress)
         for name in list(tables):
             if name not in ("transfers", "drawdowns", "credit_lines", "guarantees"):
                 del tables[name]
+        progress.start("live state: circles and rings")
         circles = circle_membership(graph)
         state.circles.load(
             list(
@@ -224,17 +234,20 @@ class LiveState(rules.RuleMixin):
             list(columns(rings.select("ring_id", "customer_id"))),
         )
         del rings, pairs
+        progress.finish("live state: circles and rings")
         if "flows.parquet" not in outputs:
-            result = trace_flows(graph, config.flows, cycles=False)
+            with task(progress, "live state: trace fund flows"):
+                result = trace_flows(graph, config.flows, cycles=False)
             outputs["flows.parquet"], outputs["flow_paths.parquet"] = result.flows, result.paths
             del result
         del graph
-        state._load_flows(tables, outputs)
+        state._load_flows(tables, outputs, progress)
         del tables
-        state._load_batch(outputs)
+        with task(progress, "live state: batch scores, clusters and tiers"):
+            state._load_batch(outputs)
         return state
 
-    def _load_tables(self, tables: dict[str, Any]) -> int | None:
+    def _load_tables(self, tables: dict[str, Any], progress: Progress = SILENT) -> int | None:
         """Register and apply the snapshot's rows (no traces, rules or decisions); returns the
         latest event time. Table by table in columns: the rows' keys and values for the
         duplicate checks, the entity maps, and the velocity of drawdowns and repayments in
@@ -268,9 +281,12 @@ class LiveState(rules.RuleMixin):
             elif name not in ("transfers", "guarantees", "device_links"):
                 for row in records(values):
                     self._apply_entity(name, row)
+            progress.advance("live state: snapshot rows")
         return clock
 
-    def _load_flows(self, tables: dict[str, Any], outputs: dict[str, Any]) -> None:
+    def _load_flows(
+        self, tables: dict[str, Any], outputs: dict[str, Any], progress: Progress = SILENT
+    ) -> None:
         """Closed windows from the batch flows (as columns); open ones re-traced from the
         transfer log. Columnar except the re-traces: O(transfers + drawdowns) in polars, plus
         O(accounts) Python to cut the log by account and the re-trace of each open window."""
@@ -279,6 +295,7 @@ class LiveState(rules.RuleMixin):
 
         clock = self.clock if self.clock is not None else 0
         flows = self.flows
+        progress.start("live state: transfer log and closed windows")
         # Every transfer is logged, not only the last window's: a drawdown may arrive late (a
         # row waiting for the line it refers to) and is then traced over its whole window.
         transfers = (
@@ -352,7 +369,14 @@ class LiveState(rules.RuleMixin):
             "drawdown_id", "account_id", "drawn", "ts", "line_id", "customer_id"
         )
         del drawdowns, result, closed, paths, totals
-        for did, account, amount, ts, line, customer in columns(opened):
+        progress.finish("live state: transfer log and closed windows")
+        with task(progress, "live state: re-trace open windows", opened.height):
+            self._retrace(opened, progress)
+
+    def _retrace(self, opened: Any, progress: Progress) -> None:
+        """Trace each drawdown of ``opened`` whose window is still open over the transfer log."""
+        flows = self.flows
+        for done, (did, account, amount, ts, line, customer) in enumerate(columns(opened), 1):
             trace = flows.add_drawdown(did, account, amount, ts, line, customer)
             self.customer_drawdowns[customer].append(did)
             banned, banned3 = trace.banned_amount, sum(trace.banned[3:])
@@ -360,6 +384,8 @@ class LiveState(rules.RuleMixin):
             agg = self.customer_flow.setdefault(customer, [0.0, 0.0, 0.0])
             agg[1] += banned
             agg[2] += banned3
+            if not done % _RETRACE_REPORT:
+                progress.advance("live state: re-trace open windows", _RETRACE_REPORT)
 
     # -- applying ----------------------------------------------------------------------------
 

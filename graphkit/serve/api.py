@@ -104,6 +104,11 @@ class Metrics:
         Gauge("graphkit_log_records", "Records in the event log", registry=r).set_function(
             lambda: float(service.log.last_seq)
         )
+        Gauge(
+            "graphkit_checkpoint_fork_seconds",
+            "How long the last checkpoint's fork stopped the loop (0 before the first)",
+            registry=r,
+        ).set_function(lambda: service.last_fork_seconds)
 
 
 def bearer_ok(authorization: str, token: str | None) -> bool:

@@ -82,7 +82,7 @@ class LoggingProgress:
             entry[3] = now
             rate = entry[1] / max(now - entry[0], 1e-9)
             of = f" of {entry[2]:.0f}" if entry[2] >= 0 else ""
-            self._logger.info("%s: %.0f%s done (%.0f/s)", task, entry[1], of, rate)
+            self._logger.info("%s: %.0f%s done (%.3g/s)", task, entry[1], of, rate)
 
     def finish(self, task: str) -> None:
         entry = self._tasks.pop(task, None)

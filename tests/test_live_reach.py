@@ -118,6 +118,8 @@ class Relaxation:
     def relax(self, trace: dict, account: str, hops: int, ts: int) -> None:
         if trace["reach"].get(account, 99) <= hops:
             return
+        if account not in self.sinks and hops >= self.max_hops:
+            return  # extends nothing, reaches no sink: not kept
         trace["reach"][account] = hops
         if account in self.sinks:
             if trace["minh"] is None or hops < trace["minh"]:
@@ -182,3 +184,25 @@ def test_transfer_step_equals_a_trace_by_trace_relaxation(seed: int, limit: int,
     for did, trace in oracle.traces.items():
         assert got[did] == trace["reach"], did
         assert flows.traces[did].min_hops == trace["minh"], did
+
+
+def test_an_account_reached_in_h_hops_is_kept_only_when_it_is_a_sink() -> None:
+    """A trace reaching an account other than a sink in H hops can extend no further: the
+    account gets no reach entry (the largest part of the reach tables at 5M nodes), in order
+    and when re-traced; a sink reached in H hops still sets ``min_hops`` to H, and a sink
+    reached later in H + 1 hops does not."""
+    for retraced in (False, True):
+        flows = LiveFlows(100, 3, cap=10**6, keep_us=0)
+        flows.sinks = {"S"}
+        chain = [("A0", "A1"), ("A1", "A2"), ("A2", "A3"), ("A3", "S"), ("A2", "S")]
+        if not retraced:
+            flows.add_drawdown("D", "A0", 100.0, 1, "L", None)
+        for i, (src, dst) in enumerate(chain[:4]):
+            flows.add_transfer(TransferRecord(2 + i, f"T{i}", src, dst, 10.0))
+        if retraced:  # logged before the drawdown is known: traced from the log
+            flows.add_drawdown("D", "A0", 100.0, 1, "L", None)
+        assert engine_reach(flows) == {"D": {"A0": 0, "A1": 1, "A2": 2}}
+        assert flows.traces["D"].min_hops is None  # A3 -> S would be a 4th hop
+        flows.add_transfer(TransferRecord(9, "T9", *chain[4], 10.0))
+        assert flows.traces["D"].min_hops == 3
+        assert engine_reach(flows)["D"] == {"A0": 0, "A1": 1, "A2": 2, "S": 3}

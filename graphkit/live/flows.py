@@ -42,7 +42,7 @@ import numpy as np
 from graphkit.live.closed import ClosedFlows
 from graphkit.live.holdings import Holdings, any_row, step
 from graphkit.live.paths import evidence_paths
-from graphkit.live.reach import Numbers, Reach, onward
+from graphkit.live.reach import Numbers, Reach, below, onward
 from graphkit.live.trace import Trace, TransferRecord, first_sink, writable
 
 __all__ = ["LiveFlows", "Trace", "TransferRecord"]
@@ -383,8 +383,16 @@ class LiveFlows:
         else O(entries of its table + offered) in numpy (about 15 array calls); plus O(1)
         Python per trace reaching a sink."""
         work = [(account, uids, hops)]
+        sinks, last = self.sinks, self.max_hops
         while work:
             account, uids, hops = work.pop()
+            if account not in sinks:
+                # a trace reaching an account other than a sink in H hops can extend no
+                # further and reaches no sink through it: no entry (the last hop's accounts
+                # were the largest part of the reach tables at millions of nodes)
+                uids, hops = below(uids, hops, last)
+                if not len(uids):
+                    continue
             table = self.reach.get(account)
             if table is None:
                 table = self.reach[account] = Reach()
@@ -672,8 +680,12 @@ class LiveFlows:
         return log[lo:hi]
 
     def _reach_from_scratch(self, trace: Trace) -> dict[str, int]:
-        """Least hops per account reached (and ``min_hops``): an earliest-arrival search by
-        hop over the log, as batch."""
+        """Least hops per account reached before the first sink (and ``min_hops``): an
+        earliest-arrival search by hop over the log, as batch, which also stops a drawdown's
+        search at its first sink. An account first reached at ``min_hops`` hops or more can
+        never lower it (a transfer out of an account at ``h`` hops is offered only to traces
+        whose ``min_hops`` exceeds ``h + 1``), so none is kept; nor is an account other than a
+        sink reached in H hops, which extends nothing (see :meth:`_reach`)."""
         a0 = trace.account
         hops = {a0: 0}
         if a0 in self.sinks:
@@ -681,16 +693,19 @@ class LiveFlows:
             return hops
         best = {a0: trace.t0}
         frontier = {a0: trace.t0}
-        for hop in range(1, self.max_hops + 1):
+        sinks, last = self.sinks, self.max_hops
+        for hop in range(1, last + 1):
             nxt: dict[str, int] = {}
             for account, arrival in frontier.items():
                 for ts, _, dst, _, _ in self.window(account, arrival, trace.end):
-                    if dst in self.sinks:
-                        if trace.min_hops is None:
-                            self._set_min_hops(trace, hop)
-                        hops.setdefault(dst, hop)
-                        continue
-                    if ts < best.get(dst, _NEVER[0]) and ts < nxt.get(dst, _NEVER[0]):
+                    if dst in sinks:
+                        self._set_min_hops(trace, hop)
+                        return hops
+                    if (
+                        hop < last
+                        and ts < best.get(dst, _NEVER[0])
+                        and ts < nxt.get(dst, _NEVER[0])
+                    ):
                         nxt[dst] = ts
             for account, arrival in nxt.items():
                 best[account] = arrival
@@ -701,31 +716,52 @@ class LiveFlows:
         return hops
 
     def _replay_from_scratch(self, trace: Trace) -> None:
+        """Replay the logged transfers that move ``trace``'s money, in (ts, transfer_id) order.
+
+        A cursor per account holding the money (a heap of each one's next transfer in the
+        window), not every transfer out of every account reached: an account whose layers below
+        H hold none of the trace's money is parked, since its transfers would move nothing (a
+        step without money is a no-op), until money arrives there again; it then resumes after
+        the transfer that brought it. At a busy account the money usually leaves with the first
+        transfers and the rest of its window was stepped for nothing (most of a re-trace's work
+        at 1M nodes). Cost: O((transfers that find the trace's money + arrivals) x (log n + H)).
+        """
         if trace.account in self.sinks:
             writable(trace)[0] = trace.amount
             return
         self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
-        queue: list[tuple[int, str, tuple]] = []
-        pushed: set[str] = set()
+        uid, end, layers = trace.uid, trace.end, self.max_hops
+        out_log, holdings, sinks = self.out_log, self.holdings, self.sinks
+        queue: list[tuple[int, str, int, str]] = []  # (ts, transfer_id, index in log, account)
+        active: set[str] = set()
 
-        def push(account: str, after: tuple[int, str]) -> None:
-            pushed.add(account)
-            for entry in self.window(account, after[0], trace.end):
-                if (entry[0], entry[1]) > after:
-                    heapq.heappush(queue, (entry[0], entry[1], entry))  # (ts, tid): distinct
+        def resume(account: str, after: tuple[int, str, str]) -> None:
+            log = out_log.get(account)
+            if log:
+                i = bisect_right(log, after)
+                if i < len(log) and log[i][0] <= end:
+                    heapq.heappush(queue, (log[i][0], log[i][1], i, account))
+                    active.add(account)
 
-        push(trace.account, (trace.t0, ""))
+        def holds(account: str) -> bool:
+            table = holdings.get(account)
+            r = None if table is None else table.row.get(uid)
+            return r is not None and max(table.taint[r, :layers].tolist()) > 0
+
+        resume(trace.account, (trace.t0, "", _LAST))
         while queue:
-            ts, tid, entry = heapq.heappop(queue)
-            _, _, dst, amount, src = entry
-            position = bisect_left(self.out_log[src], (ts, tid))
-            table = self.holdings[src]
-            r = table.row[trace.uid]
-            self._step_row(trace, table, r, dst, amount, entry, position, src)
-            if dst in pushed or dst in self.sinks:
-                continue
-            if self._reached(trace, dst) is not None:
-                push(dst, (ts, tid))
+            ts, tid, i, src = heapq.heappop(queue)
+            log = out_log[src]
+            entry = log[i]
+            dst = entry[2]
+            table = holdings[src]
+            self._step_row(trace, table, table.row[uid], dst, entry[3], entry, i, src)
+            if dst not in active and dst not in sinks and holds(dst):
+                resume(dst, (ts, tid, _LAST))
+            if holds(src) and i + 1 < len(log) and log[i + 1][0] <= end:
+                heapq.heappush(queue, (log[i + 1][0], log[i + 1][1], i + 1, src))
+            else:
+                active.discard(src)
 
     # -- evidence -------------------------------------------------------------------------------
 

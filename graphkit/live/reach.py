@@ -23,7 +23,7 @@ from collections.abc import Container
 
 import numpy as np
 
-__all__ = ["Reach", "onward"]
+__all__ = ["Reach", "below", "onward"]
 
 
 _NO_UIDS = np.zeros(0, dtype=np.int64)
@@ -345,3 +345,16 @@ def onward(uids: Numbers, hops: Hops, max_hops: int) -> tuple[Numbers, Hops]:
     if not on.all():
         uids, hops = uids[on], hops[on]
     return uids, hops + 1
+
+
+def below(uids: Numbers, hops: Hops, max_hops: int) -> tuple[Numbers, Hops]:
+    """The traces of ``uids`` at fewer than ``max_hops`` hops. Lists or arrays, as given."""
+    if isinstance(hops, list):
+        if not hops or max(hops) < max_hops:
+            return uids, hops
+        kept = [(uid, h) for uid, h in zip(uids, hops, strict=True) if h < max_hops]
+        return [uid for uid, _ in kept], [h for _, h in kept]
+    on = hops < max_hops
+    if on.all():
+        return uids, hops
+    return uids[on], hops[on]

@@ -151,7 +151,9 @@ def main() -> None:
             f"joins-{strategy}", lambda s=strategy: joins(s)
         )
         entry["holder_rows"] = holders.count()
-        entry["bucket_transfer_rows"] = used.count()
+        per_bucket = used.groupBy("bucket").count().collect()
+        entry["bucket_transfer_rows"] = sum(row["count"] for row in per_bucket)
+        entry["largest_bucket_transfer_rows"] = max((row["count"] for row in per_bucket), default=0)
         if min_hops is not None and entry["holder_rows"] <= args.compare_rows:
             outputs[strategy] = (
                 _frame(min_hops, ["drawdown_id"]),

@@ -12,9 +12,15 @@ and every arrival's window is found by binary search (as the embedded
 touched, and only what the next step reads is returned:
 
 - :func:`window_moves`: per arrival, each account its window reaches, with the earliest
-  transfer time to it (the hop's ``min(t)`` per (drawdown, account) needs nothing else);
+  transfer time to it (the hop's ``min(t)`` per (walker, account) needs nothing else);
 - :func:`window_used`: per (bucket, account), each transfer inside the union of the bucket's
   windows there, once (the ``distinct`` the replay's input needs).
+
+Even inside the windows, the pairs of a busy account grow with the product of the drawdowns'
+money arriving and the transfers leaving, and each is a (drawdown, account) row of the next
+frontier. So the stage does not walk drawdowns: :func:`time_buckets` slices them by time into
+the replay's buckets and :func:`bucket_reach` walks each bucket as one (a busy account sees
+each bucket once), which bounds a hop by buckets x accounts rows.
 """
 
 from __future__ import annotations

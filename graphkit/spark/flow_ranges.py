@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
 PART = "account_part"
+ADAPTIVE = "spark.sql.adaptive.enabled"
 # Pairs (arrival, transfer) expanded at once inside a kernel: bounds its memory at a busy
 # account (~16 bytes a pair).
 PAIR_CHUNK = 4_000_000
@@ -50,12 +51,22 @@ def account_part(account: str, parts: int) -> Column:
 
 def by_account_part(transfers: DataFrame, parts: int) -> DataFrame:
     """``transfers`` with their source's part, hash-partitioned by it and checkpointed: the
-    cogroups of every hop then shuffle only the arrivals."""
-    return (
-        transfers.withColumn(PART, account_part("src", parts))
-        .repartition(parts, PART)
-        .localCheckpoint()
-    )
+    cogroups of every hop then shuffle only the arrivals.
+
+    The checkpoint is taken with adaptive execution off (restored after): under it the
+    checkpoint's partitioning is unknown to the planner, which then shuffles the transfers
+    again at every hop."""
+    session = transfers.sparkSession
+    previous = session.conf.get(ADAPTIVE, "true")
+    session.conf.set(ADAPTIVE, "false")
+    try:
+        return (
+            transfers.withColumn(PART, account_part("src", parts))
+            .repartition(parts, PART)
+            .localCheckpoint()
+        )
+    finally:
+        session.conf.set(ADAPTIVE, previous)
 
 
 def _codes(*columns: pa.ChunkedArray) -> list[np.ndarray]:

@@ -393,7 +393,8 @@ def flow_frames(
     else:
         transfers = by_account_part(transfers, parts)
     if strategy == "buckets":
-        drawdowns = time_buckets(drawdowns, buckets).localCheckpoint()
+        # read once (the quantiles and the hops both scan it); the bucket is a cheap expression
+        drawdowns = time_buckets(drawdowns.localCheckpoint(), buckets)
         holders = bucket_reach(drawdowns, transfers, config.max_hops, parts)
         used = window_used(holders, transfers, parts)
         min_hops = None

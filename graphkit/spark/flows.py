@@ -1,22 +1,32 @@
-"""Fund-flow tracing on Spark: reach by hop-layered joins, amounts by the embedded replay.
+"""Fund-flow tracing on Spark: reach by hop layers, amounts by the embedded replay.
 
 Definitions are those of :mod:`graphkit.analytics.flows` (ARCHITECTURE section 5).
 
-*Reach.* From each drawdown (``a0`` at ``t0``) the frontier of (drawdown, account, earliest
-arrival) is joined with the transfers out of each account at or after the arrival and within
+*Buckets* (the default strategy of :func:`flow_frames`). Drawdowns are sliced by time into
+buckets; each bucket's drawdowns and the transfers their taint may use are grouped onto one
+executor, where :func:`graphkit.analytics.flows.trace_flows` (the embedded replay: amounts,
+minimum hops, evidence paths and flags) runs on that small graph. Which transfers: a bucket
+walks as one (:func:`graphkit.spark.flow_ranges.bucket_reach`), from its drawdowns' accounts at
+the earliest of their times, with the latest window end of the bucket as its deadline, for
+fewer than ``H`` hops, each hop answered by ranges over every account's transfers sorted by
+time; the transfers out of the accounts it reaches, inside [its earliest arrival there, its
+deadline], hold every transfer any of its drawdowns can move. A transfer that is in a bucket
+for another drawdown's sake leaves a drawdown's result unchanged: under the ``first`` policy it
+moves none of that drawdown's taint, and the replay orders events by time and id, which a
+subset keeps. No row per (drawdown, account) is shuffled: the per-drawdown work is the replay's.
+
+*Per-drawdown hop layers* (:func:`hop_layers`, strategies ``range`` and ``join``, kept to
+measure against). From each drawdown (``a0`` at ``t0``) the frontier of (drawdown, account,
+earliest arrival) meets the transfers out of each account at or after the arrival and within
 ``t0 + W``, at most ``H`` times. A row is kept only when it arrives earlier than any arrival at
 that (drawdown, account) so far: a time-respecting walk of ``h`` hops to ``v`` at time ``t`` is
 then always dominated by a kept row of at most ``h`` hops and no later time, so the first hop
-whose join reaches a sink is ``min_hops_to_banned`` exactly (sinks do not forward).
+whose join reaches a sink is ``min_hops_to_banned`` exactly (sinks do not forward). Its rows
+grow with the reached (drawdown, account) pairs, faster than the network where busy accounts
+gather many drawdowns' money.
 
-*Amounts.* The same joins mark every (drawdown, account) that can hold the drawdown's taint in a
-layer below ``H``: only those accounts' transfers inside the window can move it. Drawdowns are
-hashed into buckets; each bucket's drawdowns and the transfers out of their marked accounts are
-grouped onto one executor, where :func:`graphkit.analytics.flows.trace_flows` (the embedded
-replay, evidence paths and flags) runs on that small graph. A transfer that is in a bucket for
-another drawdown's sake leaves a drawdown's result unchanged: it starts at an account that holds
-none of its taint. The ``fifo`` and ``proportional`` policies read balances rebuilt over every
-event of an account, which a bucket does not hold; the Spark engine refuses them.
+The ``fifo`` and ``proportional`` policies read balances rebuilt over every event of an
+account, which a bucket does not hold; the Spark engine refuses them.
 """
 
 from __future__ import annotations
@@ -29,6 +39,14 @@ import pyarrow as pa
 from graphkit.analytics.flows import trace_flows
 from graphkit.analytics.flows.index import US_PER_DAY
 from graphkit.config import FlowsConfig
+from graphkit.spark.flow_ranges import (
+    PART,
+    bucket_reach,
+    by_account_part,
+    time_buckets,
+    window_moves,
+    window_used,
+)
 from graphkit.spark.grouped import arrow_rows, group_graph, timed
 
 if TYPE_CHECKING:
@@ -133,20 +151,75 @@ def flow_inputs(tables: dict[str, DataFrame], config: FlowsConfig) -> tuple[Data
     return drawdowns, transfers
 
 
+STRATEGIES = ("range", "join")
+
+
+def _moves(frontier: DataFrame, transfers: DataFrame, strategy: str, parts: int) -> DataFrame:
+    """One hop's (drawdown_id, account, t, end, sink) rows: by a range per arrival
+    (``range``), or by the equi-join on the account filtered on time (``join``, the baseline)."""
+    from pyspark.sql import functions as F
+
+    if strategy == "range":
+        return window_moves(frontier, transfers, parts, "drawdown_id")
+    return frontier.join(
+        transfers,
+        (frontier.account == transfers.src)
+        & (transfers.t >= frontier.t)
+        & (transfers.t <= frontier.end),
+    ).select(
+        "drawdown_id",
+        F.col("dst").alias("account"),
+        transfers.t,
+        "end",
+        F.col("dst_sink").alias("sink"),
+    )
+
+
 def hop_layers(
-    drawdowns: DataFrame, transfers: DataFrame, max_hops: int
+    drawdowns: DataFrame,
+    transfers: DataFrame,
+    max_hops: int,
+    strategy: str = "range",
+    parts: int = 8,
 ) -> tuple[DataFrame, DataFrame]:
     """The hop-layered time-respecting joins.
 
-    Returns ``(min_hops, holders)``: (drawdown_id, min_hops_to_banned) for every drawdown that
-    reaches a sink within ``max_hops`` hops, and (drawdown_id, account, end) for every account
-    that can hold the drawdown's taint in a layer below ``max_hops`` (``a0`` included).
+    Parameters
+    ----------
+    drawdowns, transfers : DataFrame
+        As :func:`flow_inputs` returns them (``transfers`` may already be partitioned by
+        :func:`~graphkit.spark.flow_ranges.by_account_part` with ``parts``).
+    max_hops : int
+        Hops ``H`` to follow.
+    strategy : "range" or "join"
+        ``range``: each frontier row's next hop is answered by a range over its account's
+        transfers sorted by time (:func:`~graphkit.spark.flow_ranges.window_moves`);
+        ``join``: the equi-join on the account filtered on time, kept as the baseline the
+        range is measured against (it meets every arrival at an account with every transfer
+        out of it).
+    parts : int
+        Account parts of the ``range`` cogroups.
 
-    Complexity: at most ``max_hops`` joins of the frontier with the transfers; the frontier holds
-    only (drawdown, account) rows whose arrival improved.
+    Returns
+    -------
+    ``(min_hops, holders)``: (drawdown_id, min_hops_to_banned) for every drawdown that reaches
+    a sink within ``max_hops`` hops, and (drawdown_id, account, t, end) for every account that
+    can hold the drawdown's taint in a layer below ``max_hops`` (``a0`` included), ``t`` its
+    earliest arrival there.
+
+    Complexity
+    ----------
+    At most ``max_hops`` hops; the frontier holds only (drawdown, account) rows whose arrival
+    improved. A hop costs, per account, O((A + T) log(A + T) + P log P) with ``range`` for A
+    arrivals, T transfers out and P (arrival, transfer) pairs inside a window, against O(A T)
+    with ``join``.
     """
     from pyspark.sql import functions as F
 
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if strategy == "range" and PART not in transfers.columns:
+        transfers = by_account_part(transfers, parts)
     hits = drawdowns.where("a0_sink").select("drawdown_id", F.lit(0).alias("hop"))
     frontier = (
         drawdowns.where(~F.col("a0_sink"))
@@ -155,19 +228,12 @@ def hop_layers(
     )
     best = frontier
     for hop in range(1, max_hops + 1):
-        moves = frontier.join(
-            transfers,
-            (frontier.account == transfers.src)
-            & (transfers.t >= frontier.t)
-            & (transfers.t <= frontier.end),
-        ).select("drawdown_id", F.col("dst").alias("account"), transfers.t, "end", "dst_sink")
+        moves = _moves(frontier, transfers, strategy, parts)
         # One checkpoint per hop holds both the sinks it reaches and the next frontier, so the
         # hop's join runs once (not again when the hits are finally aggregated).
         arrivals = (
             moves.groupBy("drawdown_id", "account")
-            .agg(
-                F.min("t").alias("t"), F.first("end").alias("end"), F.max("dst_sink").alias("sink")
-            )
+            .agg(F.min("t").alias("t"), F.first("end").alias("end"), F.max("sink").alias("sink"))
             .localCheckpoint()
         )
         hits = hits.union(arrivals.where("sink").select("drawdown_id", F.lit(hop).alias("hop")))
@@ -189,7 +255,42 @@ def hop_layers(
             .localCheckpoint()
         )
     min_hops = hits.groupBy("drawdown_id").agg(F.min("hop").cast("int").alias("min_hops_to_banned"))
-    return min_hops, best.select("drawdown_id", "account", "end")
+    return min_hops, best.select("drawdown_id", "account", "t", "end")
+
+
+def used_transfers(
+    holders: DataFrame, transfers: DataFrame, strategy: str = "range", parts: int = 8
+) -> DataFrame:
+    """(bucket, transfer columns): each transfer a bucket's replay may use, once per bucket.
+
+    ``holders``: (drawdown_id, bucket, account, t, t0, end), the rows of :func:`hop_layers`
+    with the drawdown's bucket and time ``t0``. ``range``: a transfer is used by a bucket when
+    it leaves a holder account of one of its drawdowns inside ``[t, end]``; under the ``first``
+    policy no transfer before the earliest arrival of a drawdown's money at an account can
+    carry it (the replay's walks are time-respecting, so they arrive there no earlier than the
+    hop layers' earliest arrival). ``join`` (the baseline) keeps every transfer out of a holder
+    inside ``[t0, end]``, by the equi-join on the account, and then deduplicates. ``parts`` as
+    for :func:`hop_layers`.
+
+    Complexity: ``range`` finds each transfer's windows per (bucket, account) by binary search,
+    O((W + T) log(W + T) + T b log W) per part for W windows, T transfers and b buckets holding
+    windows at one account; ``join`` meets every window with every transfer out of its account.
+    """
+    if strategy == "range":
+        if PART not in transfers.columns:
+            transfers = by_account_part(transfers, parts)
+        return window_used(holders, transfers, parts)
+    columns = [c for c in transfers.columns if c != PART]
+    return (
+        holders.join(
+            transfers,
+            (holders.account == transfers.src)
+            & (transfers.t >= holders.t0)
+            & (transfers.t <= holders.end),
+        )
+        .select("bucket", *[transfers[c] for c in columns])
+        .distinct()
+    )
 
 
 def bucket_flows(rows: pa.Table, config: FlowsConfig) -> pa.Table:
@@ -241,11 +342,38 @@ def bucket_flows(rows: pa.Table, config: FlowsConfig) -> pa.Table:
 
 
 def flow_frames(
-    tables: dict[str, DataFrame], config: FlowsConfig, buckets: int
+    tables: dict[str, DataFrame],
+    config: FlowsConfig,
+    buckets: int,
+    strategy: str = "buckets",
+    parts: int | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """``(flows, paths)`` as DataFrames with the columns of the embedded ``flows.parquet`` and
-    ``flow_paths.parquet`` (nothing collected). ``buckets``: how many groups the drawdowns are
-    hashed into for the amount replay (each is one task's graph)."""
+    ``flow_paths.parquet`` (nothing collected).
+
+    Parameters
+    ----------
+    buckets : int
+        How many groups the drawdowns are split into for the amount replay (each is one
+        task's graph).
+    strategy : "buckets", "range" or "join"
+        ``buckets`` (the default): drawdowns sliced by time into buckets, each bucket's reach
+        walked as one (:func:`~graphkit.spark.flow_ranges.bucket_reach`), its transfers
+        found by ranges, and ``min_hops_to_banned`` taken from the replay kernel; no row per
+        (drawdown, account) is ever shuffled. ``range`` and ``join``: drawdowns hashed into
+        buckets and the per-drawdown :func:`hop_layers` (with that strategy) giving the
+        minimum hops and each drawdown's holders; kept to measure against.
+    parts : int
+        Account parts of the range cogroups (default ``buckets``).
+
+    Complexity
+    ----------
+    ``buckets``: O(H B n) rows shuffled for H hops, B buckets and n accounts, plus each
+    bucket's transfers (those of its time slice and one window after it, at the accounts it
+    reaches) grouped once to its replay. ``range``/``join``: O(H R) for R reached (drawdown,
+    account) pairs, which grows faster than the network where busy accounts gather many
+    drawdowns' money.
+    """
     from pyspark.sql import functions as F
 
     if config.policy not in SPARK_POLICIES:
@@ -254,25 +382,29 @@ def flow_frames(
             f"{', '.join(SPARK_POLICIES)} (fifo and proportional need every account's whole "
             "history in one place); use --engine embedded"
         )
+    parts = parts or buckets
+    if strategy not in (*STRATEGIES, "buckets"):
+        raise ValueError(f"strategy must be buckets, range or join, got {strategy!r}")
     drawdowns, transfers = flow_inputs(tables, config)
     # The transfers (with their sink flags) are joined once per hop and once more for the
-    # buckets: read and flag them once.
-    transfers = transfers.localCheckpoint()
-    drawdowns = drawdowns.withColumn(
-        "bucket", F.pmod(F.xxhash64("drawdown_id"), F.lit(buckets))
-    ).localCheckpoint()
-    min_hops, holders = hop_layers(drawdowns, transfers, config.max_hops)
-    holders = holders.join(drawdowns.select("drawdown_id", "bucket", "t0"), "drawdown_id")
-    used = (
-        holders.join(
-            transfers,
-            (holders.account == transfers.src)
-            & (transfers.t >= holders.t0)
-            & (transfers.t <= holders.end),
-        )
-        .select("bucket", *[transfers[c] for c in transfers.columns])
-        .distinct()
-    )
+    # buckets: read and flag them once (for the ranges, partitioned by their account's part).
+    if strategy == "join":
+        transfers = transfers.localCheckpoint()
+    else:
+        transfers = by_account_part(transfers, parts)
+    if strategy == "buckets":
+        # read once (the quantiles and the hops both scan it); the bucket is a cheap expression
+        drawdowns = time_buckets(drawdowns.localCheckpoint(), buckets)
+        holders = bucket_reach(drawdowns, transfers, config.max_hops, parts)
+        used = window_used(holders, transfers, parts)
+        min_hops = None
+    else:
+        drawdowns = drawdowns.withColumn(
+            "bucket", F.pmod(F.xxhash64("drawdown_id"), F.lit(buckets))
+        ).localCheckpoint()
+        min_hops, holders = hop_layers(drawdowns, transfers, config.max_hops, strategy, parts)
+        holders = holders.join(drawdowns.select("drawdown_id", "bucket", "t0"), "drawdown_id")
+        used = used_transfers(holders, transfers, strategy, parts)
     sinks = _sink_accounts(tables).withColumn("sink", F.lit(True))
     transfer_rows = used.join(sinks.withColumnRenamed("account_id", "src"), "src", "left").select(
         "bucket",
@@ -306,24 +438,27 @@ def flow_frames(
         .localCheckpoint()
     )
     hops = [f"banned_hop_{h}" for h in range(config.max_hops + 1)]
-    flows = (
-        drawdowns.select("drawdown_id", "amount", "line_id", "customer_id")
-        .join(replayed, "drawdown_id")
-        .join(min_hops, "drawdown_id", "left")
-        .select(
-            "drawdown_id",
-            "amount",
-            "banned_amount",
-            "banned_amount_3plus",
-            "banned_share",
-            "min_hops_to_banned",
-            *hops,
-            F.lit(config.policy).alias("policy"),
-            "capped",
-            "line_id",
-            "customer_id",
-            "kernel_min_hops",
-        )
+    flows = drawdowns.select("drawdown_id", "amount", "line_id", "customer_id").join(
+        replayed, "drawdown_id"
+    )
+    if min_hops is None:
+        # the replay kernel's minimum hops (its graph holds every walk the drawdown can take)
+        flows = flows.withColumn("min_hops_to_banned", F.col("kernel_min_hops"))
+    else:
+        flows = flows.join(min_hops, "drawdown_id", "left")
+    flows = flows.select(
+        "drawdown_id",
+        "amount",
+        "banned_amount",
+        "banned_amount_3plus",
+        "banned_share",
+        "min_hops_to_banned",
+        *hops,
+        F.lit(config.policy).alias("policy"),
+        "capped",
+        "line_id",
+        "customer_id",
+        "kernel_min_hops",
     )
     paths = replayed.select("drawdown_id", F.explode("paths").alias("p")).select(
         "drawdown_id", "p.*"

@@ -368,7 +368,8 @@ async def step(
         gc.enable()
     elapsed = time.perf_counter() - started
     cpu = _cpu(server) - cpu_before
-    lag = {le: n - lag_before.get(le, 0.0) for le, n in server_loop_lag(port).items()}
+    lag_after = server_loop_lag(port)
+    lag = {le: n - lag_before.get(le, 0.0) for le, n in lag_after.items()}
     decisions.close()
     accepted = sum(taken)
     row = {
@@ -407,24 +408,36 @@ async def step(
         "generator_loop_stall_max_ms": _ms(g_lag, 100),
         "server_cpu_s": round(cpu, 3),
         "server_cpu_share": round(cpu / elapsed, 2),
+        # the service's own timing of its last checkpoint's fork, when one forked in the step
+        "checkpoint_fork_ms": (
+            round(lag_after["fork"] * 1000, 1)
+            if lag_after.get("fork") != lag_before.get("fork")
+            else None
+        ),
     }
     return row, cursor
 
 
 def server_loop_lag(port: int) -> dict[str, float]:
-    """The server's loop-lag histogram (cumulative counts by upper bound, ``+Inf`` = all)."""
+    """The server's loop-lag histogram (cumulative counts by upper bound, ``+Inf`` = all),
+    and ``fork``: its last checkpoint's fork in seconds."""
     import httpx
 
     prefix = 'graphkit_event_loop_lag_seconds_bucket{le="'
+    fork = "graphkit_checkpoint_fork_seconds "
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
     except httpx.HTTPError:
         return {}
-    return {
+    lag = {
         line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
         if line.startswith(prefix)
     }
+    for line in text.splitlines():
+        if line.startswith(fork):
+            lag["fork"] = float(line[len(fork) :])
+    return lag
 
 
 def _over(lag: dict[str, float], le: str) -> int | None:
@@ -628,7 +641,11 @@ class PeakRss(threading.Thread):
 
 
 def launch(
-    run_dir: Path, work: Path, port: int, lateness: float | None = None
+    run_dir: Path,
+    work: Path,
+    port: int,
+    lateness: float | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, PeakRss, float]:
     """``graphkit serve`` on ``run_dir`` with state in ``work``: the process, its RSS sampler
     (from the moment it is spawned) and the seconds until ``/readyz`` answered 200.
@@ -637,10 +654,12 @@ def launch(
     service as a bank would, without ``--config`` (the run's own parameters: 300 s). Earlier
     sweeps ran with a year, which keeps every fund-flow trace open (a start-up 10x as long on
     net20k, 1.6x the CPU per event, and at 1M nodes a start-up past 13 GB); the stream itself
-    is in time order and needs no allowance (:func:`stream_lateness`)."""
+    is in time order and needs no allowance (:func:`stream_lateness`). ``extra_env``: set in
+    the server's environment only (``--server-env``: an allocator setting, say), not the
+    generator's."""
     import httpx
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(extra_env or {})}
     env.pop("GRAPHKIT_API_TOKEN", None)
     args = [sys.executable, str(ROOT / "cli.py"), "serve", str(run_dir), "--state", str(work)]
     args += ["--port", str(port)]
@@ -723,7 +742,9 @@ def bench_size(size: str, args: argparse.Namespace, result: dict[str, Any]) -> d
     }
     lateness = args.lateness_seconds
     result["max_lateness_seconds"] = lateness if lateness is not None else "the run's own (300)"
-    process, rss, startup = launch(run_dir, work, port, lateness)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    result["server_env"] = server_env
+    process, rss, startup = launch(run_dir, work, port, lateness, server_env)
     result["startup_seconds"] = round(startup, 2)
     result["startup_peak_rss_mb"] = round(rss.peak / 2**20, 1)
     server = psutil.Process(process.pid)
@@ -736,7 +757,8 @@ def bench_size(size: str, args: argparse.Namespace, result: dict[str, Any]) -> d
             result["decisions_only"] = low
             stop(process, rss)
             peaks.append(rss.peak)
-            process, rss, restart = launch(run_dir, work, port, lateness)  # from the checkpoint
+            # from the checkpoint
+            process, rss, restart = launch(run_dir, work, port, lateness, server_env)
             result["restart_seconds"] = round(restart, 2)
             return result
         if args.neo4j:
@@ -853,6 +875,13 @@ def main() -> None:
         "gives a longer stream of fresh events (prepared separately).",
     )
     parser.add_argument("--no-in-process", action="store_true", help="Skip the in-process costs.")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="Set in the server's environment only (repeatable), e.g. PYTHONMALLOC=malloc.",
+    )
     parser.add_argument(
         "--neo4j", action="store_true", help="The Neo4j per-request baseline, same requests."
     )

@@ -690,8 +690,46 @@ def _write_checkpoint(path: Path, body: dict[str, Any]) -> None:
     header = {key: value for key, value in body.items() if key != "state"}
     with atomic_file(path) as fh:
         pickle.dump(header, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.dump(body["state"], fh, protocol=pickle.HIGHEST_PROTOCOL)
+        _fork_safe_pickler(fh).dump(body["state"])
     fsync_dir(path.parent)
+
+
+def _fork_safe_pickler(fh: Any) -> pickle.Pickler:
+    """A pickler that writes polars Series and frames as Arrow arrays. The checkpoint is
+    written in a forked child, which has none of the parent's threads: polars pickles a Series
+    or frame of several chunks by rechunking it on its thread pool, which in the child waits
+    forever for workers that are not there (the closed flows' columns grow by appends, so a
+    checkpoint hung once they had several chunks). Arrow arrays are written without it."""
+    import copyreg
+
+    import polars as pl
+
+    pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+    table = copyreg.dispatch_table.copy()
+    table[pl.Series] = _reduce_series
+    table[pl.DataFrame] = _reduce_frame
+    pickler.dispatch_table = table
+    return pickler
+
+
+def _reduce_series(series: Any) -> tuple[Any, tuple[Any, ...]]:
+    return _series_from_arrow, (series.name, series.to_arrow())
+
+
+def _reduce_frame(frame: Any) -> tuple[Any, tuple[Any, ...]]:
+    return _frame_from_arrow, ([column.to_arrow() for column in frame.get_columns()], frame.columns)
+
+
+def _series_from_arrow(name: str, array: Any) -> Any:
+    import polars as pl
+
+    return pl.Series(name, array)
+
+
+def _frame_from_arrow(arrays: list[Any], names: list[str]) -> Any:
+    import polars as pl
+
+    return pl.DataFrame([_series_from_arrow(n, a) for n, a in zip(names, arrays, strict=True)])
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:

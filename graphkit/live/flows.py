@@ -626,10 +626,6 @@ class LiveFlows:
             first = (via[0], via[1], _LAST)
             table.since[r, layer] = 1 + bisect_right(log, first)
 
-    def _reached(self, trace: Trace, account: str) -> int | None:
-        table = self.holdings.get(account)
-        return None if table is None else table.row.get(trace.uid)
-
     def money_path(self, drawdown_id: str) -> list[str]:
         """The transfers that first carried the drawdown's money into a sink (its lowest banned
         layer), then the sink: the path the taint took, read back from first arrivals. O(H)."""

@@ -334,16 +334,11 @@ class Reach:
 
 
 def onward(uids: Numbers, hops: Hops, max_hops: int) -> tuple[Numbers, Hops]:
-    """The traces of ``uids`` at fewer than ``max_hops`` hops, at one hop more (a re-offer
-    from the account they reached). Lists or arrays, as given."""
+    """The traces of ``uids`` at fewer than ``max_hops`` hops (:func:`below`), at one hop more
+    (a re-offer from the account they reached). Lists or arrays, as given."""
+    uids, hops = below(uids, hops, max_hops)
     if isinstance(hops, list):
-        if max(hops) < max_hops:
-            return uids, [h + 1 for h in hops]
-        kept = [(uid, h + 1) for uid, h in zip(uids, hops, strict=True) if h < max_hops]
-        return [uid for uid, _ in kept], [h for _, h in kept]
-    on = hops < max_hops
-    if not on.all():
-        uids, hops = uids[on], hops[on]
+        return uids, [h + 1 for h in hops]
     return uids, hops + 1
 
 

@@ -338,17 +338,28 @@ def bucket_reach(
             .groupBy("bucket", "account")
             .agg(F.min("t").alias("t"), F.first("end").alias("end"))
         )
-        known = best.select("bucket", "account", F.col("t").alias("known_t"))
-        frontier = (
-            arrivals.join(known, ["bucket", "account"], "left")
-            .where(F.col("known_t").isNull() | (F.col("t") < F.col("known_t")))
-            .drop("known_t")
-            .localCheckpoint()
-        )
-        best = (
-            best.union(frontier)
-            .groupBy("bucket", "account")
-            .agg(F.min("t").alias("t"), F.first("end").alias("end"))
-            .localCheckpoint()
-        )
+        frontier, best = improved(arrivals, best, "bucket")
     return best
+
+
+def improved(arrivals: DataFrame, best: DataFrame, key: str) -> tuple[DataFrame, DataFrame]:
+    """One hop's ``(frontier, best)`` from its ``arrivals`` (key, account, t, end): the
+    arrivals earlier than any so far at their (key, account), and ``best`` with them. ``key``:
+    the walk's unit (``bucket``, or ``drawdown_id`` for the per-drawdown layers). Both are
+    checkpointed, so the next hop reads them once. O(arrivals + best) rows shuffled."""
+    from pyspark.sql import functions as F
+
+    known = best.select(key, "account", F.col("t").alias("known_t"))
+    frontier = (
+        arrivals.join(known, [key, "account"], "left")
+        .where(F.col("known_t").isNull() | (F.col("t") < F.col("known_t")))
+        .drop("known_t")
+        .localCheckpoint()
+    )
+    best = (
+        best.union(frontier)
+        .groupBy(key, "account")
+        .agg(F.min("t").alias("t"), F.first("end").alias("end"))
+        .localCheckpoint()
+    )
+    return frontier, best

@@ -43,6 +43,7 @@ from graphkit.spark.flow_ranges import (
     PART,
     bucket_reach,
     by_account_part,
+    improved,
     time_buckets,
     window_moves,
     window_used,
@@ -239,21 +240,7 @@ def hop_layers(
         hits = hits.union(arrivals.where("sink").select("drawdown_id", F.lit(hop).alias("hop")))
         if hop == max_hops:
             break
-        known = best.select("drawdown_id", "account", F.col("t").alias("known_t"))
-        frontier = (
-            arrivals.where(~F.col("sink"))
-            .drop("sink")
-            .join(known, ["drawdown_id", "account"], "left")
-            .where(F.col("known_t").isNull() | (F.col("t") < F.col("known_t")))
-            .drop("known_t")
-            .localCheckpoint()
-        )
-        best = (
-            best.union(frontier)
-            .groupBy("drawdown_id", "account")
-            .agg(F.min("t").alias("t"), F.first("end").alias("end"))
-            .localCheckpoint()
-        )
+        frontier, best = improved(arrivals.where(~F.col("sink")).drop("sink"), best, "drawdown_id")
     min_hops = hits.groupBy("drawdown_id").agg(F.min("hop").cast("int").alias("min_hops_to_banned"))
     return min_hops, best.select("drawdown_id", "account", "t", "end")
 

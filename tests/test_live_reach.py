@@ -115,11 +115,22 @@ class Relaxation:
                 continue
             self.relax(trace, dst, hops + 1, ts)
 
+    def distance(self, account: str) -> int:
+        """Transfers from ``account`` to a sink over the whole log, ignoring time."""
+        level, seen = {account}, {account}
+        for d in range(self.max_hops + 1):
+            if level & self.sinks:
+                return d
+            level = {dst for a in level if a not in self.sinks for _, dst in self.log.get(a, ())}
+            level -= seen
+            seen |= level
+        return self.max_hops + 1
+
     def relax(self, trace: dict, account: str, hops: int, ts: int) -> None:
         if trace["reach"].get(account, 99) <= hops:
             return
-        if account not in self.sinks and hops >= self.max_hops:
-            return  # extends nothing, reaches no sink: not kept
+        if account not in self.sinks and hops + self.distance(account) > self.max_hops:
+            return  # no sink within the hops left: not kept
         trace["reach"][account] = hops
         if account in self.sinks:
             if trace["minh"] is None or hops < trace["minh"]:
@@ -186,14 +197,16 @@ def test_transfer_step_equals_a_trace_by_trace_relaxation(seed: int, limit: int,
         assert flows.traces[did].min_hops == trace["minh"], did
 
 
-def test_an_account_reached_in_h_hops_is_kept_only_when_it_is_a_sink() -> None:
-    """A trace reaching an account other than a sink in H hops can extend no further: the
-    account gets no reach entry (the largest part of the reach tables at 5M nodes), in order
-    and when re-traced; a sink reached in H hops still sets ``min_hops`` to H, and a sink
-    reached later in H + 1 hops does not."""
+def test_an_account_is_kept_only_while_a_sink_is_within_the_hops_left() -> None:
+    """A trace reaching an account in h hops keeps no entry there while the account is more
+    than H - h transfers from any sink (over every transfer logged, ignoring time): here the
+    chain A0 -> A1 -> A2 -> A3 -> S is one hop too long for H = 3, in order and when re-traced.
+    A transfer A2 -> S brings A2, A1 and A0 within reach: the trace is traced again, keeps the
+    chain and reaches S in 3 hops (a re-trace stops at its first sink); a sink reached in H + 1
+    hops never counts."""
     for retraced in (False, True):
         flows = LiveFlows(100, 3, cap=10**6, keep_us=0)
-        flows.sinks = {"S"}
+        flows.add_sink("S")
         chain = [("A0", "A1"), ("A1", "A2"), ("A2", "A3"), ("A3", "S"), ("A2", "S")]
         if not retraced:
             flows.add_drawdown("D", "A0", 100.0, 1, "L", None)
@@ -201,8 +214,28 @@ def test_an_account_reached_in_h_hops_is_kept_only_when_it_is_a_sink() -> None:
             flows.add_transfer(TransferRecord(2 + i, f"T{i}", src, dst, 10.0))
         if retraced:  # logged before the drawdown is known: traced from the log
             flows.add_drawdown("D", "A0", 100.0, 1, "L", None)
-        assert engine_reach(flows) == {"D": {"A0": 0, "A1": 1, "A2": 2}}
+        assert engine_reach(flows) == {"D": {"A0": 0}}
+        assert not flows.holdings  # nor is its money followed, not even at A0 (4 hops away)
         assert flows.traces["D"].min_hops is None  # A3 -> S would be a 4th hop
+        assert flows.distance.near == {"A3": 1, "A2": 2, "A1": 3}
         flows.add_transfer(TransferRecord(9, "T9", *chain[4], 10.0))
+        assert flows.distance.near == {"A3": 1, "A2": 1, "A1": 2, "A0": 3}
         assert flows.traces["D"].min_hops == 3
-        assert engine_reach(flows)["D"] == {"A0": 0, "A1": 1, "A2": 2, "S": 3}
+        assert engine_reach(flows)["D"] == {"A0": 0, "A1": 1, "A2": 2}  # traced again
+
+
+def test_money_pruned_before_a_sink_came_within_reach_is_followed_again() -> None:
+    """The drawdown's money goes A0 -> A1 -> A2 while A2 leads nowhere (not followed at all);
+    a later A2 -> S brings the chain within H = 3 of a sink, and the money that waited at A2
+    reaches S in the third layer, as a replay that never pruned would have it."""
+    flows = LiveFlows(100, 3, cap=10**6, keep_us=0)
+    flows.add_sink("S")
+    flows.add_drawdown("D", "A0", 100.0, 1, "L", None)
+    flows.add_transfer(TransferRecord(2, "T0", "A0", "A1", 10.0))
+    flows.add_transfer(TransferRecord(3, "T1", "A1", "A2", 8.0))
+    assert flows.traces["D"].banned_amount == 0
+    assert not flows.holdings
+    changed = flows.add_transfer(TransferRecord(4, "T2", "A2", "S", 5.0))
+    assert [trace.drawdown_id for trace in changed] == ["D"]
+    assert flows.traces["D"].banned == [0.0, 0.0, 0.0, 5.0]
+    assert flows.money_path("D") == ["T0", "T1", "T2", "S"]

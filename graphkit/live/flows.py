@@ -20,6 +20,11 @@ Exactness. Both results are functions of the transfers inside the window taken i
   is the order events arrive in. The hub cap (``max_expand_per_hop``) counts, per (drawdown,
   account, layer), the transfers out of the account after its first tainted arrival, as batch
   does.
+* *pruning*, as batch's: a trace keeps no reach entry, and no money, where no sink is within
+  the hops it has left (over every transfer logged, ignoring time:
+  :mod:`graphkit.live.distance`). Such money moves only to accounts and layers as unable, and
+  competes for a transfer's room only with higher layers of its own account, unable too. A
+  transfer that brings accounts nearer a sink re-traces the traces it may concern.
 
 ``fifo`` and ``proportional`` are streamable too (the balances they read are rebuilt from past
 events only: Lindley's recursion runs forward in time), but this module replays ``first`` only;
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from graphkit.live.closed import ClosedFlows
+from graphkit.live.distance import SinkDistance
 from graphkit.live.holdings import Holdings, any_row, step
 from graphkit.live.paths import evidence_paths
 from graphkit.live.reach import Numbers, Reach, below, onward
@@ -92,6 +98,7 @@ class LiveFlows:
         self.cap = cap
         self.keep_us = keep_us
         self.sinks: set[str] = set()
+        self.distance = SinkDistance(max_hops)
         self.out_log: dict[str, list[tuple[int, str, str, float, str]]] = defaultdict(list)
         self.traces: dict[str, Trace] = {}
         self.closed = ClosedFlows(max_hops)
@@ -173,7 +180,9 @@ class LiveFlows:
         look-up per holder at the destination and O(1) Python per holder reaching a sink). A
         late transfer (before the latest one applied) re-traces every open trace that reached
         its source instead. Returns the traces whose banned amount or reach changed, by
-        drawdown id.
+        drawdown id. A transfer that brings accounts nearer a sink than before
+        (:class:`~graphkit.live.distance.SinkDistance`, O(1) to check) re-traces, after the
+        step, the open traces whose pruned part it may have made useful.
         """
         ts, src, dst = record.ts, record.src, record.dst
         key = (ts, record.transfer_id)
@@ -186,9 +195,10 @@ class LiveFlows:
         else:
             position = bisect_left(log, key)
             log.insert(position, entry)
+        fell = self.distance.link(src, dst, self.sinks)
         if key < self.last_transfer:
             self._recount(src)
-            return self._retrace_reaching(src, ts)
+            return self._retrace({**self._reaching(src, ts), **self._concerned(fell)})
         self.last_transfer = key
         self._advance(ts)
         changed: dict[int, Trace] = {}
@@ -201,12 +211,40 @@ class LiveFlows:
                 self._reach(dst, uids, hops, ts, changed)
         if src not in self.sinks:
             self._move(src, dst, record.amount, entry, position, changed)
+        if fell:
+            # traced again after the step: a re-trace replaces what the step did to it (and
+            # renumbers it, so the same trace may now be in ``changed`` twice)
+            for trace in self._retrace(self._concerned(fell)):
+                changed[trace.uid] = trace
         if not changed:
             return []
-        return sorted(changed.values(), key=lambda trace: trace.drawdown_id)
+        by_drawdown = {trace.drawdown_id: trace for trace in changed.values()}
+        return [by_drawdown[drawdown_id] for drawdown_id in sorted(by_drawdown)]
 
-    def _retrace_reaching(self, src: str, ts: int) -> list[Trace]:
-        """Re-trace every open trace that reached ``src`` and whose window holds ``ts``."""
+    def add_sink(self, account: str) -> list[Trace]:
+        """``account`` is a banned sink from now on. Its senders come a hop from a sink: the
+        traces that pruned them are traced again (:mod:`graphkit.live.distance`)."""
+        self.sinks.add(account)
+        return self._retrace(self._concerned(self.distance.add_sink(account, self.sinks)))
+
+    def _concerned(self, fell: dict[str, int]) -> dict[str, Trace]:
+        """The open traces a fall of sink distances may concern (``SinkDistance.concerned``)."""
+        if not fell:
+            return {}
+        by_uid = self.by_uid
+        found = (by_uid[uid] for uid in self.distance.concerned(fell, self.reach) if uid in by_uid)
+        return {trace.drawdown_id: trace for trace in found}
+
+    def _retrace(self, traces: dict[str, Trace]) -> list[Trace]:
+        """Trace each of ``traces`` (by drawdown id) again from the log, in id order."""
+        done = [traces[drawdown_id] for drawdown_id in sorted(traces)]
+        for trace in done:
+            self.retrace(trace)
+        return done
+
+    def _reaching(self, src: str, ts: int) -> dict[str, Trace]:
+        """The open traces that reached ``src`` or hold money there, whose window holds
+        ``ts``: those a late transfer out of ``src`` concerns."""
         uids: set[int] = set()
         table = self.holdings.get(src)
         if table is not None:
@@ -215,13 +253,8 @@ class LiveFlows:
         reached = self.reach.get(src)
         if reached is not None:
             uids.update(reached.as_dict())
-        found = [self.by_uid[uid] for uid in uids & self.alive]
-        changed = []
-        for trace in sorted(found, key=lambda trace: trace.drawdown_id):
-            if trace.t0 <= ts <= trace.end:
-                self.retrace(trace)
-                changed.append(trace)
-        return changed
+        found = (self.by_uid[uid] for uid in uids & self.alive)
+        return {t.drawdown_id: t for t in found if t.t0 <= ts <= t.end}
 
     def expire(self, now: int) -> list[str]:
         """Close the traces whose window (plus the lateness allowance) ended before ``now``,
@@ -249,35 +282,8 @@ class LiveFlows:
 
     def results(self) -> list[dict[str, Any]]:
         """Every drawdown's result as a dict (closed, then open). O(drawdowns x H) in Python:
-        for tests and comparisons; the outputs read :meth:`frame`."""
+        for tests and comparisons; the outputs build a frame (``graphkit.live.outputs``)."""
         return [*self.closed.summaries(), *(t.summary() for t in self.traces.values())]
-
-    def frame(self) -> Any:
-        """Every drawdown's result as a frame (:meth:`ClosedFlows.frame`'s columns, closed
-        rows then open traces). Columnar for closed rows, O(open traces x H) Python."""
-        import polars as pl
-
-        closed = self.closed.frame()
-        open_rows = [t.summary() for t in self.traces.values()]
-        if not open_rows:
-            return closed
-        opened = pl.DataFrame(
-            {
-                "drawdown_id": [r["drawdown_id"] for r in open_rows],
-                "amount": [float(r["amount"]) for r in open_rows],
-                **{
-                    f"banned_hop_{h}": [float(r["banned_hops"][h]) for r in open_rows]
-                    for h in range(self.layers)
-                },
-                "min_hops_to_banned": [r["min_hops_to_banned"] for r in open_rows],
-                "capped": [bool(r["capped"]) for r in open_rows],
-                "line_id": [r["line_id"] for r in open_rows],
-                "customer_id": [r["customer_id"] for r in open_rows],
-                "from_batch": [False] * len(open_rows),
-            },
-            schema=closed.schema,
-        )
-        return pl.concat([closed, opened])
 
     # -- the trace numbers -------------------------------------------------------------------------
 
@@ -383,14 +389,15 @@ class LiveFlows:
         else O(entries of its table + offered) in numpy (about 15 array calls); plus O(1)
         Python per trace reaching a sink."""
         work = [(account, uids, hops)]
-        sinks, last = self.sinks, self.max_hops
+        sinks, last, distance = self.sinks, self.max_hops, self.distance
         while work:
             account, uids, hops = work.pop()
             if account not in sinks:
-                # a trace reaching an account other than a sink in H hops can extend no
-                # further and reaches no sink through it: no entry (the last hop's accounts
-                # were the largest part of the reach tables at millions of nodes)
-                uids, hops = below(uids, hops, last)
+                # a trace reaching an account in h hops with h + d > H (d: its hops to the
+                # nearest sink over every transfer logged) reaches no sink through it for now:
+                # no entry (SinkDistance); this includes every account other than a sink
+                # reached in H hops
+                uids, hops = below(uids, hops, last + 1 - distance.of(account, sinks))
                 if not len(uids):
                     continue
             table = self.reach.get(account)
@@ -545,6 +552,10 @@ class LiveFlows:
         for layer, take in moved:
             self._arrive(trace, dst, layer, take, key, src)
 
+    def _room(self, account: str) -> int:
+        """The highest layer in which money at ``account`` can still reach a sink: ``H - d``."""
+        return self.max_hops - self.distance.of(account, self.sinks)
+
     def _table(self, account: str) -> Holdings:
         table = self.holdings.get(account)
         if table is None:
@@ -563,7 +574,10 @@ class LiveFlows:
         """``amount`` of ``trace``'s money arrives at ``account`` in ``layer`` by the transfer
         ``key``: its log entry ``(ts, transfer_id, dst, amount, src)`` (kept as the cell's
         ``via`` on a first arrival: no tuple of its own), or ``(t0, "")`` for the drawdown's
-        own account. O(log n)."""
+        own account. Money that can reach no sink from there (``layer + d > H``,
+        :mod:`graphkit.live.distance`) is not kept (as batch prunes it). O(log n)."""
+        if layer > self._room(account):
+            return
         table = self._table(account)
         r = table.row_of(trace.uid)
         if not table.since[r, layer]:
@@ -589,7 +603,16 @@ class LiveFlows:
         """:meth:`_arrive` for several traces (distinct) at once: ``moved`` (traces, H) is
         what arrives in layers 1..H. A dict look-up per trace, the rest in numpy (adding 0.0
         where nothing arrives changes no amount); O(H) Python per trace when ``account`` is
-        a sink."""
+        a sink. Layers that can reach no sink from there are not kept (:meth:`_arrive`)."""
+        room = self._room(account)
+        if room < self.max_hops:
+            if room < 1:
+                return
+            moved[:, room:] = 0.0  # the caller's own array (a selection of its step's)
+            keep = any_row(moved > 0)
+            if not keep.all():
+                moved = moved[keep]
+                uids = [uid for uid, ok in zip(uids, keep.tolist(), strict=True) if ok]
         table = self._table(account)
         rows = table.rows_of(uids)
         new = (moved > 0) & (table.since[rows, 1:] == 0)
@@ -680,8 +703,10 @@ class LiveFlows:
         earliest-arrival search by hop over the log, as batch, which also stops a drawdown's
         search at its first sink. An account first reached at ``min_hops`` hops or more can
         never lower it (a transfer out of an account at ``h`` hops is offered only to traces
-        whose ``min_hops`` exceeds ``h + 1``), so none is kept; nor is an account other than a
-        sink reached in H hops, which extends nothing (see :meth:`_reach`)."""
+        whose ``min_hops`` exceeds ``h + 1``), so none is kept; nor, as in batch, is one
+        reached in ``h`` hops with no sink within ``H - h`` transfers of it (``distance``; this
+        includes every account other than a sink reached in H hops), which leads no money
+        into a sink (see :meth:`_reach`)."""
         a0 = trace.account
         hops = {a0: 0}
         if a0 in self.sinks:
@@ -689,7 +714,7 @@ class LiveFlows:
             return hops
         best = {a0: trace.t0}
         frontier = {a0: trace.t0}
-        sinks, last = self.sinks, self.max_hops
+        sinks, last, distance = self.sinks, self.max_hops, self.distance
         for hop in range(1, last + 1):
             nxt: dict[str, int] = {}
             for account, arrival in frontier.items():
@@ -698,7 +723,7 @@ class LiveFlows:
                         self._set_min_hops(trace, hop)
                         return hops
                     if (
-                        hop < last
+                        hop + distance.of(dst, sinks) <= last
                         and ts < best.get(dst, _NEVER[0])
                         and ts < nxt.get(dst, _NEVER[0])
                     ):
@@ -725,6 +750,8 @@ class LiveFlows:
         if trace.account in self.sinks:
             writable(trace)[0] = trace.amount
             return
+        if self._room(trace.account) < 0:
+            return  # its money can reach no sink: nothing to follow (kept for its reach)
         self._arrive(trace, trace.account, 0, trace.amount, (trace.t0, ""), "")
         uid, end, layers = trace.uid, trace.end, self.max_hops
         out_log, holdings, sinks = self.out_log, self.holdings, self.sinks

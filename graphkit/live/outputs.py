@@ -23,6 +23,7 @@ from graphkit.alerts import (
 from graphkit.analytics.flows.evidence import PATH_SCHEMA
 
 if TYPE_CHECKING:
+    from graphkit.live.flows import LiveFlows
     from graphkit.live.state import LiveState
 
 
@@ -64,7 +65,7 @@ def flows_frame(state: LiveState) -> pl.DataFrame:
     plus one summary per open trace."""
     hops = state.config.flows.max_hops
     layers = [f"banned_hop_{h}" for h in range(hops + 1)]
-    frame = state.flows.frame()
+    frame = _all_flows(state.flows)
     return (
         frame.with_columns(
             banned_amount=pl.sum_horizontal(layers),
@@ -97,7 +98,7 @@ def flow_paths_frame(state: LiveState) -> pl.DataFrame:
     k = state.config.flows.evidence_paths
     schema = PATH_SCHEMA
     flows = state.flows
-    frame = flows.frame()
+    frame = _all_flows(flows)
     reaching = frame.filter(pl.col("min_hops_to_banned").is_not_null())
     search = reaching.filter(~pl.col("from_batch")).get_column("drawdown_id").to_list()
     batch = flows.closed.batch_paths
@@ -297,3 +298,29 @@ def alert_frames(state: LiveState) -> tuple[pl.DataFrame, pl.DataFrame]:
         orient="row",
     )
     return limit_advice(tiers, lines, policy), tiers
+
+
+def _all_flows(flows: LiveFlows) -> pl.DataFrame:
+    """Every drawdown's result as a frame (:meth:`ClosedFlows.frame`'s columns, closed rows
+    then open traces). Columnar for closed rows, O(open traces x H) Python."""
+    closed = flows.closed.frame()
+    open_rows = [t.summary() for t in flows.traces.values()]
+    if not open_rows:
+        return closed
+    opened = pl.DataFrame(
+        {
+            "drawdown_id": [r["drawdown_id"] for r in open_rows],
+            "amount": [float(r["amount"]) for r in open_rows],
+            **{
+                f"banned_hop_{h}": [float(r["banned_hops"][h]) for r in open_rows]
+                for h in range(flows.layers)
+            },
+            "min_hops_to_banned": [r["min_hops_to_banned"] for r in open_rows],
+            "capped": [bool(r["capped"]) for r in open_rows],
+            "line_id": [r["line_id"] for r in open_rows],
+            "customer_id": [r["customer_id"] for r in open_rows],
+            "from_batch": [False] * len(open_rows),
+        },
+        schema=closed.schema,
+    )
+    return pl.concat([closed, opened])

@@ -91,8 +91,9 @@ class LiveState(rules.RuleMixin):
     # whenever the structures' layout changes, so that a state written by another version is
     # refused with a message instead of misread. 1: the snapshot rows' keys as columns
     # (``keys.SnapshotKeys``), a holdings cell's first arrival as the transfer log's entry
-    # (``via``), day counts read from the time arrays, small ring sets as tuples.
-    LAYOUT = 1
+    # (``via``), day counts read from the time arrays, small ring sets as tuples. 2: the
+    # accounts' hops to a sink (``LiveFlows.distance``), reach and money pruned by them.
+    LAYOUT = 2
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -328,6 +329,7 @@ class LiveState(rules.RuleMixin):
             ends = [*starts[1:], len(entries)]
             for account, a, b in zip(accounts, starts, ends, strict=True):
                 flows.out_log[account] = entries[a:b]
+            flows.distance.load(transfers.select(src="src_account", dst="dst_account"), flows.sinks)
             last = transfers.sort("ts", "transfer_id").row(-1)
             flows.last_transfer = (last[1], last[2])
             del entries, src
@@ -532,7 +534,8 @@ class LiveState(rules.RuleMixin):
             self.accounts[v["account_id"]] = v["owner_id"]
             sector = self.merchants.get(v["owner_id"])
             if sector is not None and self.sectors.get(sector):
-                self.flows.sinks.add(v["account_id"])
+                for trace in self.flows.add_sink(v["account_id"]):
+                    self._trace_changed(trace)
         elif table == "customers":
             self.customers[v["customer_id"]] = v["kind"]
         elif table == "labels":

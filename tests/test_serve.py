@@ -329,6 +329,9 @@ def test_token_and_tls_guard_everything_but_healthz(
         "live state: re-trace open windows done in",
         "live state: batch scores, clusters and tiers done in",
         "replay the event log done in",
+        # written by a child, as every checkpoint, which says what memory it took
+        "checkpoint: writer forked in",
+        "checkpoint: writer's peak RSS",
         "write the first checkpoint done in",
         "ready:",
     ]

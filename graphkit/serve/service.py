@@ -184,7 +184,11 @@ class Service:
             if not checkpoint.is_file():
                 self.log.rotate()
                 with task(self.progress, "write the first checkpoint"):
-                    _write_checkpoint(checkpoint, self._checkpoint_body(state, self.log.segment))
+                    # in a child, as every checkpoint: the pickler's memo (an entry per object
+                    # written) is then never in this process (GBs at 5M nodes)
+                    pid = self._fork_writer(self._checkpoint_body(state, self.log.segment), False)
+                    if not self._writer_done(pid, self.log.segment):
+                        raise OSError("the first checkpoint's writer failed")
         except (LogUnwritable, OSError) as exc:
             self.log_error = _refusal(exc)
             logger.error("state directory %s is not writable: %s", self.state_dir, exc)
@@ -384,10 +388,15 @@ class Service:
         except LogUnwritable as exc:
             logger.error("checkpoint skipped: %s", exc)
             return False
-        body = self._checkpoint_body(state, segment)
+        pid = self._fork_writer(self._checkpoint_body(state, segment), background)
+        self._spawn(self._finish_checkpoint(pid, segment, state.cut))
+        return True
+
+    def _fork_writer(self, body: dict[str, Any], background: bool) -> int:
+        """Fork a child that writes ``body`` as the checkpoint; its pid. The child writes the
+        copy-on-write image of this instant; the loop goes on once the fork returns (copying
+        the page tables stalls it: ~0.1 s at 1M nodes, timed here)."""
         path = self.state_dir / CHECKPOINT_NAME
-        # A forked child writes the copy-on-write image of this instant; the loop goes on once
-        # the fork returns (copying the page tables stalls it: ~0.1 s at 1M nodes, timed here).
         forking = time.perf_counter()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child only writes and exits
@@ -401,14 +410,23 @@ class Service:
             os._exit(code)
         self.last_fork_seconds = time.perf_counter() - forking
         logger.info("checkpoint: writer forked in %.0f ms", self.last_fork_seconds * 1000)
-        self._spawn(self._finish_checkpoint(pid, segment, state.cut))
+        return pid
+
+    def _writer_done(self, pid: int, segment: int) -> bool:
+        """Wait for the writer ``pid``; whether it wrote the checkpoint. Logs the writer's
+        peak RSS: pickling touches every object, so the writer holds copies of the pages
+        whose reference counts it wrote, and the pickler's memo: what a host must leave free
+        beside the service."""
+        _, status, usage = os.wait4(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            logger.error("checkpoint at segment %d failed; the previous one stays", segment)
+            return False
+        logger.info("checkpoint: writer's peak RSS %d MB", usage.ru_maxrss >> 10)
         return True
 
     async def _finish_checkpoint(self, pid: int, segment: int, cut: int | None) -> None:
         async with self._maintenance:
-            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                logger.error("checkpoint at segment %d failed; the previous one stays", segment)
+            if not await asyncio.to_thread(self._writer_done, pid, segment):
                 return
             await asyncio.to_thread(self._prune_segments, segment, cut)
             logger.info("checkpoint written; restart replays from segment %d", segment)

@@ -257,6 +257,27 @@ def test_checkpoint_restores_the_same_state(state: LiveState, tmp_path) -> None:
     assert pickle.dumps(restored.flows.results()) == pickle.dumps(state.flows.results())
 
 
+def test_velocity_is_checkpointed_packed_and_read_back_the_same(state: LiveState) -> None:
+    """A checkpoint writes the velocity's time lists end to end in a few arrays (millions of
+    small arrays pickled one by one left holes in the restored heap): read back, every line,
+    time list and night list is the one written, and the lists still start empty on demand."""
+    for i, ts in enumerate(
+        ["2025-01-02T01:00:00Z", "2025-01-02T01:30:00Z", "2025-01-02T23:00:00Z"]
+    ):
+        assert state.apply(drawdown(f"DV{i}", "L0", "A0", 10.0, ts)).status == "applied"
+    velocity = state.velocity
+    assert any(len(line.times) for line in velocity.lines.values())
+    assert any(not len(line.times) for line in velocity.lines.values())
+    restored = pickle.loads(pickle.dumps(velocity))
+    assert restored.lines == velocity.lines
+    assert dict(restored.times) == dict(velocity.times)
+    assert dict(restored.night) == dict(velocity.night)
+    assert restored.repayments == velocity.repayments
+    assert not len(restored.times["a customer seen for the first time"])
+    now = 1_735_800_000_000_000
+    assert restored.features("C0", now) == velocity.features("C0", now)
+
+
 def test_events_round_trip_as_json_dicts() -> None:
     event = parse_event(transfer("T1", "A0", "A1", "12.5", "2025-01-02 01:00:00+02:00"))
     as_dict = event.to_dict()

@@ -24,9 +24,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-import numpy as np
-
-from graphkit.live.load import interned
+from graphkit.live.load import interned, runs
 
 __all__ = ["SinkDistance"]
 
@@ -135,18 +133,12 @@ class SinkDistance:
             level = pairs.join(accounts(fresh), left_on="dst", right_on="account", how="semi")
         # senders cut by account from one sorted column, ids interned (one object per id
         # whatever holds it: the log, the reach and holdings tables, these tuples)
-        self.near, self.senders = near, {}
-        if not pairs.height:
-            return
+        self.near = near
         pairs = pairs.sort("dst")
-        dst, src = pairs.get_column("dst"), interned(pairs.get_column("src"))
-        starts = np.flatnonzero(
-            np.r_[True, (dst.slice(1) != dst.slice(0, dst.len() - 1)).to_numpy()]
-        ).tolist()
-        ends = [*starts[1:], len(src)]
+        src = interned(pairs.get_column("src"))
         self.senders = {
             account: tuple(src[a:b]) if b - a <= _TUPLE else set(src[a:b])
-            for account, a, b in zip(interned(dst.gather(starts)), starts, ends, strict=True)
+            for account, a, b in zip(*runs(pairs.get_column("dst")), strict=True)
         }
 
     def concerned(self, fell: Mapping[str, int], reach: Mapping[str, Any]) -> set[int]:

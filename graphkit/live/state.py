@@ -55,6 +55,7 @@ from graphkit.live.load import (
     interned,
     read_run_outputs,
     records,
+    runs,
     snapshot_tables,
 )
 from graphkit.live.results import ApplyResult, Decision
@@ -291,7 +292,6 @@ class LiveState(rules.RuleMixin):
         """Closed windows from the batch flows (as columns); open ones re-traced from the
         transfer log. Columnar except the re-traces: O(transfers + drawdowns) in polars, plus
         O(accounts) Python to cut the log by account and the re-trace of each open window."""
-        import numpy as np
         import polars as pl
 
         clock = self.clock if self.clock is not None else 0
@@ -321,18 +321,12 @@ class LiveState(rules.RuleMixin):
                     strict=True,
                 )
             )
-            src = transfers.get_column("src_account")
-            starts = np.flatnonzero(
-                np.r_[True, (src.slice(1) != src.slice(0, src.len() - 1)).to_numpy()]
-            ).tolist()
-            accounts = interned(src.gather(starts))
-            ends = [*starts[1:], len(entries)]
-            for account, a, b in zip(accounts, starts, ends, strict=True):
+            for account, a, b in zip(*runs(transfers.get_column("src_account")), strict=True):
                 flows.out_log[account] = entries[a:b]
             flows.distance.load(transfers.select(src="src_account", dst="dst_account"), flows.sinks)
             last = transfers.sort("ts", "transfer_id").row(-1)
             flows.last_transfer = (last[1], last[2])
-            del entries, src
+            del entries
         del transfers
         drawdowns = (
             tables["drawdowns"]

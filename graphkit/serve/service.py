@@ -186,7 +186,8 @@ class Service:
                 with task(self.progress, "write the first checkpoint"):
                     # in a child, as every checkpoint: the pickler's memo (an entry per object
                     # written) is then never in this process (GBs at 5M nodes)
-                    pid = self._fork_writer(self._checkpoint_body(state, self.log.segment), False)
+                    body = self._checkpoint_body(state, self.log.segment)
+                    pid = self._fork_writer(body, background=False)
                     if not self._writer_done(pid, self.log.segment):
                         raise OSError("the first checkpoint's writer failed")
         except (LogUnwritable, OSError) as exc:
